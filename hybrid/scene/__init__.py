@@ -1,0 +1,3 @@
+"""Scene specification: YAML -> validated, immutable `Scene`."""
+
+from hybrid.scene.spec import Scene, ObjectSpec  # noqa: F401

@@ -1,0 +1,530 @@
+"""The validated, immutable scene specification (what exists and how it starts).
+
+Every model here is frozen and forbids unknown keys, so a typo in a YAML file is an
+error with a suggestion rather than a silently ignored setting. Units are SI
+(metres, kilograms, seconds); fields that take degrees say so in their name
+(``fov_deg``, ``rotation_deg``). The world frame is right-handed with z up.
+
+This module only describes data. Loading YAML with located errors lives in
+``hybrid.scene.load``; building a simulation from a spec lives in ``hybrid.world``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Vec2 = tuple[float, float]
+Vec3 = tuple[float, float, float]
+Quat = tuple[float, float, float, float]  # (x, y, z, w), as pybullet
+
+# A small palette so scene authors can write `color: red`.
+NAMED_COLORS: dict[str, Vec3] = {
+    "white": (1.0, 1.0, 1.0),
+    "black": (0.0, 0.0, 0.0),
+    "gray": (0.5, 0.5, 0.5),
+    "grey": (0.5, 0.5, 0.5),
+    "lightgray": (0.8, 0.8, 0.8),
+    "darkgray": (0.25, 0.25, 0.25),
+    "red": (0.86, 0.12, 0.12),
+    "green": (0.15, 0.7, 0.2),
+    "blue": (0.12, 0.3, 0.86),
+    "yellow": (0.95, 0.85, 0.15),
+    "orange": (0.95, 0.5, 0.1),
+    "purple": (0.55, 0.2, 0.75),
+    "cyan": (0.1, 0.75, 0.85),
+    "magenta": (0.85, 0.15, 0.65),
+    "brown": (0.45, 0.28, 0.14),
+    "wood": (0.62, 0.42, 0.24),
+    "sand": (0.82, 0.72, 0.52),
+    "grass": (0.3, 0.55, 0.2),
+    "steel": (0.7, 0.72, 0.75),
+    "gold": (1.0, 0.77, 0.34),
+}
+
+
+def _parse_color(value: object) -> Vec3:
+    """Accept [r, g, b] in 0..1, '#rrggbb' or a name from NAMED_COLORS."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text.startswith("#") and len(text) == 7:
+            try:
+                return tuple(int(text[i : i + 2], 16) / 255.0 for i in (1, 3, 5))  # type: ignore[return-value]
+            except ValueError:
+                pass
+        if text in NAMED_COLORS:
+            return NAMED_COLORS[text]
+        raise ValueError(
+            f"unknown colour {value!r}: use [r, g, b] with components in 0..1, "
+            f"'#rrggbb', or one of {', '.join(sorted(NAMED_COLORS))}"
+        )
+    if isinstance(value, (list, tuple)) and len(value) == 3:
+        try:
+            rgb = tuple(float(c) for c in value)
+        except (TypeError, ValueError):
+            raise ValueError("a colour [r, g, b] needs three numbers in 0..1") from None
+        if any(not 0.0 <= c <= 1.0 for c in rgb):
+            raise ValueError(
+                f"colour components must lie in 0..1, got {list(rgb)} "
+                "(for 0..255 values divide by 255, or write '#rrggbb')"
+            )
+        return rgb  # type: ignore[return-value]
+    raise ValueError("a colour is [r, g, b] in 0..1, '#rrggbb', or a colour name")
+
+
+class Spec(BaseModel):
+    """Base for every spec model: frozen, unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+Unit = Annotated[float, Field(ge=0, le=1)]
+Color = Annotated[Vec3, Field(json_schema_extra={"description": "[r, g, b] in 0..1, '#rrggbb' or a name"})]
+
+
+def _validate_unit_quat(q: Optional[Quat]) -> Optional[Quat]:
+    if q is None:
+        return q
+    n = math.sqrt(sum(c * c for c in q))
+    if n < 1e-9:
+        raise ValueError("quaternion (x, y, z, w) must not be all zeros")
+    return tuple(c / n for c in q)  # type: ignore[return-value]
+
+
+class Pose(Spec):
+    """Position plus optional rotation: `rotation_deg` (extrinsic x-y-z Euler, degrees) or `quaternion` (x, y, z, w)."""
+
+    position: Vec3 = (0.0, 0.0, 0.0)
+    rotation_deg: Optional[Vec3] = None
+    quaternion: Optional[Quat] = None
+
+    @field_validator("quaternion")
+    @classmethod
+    def _unit(cls, q: Optional[Quat]) -> Optional[Quat]:
+        return _validate_unit_quat(q)
+
+    @model_validator(mode="after")
+    def _one_rotation(self) -> "Pose":
+        if self.rotation_deg is not None and self.quaternion is not None:
+            raise ValueError("give either rotation_deg or quaternion, not both")
+        return self
+
+
+# ---------------------------------------------------------------- shapes
+
+
+class SphereShape(Spec):
+    type: Literal["sphere"]
+    radius: Positive
+
+
+class BoxShape(Spec):
+    type: Literal["box"]
+    size: tuple[Positive, Positive, Positive] = Field(description="full extents along x, y, z in metres")
+
+
+class CylinderShape(Spec):
+    type: Literal["cylinder"]
+    radius: Positive
+    length: Positive = Field(description="along the local z axis, metres")
+
+
+class CapsuleShape(Spec):
+    type: Literal["capsule"]
+    radius: Positive
+    length: Positive = Field(description="length of the straight part along local z, excluding the caps")
+
+
+class PlaneShape(Spec):
+    """An infinite plane z = 0 in the object's frame; `size` is how much of it is drawn."""
+
+    type: Literal["plane"]
+    size: tuple[Positive, Positive] = (20.0, 20.0)
+    texture_scale: Positive = Field(1.0, description="texture repeats per metre")
+
+
+class MeshShape(Spec):
+    """A triangle mesh file read by trimesh (obj, stl, ply, glb, off). Paths are relative to the scene file."""
+
+    type: Literal["mesh"]
+    file: str
+    scale: Union[Positive, tuple[Positive, Positive, Positive]] = 1.0
+    center: Literal["none", "centroid", "bounds"] = Field(
+        "none", description="re-centre the mesh at its centre of mass (centroid) or bounding-box centre"
+    )
+    convex_decomposition: Literal["auto", "always", "never"] = Field(
+        "auto",
+        description="dynamic bodies: decompose concave meshes into convex parts (auto decides from the mesh)",
+    )
+
+
+class TerrainGenerator(Spec):
+    """A procedural height map in metres, sampled on the heightfield grid.
+
+    valley: a smooth trough along y, z = depth * (1 - cos(2 pi x / size_x)) / 2 shape.
+    hills: a sum of smooth bumps placed from the scene seed.
+    noise: fractal value noise from the scene seed.
+    """
+
+    type: Literal["valley", "hills", "noise", "flat"]
+    amplitude: NonNegative = Field(1.0, description="height range in metres")
+    frequency: Positive = Field(1.0, description="features per side (hills, noise) or troughs across x (valley)")
+    octaves: Annotated[int, Field(ge=1, le=8)] = 4
+
+
+class HeightfieldShape(Spec):
+    """Terrain: a grid of heights over `size` metres, from a file (.png/.npy), inline `heights`, or a `generator`."""
+
+    type: Literal["heightfield"]
+    size: tuple[Positive, Positive] = Field(description="extent along x and y in metres")
+    resolution: tuple[Annotated[int, Field(ge=2, le=1024)], Annotated[int, Field(ge=2, le=1024)]] = (64, 64)
+    file: Optional[str] = None
+    heights: Optional[list[list[float]]] = None
+    generator: Optional[TerrainGenerator] = None
+    height_scale: Positive = Field(1.0, description="multiplies heights (a PNG's 0..1 values)")
+    texture_scale: Positive = Field(1.0, description="texture repeats per metre")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "HeightfieldShape":
+        given = [k for k in ("file", "heights", "generator") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a heightfield needs exactly one of `file`, `heights` or `generator`"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.heights is not None:
+            rows = len(self.heights)
+            cols = {len(r) for r in self.heights}
+            if rows < 2 or len(cols) != 1 or cols.pop() < 2:
+                raise ValueError("`heights` must be a rectangular list of rows, at least 2 x 2")
+        return self
+
+
+Shape = Annotated[
+    Union[SphereShape, BoxShape, CylinderShape, CapsuleShape, PlaneShape, MeshShape, HeightfieldShape],
+    Field(discriminator="type"),
+]
+
+SHAPE_TYPES = ("sphere", "box", "cylinder", "capsule", "plane", "mesh", "heightfield")
+
+
+# ---------------------------------------------------------------- physics
+
+
+class Keyframe(Spec):
+    """A kinematic body's pose at time `t` (simulation seconds). Poses are interpolated between keyframes."""
+
+    t: NonNegative
+    position: Vec3
+    rotation_deg: Optional[Vec3] = None
+    quaternion: Optional[Quat] = None
+
+    @field_validator("quaternion")
+    @classmethod
+    def _unit(cls, q: Optional[Quat]) -> Optional[Quat]:
+        return _validate_unit_quat(q)
+
+
+class BodyPhysics(Spec):
+    body: Literal["dynamic", "static", "kinematic"] = "dynamic"
+    mass: Optional[Positive] = Field(None, description="kg; give mass or density, not both")
+    density: Optional[Positive] = Field(None, description="kg/m^3; mass = density x volume")
+    friction: NonNegative = 0.5
+    rolling_friction: NonNegative = 0.0
+    spinning_friction: NonNegative = 0.0
+    restitution: Unit = 0.0
+    linear_damping: NonNegative = 0.0
+    angular_damping: NonNegative = 0.0
+    linear_velocity: Vec3 = (0.0, 0.0, 0.0)
+    angular_velocity: Vec3 = Field((0.0, 0.0, 0.0), description="rad/s in world axes")
+    gravity_scale: float = Field(1.0, description="multiplies gravity for this body only (0 floats, -1 falls up)")
+    keyframes: Optional[list[Keyframe]] = Field(None, description="kinematic bodies only, sorted by t")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "BodyPhysics":
+        if self.mass is not None and self.density is not None:
+            raise ValueError("give `mass` or `density`, not both")
+        if self.keyframes is not None:
+            if self.body != "kinematic":
+                raise ValueError("`keyframes` only apply to `body: kinematic`")
+            if len(self.keyframes) < 1:
+                raise ValueError("`keyframes` needs at least one keyframe")
+            times = [k.t for k in self.keyframes]
+            if any(b <= a for a, b in zip(times, times[1:])):
+                raise ValueError(f"keyframe times must increase strictly, got {times}")
+        return self
+
+
+DEFAULT_DENSITY = 1000.0  # kg/m^3 when neither mass nor density is given
+
+
+# ---------------------------------------------------------------- look
+
+
+class Look(Spec):
+    color: Color = (0.7, 0.7, 0.7)
+    texture: Optional[str] = Field(None, description="image file (png/jpg) relative to the scene file, multiplied by color")
+    metallic: Unit = 0.0
+    roughness: Unit = 0.6
+
+    @field_validator("color", mode="before")
+    @classmethod
+    def _color(cls, v: object) -> Vec3:
+        return _parse_color(v)
+
+
+# ---------------------------------------------------------------- objects
+
+
+class ObjectSpec(Spec):
+    name: str = Field(min_length=1, description="stable, unique name used in metadata and instance ids")
+    shape: Shape
+    position: Vec3 = (0.0, 0.0, 0.0)
+    rotation_deg: Optional[Vec3] = Field(None, description="extrinsic x-y-z Euler angles in degrees")
+    quaternion: Optional[Quat] = Field(None, description="(x, y, z, w)")
+    physics: BodyPhysics = BodyPhysics()
+    look: Look = Look()
+
+    @field_validator("quaternion")
+    @classmethod
+    def _unit(cls, q: Optional[Quat]) -> Optional[Quat]:
+        return _validate_unit_quat(q)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ObjectSpec":
+        if self.rotation_deg is not None and self.quaternion is not None:
+            raise ValueError("give either rotation_deg or quaternion, not both")
+        kind = self.shape.type
+        if kind in ("plane", "heightfield") and self.physics.body != "static":
+            raise ValueError(f"a {kind} can only be `body: static` (got {self.physics.body})")
+        return self
+
+
+# ---------------------------------------------------------------- camera
+
+
+class CameraKeyframe(Spec):
+    t: NonNegative = Field(description="video seconds")
+    position: Vec3
+    look_at: Vec3
+
+
+class Camera(Spec):
+    """The camera. `motion` picks how it moves:
+
+    static: fixed at `position`, looking at `look_at` (or along `quaternion`, OpenCV axes).
+    path: through `keyframes` (video seconds), positions and targets interpolated smoothly.
+    orbit: around `look_at` at `orbit_radius` and `orbit_height`, `orbit_deg_per_s` degrees per video second.
+    """
+
+    motion: Literal["static", "path", "orbit"] = "static"
+    position: Vec3 = (4.0, -4.0, 3.0)
+    look_at: Vec3 = (0.0, 0.0, 0.5)
+    quaternion: Optional[Quat] = Field(
+        None, description="camera-to-world rotation (x, y, z, w) in OpenCV axes; replaces look_at for static cameras"
+    )
+    up: Vec3 = (0.0, 0.0, 1.0)
+    fov_deg: Annotated[float, Field(gt=1, lt=170)] = 45.0
+    near: Positive = 0.05
+    far: Positive = 100.0
+    keyframes: Optional[list[CameraKeyframe]] = None
+    orbit_radius: Optional[Positive] = None
+    orbit_height: Optional[float] = None
+    orbit_start_deg: float = 0.0
+    orbit_deg_per_s: float = 30.0
+
+    @field_validator("quaternion")
+    @classmethod
+    def _unit(cls, q: Optional[Quat]) -> Optional[Quat]:
+        return _validate_unit_quat(q)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Camera":
+        if self.near >= self.far:
+            raise ValueError(f"near ({self.near}) must be smaller than far ({self.far})")
+        if self.motion == "path":
+            if not self.keyframes or len(self.keyframes) < 2:
+                raise ValueError("`motion: path` needs `keyframes` with at least two entries")
+            times = [k.t for k in self.keyframes]
+            if any(b <= a for a, b in zip(times, times[1:])):
+                raise ValueError(f"camera keyframe times must increase strictly, got {times}")
+        elif self.keyframes is not None:
+            raise ValueError("`keyframes` only apply to `motion: path`")
+        if self.motion != "static" and self.quaternion is not None:
+            raise ValueError("`quaternion` only applies to a static camera; moving cameras aim at `look_at`")
+        return self
+
+
+# ---------------------------------------------------------------- lights
+
+
+class AmbientLight(Spec):
+    type: Literal["ambient"]
+    color: Color = (1.0, 1.0, 1.0)
+    intensity: NonNegative = 0.3
+
+    @field_validator("color", mode="before")
+    @classmethod
+    def _color(cls, v: object) -> Vec3:
+        return _parse_color(v)
+
+
+class DirectionalLight(Spec):
+    type: Literal["directional"]
+    direction: Vec3 = Field((-0.4, 0.3, -1.0), description="direction the light travels, world axes")
+    color: Color = (1.0, 1.0, 1.0)
+    intensity: NonNegative = Field(3.0, description="lux-like units, as pyrender")
+    shadows: bool = True
+
+    @field_validator("color", mode="before")
+    @classmethod
+    def _color(cls, v: object) -> Vec3:
+        return _parse_color(v)
+
+
+class PointLight(Spec):
+    type: Literal["point"]
+    position: Vec3
+    color: Color = (1.0, 1.0, 1.0)
+    intensity: NonNegative = Field(20.0, description="candela-like units, as pyrender")
+    shadows: bool = False
+
+    @field_validator("color", mode="before")
+    @classmethod
+    def _color(cls, v: object) -> Vec3:
+        return _parse_color(v)
+
+
+class SpotLight(Spec):
+    type: Literal["spot"]
+    position: Vec3
+    look_at: Vec3 = (0.0, 0.0, 0.0)
+    color: Color = (1.0, 1.0, 1.0)
+    intensity: NonNegative = 40.0
+    inner_cone_deg: Annotated[float, Field(ge=0, lt=90)] = 15.0
+    outer_cone_deg: Annotated[float, Field(gt=0, le=90)] = 30.0
+    shadows: bool = True
+
+    @field_validator("color", mode="before")
+    @classmethod
+    def _color(cls, v: object) -> Vec3:
+        return _parse_color(v)
+
+    @model_validator(mode="after")
+    def _cones(self) -> "SpotLight":
+        if self.inner_cone_deg >= self.outer_cone_deg:
+            raise ValueError(
+                f"inner_cone_deg ({self.inner_cone_deg}) must be smaller than outer_cone_deg ({self.outer_cone_deg})"
+            )
+        return self
+
+
+Light = Annotated[Union[AmbientLight, DirectionalLight, PointLight, SpotLight], Field(discriminator="type")]
+
+
+# ---------------------------------------------------------------- physics settings
+
+
+class PhysicsSettings(Spec):
+    gravity: Vec3 = (0.0, 0.0, -9.81)
+    timestep: Optional[Positive] = Field(
+        None,
+        description="seconds of simulated time per pybullet step; default: the frame's simulated time "
+        "split into equal steps of at most 1/240 s",
+    )
+    substeps: Annotated[int, Field(ge=1, le=64)] = Field(1, description="pybullet numSubSteps inside each step")
+    solver_iterations: Annotated[int, Field(ge=1, le=1000)] = 50
+    max_speed: Positive = Field(
+        500.0, description="m/s; a body faster than this means the simulation blew up and stops with an error"
+    )
+
+
+# ---------------------------------------------------------------- the scene
+
+
+class Scene(Spec):
+    """A whole scene: the root of a YAML scene file."""
+
+    name: str = Field(min_length=1)
+    seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
+    fps: Annotated[float, Field(gt=0, le=1000)] = 24.0
+    duration: Optional[Positive] = Field(None, description="video seconds; give duration or frames")
+    frames: Optional[Annotated[int, Field(ge=1)]] = Field(None, description="frame count; give duration or frames")
+    resolution: tuple[Annotated[int, Field(ge=8, le=8192)], Annotated[int, Field(ge=8, le=8192)]] = Field(
+        (320, 240), description="width, height in pixels"
+    )
+    time_scale: Positive = Field(
+        1.0, description="simulated seconds per video second; 0.25 is 4x slow motion"
+    )
+    background: Color = (0.62, 0.72, 0.85)
+    physics: PhysicsSettings = PhysicsSettings()
+    camera: Camera = Camera()
+    lights: list[Light] = Field(
+        default_factory=lambda: [AmbientLight(type="ambient"), DirectionalLight(type="directional")]
+    )
+    objects: list[ObjectSpec] = Field(default_factory=list)
+
+    @field_validator("background", mode="before")
+    @classmethod
+    def _color(cls, v: object) -> Vec3:
+        return _parse_color(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Scene":
+        if self.duration is not None and self.frames is not None:
+            raise ValueError("give `duration` or `frames`, not both")
+        seen: dict[str, int] = {}
+        for i, obj in enumerate(self.objects):
+            if obj.name in seen:
+                raise ValueError(
+                    f"object name {obj.name!r} is used twice (objects[{seen[obj.name]}] and objects[{i}]); names must be unique"
+                )
+            seen[obj.name] = i
+        if self.physics.timestep is not None:
+            steps = self.frame_dt_sim / self.physics.timestep
+            if abs(steps - round(steps)) > 1e-6 * max(1.0, steps) or round(steps) < 1:
+                good = self.frame_dt_sim / max(1, round(steps))
+                raise ValueError(
+                    f"physics.timestep {self.physics.timestep:.6g} s must divide the simulated time per frame "
+                    f"(time_scale / fps = {self.frame_dt_sim:.6g} s); try timestep: {good:.10g}"
+                )
+        return self
+
+    # Derived quantities: computed here once so every stage agrees on them.
+
+    @property
+    def frame_count(self) -> int:
+        if self.frames is not None:
+            return self.frames
+        if self.duration is not None:
+            return max(1, int(round(self.duration * self.fps)))
+        return int(round(2.0 * self.fps))  # two seconds by default
+
+    @property
+    def frame_dt_sim(self) -> float:
+        """Simulated seconds between two frames."""
+        return self.time_scale / self.fps
+
+    @property
+    def steps_per_frame(self) -> int:
+        """pybullet steps per frame."""
+        if self.physics.timestep is None:
+            return max(1, math.ceil(self.frame_dt_sim * 240.0 - 1e-9))
+        return int(round(self.frame_dt_sim / self.physics.timestep))
+
+    @property
+    def physics_dt(self) -> float:
+        """Seconds of simulated time per pybullet step."""
+        return self.frame_dt_sim / self.steps_per_frame
+
+    @property
+    def width(self) -> int:
+        return self.resolution[0]
+
+    @property
+    def height(self) -> int:
+        return self.resolution[1]
