@@ -11,14 +11,30 @@ This module only describes data. Loading YAML with located errors lives in
 
 from __future__ import annotations
 
+import difflib
 import math
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 Vec2 = tuple[float, float]
 Vec3 = tuple[float, float, float]
 Quat = tuple[float, float, float, float]  # (x, y, z, w), as pybullet
+
+class SpecValueError(ValueError):
+    """A failed check that names what to blame, so a loader can point at it in the file.
+
+    Raise it like a ValueError from any validator. ``at`` is a field path relative to
+    the model being validated (a model validator blaming one of its fields, e.g.
+    ``("physics", "timestep")``); empty blames the value or model being validated.
+    ``suggestion`` is the value the author most likely meant.
+    """
+
+    def __init__(self, message: str, at: tuple[Union[str, int], ...] = (), suggestion: Optional[str] = None):
+        super().__init__(message)
+        self.at = tuple(at)
+        self.suggestion = suggestion
+
 
 # A small palette so scene authors can write `color: red`.
 NAMED_COLORS: dict[str, Vec3] = {
@@ -56,9 +72,11 @@ def _parse_color(value: object) -> Vec3:
                 pass
         if text in NAMED_COLORS:
             return NAMED_COLORS[text]
-        raise ValueError(
+        close = difflib.get_close_matches(text, sorted(NAMED_COLORS), n=1)
+        raise SpecValueError(
             f"unknown colour {value!r}: use [r, g, b] with components in 0..1, "
-            f"'#rrggbb', or one of {', '.join(sorted(NAMED_COLORS))}"
+            f"'#rrggbb', or one of {', '.join(sorted(NAMED_COLORS))}",
+            suggestion=close[0] if close else None,
         )
     if isinstance(value, (list, tuple)) and len(value) == 3:
         try:
@@ -77,13 +95,34 @@ def _parse_color(value: object) -> Vec3:
 class Spec(BaseModel):
     """Base for every spec model: frozen, unknown keys are errors."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: an infinite or NaN number in a scene is always a mistake
+    # (inf mass, NaN position) and would only surface later as a physics blow-up.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 Unit = Annotated[float, Field(ge=0, le=1)]
-Color = Annotated[Vec3, Field(json_schema_extra={"description": "[r, g, b] in 0..1, '#rrggbb' or a name"})]
+# The JSON Schema of a colour lists every accepted spelling, so editors that check a
+# scene against `hybrid schema` accept `color: red` and '#rrggbb' as the loader does.
+Color = Annotated[
+    Vec3,
+    WithJsonSchema(
+        {
+            "description": "[r, g, b] in 0..1, '#rrggbb' or a name",
+            "anyOf": [
+                {
+                    "type": "array",
+                    "items": {"type": "number", "minimum": 0, "maximum": 1},
+                    "minItems": 3,
+                    "maxItems": 3,
+                },
+                {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},
+                {"type": "string", "enum": sorted(NAMED_COLORS)},
+            ],
+        }
+    ),
+]
 
 
 def _validate_unit_quat(q: Optional[Quat]) -> Optional[Quat]:
@@ -110,7 +149,7 @@ class Pose(Spec):
     @model_validator(mode="after")
     def _one_rotation(self) -> "Pose":
         if self.rotation_deg is not None and self.quaternion is not None:
-            raise ValueError("give either rotation_deg or quaternion, not both")
+            raise SpecValueError("give either rotation_deg or quaternion, not both", at=("quaternion",))
         return self
 
 
@@ -192,7 +231,7 @@ class HeightfieldShape(Spec):
     def _one_source(self) -> "HeightfieldShape":
         given = [k for k in ("file", "heights", "generator") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError(
+            raise SpecValueError(
                 "a heightfield needs exactly one of `file`, `heights` or `generator`"
                 + (f" (got {', '.join(given)})" if given else "")
             )
@@ -200,7 +239,7 @@ class HeightfieldShape(Spec):
             rows = len(self.heights)
             cols = {len(r) for r in self.heights}
             if rows < 2 or len(cols) != 1 or cols.pop() < 2:
-                raise ValueError("`heights` must be a rectangular list of rows, at least 2 x 2")
+                raise SpecValueError("`heights` must be a rectangular list of rows, at least 2 x 2", at=("heights",))
         return self
 
 
@@ -228,6 +267,12 @@ class Keyframe(Spec):
     def _unit(cls, q: Optional[Quat]) -> Optional[Quat]:
         return _validate_unit_quat(q)
 
+    @model_validator(mode="after")
+    def _one_rotation(self) -> "Keyframe":
+        if self.rotation_deg is not None and self.quaternion is not None:
+            raise SpecValueError("give either rotation_deg or quaternion, not both", at=("quaternion",))
+        return self
+
 
 class BodyPhysics(Spec):
     body: Literal["dynamic", "static", "kinematic"] = "dynamic"
@@ -247,15 +292,15 @@ class BodyPhysics(Spec):
     @model_validator(mode="after")
     def _consistent(self) -> "BodyPhysics":
         if self.mass is not None and self.density is not None:
-            raise ValueError("give `mass` or `density`, not both")
+            raise SpecValueError("give `mass` or `density`, not both", at=("density",))
         if self.keyframes is not None:
             if self.body != "kinematic":
-                raise ValueError("`keyframes` only apply to `body: kinematic`")
+                raise SpecValueError("`keyframes` only apply to `body: kinematic`", at=("keyframes",))
             if len(self.keyframes) < 1:
-                raise ValueError("`keyframes` needs at least one keyframe")
+                raise SpecValueError("`keyframes` needs at least one keyframe", at=("keyframes",))
             times = [k.t for k in self.keyframes]
             if any(b <= a for a, b in zip(times, times[1:])):
-                raise ValueError(f"keyframe times must increase strictly, got {times}")
+                raise SpecValueError(f"keyframe times must increase strictly, got {times}", at=("keyframes",))
         return self
 
 
@@ -297,10 +342,12 @@ class ObjectSpec(Spec):
     @model_validator(mode="after")
     def _consistent(self) -> "ObjectSpec":
         if self.rotation_deg is not None and self.quaternion is not None:
-            raise ValueError("give either rotation_deg or quaternion, not both")
+            raise SpecValueError("give either rotation_deg or quaternion, not both", at=("quaternion",))
         kind = self.shape.type
         if kind in ("plane", "heightfield") and self.physics.body != "static":
-            raise ValueError(f"a {kind} can only be `body: static` (got {self.physics.body})")
+            raise SpecValueError(
+                f"a {kind} can only be `body: static` (got {self.physics.body})", at=("physics", "body")
+            )
         return self
 
 
@@ -345,17 +392,22 @@ class Camera(Spec):
     @model_validator(mode="after")
     def _consistent(self) -> "Camera":
         if self.near >= self.far:
-            raise ValueError(f"near ({self.near}) must be smaller than far ({self.far})")
+            raise SpecValueError(f"near ({self.near}) must be smaller than far ({self.far})", at=("near",))
         if self.motion == "path":
             if not self.keyframes or len(self.keyframes) < 2:
-                raise ValueError("`motion: path` needs `keyframes` with at least two entries")
+                given = len(self.keyframes) if self.keyframes else 0
+                raise SpecValueError(
+                    f"`motion: path` needs `keyframes` with at least two entries (got {given})", at=("keyframes",)
+                )
             times = [k.t for k in self.keyframes]
             if any(b <= a for a, b in zip(times, times[1:])):
-                raise ValueError(f"camera keyframe times must increase strictly, got {times}")
+                raise SpecValueError(f"camera keyframe times must increase strictly, got {times}", at=("keyframes",))
         elif self.keyframes is not None:
-            raise ValueError("`keyframes` only apply to `motion: path`")
+            raise SpecValueError("`keyframes` only apply to `motion: path`", at=("keyframes",))
         if self.motion != "static" and self.quaternion is not None:
-            raise ValueError("`quaternion` only applies to a static camera; moving cameras aim at `look_at`")
+            raise SpecValueError(
+                "`quaternion` only applies to a static camera; moving cameras aim at `look_at`", at=("quaternion",)
+            )
         return self
 
 
@@ -406,7 +458,7 @@ class SpotLight(Spec):
     color: Color = (1.0, 1.0, 1.0)
     intensity: NonNegative = 40.0
     inner_cone_deg: Annotated[float, Field(ge=0, lt=90)] = 15.0
-    outer_cone_deg: Annotated[float, Field(gt=0, le=90)] = 30.0
+    outer_cone_deg: Annotated[float, Field(gt=0, le=89)] = 30.0
     shadows: bool = True
 
     @field_validator("color", mode="before")
@@ -417,8 +469,9 @@ class SpotLight(Spec):
     @model_validator(mode="after")
     def _cones(self) -> "SpotLight":
         if self.inner_cone_deg >= self.outer_cone_deg:
-            raise ValueError(
-                f"inner_cone_deg ({self.inner_cone_deg}) must be smaller than outer_cone_deg ({self.outer_cone_deg})"
+            raise SpecValueError(
+                f"inner_cone_deg ({self.inner_cone_deg}) must be smaller than outer_cone_deg ({self.outer_cone_deg})",
+                at=("inner_cone_deg",),
             )
         return self
 
@@ -476,21 +529,23 @@ class Scene(Spec):
     @model_validator(mode="after")
     def _consistent(self) -> "Scene":
         if self.duration is not None and self.frames is not None:
-            raise ValueError("give `duration` or `frames`, not both")
+            raise SpecValueError("give `duration` or `frames`, not both", at=("frames",))
         seen: dict[str, int] = {}
         for i, obj in enumerate(self.objects):
             if obj.name in seen:
-                raise ValueError(
-                    f"object name {obj.name!r} is used twice (objects[{seen[obj.name]}] and objects[{i}]); names must be unique"
+                raise SpecValueError(
+                    f"object name {obj.name!r} is used twice (objects[{seen[obj.name]}] and objects[{i}]); names must be unique",
+                    at=("objects", i, "name"),
                 )
             seen[obj.name] = i
         if self.physics.timestep is not None:
             steps = self.frame_dt_sim / self.physics.timestep
             if abs(steps - round(steps)) > 1e-6 * max(1.0, steps) or round(steps) < 1:
                 good = self.frame_dt_sim / max(1, round(steps))
-                raise ValueError(
+                raise SpecValueError(
                     f"physics.timestep {self.physics.timestep:.6g} s must divide the simulated time per frame "
-                    f"(time_scale / fps = {self.frame_dt_sim:.6g} s); try timestep: {good:.10g}"
+                    f"(time_scale / fps = {self.frame_dt_sim:.6g} s); try timestep: {good:.10g}",
+                    at=("physics", "timestep"),
                 )
         return self
 

@@ -1,0 +1,81 @@
+"""metadata.json: everything about a clip that is not per-pixel, as plain JSON."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+import hybrid
+from hybrid.scene.spec import Scene
+from hybrid.state import State
+
+BUFFER_DOC = {
+    "rgb": "uint8 (T,H,W,3) final sRGB frame",
+    "depth": "float32 (T,H,W) z-depth in metres along the camera axis; 0 where nothing was hit",
+    "instance": "uint16 (T,H,W) instance_id of the visible surface; 0 background",
+    "normal": "float32 (T,H,W,3) unit surface normal in camera OpenCV axes; 0 background",
+    "albedo": "uint8 (T,H,W,3) base colour without lighting, sRGB",
+    "flow_fwd": "float32 (T,H,W,2) pixel offset (dx, dy) of this pixel's surface point in the next frame; 0 in the last frame",
+    "flow_bwd": "float32 (T,H,W,2) pixel offset (dx, dy) of this pixel's surface point in the previous frame; 0 in the first frame",
+}
+
+
+def _rows(a: np.ndarray) -> list:
+    return np.asarray(a, dtype=np.float64).tolist()
+
+
+def build_metadata(scene: Scene, states: Sequence[State], K: np.ndarray, cam_to_world: np.ndarray) -> dict:
+    """The metadata.json dict: scene facts, camera per frame, objects per frame, contacts per frame."""
+    positions = np.stack([s.position for s in states]) if states[0].names else np.zeros((len(states), 0, 3))
+    quats = np.stack([s.quaternion for s in states]) if states[0].names else np.zeros((len(states), 0, 4))
+    lin = np.stack([s.linear_velocity for s in states]) if states[0].names else positions
+    ang = np.stack([s.angular_velocity for s in states]) if states[0].names else positions
+    objects = []
+    for i, obj in enumerate(scene.objects):
+        objects.append(
+            {
+                "name": obj.name,
+                "instance_id": i + 1,
+                "shape": obj.shape.type,
+                "body": obj.physics.body,
+                "position": _rows(positions[:, i]),
+                "quaternion": _rows(quats[:, i]),
+                "linear_velocity": _rows(lin[:, i]),
+                "angular_velocity": _rows(ang[:, i]),
+            }
+        )
+    contacts = [
+        [
+            {
+                "a": c.a,
+                "b": c.b,
+                "position": list(c.position),
+                "normal": list(c.normal),
+                "impulse_Ns": c.impulse_Ns,
+            }
+            for c in s.contacts
+        ]
+        for s in states
+    ]
+    return {
+        "format": "hybrid-clip/1",
+        "hybrid_version": hybrid.__version__,
+        "scene": scene.name,
+        "seed": scene.seed,
+        "fps": scene.fps,
+        "frame_count": len(states),
+        "resolution": [scene.width, scene.height],
+        "time_scale": scene.time_scale,
+        "frame_dt_sim": scene.frame_dt_sim,
+        "time_s": [s.time_s for s in states],
+        "units": "SI: metres, kilograms, seconds, radians; world frame right-handed, z up",
+        "quaternion_order": "x, y, z, w",
+        "camera_convention": "OpenCV: x right, y down, z forward; pixel (u, v) centres at integer + 0.5",
+        "K": _rows(K),
+        "cam_to_world": _rows(cam_to_world),
+        "buffers": BUFFER_DOC,
+        "objects": objects,
+        "contacts": contacts,
+        "scene_spec": scene.model_dump(mode="json"),
+    }

@@ -1,0 +1,95 @@
+"""Turn buffers into viewable sRGB images (uint8, (H, W, 3)): for previews, never for data.
+
+Registered per buffer name in ``VISUALIZERS`` so a new buffer gets a view with
+one function and one registry line.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+
+def _turbo(x: np.ndarray) -> np.ndarray:
+    """A compact polynomial approximation of the Turbo colormap, x in [0, 1] -> (..., 3) in [0, 1]."""
+    x = np.clip(x, 0.0, 1.0)[..., None]
+    kr = np.array([0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943])
+    kg = np.array([0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604])
+    kb = np.array([0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973])
+    powers = x ** np.arange(6)
+    return np.clip(np.stack([powers @ kr, powers @ kg, powers @ kb], axis=-1)[..., 0, :], 0, 1)
+
+
+def show_rgb(rgb: np.ndarray) -> np.ndarray:
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def show_depth(depth: np.ndarray) -> np.ndarray:
+    """Near is warm, far is cool; background (0) black. Range from this frame's hit pixels."""
+    hit = depth > 0
+    out = np.zeros(depth.shape + (3,), dtype=np.uint8)
+    if hit.any():
+        lo, hi = np.percentile(depth[hit], [1, 99])
+        x = 1.0 - (depth - lo) / max(hi - lo, 1e-6)
+        out[hit] = (_turbo(x[hit]) * 255).astype(np.uint8)
+    return out
+
+
+def instance_colors(n: int) -> np.ndarray:
+    """(n, 3) uint8 distinct colours by golden-ratio hue stepping; id 0 is black."""
+    ids = np.arange(n)
+    hue = (ids * 0.618033988749895) % 1.0
+    s, v = 0.65, 0.95
+    k = (np.array([5, 3, 1])[None, :] + hue[:, None] * 6) % 6
+    rgb = v - v * s * np.clip(np.minimum(k, 4 - k), 0, 1)
+    cols = (rgb * 255).astype(np.uint8)
+    cols[0] = 0
+    return cols
+
+
+def show_instance(instance: np.ndarray) -> np.ndarray:
+    return instance_colors(int(instance.max()) + 1)[instance]
+
+
+def show_normal(normal: np.ndarray) -> np.ndarray:
+    """Camera-space normals as the usual (n + 1) / 2 colours, with y and z flipped to OpenGL's look."""
+    n = np.asarray(normal, dtype=np.float32) * np.array([1, -1, -1], dtype=np.float32)
+    out = ((n + 1) * 0.5 * 255).clip(0, 255).astype(np.uint8)
+    out[np.all(normal == 0, axis=-1)] = 0
+    return out
+
+
+def show_flow(flow: np.ndarray, max_px: float | None = None) -> np.ndarray:
+    """Direction as hue, magnitude as saturation (white = still), the Middlebury convention."""
+    dx, dy = flow[..., 0], flow[..., 1]
+    mag = np.hypot(dx, dy)
+    scale = max_px if max_px is not None else max(float(np.percentile(mag, 99)), 1e-6)
+    hue = (np.arctan2(-dy, -dx) / np.pi + 1) / 2
+    sat = np.clip(mag / scale, 0, 1)
+    k = (np.array([5, 3, 1]) + hue[..., None] * 6) % 6
+    rgb = 1 - sat[..., None] * np.clip(np.minimum(k, 4 - k), 0, 1)
+    return (rgb * 255).astype(np.uint8)
+
+
+VISUALIZERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "rgb": show_rgb,
+    "albedo": show_rgb,
+    "depth": show_depth,
+    "instance": show_instance,
+    "normal": show_normal,
+    "flow_fwd": show_flow,
+    "flow_bwd": show_flow,
+}
+
+
+def visualize(name: str, array: np.ndarray) -> np.ndarray:
+    """A (H, W, 3) uint8 view of one frame of buffer `name`."""
+    if name in VISUALIZERS:
+        return VISUALIZERS[name](array)
+    a = np.asarray(array, dtype=np.float32)
+    if a.ndim == 3:
+        a = np.linalg.norm(a, axis=-1)
+    hi = float(a.max()) if a.size else 1.0
+    g = (a / hi * 255).astype(np.uint8) if hi > 0 else np.zeros(a.shape, np.uint8)
+    return np.repeat(g[..., None], 3, axis=-1)

@@ -1,0 +1,150 @@
+"""Scene spec -> pyrender scene: one mesh node per object, the camera, lights and background.
+
+Built once per ``Rasterizer``; per frame only node poses change. Meshes come from
+``geometry.build_mesh`` in each object's own (shape) frame, so a node's pose is the
+object's pose from ``State`` unchanged.
+
+Lights: ambient lights add up into the scene's ambient term; directional, point and
+spot lights become pyrender lights. pyrender's shadow switches are per light type,
+so ``RenderScene.shadow_flags`` turns on a type when any of its lights asks, and
+``RenderScene.shadowless`` lists the lights of such a type that did not ask (the
+beauty pass keeps their shadow maps empty). pyrender has no point-light shadows:
+a point light asking for them warns and renders unshadowed. pyrender draws at most
+``MAX_N_LIGHTS`` lights of each type (the nearest ones per object).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from hybrid.camera import intrinsics
+from hybrid.geometry import build_mesh
+from hybrid.render.gl import pyrender
+from hybrid.render.materials import MaterialLibrary, SurfaceMaterial, display_to_linear
+from hybrid.scene.spec import AmbientLight, DirectionalLight, PointLight, Scene, SpotLight
+from hybrid.transforms import pose_matrix, rotation_quat
+
+
+@dataclass
+class RenderScene:
+    """A pyrender scene and the handles the passes need.
+
+    object_nodes[i] draws scene object i (instance id i + 1); surfaces[i] is its
+    material; camera_node carries an ``IntrinsicsCamera`` whose pose is in OpenGL
+    axes; shadow_flags are the pyrender ``RenderFlags`` for the lights' shadows.
+    """
+
+    scene: "pyrender.Scene"
+    object_nodes: list
+    surfaces: list[SurfaceMaterial]
+    camera_node: "pyrender.Node"
+    background: np.ndarray  # (3,) display colour 0..1
+    shadow_flags: int
+    shadowless: list = field(default_factory=list)
+
+
+def _frame_with_z(z_axis: np.ndarray, origin=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """A 4x4 pose whose local z axis is ``z_axis`` (pyrender lights shine along their local -z)."""
+    z = np.asarray(z_axis, dtype=np.float64)
+    z = z / np.linalg.norm(z)
+    helper = np.array([0.0, 0.0, 1.0]) if abs(z[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    x = np.cross(helper, z)
+    x /= np.linalg.norm(x)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = x, np.cross(z, x), z, origin
+    return pose
+
+
+def _mesh_node(obj, surface: SurfaceMaterial, seed: int) -> "pyrender.Node":
+    mesh = build_mesh(obj.shape, seed=seed)
+    # A Primitive built directly keeps the material (and its texture) shared with
+    # the G-buffer pass; Mesh.from_trimesh would deep-copy it.
+    primitive = pyrender.Primitive(
+        positions=np.asarray(mesh.vertices, dtype=np.float32),
+        normals=np.asarray(mesh.vertex_normals, dtype=np.float32),
+        texcoord_0=np.asarray(mesh.visual.uv, dtype=np.float32),
+        indices=np.asarray(mesh.faces, dtype=np.uint32),
+        material=surface.material,
+    )
+    initial = pose_matrix(obj.position, rotation_quat(obj.rotation_deg, obj.quaternion))
+    return pyrender.Node(name=obj.name, mesh=pyrender.Mesh([primitive], name=obj.name), matrix=initial)
+
+
+def build_render_scene(scene: Scene) -> RenderScene:
+    """The pyrender scene for ``scene``, objects at their initial poses, camera at the identity."""
+    ambient = np.zeros(3)
+    for light in scene.lights:
+        if isinstance(light, AmbientLight):
+            ambient += display_to_linear(light.color) * light.intensity
+    background = np.asarray(scene.background, dtype=np.float64)
+    pr_scene = pyrender.Scene(bg_color=np.array([*background, 1.0]), ambient_light=ambient)
+
+    library = MaterialLibrary()
+    surfaces = [library.surface(obj.look) for obj in scene.objects]
+    nodes = [_mesh_node(obj, surf, scene.seed) for obj, surf in zip(scene.objects, surfaces)]
+    for node in nodes:
+        pr_scene.add_node(node)
+
+    flags = pyrender.RenderFlags.NONE
+    shadowed: list = []
+    unshadowed: list = []
+    for light in scene.lights:
+        color = display_to_linear(light.color)
+        if isinstance(light, DirectionalLight):
+            node = pyrender.Node(
+                light=pyrender.DirectionalLight(color=color, intensity=light.intensity),
+                matrix=_frame_with_z(-np.asarray(light.direction, dtype=np.float64)),
+            )
+            kind_flag = pyrender.RenderFlags.SHADOWS_DIRECTIONAL
+        elif isinstance(light, SpotLight):
+            direction = np.asarray(light.look_at, dtype=np.float64) - np.asarray(light.position, dtype=np.float64)
+            if np.linalg.norm(direction) < 1e-12:
+                raise ValueError("a spot light's position and look_at coincide")
+            node = pyrender.Node(
+                light=pyrender.SpotLight(
+                    color=color,
+                    intensity=light.intensity,
+                    innerConeAngle=np.radians(light.inner_cone_deg),
+                    outerConeAngle=np.radians(light.outer_cone_deg),
+                ),
+                matrix=_frame_with_z(-direction, light.position),
+            )
+            kind_flag = pyrender.RenderFlags.SHADOWS_SPOT
+        elif isinstance(light, PointLight):
+            node = pyrender.Node(
+                light=pyrender.PointLight(color=color, intensity=light.intensity),
+                matrix=_frame_with_z((0.0, 0.0, 1.0), light.position),
+            )
+            if light.shadows:
+                warnings.warn("pyrender has no point-light shadows: this point light renders without them", stacklevel=2)
+            kind_flag = None
+        else:
+            continue
+        pr_scene.add_node(node)
+        if kind_flag is not None:
+            (shadowed if light.shadows else unshadowed).append((node, kind_flag))
+    if nodes:  # shadow cameras are fitted to the scene's bounds: none without objects
+        for _, kind_flag in shadowed:
+            flags |= kind_flag
+    shadowless = [node for node, kind_flag in unshadowed if flags & kind_flag]
+
+    cam = scene.camera
+    K = intrinsics(cam.fov_deg, scene.width, scene.height)
+    camera_node = pyrender.Node(
+        camera=pyrender.IntrinsicsCamera(K[0, 0], K[1, 1], K[0, 2], K[1, 2], znear=cam.near, zfar=cam.far),
+        matrix=np.eye(4),
+    )
+    pr_scene.add_node(camera_node)
+    pr_scene.main_camera_node = camera_node
+    return RenderScene(
+        scene=pr_scene,
+        object_nodes=nodes,
+        surfaces=surfaces,
+        camera_node=camera_node,
+        background=background,
+        shadow_flags=int(flags),
+        shadowless=shadowless,
+    )

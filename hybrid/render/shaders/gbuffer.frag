@@ -1,0 +1,31 @@
+#version 330 core
+// G-buffer pass, fragment stage: geometry in float, labels in integers, no lighting.
+
+in vec3 v_normal_cam;
+in float v_z_cam;
+in vec2 v_uv;
+
+uniform uint instance_id;
+uniform vec3 base_color;  // display (sRGB-encoded) colour 0..1
+#ifdef HAS_BASE_COLOR_TEX
+uniform sampler2D base_color_texture;
+#endif
+
+layout(location = 0) out vec4 out_geometry;  // unit normal (camera OpenCV axes), z-depth in metres
+layout(location = 1) out uvec4 out_labels;   // albedo bytes r, g, b; instance id
+
+void main()
+{
+    vec3 n = v_normal_cam;
+    float len = length(n);
+    n = len > 0.0 ? n / len : vec3(0.0);
+    out_geometry = vec4(n, v_z_cam);
+
+    vec3 albedo = base_color;
+#ifdef HAS_BASE_COLOR_TEX
+    // Texels stay display-encoded: albedo is colour x texel as written (see materials.py).
+    albedo *= texture(base_color_texture, v_uv).rgb;
+#endif
+    uvec3 bytes = uvec3(floor(clamp(albedo, 0.0, 1.0) * 255.0 + 0.5));
+    out_labels = uvec4(bytes, instance_id);
+}

@@ -1,0 +1,312 @@
+"""Read a YAML scene file into a validated ``Scene``, or fail with located errors.
+
+The file is parsed with PyYAML's safe loader into node trees (``yaml.compose``)
+rather than straight into Python data, so every key and value keeps its line and
+column. From the nodes we build plain data plus a ``SourceMap``; pydantic validates
+the data, and every failure is reported at the place in the file it came from (see
+``hybrid.scene.errors``). Relative file paths in the scene are resolved against the
+scene file's folder, command-line overrides are merged in before validation (so they
+are checked like everything else), and the clip's size is checked against this
+machine's memory (``hybrid.scene.limits``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Mapping, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from hybrid.scene import spec
+from hybrid.scene.errors import (
+    Issue,
+    SceneError,
+    SourceMap,
+    format_path,
+    issues_from_validation,
+    models_in,
+    sorted_issues,
+)
+from hybrid.scene.limits import check_limits
+
+# Fields that name a file, relative to the scene file: (model, field). A new
+# file-valued field is one more line here.
+PATH_FIELDS: tuple[tuple[type[BaseModel], str], ...] = (
+    (spec.MeshShape, "file"),
+    (spec.HeightfieldShape, "file"),
+    (spec.Look, "texture"),
+)
+
+# Aliases can make a small file expand into a huge tree ("billion laughs"); a real
+# scene is far below this many values.
+MAX_VALUES = 1_000_000
+
+# Overrides that replace each other: a frame count from the command line makes the
+# file's duration meaningless, and the other way round.
+_EXCLUSIVE_OVERRIDES = {("frames",): ("duration",), ("duration",): ("frames",)}
+
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def load_scene(path: Union[str, os.PathLike], overrides: Optional[Mapping[str, object]] = None) -> spec.Scene:
+    """Load and validate the scene file at ``path``; raise ``SceneError`` with every problem found.
+
+    ``overrides`` maps field paths (``"frames"``, or dotted ``"camera.fov_deg"``) to
+    values that replace the file's, as given on the command line; None values are
+    skipped. Relative file paths inside the scene resolve against the file's folder.
+    """
+    filename = os.fspath(path)
+    try:
+        with open(filename, encoding="utf-8-sig") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise SceneError([Issue(filename, 0, 0, "", "scene file not found")]) from None
+    except IsADirectoryError:
+        raise SceneError([Issue(filename, 0, 0, "", "this is a folder; give a scene .yaml file")]) from None
+    except UnicodeDecodeError as e:
+        raise SceneError([Issue(filename, 0, 0, "", f"not a UTF-8 text file ({e.reason} at byte {e.start})")]) from None
+    except OSError as e:
+        raise SceneError([Issue(filename, 0, 0, "", f"cannot read the scene file: {e.strerror}")]) from None
+    return load_scene_text(text, filename, os.path.dirname(os.path.abspath(filename)), overrides)
+
+
+def load_scene_text(
+    text: str,
+    filename: str,
+    base_dir: Optional[Union[str, os.PathLike]] = None,
+    overrides: Optional[Mapping[str, object]] = None,
+) -> spec.Scene:
+    """Validate scene YAML given as text. ``filename`` is only used in messages.
+
+    ``base_dir`` is where relative file paths in the scene are looked up (default:
+    the folder of ``filename``).
+    """
+    base = os.path.abspath(os.fspath(base_dir)) if base_dir is not None else os.path.dirname(os.path.abspath(filename))
+    data, source = parse_yaml(text, filename)
+    if overrides:
+        apply_overrides(data, source, overrides)
+    issues = resolve_paths(data, source, base)
+    try:
+        scene = spec.Scene.model_validate(data)
+    except ValidationError as e:
+        issues += issues_from_validation(e, source, data, spec.Scene)
+    if issues:
+        raise SceneError(sorted_issues(issues))
+    check_limits(scene, source)
+    return scene
+
+
+# ---------------------------------------------------------------- YAML with positions
+
+
+def _mark(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+def _yaml_problem(e: yaml.YAMLError, text: str, filename: str) -> Issue:
+    """A PyYAML error as a located issue, in the parser's words."""
+    if isinstance(e, yaml.MarkedYAMLError) and (e.problem_mark or e.context_mark):
+        mark = e.problem_mark or e.context_mark
+        message = f"YAML syntax error: {e.problem or e.context}"
+        if e.context and e.problem and e.context_mark is not None:
+            message += f" ({e.context} at line {e.context_mark.line + 1}, column {e.context_mark.column + 1})"
+        if e.problem and "'\\t'" in e.problem:
+            message += "; indent with spaces, not tabs"
+        return Issue(filename, mark.line + 1, mark.column + 1, "", message)
+    if isinstance(e, yaml.reader.ReaderError):
+        line = text.count("\n", 0, e.position) + 1
+        column = e.position - (text.rfind("\n", 0, e.position) + 1) + 1
+        return Issue(filename, line, column, "", f"YAML syntax error: {e.reason} (character {e.character!r})")
+    return Issue(filename, 1, 1, "", f"YAML syntax error: {e}")
+
+
+class _Builder:
+    """Turns a composed YAML node tree into plain data while recording positions."""
+
+    def __init__(self, loader: yaml.SafeLoader, source: SourceMap):
+        self.loader = loader
+        self.source = source
+        self.issues: list[Issue] = []
+        self.count = 0
+        self.active: set[int] = set()  # node ids on the current branch, to stop alias cycles
+
+    def fail(self, node: yaml.Node, path: tuple, message: str) -> None:
+        line, column = _mark(node)
+        self.issues.append(Issue(self.source.filename, line, column, format_path(path), message))
+
+    def build(self, node: yaml.Node, path: tuple) -> object:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise SceneError(
+                [Issue(self.source.filename, *_mark(node), format_path(path),
+                       f"the file expands to more than {MAX_VALUES} values (aliases nested too deep?)")]
+            )
+        self.source.values[path] = _mark(node)
+        if isinstance(node, yaml.ScalarNode):
+            return self.loader.construct_object(node)
+        if id(node) in self.active:
+            self.fail(node, path, "an alias refers to a mapping or list that contains it (a cycle)")
+            return None
+        if not node.flow_style:
+            self.source.blocks.add(path)
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                if node.tag != _SEQ_TAG:
+                    self.fail(node, path, f"YAML tags like {node.tag} are not supported in scenes")
+                return [self.build(child, path + (i,)) for i, child in enumerate(node.value)]
+            if node.tag != _MAP_TAG:
+                self.fail(node, path, f"YAML tags like {node.tag} are not supported in scenes")
+            return self.mapping(node, path)
+        finally:
+            self.active.discard(id(node))
+
+    def mapping(self, node: yaml.MappingNode, path: tuple) -> dict:
+        out: dict = {}
+        own: dict[str, yaml.Node] = {}
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                # `<<: *defaults` merges another mapping in; the file's own keys win.
+                sources = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                for src in sources:
+                    if not isinstance(src, yaml.MappingNode):
+                        self.fail(src, path, "`<<` merges need a mapping (or a list of mappings) to merge in")
+                        continue
+                    merged.extend(pair for pair in src.value if pair[0].tag != _MERGE_TAG)
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.fail(key_node, path, "a key must be plain text, not a list or mapping")
+                continue
+            # The key's text as written: `yes:` stays "yes" rather than YAML 1.1's True.
+            key = key_node.value
+            if key in own:
+                line, column = _mark(own[key])
+                self.fail(
+                    key_node,
+                    path + (key,),
+                    f"duplicate key `{key}` (first given at line {line}, column {column}); "
+                    "YAML would silently keep only the last one",
+                )
+                continue
+            own[key] = key_node
+        seen: set[str] = set()
+        # Earlier merge sources win over later ones, own keys over all of them.
+        pairs = [(k, v) for k, v in node.value if k.tag != _MERGE_TAG and isinstance(k, yaml.ScalarNode)]
+        for key_node, value_node in pairs + merged:
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.value in seen:
+                continue
+            key = key_node.value
+            if key in own and own[key] is not key_node:
+                continue  # a duplicate (reported) or a merged key the file overrides
+            seen.add(key)
+            self.source.keys[path + (key,)] = _mark(key_node)
+            out[key] = self.build(value_node, path + (key,))
+        return out
+
+
+def _compose(text: str, filename: str) -> tuple[yaml.SafeLoader, Optional[yaml.Node]]:
+    """The node tree of a one-document YAML text, and the safe loader that read it.
+
+    libyaml's parser (when PyYAML was built with it) is several times faster, which
+    matters for scenes with thousands of objects; the pure-Python parser words its
+    errors better ("found character '\\t'"), so a failed parse is repeated with it
+    for the message.
+    """
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        loader = fast(text)
+        try:
+            return loader, loader.get_single_node()
+        except yaml.YAMLError:
+            loader.dispose()
+    loader = yaml.SafeLoader(text)
+    try:
+        return loader, loader.get_single_node()
+    except yaml.YAMLError as e:
+        loader.dispose()
+        raise SceneError([_yaml_problem(e, text, filename)]) from None
+
+
+def parse_yaml(text: str, filename: str) -> tuple[dict, SourceMap]:
+    """Parse scene YAML into plain data and a map of where each key and value was written.
+
+    Raises SceneError for syntax errors, duplicate keys, an empty file, or a top
+    level that is not a mapping.
+    """
+    source = SourceMap(filename)
+    loader, root = _compose(text, filename)
+    try:
+        if root is None:
+            raise SceneError(
+                [Issue(filename, 1, 1, "", "the file is empty; a scene needs at least `name:` and usually `objects:`")]
+            )
+        if not isinstance(root, yaml.MappingNode):
+            if isinstance(root, yaml.SequenceNode):
+                given = "a list"
+            else:
+                given = f"the single value {root.value!r}"
+            raise SceneError(
+                [Issue(filename, *_mark(root), "",
+                       f"the top level of a scene must be a mapping of keys (`name: ...`, `objects: ...`), got {given}")]
+            )
+        builder = _Builder(loader, source)
+        try:
+            data = builder.build(root, ())
+        except yaml.YAMLError as e:  # a scalar with a tag the safe loader refuses
+            raise SceneError([_yaml_problem(e, text, filename)]) from None
+        if builder.issues:
+            raise SceneError(sorted_issues(builder.issues))
+    finally:
+        loader.dispose()
+    return data, source  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- overrides and file paths
+
+
+def apply_overrides(data: dict, source: SourceMap, overrides: Mapping[str, object]) -> None:
+    """Set command-line values into the raw data (in place) and note them in ``source``.
+
+    Tuples become lists, as YAML would give them. Setting ``frames`` drops the
+    file's ``duration`` and the other way round.
+    """
+    given = {tuple(key.split(".")): value for key, value in overrides.items() if value is not None}
+    for path, value in given.items():
+        target = data
+        for part in path[:-1]:
+            if not isinstance(target.get(part), dict):
+                target[part] = {}
+            target = target[part]
+        target[path[-1]] = list(value) if isinstance(value, tuple) else value
+        source.overrides[path] = value
+        other = _EXCLUSIVE_OVERRIDES.get(path)
+        if other is not None and other not in given:
+            data.pop(other[0], None)
+
+
+def resolve_paths(data: dict, source: SourceMap, base_dir: str) -> list[Issue]:
+    """Make file-valued fields absolute (in place) and report the ones that do not exist."""
+    issues: list[Issue] = []
+    wanted = {}
+    for model, name in PATH_FIELDS:
+        wanted.setdefault(model, []).append(name)
+    for path, model, mapping in list(models_in(data, spec.Scene)):
+        for name in wanted.get(model, ()):
+            value = mapping.get(name)
+            if not isinstance(value, str):
+                continue  # not a path at all: validation words that error
+            if not value.strip():
+                issues.append(source.issue(path + (name,), "expected a file path, got an empty one"))
+                continue
+            resolved = os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
+            mapping[name] = resolved
+            if os.path.isdir(resolved):
+                issues.append(source.issue(path + (name,), f"{resolved} is a folder, not a file"))
+            elif not os.path.isfile(resolved):
+                note = "" if os.path.isabs(os.path.expanduser(value)) else f" (relative paths start at the scene's folder, {base_dir})"
+                issues.append(source.issue(path + (name,), f"file not found: {resolved}{note}"))
+    return issues

@@ -1,0 +1,251 @@
+"""World: the live simulation of a Scene, stepped frame by frame into plain States.
+
+Each World owns a private pybullet client in DIRECT mode and passes its id to every
+pybullet call, so any number of Worlds live side by side in one process without
+touching each other (or pybullet's default client).
+
+Time. A video frame spans ``scene.frame_dt_sim`` simulated seconds
+(``time_scale / fps``), made of ``scene.steps_per_frame`` pybullet steps of
+``scene.physics_dt`` seconds. ``initial_state()`` is frame 0 at t = 0 before any step;
+frame k is at t = k * frame_dt_sim.
+
+What a State holds (see ``hybrid.state``): per object in scene order, the pose of its
+shape frame (the frame ``geometry.build_mesh`` uses, not pybullet's centre-of-mass
+frame), the linear velocity of that frame's origin (m/s; the centre of mass's velocity
+plus omega x the lever from the centre of mass, so it is the time derivative of the
+reported position) and the angular velocity (rad/s, world axes); plus the frame's
+contacts (``hybrid.physics.contacts``).
+
+Per step the world also moves kinematic bodies along their tracks and adds
+m * g * (gravity_scale - 1) at the centre of mass of bodies whose gravity is scaled
+(pybullet has one global gravity and clears external forces after every step).
+
+Determinism: the same scene gives bit-identical States on the same machine; bodies
+are created in scene order and pybullet runs with deterministic overlapping pairs.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import numpy as np
+import pybullet as p
+
+from hybrid.physics.bodies import Body, create_body
+from hybrid.physics.checks import check_state
+from hybrid.physics.contacts import ContactAccumulator
+from hybrid.physics.errors import PhysicsError
+from hybrid.scene.spec import Scene
+from hybrid.state import State
+from hybrid.transforms import quats_to_matrices
+
+Progress = Optional[Callable[[int, int], None]]  # (frames done, frames in total)
+
+
+def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise Hamilton product of (N, 4) (x, y, z, w) quaternions."""
+    ax, ay, az, aw = a.T
+    bx, by, bz, bw = b.T
+    return np.stack(
+        [
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz,
+        ],
+        axis=1,
+    )
+
+
+class World:
+    """A Scene brought to life in its own pybullet client. Use as a context manager or call ``close()``."""
+
+    def __init__(self, scene: Scene):
+        self.scene = scene
+        self.names: tuple[str, ...] = tuple(obj.name for obj in scene.objects)
+        self._client: Optional[int] = None
+        client = p.connect(p.DIRECT)
+        if client < 0:
+            raise PhysicsError("pybullet could not start a physics client (DIRECT mode)")
+        self._client = client
+        try:
+            self._configure(client)
+            self.bodies: tuple[Body, ...] = tuple(
+                create_body(client, obj, i, scene.seed, scene.physics_dt) for i, obj in enumerate(scene.objects)
+            )
+        except BaseException:
+            self.close()
+            raise
+        self._ids = [b.body_id for b in self.bodies]
+        self._kinematic = [b for b in self.bodies if b.track is not None]
+        gravity = np.asarray(scene.physics.gravity, dtype=np.float64)
+        self._scaled_gravity = [
+            (b.body_id, (gravity * b.mass_kg * (b.gravity_scale - 1.0)).tolist())
+            for b in self.bodies
+            if b.kind == "dynamic" and b.gravity_scale != 1.0
+        ]
+        offset = [b for b in self.bodies if b.has_offset]
+        self._offset_index = np.array([b.index for b in offset], dtype=np.int64)
+        self._offset_com = np.array([b.com_local for b in offset], dtype=np.float64).reshape(-1, 3)
+        self._offset_inv_quat = np.array(
+            [(-b.inertial_quat[0], -b.inertial_quat[1], -b.inertial_quat[2], b.inertial_quat[3]) for b in offset],
+            dtype=np.float64,
+        ).reshape(-1, 4)
+        self._contacts = ContactAccumulator(
+            self.names,
+            self._ids,
+            [b.kind != "static" for b in self.bodies],
+            # normalForce is the last substep's impulse over the whole step (see contacts.py).
+            impulse_per_force=scene.physics_dt * scene.physics.substeps,
+        )
+        self._step_index = 0
+        self._frame = 0
+        self._initial = self._read_state(0, ())
+
+    def _configure(self, client: int) -> None:
+        settings = self.scene.physics
+        p.setGravity(*settings.gravity, physicsClientId=client)
+        p.setPhysicsEngineParameter(
+            fixedTimeStep=self.scene.physics_dt,
+            numSubSteps=settings.substeps,
+            numSolverIterations=settings.solver_iterations,
+            deterministicOverlappingPairs=1,
+            physicsClientId=client,
+        )
+
+    # ------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> "World":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Disconnect the pybullet client; safe to call more than once."""
+        client, self._client = getattr(self, "_client", None), None
+        if client is None:
+            return
+        try:
+            p.disconnect(physicsClientId=client)
+        except Exception:  # already gone (interpreter shutdown): nothing left to free
+            pass
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def _require_open(self) -> int:
+        if self._client is None:
+            raise PhysicsError("this World is closed; build a new World(scene) to simulate again")
+        return self._client
+
+    # ------------------------------------------------------------ stepping
+
+    @property
+    def frame(self) -> int:
+        """Index of the last frame produced (0 before the first ``step()``)."""
+        return self._frame
+
+    def initial_state(self) -> State:
+        """Frame 0 at t = 0 s, before any physics step (the same State however far the world has run)."""
+        check_state(self._initial, self.scene.physics.max_speed)
+        return self._initial
+
+    def step(self) -> State:
+        """Advance one video frame (``scene.steps_per_frame`` pybullet steps) and return its State.
+
+        Raises ``SimulationError`` if the result is non-finite or faster than ``physics.max_speed``.
+        """
+        client = self._require_open()
+        dt = self.scene.physics_dt
+        step_simulation, contact_points = p.stepSimulation, p.getContactPoints
+        add_contacts = self._contacts.add_step
+        for _ in range(self.scene.steps_per_frame):
+            if self._kinematic:
+                self._drive_kinematic(client, self._step_index * dt, dt)
+            if self._scaled_gravity:
+                self._apply_gravity_scale(client)
+            step_simulation(physicsClientId=client)
+            add_contacts(contact_points(physicsClientId=client))
+            self._step_index += 1
+        if self._kinematic:
+            # Leave kinematic bodies at the frame's time so the State shows exactly their track.
+            self._drive_kinematic(client, self._step_index * dt, dt)
+        self._frame += 1
+        state = self._read_state(self._frame, self._contacts.flush())
+        check_state(state, self.scene.physics.max_speed)
+        return state
+
+    def run(self, progress: Progress = None) -> list[State]:
+        """Simulate the whole clip: ``scene.frame_count`` States, frame k at t = k * frame_dt_sim.
+
+        `progress(done, total)` is called after each frame with the number of frames made so far.
+        """
+        if self._frame != 0:
+            raise PhysicsError(
+                f"run() simulates from frame 0 but this World is already at frame {self._frame}; "
+                "build a new World(scene), or keep calling step()"
+            )
+        total = self.scene.frame_count
+        states = [self.initial_state()]
+        if progress is not None:
+            progress(1, total)
+        for done in range(2, total + 1):
+            states.append(self.step())
+            if progress is not None:
+                progress(done, total)
+        return states
+
+    # ------------------------------------------------------------ per-step work
+
+    def _drive_kinematic(self, client: int, t: float, dt: float) -> None:
+        """Place kinematic bodies at their pose at `t` with their velocity over [t, t + dt]."""
+        for body in self._kinematic:
+            track = body.track
+            position, quat = track.pose(t)  # type: ignore[union-attr]
+            linear, angular = track.velocity(t, t + dt)  # type: ignore[union-attr]
+            p.resetBasePositionAndOrientation(body.body_id, position.tolist(), quat, physicsClientId=client)
+            p.resetBaseVelocity(body.body_id, linear.tolist(), angular.tolist(), physicsClientId=client)
+
+    def _apply_gravity_scale(self, client: int) -> None:
+        for body_id, force in self._scaled_gravity:
+            com = p.getBasePositionAndOrientation(body_id, physicsClientId=client)[0]
+            p.applyExternalForce(body_id, -1, force, com, p.WORLD_FRAME, physicsClientId=client)
+
+    # ------------------------------------------------------------ reading
+
+    def _read_state(self, frame: int, contacts: tuple) -> State:
+        client = self._require_open()
+        n = len(self._ids)
+        poses = [p.getBasePositionAndOrientation(i, physicsClientId=client) for i in self._ids]
+        velocities = [p.getBaseVelocity(i, physicsClientId=client) for i in self._ids]
+        position = np.array([pose[0] for pose in poses], dtype=np.float64).reshape(n, 3)
+        quaternion = np.array([pose[1] for pose in poses], dtype=np.float64).reshape(n, 4)
+        linear = np.array([v[0] for v in velocities], dtype=np.float64).reshape(n, 3)
+        angular = np.array([v[1] for v in velocities], dtype=np.float64).reshape(n, 3)
+        if len(self._offset_index):
+            self._to_shape_frame(position, quaternion, linear, angular)
+        return State(
+            frame=frame,
+            time_s=frame * self.scene.frame_dt_sim,
+            names=self.names,
+            position=position,
+            quaternion=quaternion,
+            linear_velocity=linear,
+            angular_velocity=angular,
+            contacts=contacts,
+        )
+
+    def _to_shape_frame(self, position: np.ndarray, quaternion: np.ndarray, linear: np.ndarray, angular: np.ndarray) -> None:
+        """Turn pybullet's inertial-frame poses (and COM velocities) of offset bodies into shape-frame ones, in place."""
+        idx = self._offset_index
+        q_shape = _quat_mul(quaternion[idx], self._offset_inv_quat)
+        q_shape /= np.linalg.norm(q_shape, axis=1, keepdims=True)
+        lever = np.einsum("nij,nj->ni", quats_to_matrices(q_shape), self._offset_com)  # shape origin -> COM, world axes
+        com = position[idx]
+        position[idx] = com - lever
+        quaternion[idx] = q_shape
+        linear[idx] = linear[idx] - np.cross(angular[idx], lever)
