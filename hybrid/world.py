@@ -60,8 +60,16 @@ def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class World:
     """A Scene brought to life in its own pybullet client. Use as a context manager or call ``close()``."""
 
-    def __init__(self, scene: Scene):
+    def __init__(self, scene: Scene, *, collect_contacts: bool = True):
+        """Build every object of `scene` in a new pybullet client.
+
+        `collect_contacts=False` leaves ``State.contacts`` empty and skips reading
+        pybullet's contact points after every step, which costs more than anything else
+        the world adds to pybullet's own stepping (see benchmarks/bench_physics.py).
+        Raises ``BodyBuildError`` for an object that cannot be built (e.g. an unreadable mesh).
+        """
         self.scene = scene
+        self.collect_contacts = bool(collect_contacts)
         self.names: tuple[str, ...] = tuple(obj.name for obj in scene.objects)
         self._client: Optional[int] = None
         client = p.connect(p.DIRECT)
@@ -110,6 +118,13 @@ class World:
             numSubSteps=settings.substeps,
             numSolverIterations=settings.solver_iterations,
             deterministicOverlappingPairs=1,
+            # Push overlapping bodies apart with a separate position correction instead
+            # of extra velocity, so a bounce leaves with exactly e times its impact speed.
+            # (A threshold of 0 splits every penetrating contact; pybullet ignores
+            # negative values.) Tall stacks then creep slowly at coarse timesteps: more
+            # solver_iterations or a smaller timestep hold them.
+            useSplitImpulse=1,
+            splitImpulsePenetrationThreshold=0.0,
             physicsClientId=client,
         )
 
@@ -162,14 +177,15 @@ class World:
         client = self._require_open()
         dt = self.scene.physics_dt
         step_simulation, contact_points = p.stepSimulation, p.getContactPoints
-        add_contacts = self._contacts.add_step
+        add_contacts, collect = self._contacts.add_step, self.collect_contacts
         for _ in range(self.scene.steps_per_frame):
             if self._kinematic:
                 self._drive_kinematic(client, self._step_index * dt, dt)
             if self._scaled_gravity:
                 self._apply_gravity_scale(client)
             step_simulation(physicsClientId=client)
-            add_contacts(contact_points(physicsClientId=client))
+            if collect:
+                add_contacts(contact_points(physicsClientId=client))
             self._step_index += 1
         if self._kinematic:
             # Leave kinematic bodies at the frame's time so the State shows exactly their track.

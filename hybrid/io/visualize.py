@@ -13,12 +13,12 @@ import numpy as np
 
 def _turbo(x: np.ndarray) -> np.ndarray:
     """A compact polynomial approximation of the Turbo colormap, x in [0, 1] -> (..., 3) in [0, 1]."""
-    x = np.clip(x, 0.0, 1.0)[..., None]
+    x = np.clip(x, 0.0, 1.0)[..., None]  # (..., 1)
     kr = np.array([0.13572138, 4.61539260, -42.66032258, 132.13108234, -152.94239396, 59.28637943])
     kg = np.array([0.09140261, 2.19418839, 4.84296658, -14.18503333, 4.27729857, 2.82956604])
     kb = np.array([0.10667330, 12.64194608, -60.58204836, 110.36276771, -89.90310912, 27.34824973])
     powers = x ** np.arange(6)
-    return np.clip(np.stack([powers @ kr, powers @ kg, powers @ kb], axis=-1)[..., 0, :], 0, 1)
+    return np.clip(np.stack([powers @ kr, powers @ kg, powers @ kb], axis=-1), 0, 1)
 
 
 def show_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -26,13 +26,17 @@ def show_rgb(rgb: np.ndarray) -> np.ndarray:
 
 
 def show_depth(depth: np.ndarray) -> np.ndarray:
-    """Near is warm, far is cool; background (0) black. Range from this frame's hit pixels."""
+    """Inverse depth through Turbo: near is warm, far is cool, background (0) black.
+
+    Inverse depth spreads the near range, where objects are, instead of spending
+    the colours on a floor that runs to the horizon.
+    """
     hit = depth > 0
     out = np.zeros(depth.shape + (3,), dtype=np.uint8)
     if hit.any():
-        lo, hi = np.percentile(depth[hit], [1, 99])
-        x = 1.0 - (depth - lo) / max(hi - lo, 1e-6)
-        out[hit] = (_turbo(x[hit]) * 255).astype(np.uint8)
+        inv = 1.0 / depth[hit]
+        lo, hi = np.percentile(inv, [1, 99.5])
+        out[hit] = (_turbo((inv - lo) / max(hi - lo, 1e-9)) * 255).astype(np.uint8)
     return out
 
 

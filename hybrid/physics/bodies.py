@@ -1,11 +1,25 @@
 """One pybullet body per scene object: collision shape, mass properties, material, initial motion.
 
+Kinds. Dynamic and static objects become plain Bullet rigid bodies; a kinematic
+object becomes a fixed-base multibody of mass 0 that the world moves every step
+(the only mass-0 body whose velocity Bullet's contact solver uses).
+
 Frames. Every pose we report is the object's shape frame, the frame
-``geometry.build_mesh`` uses. pybullet reports a body's pose in its inertial frame
-(centre of mass, principal axes). A body whose centre of mass is off the shape
-origin, or whose principal axes are not the shape axes (an off-centre or lopsided
-mesh), is created with ``baseInertialFramePosition``/``Orientation`` set to them, and
-``Body.com_local``/``Body.inertial_quat`` let the world convert back.
+``geometry.build_mesh`` uses. pybullet works in a body's inertial frame (centre of
+mass, principal axes of inertia). For primitives the two coincide. A mesh whose
+centre of mass is off its origin, or whose principal axes are turned (an off-centre
+or lopsided mesh), is handed to pybullet with its triangles moved into the inertial
+frame; ``Body.com_local`` and ``Body.inertial_quat`` let the world convert back.
+
+Mass. We set the exact principal moments (``hybrid.physics.mass``). pybullet starts
+using them from the second step on (it refreshes a rigid body's world-frame inertia
+when the body moves), so during the very first step a capsule or mesh that is
+already spinning or touching something turns with pybullet's own estimate.
+
+Margins. pybullet pads shapes built from triangles with a 1 mm collision margin; we
+remove it, so a convex mesh rests exactly on its rendered surface. The parts of a
+convex decomposition keep theirs (a compound's parts cannot be changed), well inside
+the fit of the decomposition itself (a few millimetres for a 20 cm object).
 
 Material. ``changeDynamics`` sets every coefficient from the spec explicitly
 (pybullet would otherwise damp linear and angular velocity by 0.04 per second).
@@ -18,7 +32,8 @@ When two bodies touch, Bullet combines their coefficients per contact as:
   coefficient scaled by the other's sliding friction).
 
 Bullet clamps the combined friction to at most 10. Restitution acts only above a
-closing speed of about 0.2 m/s, so resting contacts do not jitter.
+closing speed of about 0.2 m/s (pybullet's restitution velocity threshold), so
+resting contacts do not jitter.
 """
 
 from __future__ import annotations
@@ -32,10 +47,10 @@ import pybullet as p
 from hybrid import geometry
 from hybrid.physics import mass as massmod
 from hybrid.physics.errors import BodyBuildError
-from hybrid.physics.kinematic import KinematicTrack
+from hybrid.physics.kinematic import KinematicTrack, quat_multiply
 from hybrid.physics.shapes import NEEDS_MESH, collision_shape
 from hybrid.scene import spec
-from hybrid.transforms import quat_to_matrix, rotation_quat
+from hybrid.transforms import pose_matrix, quat_to_matrix, rotation_quat
 
 IDENTITY_QUAT = (0.0, 0.0, 0.0, 1.0)
 
@@ -73,19 +88,22 @@ class Body:
 
 def _load_mesh(obj: spec.ObjectSpec, seed: int):
     """The object's triangles from ``geometry.build_mesh``, with file errors named after the object."""
+    source = getattr(obj.shape, "file", None)
     try:
         return geometry.build_mesh(obj.shape, seed)
-    except FileNotFoundError as err:
+    except FileNotFoundError:
         raise BodyBuildError(
-            f"object {obj.name!r}: cannot read {getattr(obj.shape, 'file', None) or 'its file'}: {err}; "
-            "check the path (relative to the scene file)"
+            f"object {obj.name!r}: file {source} not found; check the path (relative to the scene file)"
         ) from None
-    except Exception as err:  # trimesh and imageio raise many types for a corrupt file
-        source = getattr(obj.shape, "file", None)
-        where = f"file {source}" if source else f"its {obj.shape.type}"
+    except Exception as err:  # trimesh, numpy and imageio raise many types for a corrupt file
+        what = f"file {source}" if source else f"its {obj.shape.type}"
+        hint = (
+            "use a readable mesh (obj, stl, ply, glb, off)"
+            if obj.shape.type == "mesh"
+            else "use a grayscale png or a 2D .npy array of heights"
+        )
         raise BodyBuildError(
-            f"object {obj.name!r}: cannot build the shape from {where} ({type(err).__name__}: {err}); "
-            "use a readable obj, stl, ply, glb or off mesh (png/npy for height maps)"
+            f"object {obj.name!r}: cannot build its shape from {what} ({type(err).__name__}: {err}); {hint}"
         ) from None
 
 
@@ -100,6 +118,10 @@ def apply_material(client: int, body_id: int, phys: spec.BodyPhysics) -> None:
         restitution=phys.restitution,
         linearDamping=phys.linear_damping,
         angularDamping=phys.angular_damping,
+        # Solve a contact only once the surfaces touch. Bullet otherwise also solves
+        # "speculative" contacts up to 2 cm apart, and a bounce solved early loses most
+        # of its restitution (a ball with e = 0.8 barely bounces at small timesteps).
+        contactProcessingThreshold=0.0,
         physicsClientId=client,
     )
 
@@ -112,7 +134,6 @@ def create_body(client: int, obj: spec.ObjectSpec, index: int, seed: int, step_d
     """
     kind = obj.physics.body
     mesh = _load_mesh(obj, seed) if obj.shape.type in NEEDS_MESH else None
-    shape = collision_shape(client, obj, mesh)
     position = np.asarray(obj.position, dtype=np.float64)
     quat = rotation_quat(obj.rotation_deg, obj.quaternion)
     track = KinematicTrack.from_spec(obj) if kind == "kinematic" else None
@@ -120,25 +141,52 @@ def create_body(client: int, obj: spec.ObjectSpec, index: int, seed: int, step_d
         position, quat = track.pose(0.0)
 
     com, inertial_quat, mass_kg = np.zeros(3), IDENTITY_QUAT, 0.0
+    body_position, body_quat = position, quat
     if kind == "dynamic":
         props = massmod.mass_properties(obj, mesh)
         com, inertial_quat, mass_kg = props.com, props.principal_quat, props.mass_kg
+        if mesh is not None and (np.any(com != 0.0) or inertial_quat != IDENTITY_QUAT):
+            # Give pybullet the body in its inertial frame (triangles moved there) rather
+            # than an inertial offset: with an offset it wraps the shape in a compound,
+            # whose 1 mm collision margin can no longer be removed.
+            to_inertial = np.linalg.inv(pose_matrix(com, inertial_quat))
+            mesh = mesh.copy()
+            mesh.apply_transform(to_inertial)
+            body_position = position + quat_to_matrix(quat) @ com
+            body_quat = quat_multiply(quat, inertial_quat)
+    shape = collision_shape(client, obj, mesh)
     body_id = p.createMultiBody(
         baseMass=mass_kg,
         baseCollisionShapeIndex=shape.shape_id,
         baseVisualShapeIndex=-1,
-        basePosition=[float(c) for c in position],
-        baseOrientation=list(quat),
-        baseInertialFramePosition=[float(c) for c in com],
-        baseInertialFrameOrientation=list(inertial_quat),
+        basePosition=[float(c) for c in body_position],
+        baseOrientation=[float(c) for c in body_quat],
+        # Dynamic and static bodies are plain rigid bodies: faster than Featherstone
+        # bodies and the only kind whose contacts use split impulses (exact restitution).
+        # A kinematic body must be a fixed-base multibody: only then does the contact
+        # solver see the velocity we give it, so it pushes, drags and bats things.
+        useMaximalCoordinates=kind != "kinematic",
         physicsClientId=client,
     )
     if body_id < 0:
         raise BodyBuildError(f"object {obj.name!r}: pybullet could not create the body")
     apply_material(client, body_id, obj.physics)
+    if shape.source in ("convex-hull", "decomposition", "concave-mesh"):
+        # pybullet pads triangle-built shapes with a 1 mm margin; without it they touch
+        # exactly where the rendered surface is (primitives carry their margin inside).
+        p.changeDynamics(body_id, -1, collisionMargin=0.0, physicsClientId=client)
     if kind == "dynamic":
-        # pybullet's own inertia is a bounding-box estimate for offset frames, capsules and meshes.
-        p.changeDynamics(body_id, -1, localInertiaDiagonal=props.principal_moments.tolist(), physicsClientId=client)
+        # pybullet's own inertia is a bounding-box estimate for offset frames, capsules and
+        # meshes. `mass` must come along: alone, the inertia update corrupts a rigid body's mass.
+        p.changeDynamics(
+            body_id,
+            -1,
+            mass=mass_kg,
+            localInertiaDiagonal=props.principal_moments.tolist(),
+            # A sleeping body would ignore a kinematic body or a scaled gravity that should move it.
+            activationState=p.ACTIVATION_STATE_DISABLE_SLEEPING,
+            physicsClientId=client,
+        )
         # The spec's linear velocity is the shape origin's; pybullet wants the centre of mass's.
         omega = np.asarray(obj.physics.angular_velocity, dtype=np.float64)
         v_com = np.asarray(obj.physics.linear_velocity, dtype=np.float64) + np.cross(omega, quat_to_matrix(quat) @ com)

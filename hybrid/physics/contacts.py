@@ -2,8 +2,8 @@
 
 pybullet reports, after each step, the points of every touching pair with the
 normal force that step applied (``normalForce`` = impulse / step). A frame spans
-several steps, so we keep the raw point tuples of each step (one C call, no Python
-work) and reduce them once per frame with NumPy:
+several steps, so we copy each step's points into arrays and reduce them once per
+frame with NumPy:
 
 - impulse_Ns: sum over points and steps of normalForce * dt;
 - position: impulse-weighted mean of the points midway between the two surfaces
@@ -48,12 +48,38 @@ class ContactAccumulator:
         self._index_of_body[ids] = np.arange(len(ids))
         self._moving = np.asarray(moving, dtype=bool)
         self.impulse_per_force = float(impulse_per_force)
-        self._steps: list[tuple] = []
+        self._steps: list[tuple[np.ndarray, ...]] = []
 
     def add_step(self, points: tuple) -> None:
-        """Keep the tuple ``p.getContactPoints()`` returned after one step (reduced later)."""
-        if points:
-            self._steps.append(points)
+        """Take the tuple ``p.getContactPoints()`` returned after one step.
+
+        Its numbers are copied into arrays at once and the tuples dropped: keeping a
+        frame's worth of them (~30 Python objects per point) alive makes the garbage
+        collector rescan them over and over.
+        """
+        if not points:
+            return
+        # C-level iterators only (map, itemgetter, chain, fromiter): a pile of 100
+        # bodies has ~300 points per step, and a Python loop over them would cost a
+        # good part of the physics step itself.
+        force = np.fromiter(map(_FORCE, points), dtype=np.float64, count=len(points))
+        keep = force > 0.0
+        if not keep.all():
+            points = list(compress(points, keep.tolist()))
+            force = force[keep]
+        n = len(points)
+        if n == 0:
+            return
+        self._steps.append(
+            (
+                force,
+                np.fromiter(map(_BODY_A, points), dtype=np.int64, count=n),
+                np.fromiter(map(_BODY_B, points), dtype=np.int64, count=n),
+                np.fromiter(map(_DISTANCE, points), dtype=np.float64, count=n),
+                np.fromiter(_flatten(map(_POS_ON_B, points)), dtype=np.float64, count=3 * n),
+                np.fromiter(_flatten(map(_NORMAL_ON_B, points)), dtype=np.float64, count=3 * n),
+            )
+        )
 
     def reset(self) -> None:
         self._steps.clear()
@@ -63,23 +89,9 @@ class ContactAccumulator:
         steps, self._steps = self._steps, []
         if not steps:
             return ()
-        # Every pass over the points below is a C-level iterator (map, itemgetter, chain,
-        # fromiter): a pile of 100 bodies has ~3000 points per frame, and a Python loop
-        # over them would cost as much as the physics.
-        points = list(_flatten(steps))
-        force = np.fromiter(map(_FORCE, points), dtype=np.float64, count=len(points))
-        keep = force > 0.0
-        if not keep.all():
-            points = list(compress(points, keep.tolist()))
-            force = force[keep]
-        n = len(points)
-        if n == 0:
-            return ()
-        body_a = np.fromiter(map(_BODY_A, points), dtype=np.int64, count=n)
-        body_b = np.fromiter(map(_BODY_B, points), dtype=np.int64, count=n)
-        distance = np.fromiter(map(_DISTANCE, points), dtype=np.float64, count=n)
-        on_b = np.fromiter(_flatten(map(_POS_ON_B, points)), dtype=np.float64, count=3 * n).reshape(n, 3)
-        normal = np.fromiter(_flatten(map(_NORMAL_ON_B, points)), dtype=np.float64, count=3 * n).reshape(n, 3)
+        force, body_a, body_b, distance, on_b, normal = (np.concatenate(col) for col in zip(*steps))
+        n = len(force)
+        on_b, normal = on_b.reshape(n, 3), normal.reshape(n, 3)
         # Midway between the surfaces: B's surface point moved half the signed distance along the normal.
         position = on_b + (0.5 * distance)[:, None] * normal
 
@@ -96,14 +108,14 @@ class ContactAccumulator:
         keys = np.where(valid, first * names_n + second, -1)
         order = np.argsort(keys, kind="stable")
         keys = keys[order]
-        start = np.searchsorted(keys, 0)  # drop invalid (-1) rows, sorted to the front
+        start = int(np.searchsorted(keys, 0))  # invalid rows (-1) sort to the front
         if start == n:
             return ()
         order, keys = order[start:], keys[start:]
-        w = impulse[order]
-        weighted = np.concatenate([w[:, None], position[order] * w[:, None], normal[order] * w[:, None]], axis=1)
+        w = impulse[order][:, None]
+        weighted = np.concatenate([w, position[order] * w, normal[order] * w], axis=1)
         bounds = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
-        sums = np.add.reduceat(weighted, bounds, axis=0)  # (pairs, 7): impulse, sum w*pos, sum w*normal
+        sums = np.add.reduceat(weighted, bounds, axis=0)  # per pair: impulse, sum w*pos, sum w*normal
         total = sums[:, 0]
         mean_pos = sums[:, 1:4] / total[:, None]
         length = np.linalg.norm(sums[:, 4:7], axis=1, keepdims=True)
