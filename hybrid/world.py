@@ -58,7 +58,12 @@ def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class World:
-    """A Scene brought to life in its own pybullet client. Use as a context manager or call ``close()``."""
+    """A Scene brought to life in its own pybullet client. Use as a context manager or call ``close()``.
+
+    Attributes: ``scene``; ``names`` (object names in scene order; object i has
+    instance id i + 1); ``bodies`` (``hybrid.physics.bodies.Body`` per object: pybullet
+    id, kind, mass, inertial frame, collision shape); ``frame`` (last frame produced).
+    """
 
     def __init__(self, scene: Scene, *, collect_contacts: bool = True):
         """Build every object of `scene` in a new pybullet client.
@@ -179,17 +184,15 @@ class World:
         step_simulation, contact_points = p.stepSimulation, p.getContactPoints
         add_contacts, collect = self._contacts.add_step, self.collect_contacts
         for _ in range(self.scene.steps_per_frame):
-            if self._kinematic:
-                self._drive_kinematic(client, self._step_index * dt, dt)
             if self._scaled_gravity:
                 self._apply_gravity_scale(client)
             step_simulation(physicsClientId=client)
             if collect:
                 add_contacts(contact_points(physicsClientId=client))
             self._step_index += 1
-        if self._kinematic:
-            # Leave kinematic bodies at the frame's time so the State shows exactly their track.
-            self._drive_kinematic(client, self._step_index * dt, dt)
+            if self._kinematic:
+                # Ready for the next step (and exact in this frame's State after the last one).
+                self._drive_kinematic(client, self._step_index * dt, dt)
         self._frame += 1
         state = self._read_state(self._frame, self._contacts.flush())
         check_state(state, self.scene.physics.max_speed)

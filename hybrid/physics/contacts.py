@@ -81,9 +81,6 @@ class ContactAccumulator:
             )
         )
 
-    def reset(self) -> None:
-        self._steps.clear()
-
     def flush(self) -> tuple[Contact, ...]:
         """The frame's contacts since the last flush, in deterministic (a, b) scene order."""
         steps, self._steps = self._steps, []
