@@ -56,7 +56,7 @@ class _Bars:
 
 def cmd_render(args: argparse.Namespace) -> int:
     from hybrid.io.clip import OutputError, write_clip
-    from hybrid.physics import SimulationError
+    from hybrid.physics import PhysicsError, SimulationError
     from hybrid.pipeline import render_clip
     from hybrid.scene import SceneError, load_scene
 
@@ -88,6 +88,10 @@ def cmd_render(args: argparse.Namespace) -> int:
             bars.close()
             print(f"{path}: simulation stopped: {err}", file=sys.stderr)
             return EXIT_SIMULATION_ERROR
+        except PhysicsError as err:  # a body could not be built (unreadable mesh, bad height map)
+            bars.close()
+            print(f"{path}: {err}", file=sys.stderr)
+            return EXIT_SCENE_ERROR
         except OutputError as err:
             bars.close()
             print(f"error: {err}", file=sys.stderr)

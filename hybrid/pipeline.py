@@ -34,7 +34,7 @@ def simulate(scene: Scene, progress: Progress = None) -> list[State]:
         done += 1
         progress("simulate", done, total)  # type: ignore[misc]
 
-    with World(scene) as world:
+    with World(scene, collect_contacts=scene.physics.record_contacts) as world:
         return world.run(progress=tick if progress is not None else None)
 
 

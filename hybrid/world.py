@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 import numpy as np
-import pybullet as p
+from hybrid.physics.pybullet_quiet import pybullet as p
 
 from hybrid.physics.bodies import Body, create_body
 from hybrid.physics.checks import check_state

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-import pybullet as p
+from hybrid.physics.pybullet_quiet import pybullet as p
 
 from hybrid import geometry
 from hybrid.physics import mass as massmod

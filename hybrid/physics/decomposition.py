@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterator, Literal
 
 import numpy as np
-import pybullet as p
+from hybrid.physics.pybullet_quiet import pybullet as p
 import trimesh
 
 # V-HACD 2.2 as built into pybullet voxelises on a grid of at least 64 cells along

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
-import pybullet as p
+from hybrid.physics.pybullet_quiet import pybullet as p
 import trimesh
 
 from hybrid.physics import decomposition
