@@ -36,7 +36,10 @@ def test_example_scene_renders_a_few_frames(path):
     }
     for name, (dtype, shape) in expected.items():
         assert b[name].dtype == dtype and b[name].shape == shape, name
-        assert np.isfinite(b[name]).all() if b[name].dtype.kind == "f" else True
+        if name.startswith("flow"):  # NaN is allowed: a point that moved behind the other camera
+            assert not np.isinf(b[name]).any(), name
+        elif b[name].dtype.kind == "f":
+            assert np.isfinite(b[name]).all(), name
     hit = b["instance"] > 0
     assert hit.any(), "the camera sees no object"
     assert b["instance"].max() <= len(scene.objects)

@@ -307,6 +307,28 @@ INVALID = [
         "2:6", "fps", "expected a finite number, got inf", None,
     ),
     (
+        "point light asking for shadows",
+        """
+        name: demo
+        lights:
+          - {type: point, position: [0, 0, 2], shadows: true}
+        """,
+        "3:49", "lights[0].shadows", "point lights cannot cast shadows", None,
+    ),
+    (
+        "more lights of one type than the rasteriser draws",
+        """
+        name: demo
+        lights:
+          - {type: directional}
+          - {type: directional}
+          - {type: directional}
+          - {type: directional}
+          - {type: directional}
+        """,
+        "7:5", "lights[4]", "5 directional lights: the rasteriser draws at most 4", None,
+    ),
+    (
         "empty file",
         "",
         "1:1", "", "the file is empty", None,

@@ -16,7 +16,7 @@ BUFFER_DOC = {
     "instance": "uint16 (T,H,W) instance_id of the visible surface; 0 background",
     "normal": "float32 (T,H,W,3) unit surface normal in camera OpenCV axes; 0 background",
     "albedo": "uint8 (T,H,W,3) base colour without lighting, sRGB",
-    "flow_fwd": "float32 (T,H,W,2) pixel offset (dx, dy) of this pixel's surface point in the next frame; 0 in the last frame",
+    "flow_fwd": "float32 (T,H,W,2) pixel offset (dx, dy) of this pixel's surface point in the next frame; 0 in the last frame; NaN where the point moves behind the next camera",
     "flow_bwd": "float32 (T,H,W,2) pixel offset (dx, dy) of this pixel's surface point in the previous frame; 0 in the first frame",
 }
 

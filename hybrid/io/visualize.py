@@ -65,7 +65,12 @@ def show_normal(normal: np.ndarray) -> np.ndarray:
 
 
 def show_flow(flow: np.ndarray, max_px: float | None = None) -> np.ndarray:
-    """Direction as hue, magnitude as saturation (white = still), the Middlebury convention."""
+    """Direction as hue, magnitude as saturation (white = still), the Middlebury convention.
+
+    NaN flow (a point that moved behind the other frame's camera) shows black.
+    """
+    missing = ~np.isfinite(flow).all(axis=-1)
+    flow = np.where(missing[..., None], 0.0, flow)
     dx, dy = flow[..., 0], flow[..., 1]
     mag = np.hypot(dx, dy)
     scale = max_px if max_px is not None else max(float(np.percentile(mag, 99)), 1e-6)
@@ -73,6 +78,7 @@ def show_flow(flow: np.ndarray, max_px: float | None = None) -> np.ndarray:
     sat = np.clip(mag / scale, 0, 1)
     k = (np.array([5, 3, 1]) + hue[..., None] * 6) % 6
     rgb = 1 - sat[..., None] * np.clip(np.minimum(k, 4 - k), 0, 1)
+    rgb[missing] = 0
     return (rgb * 255).astype(np.uint8)
 
 

@@ -451,12 +451,22 @@ class PointLight(Spec):
     position: Vec3
     color: Color = (1.0, 1.0, 1.0)
     intensity: NonNegative = Field(20.0, description="candela-like units, as pyrender")
-    shadows: bool = False
+    shadows: bool = Field(False, description="not supported for point lights (the rasteriser has no cube shadow maps)")
 
     @field_validator("color", mode="before")
     @classmethod
     def _color(cls, v: object) -> Vec3:
         return _parse_color(v)
+
+    @field_validator("shadows")
+    @classmethod
+    def _no_shadows(cls, v: bool) -> bool:
+        if v:
+            raise SpecValueError(
+                "point lights cannot cast shadows in the rasteriser; use a `spot` light aimed at the scene "
+                "(or a `directional` one) for shadows, or set `shadows: false`"
+            )
+        return v
 
 
 class SpotLight(Spec):
@@ -514,6 +524,9 @@ class PhysicsSettings(Spec):
 # ---------------------------------------------------------------- the scene
 
 
+MAX_LIGHTS_PER_TYPE = 4  # pyrender's limit per light type; more would be dropped silently
+
+
 class Scene(Spec):
     """A whole scene: the root of a YAML scene file."""
 
@@ -545,6 +558,14 @@ class Scene(Spec):
     def _consistent(self) -> "Scene":
         if self.duration is not None and self.frames is not None:
             raise SpecValueError("give `duration` or `frames`, not both", at=("frames",))
+        for kind in ("directional", "point", "spot"):
+            idx = [i for i, light in enumerate(self.lights) if light.type == kind]
+            if len(idx) > MAX_LIGHTS_PER_TYPE:
+                raise SpecValueError(
+                    f"{len(idx)} {kind} lights: the rasteriser draws at most {MAX_LIGHTS_PER_TYPE} of each type; "
+                    f"remove some, or turn them into another type",
+                    at=("lights", idx[MAX_LIGHTS_PER_TYPE]),
+                )
         seen: dict[str, int] = {}
         for i, obj in enumerate(self.objects):
             if obj.name in seen:
