@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.hybrid-installed
 TORCH  ?= torch==2.13.0
-DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2 libglib2.0-0
+DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2
 export PYOPENGL_PLATFORM ?= egl
 
 .PHONY: setup system-deps demo test test-slow bench clean
