@@ -15,7 +15,7 @@ import difflib
 import math
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 Vec2 = tuple[float, float]
 Vec3 = tuple[float, float, float]
@@ -107,6 +107,7 @@ Unit = Annotated[float, Field(ge=0, le=1)]
 # scene against `hybrid schema` accept `color: red` and '#rrggbb' as the loader does.
 Color = Annotated[
     Vec3,
+    BeforeValidator(_parse_color),
     WithJsonSchema(
         {
             "description": "[r, g, b] in 0..1, '#rrggbb' or a name",
@@ -125,32 +126,21 @@ Color = Annotated[
 ]
 
 
-def _validate_unit_quat(q: Optional[Quat]) -> Optional[Quat]:
-    if q is None:
-        return q
+def _unit_quat(q: Quat) -> Quat:
     n = math.sqrt(sum(c * c for c in q))
     if n < 1e-9:
         raise ValueError("quaternion (x, y, z, w) must not be all zeros")
     return tuple(c / n for c in q)  # type: ignore[return-value]
 
 
-class Pose(Spec):
-    """Position plus optional rotation: `rotation_deg` (extrinsic x-y-z Euler, degrees) or `quaternion` (x, y, z, w)."""
+# A quaternion (x, y, z, w) as written, normalised on load.
+UnitQuat = Annotated[Quat, AfterValidator(_unit_quat)]
 
-    position: Vec3 = (0.0, 0.0, 0.0)
-    rotation_deg: Optional[Vec3] = None
-    quaternion: Optional[Quat] = None
 
-    @field_validator("quaternion")
-    @classmethod
-    def _unit(cls, q: Optional[Quat]) -> Optional[Quat]:
-        return _validate_unit_quat(q)
-
-    @model_validator(mode="after")
-    def _one_rotation(self) -> "Pose":
-        if self.rotation_deg is not None and self.quaternion is not None:
-            raise SpecValueError("give either rotation_deg or quaternion, not both", at=("quaternion",))
-        return self
+def _one_rotation(model: BaseModel) -> None:
+    """Models with `rotation_deg` and `quaternion` accept one of them at most."""
+    if model.rotation_deg is not None and model.quaternion is not None:  # type: ignore[attr-defined]
+        raise SpecValueError("give either rotation_deg or quaternion, not both", at=("quaternion",))
 
 
 # ---------------------------------------------------------------- shapes
@@ -260,17 +250,12 @@ class Keyframe(Spec):
     t: NonNegative
     position: Vec3
     rotation_deg: Optional[Vec3] = None
-    quaternion: Optional[Quat] = None
+    quaternion: Optional[UnitQuat] = None
 
-    @field_validator("quaternion")
-    @classmethod
-    def _unit(cls, q: Optional[Quat]) -> Optional[Quat]:
-        return _validate_unit_quat(q)
 
     @model_validator(mode="after")
-    def _one_rotation(self) -> "Keyframe":
-        if self.rotation_deg is not None and self.quaternion is not None:
-            raise SpecValueError("give either rotation_deg or quaternion, not both", at=("quaternion",))
+    def _rotation(self) -> "Keyframe":
+        _one_rotation(self)
         return self
 
 
@@ -324,10 +309,6 @@ class Look(Spec):
     metallic: Unit = 0.0
     roughness: Unit = 0.6
 
-    @field_validator("color", mode="before")
-    @classmethod
-    def _color(cls, v: object) -> Vec3:
-        return _parse_color(v)
 
 
 # ---------------------------------------------------------------- objects
@@ -338,19 +319,14 @@ class ObjectSpec(Spec):
     shape: Shape
     position: Vec3 = (0.0, 0.0, 0.0)
     rotation_deg: Optional[Vec3] = Field(None, description="extrinsic x-y-z Euler angles in degrees")
-    quaternion: Optional[Quat] = Field(None, description="(x, y, z, w)")
+    quaternion: Optional[UnitQuat] = Field(None, description="(x, y, z, w)")
     physics: BodyPhysics = BodyPhysics()
     look: Look = Look()
 
-    @field_validator("quaternion")
-    @classmethod
-    def _unit(cls, q: Optional[Quat]) -> Optional[Quat]:
-        return _validate_unit_quat(q)
 
     @model_validator(mode="after")
     def _consistent(self) -> "ObjectSpec":
-        if self.rotation_deg is not None and self.quaternion is not None:
-            raise SpecValueError("give either rotation_deg or quaternion, not both", at=("quaternion",))
+        _one_rotation(self)
         kind = self.shape.type
         if kind in ("plane", "heightfield") and self.physics.body != "static":
             raise SpecValueError(
@@ -379,7 +355,7 @@ class Camera(Spec):
     motion: Literal["static", "path", "orbit"] = "static"
     position: Vec3 = (4.0, -4.0, 3.0)
     look_at: Vec3 = (0.0, 0.0, 0.5)
-    quaternion: Optional[Quat] = Field(
+    quaternion: Optional[UnitQuat] = Field(
         None, description="camera-to-world rotation (x, y, z, w) in OpenCV axes; replaces look_at for static cameras"
     )
     up: Vec3 = (0.0, 0.0, 1.0)
@@ -392,10 +368,6 @@ class Camera(Spec):
     orbit_start_deg: float = 0.0
     orbit_deg_per_s: float = 30.0
 
-    @field_validator("quaternion")
-    @classmethod
-    def _unit(cls, q: Optional[Quat]) -> Optional[Quat]:
-        return _validate_unit_quat(q)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Camera":
@@ -427,10 +399,6 @@ class AmbientLight(Spec):
     color: Color = (1.0, 1.0, 1.0)
     intensity: NonNegative = 0.3
 
-    @field_validator("color", mode="before")
-    @classmethod
-    def _color(cls, v: object) -> Vec3:
-        return _parse_color(v)
 
 
 class DirectionalLight(Spec):
@@ -440,10 +408,6 @@ class DirectionalLight(Spec):
     intensity: NonNegative = Field(3.0, description="lux-like units, as pyrender")
     shadows: bool = True
 
-    @field_validator("color", mode="before")
-    @classmethod
-    def _color(cls, v: object) -> Vec3:
-        return _parse_color(v)
 
 
 class PointLight(Spec):
@@ -453,10 +417,6 @@ class PointLight(Spec):
     intensity: NonNegative = Field(20.0, description="candela-like units, as pyrender")
     shadows: bool = Field(False, description="not supported for point lights (the rasteriser has no cube shadow maps)")
 
-    @field_validator("color", mode="before")
-    @classmethod
-    def _color(cls, v: object) -> Vec3:
-        return _parse_color(v)
 
     @field_validator("shadows")
     @classmethod
@@ -479,10 +439,6 @@ class SpotLight(Spec):
     outer_cone_deg: Annotated[float, Field(gt=0, le=89)] = 30.0
     shadows: bool = True
 
-    @field_validator("color", mode="before")
-    @classmethod
-    def _color(cls, v: object) -> Vec3:
-        return _parse_color(v)
 
     @model_validator(mode="after")
     def _cones(self) -> "SpotLight":
@@ -549,10 +505,6 @@ class Scene(Spec):
     )
     objects: list[ObjectSpec] = Field(default_factory=list)
 
-    @field_validator("background", mode="before")
-    @classmethod
-    def _color(cls, v: object) -> Vec3:
-        return _parse_color(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scene":
