@@ -12,6 +12,7 @@ from typing import Optional, Sequence
 EXIT_SCENE_ERROR = 2
 EXIT_SIMULATION_ERROR = 3
 EXIT_OUTPUT_ERROR = 4
+EXIT_SETUP_ERROR = 5
 
 
 def _resolution(text: str) -> tuple[int, int]:
@@ -96,6 +97,7 @@ def cmd_render(args: argparse.Namespace) -> int:
             bars.close()
             print(f"error: {err}", file=sys.stderr)
             return EXIT_OUTPUT_ERROR
+
         bars.close()
         took = time.perf_counter() - start
         print(
@@ -167,12 +169,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from hybrid.render.errors import RenderSetupError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_SCENE_ERROR
+    except RenderSetupError as err:  # raised when OpenGL loads, wherever that happens
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_SETUP_ERROR
     except KeyboardInterrupt:
         print("interrupted; nothing was left half-written", file=sys.stderr)
         return 130

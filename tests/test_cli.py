@@ -1,6 +1,7 @@
 """The `hybrid` command as a user types it."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -60,3 +61,29 @@ def test_bad_override_is_refused_before_anything_is_written(tmp_path, capsys):
     assert code == 2
     assert "frames" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_unreadable_mesh_names_object_and_file_and_writes_nothing(tmp_path, capsys):
+    (tmp_path / "broken.obj").write_text("this is not a mesh\n")
+    scene = tmp_path / "scene.yaml"
+    scene.write_text(
+        "name: m\nframes: 2\nresolution: [32, 32]\nobjects:\n"
+        "  - name: statue\n    shape: {type: mesh, file: broken.obj}\n"
+    )
+    out = tmp_path / "clip"
+    assert main(["render", str(scene), "--out", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "statue" in err and "broken.obj" in err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["broken.obj", "scene.yaml"]
+
+
+def test_unusable_gl_platform_is_a_clear_setup_error(tmp_path):
+    env = dict(os.environ, PYOPENGL_PLATFORM="nonsense")
+    proc = subprocess.run(
+        [sys.executable, "-m", "hybrid", "render", str(SCENES / "bouncing_balls.yaml"),
+         "--out", str(tmp_path / "clip"), "--frames", "2", "--resolution", "32x32", "-q"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 5
+    assert "Traceback" not in proc.stderr and "PYOPENGL_PLATFORM='nonsense'" in proc.stderr
+    assert not (tmp_path / "clip").exists()

@@ -10,6 +10,7 @@ import json
 import os
 import textwrap
 
+import numpy as np
 import pytest
 
 from hybrid.scene import Issue, Scene, SceneError, load_scene, load_scene_text, scene_json_schema
@@ -475,8 +476,10 @@ def test_minimal_scene_loads_with_defaults(tmp_path):
 def test_relative_paths_resolve_against_the_scene_folder(tmp_path, monkeypatch):
     (tmp_path / "assets").mkdir()
     (tmp_path / "assets" / "tri.obj").write_text("v 0 0 0\nv 1 0 0\nv 0 1 0\nf 1 2 3\n")
-    (tmp_path / "assets" / "wood.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    (tmp_path / "assets" / "hills.npy").write_bytes(b"")
+    from PIL import Image
+
+    Image.new("RGB", (4, 4), (150, 100, 50)).save(tmp_path / "assets" / "wood.png")
+    np.save(tmp_path / "assets" / "hills.npy", np.zeros((8, 8)))
     scene_file = write(
         tmp_path,
         """
@@ -544,3 +547,37 @@ def test_json_schema_is_draft_2020_12_and_accepts_colour_names():
     color = schema["$defs"]["Look"]["properties"]["color"]
     names = [form for form in color["anyOf"] if "enum" in form]
     assert names and "red" in names[0]["enum"]
+
+
+def test_unreadable_texture_is_located_at_the_look(tmp_path):
+    (tmp_path / "tex.png").write_text("not an image")
+    scene_file = write(
+        tmp_path,
+        f"""
+        name: demo
+        objects:
+          - name: ball
+            shape: {SPHERE}
+            look: {{texture: tex.png}}
+        """,
+    )
+    issue = only_issue(scene_file)
+    assert (issue.line, issue.path) == (5, "objects[0].look.texture")
+    assert "cannot read the image" in issue.message and "PNG or JPEG" in issue.message
+
+
+def test_height_map_that_is_not_2d_is_located(tmp_path):
+    np.save(tmp_path / "h.npy", np.zeros((4, 4, 2)))
+    scene_file = write(
+        tmp_path,
+        """
+        name: demo
+        objects:
+          - name: ground
+            shape: {type: heightfield, size: [4, 4], file: h.npy}
+            physics: {body: static}
+        """,
+    )
+    issue = only_issue(scene_file)
+    assert (issue.line, issue.path) == (4, "objects[0].shape.file")
+    assert "shape (4, 4, 2)" in issue.message and "2D array" in issue.message

@@ -27,8 +27,20 @@ import numpy as np  # noqa: E402
 if not hasattr(np, "infty"):
     np.infty = np.inf  # type: ignore[attr-defined]
 
-import pyrender  # noqa: E402,F401  (re-exported for the other render modules)
-from OpenGL import GL  # noqa: E402,F401
+from hybrid.render.errors import RenderSetupError  # noqa: E402
+
+
+_SETUP_HINT = (
+    "headless rendering needs EGL with Mesa: install Debian's libegl1 libegl-mesa0 libgl1-mesa-dri "
+    "libgles2 (`make setup` does, as root) and leave PYOPENGL_PLATFORM unset or set to 'egl' "
+    f"(it is {os.environ.get('PYOPENGL_PLATFORM')!r})"
+)
+
+try:
+    import pyrender  # noqa: E402,F401  (re-exported for the other render modules)
+    from OpenGL import GL  # noqa: E402,F401
+except (ImportError, OSError) as _err:  # PyOpenGL fails here when libEGL is missing
+    raise RenderSetupError(f"cannot load OpenGL ({_err}); {_SETUP_HINT}") from _err
 
 # The raw glReadPixels writes into a caller's array (a ctypes pointer), without the
 # intermediate bytes object of the wrapped version.
@@ -47,8 +59,12 @@ class GLContext:
         self.width = int(width)
         self.height = int(height)
         self._platform = _make_platform(self.width, self.height)
-        self._platform.init_context()
-        self._platform.make_current()
+        try:
+            self._platform.init_context()
+            self._platform.make_current()
+        except Exception as err:  # EGL reports a missing driver as assorted errors
+            self._platform = None
+            raise RenderSetupError(f"cannot create an offscreen GL context ({err}); {_SETUP_HINT}") from err
         self.renderer = pyrender.Renderer(self.width, self.height)
 
     @property
@@ -92,8 +108,8 @@ def _make_platform(width: int, height: int):
         from pyrender.platforms.osmesa import OSMesaPlatform
 
         return OSMesaPlatform(width, height)
-    raise RuntimeError(
-        f"PYOPENGL_PLATFORM={platform_name!r} is not supported for offscreen rendering; use 'egl' (or 'osmesa')"
+    raise RenderSetupError(
+        f"PYOPENGL_PLATFORM={platform_name!r} is not supported for offscreen rendering; unset it or use 'egl' (or 'osmesa')"
     )
 
 

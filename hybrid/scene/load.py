@@ -309,4 +309,33 @@ def resolve_paths(data: dict, source: SourceMap, base_dir: str) -> list[Issue]:
             elif not os.path.isfile(resolved):
                 note = "" if os.path.isabs(os.path.expanduser(value)) else f" (relative paths start at the scene's folder, {base_dir})"
                 issues.append(source.issue(path + (name,), f"file not found: {resolved}{note}"))
+            else:
+                problem = _unreadable(model, name, resolved)
+                if problem:
+                    issues.append(source.issue(path + (name,), problem))
     return issues
+
+
+def _unreadable(model: type[BaseModel], name: str, path: str) -> Optional[str]:
+    """Why an image or height-map file cannot be used, or None. Checked here so the error
+    points at the scene line rather than surfacing mid-render. (Mesh files are parsed
+    when their body is built; that error names the object and the file.)"""
+    if model is spec.HeightfieldShape and path.lower().endswith(".npy"):
+        import numpy as np
+
+        try:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError, EOFError) as err:
+            return f"cannot read the height map {path} ({err}); save it with numpy.save as a 2D float array"
+        if arr.ndim != 2:
+            return f"the height map {path} has shape {arr.shape}; it must be a 2D array of heights"
+        return None
+    if model is spec.Look or model is spec.HeightfieldShape:
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as img:
+                img.verify()
+        except (OSError, UnidentifiedImageError, SyntaxError) as err:
+            return f"cannot read the image {path} ({err}); use a PNG or JPEG file"
+    return None
