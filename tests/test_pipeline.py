@@ -110,3 +110,20 @@ def test_readme_walkthrough_scene_renders_as_written(tmp_path):
     assert ball["position"][-1][0] > 0.3
     start_q, end_q = np.array(box["quaternion"][0]), np.array(box["quaternion"][-1])
     assert abs(np.dot(start_q, end_q)) < np.cos(np.radians(30) / 2), "the box did not tip over"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SCENE_FILES, ids=lambda p: p.stem)
+def test_example_scene_renders_in_full_through_the_command(path, tmp_path):
+    """Every example scene at its own length and resolution, as `hybrid render scenes` does."""
+    from hybrid.cli import main
+    from hybrid.io.clip import read_clip
+    from hybrid.io.video import read_mp4
+
+    out = tmp_path / path.stem
+    assert main(["render", str(path), "--out", str(out), "-q"]) == 0
+    scene = load_scene(path)
+    clip = read_clip(out)
+    assert clip.buffers["rgb"].shape == (scene.frame_count, scene.height, scene.width, 3)
+    frames, fps = read_mp4(str(out / "rgb.mp4"))
+    assert len(frames) == scene.frame_count and fps == pytest.approx(scene.fps)

@@ -61,7 +61,7 @@ def wood(n: int = 256, seed: int = 3) -> np.ndarray:
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:n, 0:n] / n
     wobble = 0.04 * np.sin(2 * np.pi * (3 * y + rng.uniform())) + 0.02 * np.sin(2 * np.pi * (11 * y + rng.uniform()))
-    rings = 0.5 + 0.5 * np.sin(2 * np.pi * 14 * (x + wobble))
+    rings = 0.5 + 0.5 * np.sin(2 * np.pi * 5 * (x + wobble))
     grain = rng.normal(0, 0.04, size=(n, 1)) * np.ones((1, n))
     t = np.clip(rings * 0.7 + grain + 0.15, 0, 1)[..., None]
     dark, light = np.array([110, 66, 34]), np.array([205, 155, 100])
