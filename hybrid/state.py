@@ -8,16 +8,18 @@ shape is defined in), not pybullet's centre-of-mass frame.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 
-@dataclass(frozen=True)
-class Contact:
+class Contact(NamedTuple):
     """Contact between two objects during one frame, summed over its physics steps.
 
     ``normal`` points from ``b`` to ``a``; ``impulse_Ns`` is the total normal impulse
-    in newton-seconds; ``position`` the impulse-weighted mean contact point in metres.
+    in newton-seconds; ``position`` the impulse-weighted mean contact point in metres
+    (see ``hybrid.physics.contacts`` for exactly which points). A NamedTuple rather
+    than a dataclass: a pile of bodies makes hundreds of these a frame.
     """
 
     a: str

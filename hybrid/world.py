@@ -26,6 +26,7 @@ are created in scene order and pybullet runs with deterministic overlapping pair
 
 from __future__ import annotations
 
+import gc
 from typing import Callable, Optional
 
 import numpy as np
@@ -183,18 +184,29 @@ class World:
         dt = self.scene.physics_dt
         step_simulation, contact_points = p.stepSimulation, p.getContactPoints
         add_contacts, collect = self._contacts.add_step, self.collect_contacts
-        for _ in range(self.scene.steps_per_frame):
-            if self._scaled_gravity:
-                self._apply_gravity_scale(client)
-            step_simulation(physicsClientId=client)
-            if collect:
-                add_contacts(contact_points(physicsClientId=client))
-            self._step_index += 1
-            if self._kinematic:
-                # Ready for the next step (and exact in this frame's State after the last one).
-                self._drive_kinematic(client, self._step_index * dt, dt)
+        # The frame's contact points (~30 Python objects each) stay alive until the flush
+        # below; the cyclic collector would rescan them many times over, though they hold
+        # no cycles, so it pauses for the frame. Reference counting still frees them.
+        pause_gc = collect and gc.isenabled()
+        if pause_gc:
+            gc.disable()
+        try:
+            for _ in range(self.scene.steps_per_frame):
+                if self._scaled_gravity:
+                    self._apply_gravity_scale(client)
+                step_simulation(physicsClientId=client)
+                if collect:
+                    add_contacts(contact_points(physicsClientId=client))
+                self._step_index += 1
+                if self._kinematic:
+                    # Ready for the next step (and exact in this frame's State after the last one).
+                    self._drive_kinematic(client, self._step_index * dt, dt)
+            contacts = self._contacts.flush()
+        finally:
+            if pause_gc:
+                gc.enable()
         self._frame += 1
-        state = self._read_state(self._frame, self._contacts.flush())
+        state = self._read_state(self._frame, contacts)
         check_state(state, self.scene.physics.max_speed)
         return state
 
