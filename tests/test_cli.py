@@ -87,3 +87,11 @@ def test_unusable_gl_platform_is_a_clear_setup_error(tmp_path):
     assert proc.returncode == 5
     assert "Traceback" not in proc.stderr and "PYOPENGL_PLATFORM='nonsense'" in proc.stderr
     assert not (tmp_path / "clip").exists()
+
+
+def test_schema_out_writes_a_file_editors_can_use(tmp_path, capsys):
+    target = tmp_path / "scene.schema.json"
+    assert main(["schema", "--out", str(target)]) == 0
+    schema = json.loads(target.read_text())
+    assert schema["$schema"].startswith("https://json-schema.org/") and "objects" in schema["properties"]
+    assert str(target) in capsys.readouterr().out
