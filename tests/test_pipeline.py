@@ -127,3 +127,13 @@ def test_example_scene_renders_in_full_through_the_command(path, tmp_path):
     assert clip.buffers["rgb"].shape == (scene.frame_count, scene.height, scene.width, 3)
     frames, fps = read_mp4(str(out / "rgb.mp4"))
     assert len(frames) == scene.frame_count and fps == pytest.approx(scene.fps)
+
+
+def test_readme_python_example_runs(tmp_path, monkeypatch):
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"```python\n(from hybrid.scene import load_scene.*?)```", text, re.S)
+    assert block, "README Python example not found"
+    (tmp_path / "scenes").symlink_to(SCENES)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block.group(1), "README.md", "exec"), {})
+    assert (tmp_path / "out" / "balls" / "rgb.mp4").is_file()
