@@ -18,8 +18,7 @@ class Contact(NamedTuple):
 
     ``normal`` points from ``b`` to ``a``; ``impulse_Ns`` is the total normal impulse
     in newton-seconds; ``position`` the impulse-weighted mean contact point in metres
-    (see ``hybrid.physics.contacts`` for exactly which points). A NamedTuple rather
-    than a dataclass: a pile of bodies makes hundreds of these a frame.
+    (see ``hybrid.physics.contacts`` for exactly which points).
     """
 
     a: str
@@ -27,6 +26,28 @@ class Contact(NamedTuple):
     position: tuple[float, float, float]
     normal: tuple[float, float, float]
     impulse_Ns: float
+
+
+@dataclass(frozen=True)
+class ContactSet:
+    """One frame's contacts as arrays, one row per pair of objects that pushed on each other.
+
+    pairs (K, 2) int64: scene indices (a, b) with a < b, rows sorted;
+    position (K, 3) metres; normal (K, 3) unit, from b to a; impulse_Ns (K,) newton-seconds.
+    ``State.contacts`` gives the same as named ``Contact`` tuples.
+    """
+
+    pairs: np.ndarray
+    position: np.ndarray
+    normal: np.ndarray
+    impulse_Ns: np.ndarray
+
+    @staticmethod
+    def empty() -> "ContactSet":
+        return ContactSet(np.zeros((0, 2), np.int64), np.zeros((0, 3)), np.zeros((0, 3)), np.zeros(0))
+
+    def __len__(self) -> int:
+        return len(self.impulse_Ns)
 
 
 @dataclass(frozen=True)
@@ -45,7 +66,18 @@ class State:
     quaternion: np.ndarray
     linear_velocity: np.ndarray
     angular_velocity: np.ndarray
-    contacts: tuple[Contact, ...] = field(default_factory=tuple)
+    contact_set: ContactSet = field(default_factory=ContactSet.empty)
+
+    @property
+    def contacts(self) -> tuple[Contact, ...]:
+        """The frame's contacts by object name (built from ``contact_set`` on access)."""
+        cs, names = self.contact_set, self.names
+        return tuple(
+            Contact(names[a], names[b], tuple(pos), tuple(nrm), imp)
+            for (a, b), pos, nrm, imp in zip(
+                cs.pairs.tolist(), cs.position.tolist(), cs.normal.tolist(), cs.impulse_Ns.tolist()
+            )
+        )
 
     @property
     def instance_ids(self) -> np.ndarray:

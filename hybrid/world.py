@@ -37,7 +37,7 @@ from hybrid.physics.checks import check_state
 from hybrid.physics.contacts import ContactAccumulator
 from hybrid.physics.errors import PhysicsError
 from hybrid.scene.spec import Scene
-from hybrid.state import State
+from hybrid.state import ContactSet, State
 from hybrid.transforms import quats_to_matrices
 
 Progress = Optional[Callable[[int, int], None]]  # (frames done, frames in total)
@@ -114,7 +114,7 @@ class World:
         )
         self._step_index = 0
         self._frame = 0
-        self._initial = self._read_state(0, ())
+        self._initial = self._read_state(0, ContactSet.empty())
 
     def _configure(self, client: int) -> None:
         settings = self.scene.physics
@@ -184,9 +184,10 @@ class World:
         dt = self.scene.physics_dt
         step_simulation, contact_points = p.stepSimulation, p.getContactPoints
         add_contacts, collect = self._contacts.add_step, self.collect_contacts
-        # The frame's contact points (~30 Python objects each) stay alive until the flush
-        # below; the cyclic collector would rescan them many times over, though they hold
-        # no cycles, so it pauses for the frame. Reference counting still frees them.
+        # Each step's contact points (~30 Python objects each, no reference cycles) live
+        # into the next step; the cyclic collector, triggered by their sheer number,
+        # would promote and rescan them over and over, so it pauses for the frame.
+        # Reference counting frees them as usual.
         pause_gc = collect and gc.isenabled()
         if pause_gc:
             gc.disable()
@@ -248,7 +249,7 @@ class World:
 
     # ------------------------------------------------------------ reading
 
-    def _read_state(self, frame: int, contacts: tuple) -> State:
+    def _read_state(self, frame: int, contacts: ContactSet) -> State:
         client = self._require_open()
         n = len(self._ids)
         poses = [p.getBasePositionAndOrientation(i, physicsClientId=client) for i in self._ids]
@@ -267,7 +268,7 @@ class World:
             quaternion=quaternion,
             linear_velocity=linear,
             angular_velocity=angular,
-            contacts=contacts,
+            contact_set=contacts,
         )
 
     def _to_shape_frame(self, position: np.ndarray, quaternion: np.ndarray, linear: np.ndarray, angular: np.ndarray) -> None:

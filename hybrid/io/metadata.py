@@ -45,19 +45,17 @@ def build_metadata(scene: Scene, states: Sequence[State], K: np.ndarray, cam_to_
                 "angular_velocity": _rows(ang[:, i]),
             }
         )
-    contacts = [
-        [
-            {
-                "a": c.a,
-                "b": c.b,
-                "position": list(c.position),
-                "normal": list(c.normal),
-                "impulse_Ns": c.impulse_Ns,
-            }
-            for c in s.contacts
-        ]
-        for s in states
-    ]
+    contacts = []
+    for s in states:
+        cs = s.contact_set
+        contacts.append(
+            [
+                {"a": s.names[a], "b": s.names[b], "position": pos, "normal": nrm, "impulse_Ns": imp}
+                for (a, b), pos, nrm, imp in zip(
+                    cs.pairs.tolist(), cs.position.tolist(), cs.normal.tolist(), cs.impulse_Ns.tolist()
+                )
+            ]
+        )
     return {
         "format": "hybrid-clip/1",
         "hybrid_version": hybrid.__version__,

@@ -33,7 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hybrid.state import Contact
+from hybrid.state import ContactSet
 
 # Fields of a pybullet contact-point tuple.
 _BODY_A, _BODY_B = itemgetter(1), itemgetter(2)
@@ -42,7 +42,7 @@ _flatten = chain.from_iterable
 
 
 class ContactAccumulator:
-    """Collects pybullet contact points step by step and reduces them to ``Contact`` tuples per frame."""
+    """Collects pybullet contact points step by step and reduces them to a ``ContactSet`` per frame."""
 
     def __init__(self, names: Sequence[str], body_ids: Sequence[int], moving: Sequence[bool], impulse_per_force: float):
         """`names`/`body_ids`/`moving` per object in scene order; `impulse_per_force` = seconds per step's force.
@@ -63,11 +63,11 @@ class ContactAccumulator:
         if points:
             self._steps.append(points)
 
-    def flush(self) -> tuple[Contact, ...]:
+    def flush(self) -> ContactSet:
         """The frame's contacts since the last flush, in deterministic (a, b) scene order."""
         steps, self._steps = self._steps, []
         if not steps:
-            return ()
+            return ContactSet.empty()
         # C-level iterators only (map, itemgetter, fromiter): a Python loop over ~3000
         # points a frame would cost a good part of the physics itself.
         points = list(_flatten(steps))
@@ -84,7 +84,7 @@ class ContactAccumulator:
         second = np.where(swap, ia, ib)
         valid = (force > 0.0) & (first >= 0) & (self._moving[first] | self._moving[second])
         if not valid.any():
-            return ()
+            return ContactSet.empty()
         names_n = len(self.names)
         keys = first * names_n + second
         rows = np.flatnonzero(valid)
@@ -111,17 +111,11 @@ class ContactAccumulator:
         weights = np.bincount(pair_of_last, weights=w, minlength=pairs)[:, None]
         pos_sum = np.stack([np.bincount(pair_of_last, weights=position[:, k] * w, minlength=pairs) for k in range(3)], 1)
         nrm_sum = np.stack([np.bincount(pair_of_last, weights=normal[:, k] * w, minlength=pairs) for k in range(3)], 1)
-        mean_pos = pos_sum / weights
         length = np.linalg.norm(nrm_sum, axis=1, keepdims=True)
-        unit = nrm_sum / np.where(length > 0, length, 1.0)
-
-        # One tolist() per array and a comprehension: ~150 pairs a frame in a pile, and
-        # per-element NumPy scalar conversions would cost more than the reduction above.
-        names = self.names
-        firsts, seconds = np.divmod(keys_sorted[bounds], names_n)
-        return tuple(
-            Contact(a=names[a], b=names[b], position=tuple(pos), normal=tuple(nrm), impulse_Ns=imp)
-            for a, b, pos, nrm, imp in zip(
-                firsts.tolist(), seconds.tolist(), mean_pos.tolist(), unit.tolist(), total.tolist()
-            )
+        a, b = np.divmod(keys_sorted[bounds], names_n)
+        return ContactSet(
+            pairs=np.stack([a, b], axis=1),
+            position=pos_sum / weights,
+            normal=nrm_sum / np.where(length > 0, length, 1.0),
+            impulse_Ns=total,
         )
