@@ -139,6 +139,63 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dataset_generate(args: argparse.Namespace) -> int:
+    from hybrid.data.generate import generate
+    from hybrid.data.shards import DatasetError
+    from hybrid.physics import PhysicsError
+    from hybrid.scene import SceneError
+
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if args.quiet:
+            return
+        from tqdm import tqdm
+
+        if bar is None:
+            bar = tqdm(total=total, initial=done, desc="clips", unit="clip", smoothing=0.1)
+        bar.update(done - bar.n)
+
+    try:
+        summary = generate(
+            args.recipe,
+            args.out,
+            args.clips,
+            seed=args.seed,
+            clips_per_shard=args.clips_per_shard,
+            workers=args.workers,
+            ray_address=args.ray_address,
+            progress=progress,
+        )
+    except (SceneError, DatasetError, PhysicsError) as err:
+        if bar is not None:
+            bar.close()
+        print(f"error: {err}" if not isinstance(err, SceneError) else err, file=sys.stderr)
+        return EXIT_SCENE_ERROR
+    if bar is not None:
+        bar.close()
+    print(
+        f"{summary.out_dir}: {summary.clips} clips ({summary.clips_written} made now in "
+        f"{summary.shards_written} shards, {summary.seconds:.1f} s on {summary.workers} worker(s), "
+        f"{summary.clips_per_second * 3600:.0f} clips/h); check with: hybrid dataset verify {summary.out_dir}"
+    )
+    return 0
+
+
+def cmd_dataset_verify(args: argparse.Namespace) -> int:
+    from hybrid.data.shards import DatasetError
+    from hybrid.data.verify import verify_dataset
+
+    try:
+        report = verify_dataset(args.dir)
+    except DatasetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_SCENE_ERROR
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     import hybrid
 
@@ -161,6 +218,22 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check scene files and report located errors")
     v.add_argument("files", nargs="+", help="scene .yaml files or folders")
     v.set_defaults(func=cmd_validate)
+
+    d = sub.add_parser("dataset", help="synthetic datasets from a recipe: generate, verify")
+    dsub = d.add_subparsers(dest="dataset_command", required=True)
+    g = dsub.add_parser("generate", help="generate (or resume) a dataset of rendered clips in tar shards")
+    g.add_argument("recipe", help="a dataset recipe .yaml (see datasets/)")
+    g.add_argument("--out", required=True, help="dataset folder (rerun the same command to resume)")
+    g.add_argument("--clips", type=int, required=True, help="number of clips")
+    g.add_argument("--seed", type=int, default=0, help="dataset seed: clip i depends only on (recipe, seed, i)")
+    g.add_argument("--workers", type=int, help="parallel single-threaded workers (default: all cores)")
+    g.add_argument("--ray-address", help="a Ray cluster to run on (default: a local Ray instance)")
+    g.add_argument("--clips-per-shard", type=int, default=8, help="clips per tar shard (default 8)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=cmd_dataset_generate)
+    vd = dsub.add_parser("verify", help="check every shard against the manifest")
+    vd.add_argument("dir", help="dataset folder")
+    vd.set_defaults(func=cmd_dataset_verify)
 
     s = sub.add_parser("schema", help="print the scene JSON Schema (for editor autocompletion)")
     s.add_argument("--out", help="write to this file instead of stdout")

@@ -55,3 +55,14 @@ def read_mp4(path: str) -> tuple[np.ndarray, float]:
     w, h = meta["size"]
     frames = [np.frombuffer(buf, dtype=np.uint8).reshape(h, w, 3) for buf in reader]
     return np.stack(frames), float(meta["fps"])
+
+
+def mp4_bytes(frames: np.ndarray, fps: float, crf: int = 18) -> bytes:
+    """The MP4 of `frames` as bytes (encoded through a temporary file: ffmpeg's MP4 muxer needs to seek)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="hybrid-mp4-") as tmp:
+        path = os.path.join(tmp, "clip.mp4")
+        write_mp4(path, frames, fps, crf=crf)
+        with open(path, "rb") as fh:
+            return fh.read()
