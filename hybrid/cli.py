@@ -196,6 +196,21 @@ def cmd_dataset_verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_dataset_preview(args: argparse.Namespace) -> int:
+    from hybrid.data.preview import DEFAULT_BUFFERS, write_preview
+    from hybrid.data.shards import DatasetError
+
+    out = args.out or str(Path(args.dir) / "preview.mp4")
+    buffers = tuple(args.buffers.split(",")) if args.buffers else DEFAULT_BUFFERS
+    try:
+        path = write_preview(args.dir, out, clips=args.clips, buffers=buffers)
+    except (DatasetError, ValueError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_SCENE_ERROR
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     import hybrid
 
@@ -231,6 +246,12 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--clips-per-shard", type=int, default=8, help="clips per tar shard (default 8)")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_dataset_generate)
+    pv = dsub.add_parser("preview", help="an MP4 (or PNG) grid of clips with their buffers side by side")
+    pv.add_argument("dir", help="dataset folder")
+    pv.add_argument("--out", help="output .mp4 or .png (default: DIR/preview.mp4)")
+    pv.add_argument("--clips", type=int, default=4, help="clips to show, spread over the dataset (default 4)")
+    pv.add_argument("--buffers", help="comma-separated buffers (default: rgb,depth,instance,normal,albedo,flow_fwd)")
+    pv.set_defaults(func=cmd_dataset_preview)
     vd = dsub.add_parser("verify", help="check every shard against the manifest")
     vd.add_argument("dir", help="dataset folder")
     vd.set_defaults(func=cmd_dataset_verify)

@@ -196,6 +196,7 @@ def generate(
     without `ray_address` runs in this process. `progress(done_clips, total_clips)` is
     called as shards are committed (also once at the start, with what already exists).
     """
+    from hybrid.data.card import CARD_NAME, write_card
     from hybrid.data.manifest import BufferSpec, missing_shards, open_dataset, record_shard
     from hybrid.data.sampler import sample_scene
     from hybrid.data.shards import WrittenShard
@@ -230,6 +231,8 @@ def generate(
             commit(build_shard(*job))
     elif jobs:
         _run_on_ray(jobs, n_workers, ray_address, commit)
+    if jobs or not (out / CARD_NAME).is_file():
+        write_card(out, Path(recipe_path).read_text())
     return GenerateSummary(out, clips, len(jobs), sum(j[4] for j in jobs), time.perf_counter() - start, n_workers, times)
 
 
