@@ -1,0 +1,858 @@
+"""Dataset recipes: distributions over scenes, read from YAML with located errors.
+
+A recipe (``datasets/*.yaml``) says what a dataset's clips have in common and what
+varies between them; ``hybrid.data.sampler.sample_scene`` turns (recipe, seed,
+index) into one concrete ``Scene``. Models here are frozen and forbid unknown keys,
+like the scene models, and a bad recipe fails at load with the same located
+``file:line:column: path: message`` lines as a bad scene.
+
+Every varying quantity is a *distribution*, written in one of these forms:
+
+    0.5                                 a constant
+    {uniform: [lo, hi]}                 uniform on [lo, hi]
+    {normal: [mean, std], clip: [lo, hi]}  Gaussian, clamped to [lo, hi] (clip optional)
+    {choice: [a, b, c], weights: [1, 2, 1]}  one of the values (weights optional)
+    {randint: [lo, hi]}                 a whole number from lo to hi, both included
+
+Units are the scene's: metres, kilograms, seconds; keys ending in ``_deg`` are
+degrees. Colours are sRGB as in scenes (``[r, g, b]`` in 0..1, ``'#rrggbb'`` or a
+name), or a colour distribution ``{palette: [...], weights: [...]}`` or
+``{hsv: [h, s, v]}`` (each a distribution; hue in turns, 0..1 wraps around).
+
+Per-pixel field settings (smoke, liquid) are not part of recipes yet; they will be
+added as their own key when the field solvers exist.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+from typing import Annotated, Literal, Optional, Union
+
+import numpy as np
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from hybrid.data.textures import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, TEXTURES, texture_params
+from hybrid.scene import spec
+from hybrid.scene.errors import (
+    Issue,
+    SceneError,
+    SourceMap,
+    issues_from_validation,
+    models_in,
+    show_value,
+    sorted_issues,
+)
+from hybrid.scene.limits import MAX_OBJECTS
+from hybrid.scene.load import parse_yaml
+from hybrid.scene.spec import Color, NonNegative, Positive, SpecValueError, Unit, Vec2, Vec3
+
+RECIPE_HELP_LINE = (
+    "recipe fields are described in hybrid/data/recipe.py; datasets/movi_a.yaml is a complete example"
+)
+
+
+class RecipeError(SceneError):
+    """A recipe that cannot be used, with every located problem in ``issues``.
+
+    A ``SceneError``, so anything that reports scene errors reports these too.
+    """
+
+    def _text(self) -> str:
+        return "\n".join([str(issue) for issue in self.issues] + [RECIPE_HELP_LINE])
+
+
+class RecipeSpec(spec.Spec):
+    """Base of recipe models: frozen, unknown keys are errors, and defaults go through
+    validation so they can be written in YAML form (``size: 0.5``, ``color: gray``)."""
+
+    model_config = ConfigDict(validate_default=True)
+
+
+# ---------------------------------------------------------------- distributions
+
+
+class Distribution(RecipeSpec):
+    """A distribution over numbers. ``sample`` draws one value; ``support`` bounds every draw."""
+
+    def sample(self, rng: np.random.Generator) -> float:
+        raise NotImplementedError
+
+    def support(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+
+class Constant(Distribution):
+    kind: Literal["constant"] = "constant"
+    constant: float
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return float(self.constant)
+
+    def support(self) -> tuple[float, float]:
+        return (self.constant, self.constant)
+
+
+def _ordered(pair: tuple[float, float], form: str, what: str = "[lo, hi]") -> None:
+    if pair[0] > pair[1]:
+        raise SpecValueError(
+            f"`{form}: {what}` needs lo <= hi, got {show_value(list(pair))}; swap the two numbers", at=(form,)
+        )
+
+
+class Uniform(Distribution):
+    kind: Literal["uniform"] = "uniform"
+    uniform: tuple[float, float] = Field(description="[lo, hi]")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Uniform":
+        _ordered(self.uniform, "uniform")
+        return self
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return float(rng.uniform(*self.uniform))
+
+    def support(self) -> tuple[float, float]:
+        return self.uniform
+
+
+class Normal(Distribution):
+    kind: Literal["normal"] = "normal"
+    normal: tuple[float, NonNegative] = Field(description="[mean, standard deviation]")
+    clip: Optional[tuple[float, float]] = Field(None, description="[lo, hi]: draws outside are clamped")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Normal":
+        if self.clip is not None:
+            _ordered(self.clip, "clip")
+        return self
+
+    def sample(self, rng: np.random.Generator) -> float:
+        value = float(rng.normal(*self.normal))
+        return float(np.clip(value, *self.clip)) if self.clip is not None else value
+
+    def support(self) -> tuple[float, float]:
+        return self.clip if self.clip is not None else (-math.inf, math.inf)
+
+
+class Choice(Distribution):
+    kind: Literal["choice"] = "choice"
+    choice: list[float] = Field(min_length=1)
+    weights: Optional[list[NonNegative]] = Field(None, description="relative; need not sum to 1")
+
+    @model_validator(mode="after")
+    def _check(self) -> "Choice":
+        if self.weights is not None:
+            if len(self.weights) != len(self.choice):
+                raise SpecValueError(
+                    f"`weights` has {len(self.weights)} entries but `choice` has {len(self.choice)}; give one weight per value",
+                    at=("weights",),
+                )
+            if sum(self.weights) <= 0:
+                raise SpecValueError("`weights` must not all be 0", at=("weights",))
+        return self
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return float(self.choice[pick_index(rng, self.weights, len(self.choice))])
+
+    def support(self) -> tuple[float, float]:
+        return (min(self.choice), max(self.choice))
+
+
+class RandInt(Distribution):
+    kind: Literal["randint"] = "randint"
+    randint: tuple[int, int] = Field(description="[lo, hi], both included")
+
+    @model_validator(mode="after")
+    def _check(self) -> "RandInt":
+        _ordered(self.randint, "randint")
+        return self
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return float(rng.integers(self.randint[0], self.randint[1], endpoint=True))
+
+    def support(self) -> tuple[float, float]:
+        return (float(self.randint[0]), float(self.randint[1]))
+
+
+# Written forms, by the key that names them. A new form is one model plus one line.
+FORMS: dict[str, type[Distribution]] = {
+    "constant": Constant,
+    "uniform": Uniform,
+    "normal": Normal,
+    "choice": Choice,
+    "randint": RandInt,
+}
+_FORMS_HELP = "a number, {uniform: [lo, hi]}, {normal: [mean, std], clip: [lo, hi]}, {choice: [...]} or {randint: [lo, hi]}"
+
+
+def pick_index(rng: np.random.Generator, weights: Optional[list[float]], n: int) -> int:
+    """Index of one of ``n`` options, with relative ``weights`` (None: equally likely)."""
+    if weights is None:
+        return int(rng.integers(n))
+    p = np.asarray(weights, dtype=np.float64)
+    return int(rng.choice(n, p=p / p.sum()))
+
+
+def _distribution_form(value: object) -> object:
+    """The written form of a distribution -> a mapping tagged with its `kind`, or a located error."""
+    if isinstance(value, BaseModel):
+        return value  # built in Python
+    if isinstance(value, bool):
+        raise SpecValueError(f"expected {_FORMS_HELP}, got {show_value(value)}")
+    if isinstance(value, (int, float)):
+        return {"kind": "constant", "constant": value}
+    if isinstance(value, dict):
+        if "kind" in value:
+            return value  # already tagged (a recipe dumped by model_dump)
+        forms = [key for key in value if key in FORMS]
+        if len(forms) == 1:
+            return {"kind": forms[0], **value}
+        if len(forms) > 1:
+            raise SpecValueError(
+                f"a distribution has one form, got both `{forms[0]}` and `{forms[1]}`", at=(forms[1],)
+            )
+        if not value:
+            raise SpecValueError(f"an empty mapping is not a distribution; expected {_FORMS_HELP}")
+        unknown = [key for key in value if key not in ("weights", "clip")]
+        if not unknown:
+            raise SpecValueError(f"`{next(iter(value))}` needs a distribution form next to it: {_FORMS_HELP}")
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), list(FORMS), n=1, cutoff=0.5)
+        raise SpecValueError(
+            f"unknown distribution `{key}`; expected {_FORMS_HELP}", at=(key,), suggestion=close[0] if close else None
+        )
+    if isinstance(value, list):
+        raise SpecValueError(
+            f"a list is not a distribution: write {{choice: {show_value(value)}}} to pick one of these values, "
+            "or {uniform: [lo, hi]} for a range"
+        )
+    raise SpecValueError(f"expected {_FORMS_HELP}, got {show_value(value)}")
+
+
+Number = Annotated[
+    Union[Constant, Uniform, Normal, Choice, RandInt],
+    Field(discriminator="kind"),
+    BeforeValidator(_distribution_form),
+]
+
+
+def _number(x: float) -> str:
+    return f"{x:g}"
+
+
+def bounded(
+    ge: Optional[float] = None,
+    gt: Optional[float] = None,
+    le: Optional[float] = None,
+    lt: Optional[float] = None,
+    whole: bool = False,
+) -> AfterValidator:
+    """A check that every value a distribution can give lies in the given bounds (and is whole)."""
+    words = []
+    if ge is not None:
+        words.append(f"at least {_number(ge)}")
+    if gt is not None:
+        words.append(f"greater than {_number(gt)}")
+    if le is not None:
+        words.append(f"at most {_number(le)}")
+    if lt is not None:
+        words.append(f"less than {_number(lt)}")
+    need = " and ".join(words)
+
+    def check(dist: Distribution) -> Distribution:
+        lo, hi = dist.support()
+        if whole:
+            wholes = (
+                isinstance(dist, RandInt)
+                or (isinstance(dist, Constant) and float(dist.constant).is_integer())
+                or (isinstance(dist, Choice) and all(float(v).is_integer() for v in dist.choice))
+            )
+            if not wholes:
+                raise SpecValueError(
+                    "this must be a whole number: use {randint: [lo, hi]}, {choice: [...]} of whole numbers, "
+                    "or a whole number"
+                )
+        bad = None
+        if (ge is not None and lo < ge) or (gt is not None and lo <= gt):
+            bad = lo
+        elif (le is not None and hi > le) or (lt is not None and hi >= lt):
+            bad = hi
+        if bad is not None:
+            if math.isinf(bad):
+                raise SpecValueError(
+                    f"values must be {need}, but an unclipped normal distribution can give any value; "
+                    "add `clip: [lo, hi]`"
+                )
+            raise SpecValueError(f"values must be {need}, but this distribution can give {_number(bad)}")
+        return dist
+
+    return AfterValidator(check)
+
+
+PositiveNumber = Annotated[Number, bounded(gt=0)]
+NonNegativeNumber = Annotated[Number, bounded(ge=0)]
+UnitNumber = Annotated[Number, bounded(ge=0, le=1)]
+ElevationNumber = Annotated[Number, bounded(gt=-90, lt=90)]
+Number3 = tuple[Number, Number, Number]
+
+
+# ---------------------------------------------------------------- colours
+
+
+def _color_form(value: object) -> object:
+    """A single colour (name, '#rrggbb', [r, g, b]) is a palette of one."""
+    if isinstance(value, str) or (
+        isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(c, (int, float)) for c in value)
+    ):
+        return {"palette": [value]}
+    return value
+
+
+class ColorDist(RecipeSpec):
+    """A distribution over sRGB colours: one of a `palette` (optionally weighted), or `hsv` ranges."""
+
+    palette: Optional[list[Color]] = Field(None, min_length=1)
+    weights: Optional[list[NonNegative]] = Field(None, description="relative weights of the palette entries")
+    hsv: Optional[Number3] = Field(
+        None, description="[hue, saturation, value]; hue in turns (wraps around 1), saturation and value in 0..1"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> "ColorDist":
+        if (self.palette is None) == (self.hsv is None):
+            raise SpecValueError("a colour distribution needs exactly one of `palette` or `hsv`")
+        if self.weights is not None:
+            if self.palette is None:
+                raise SpecValueError("`weights` only apply to a `palette`", at=("weights",))
+            if len(self.weights) != len(self.palette):
+                raise SpecValueError(
+                    f"`weights` has {len(self.weights)} entries but `palette` has {len(self.palette)}",
+                    at=("weights",),
+                )
+            if sum(self.weights) <= 0:
+                raise SpecValueError("`weights` must not all be 0", at=("weights",))
+        if self.hsv is not None:
+            for i, label in ((1, "saturation"), (2, "value")):
+                lo, hi = self.hsv[i].support()
+                if lo < 0 or hi > 1:
+                    raise SpecValueError(f"hsv {label} must stay in 0..1", at=("hsv", i))
+        return self
+
+
+ColorChoice = Annotated[ColorDist, BeforeValidator(_color_form)]
+
+
+# ---------------------------------------------------------------- textures
+
+
+def _named(field: str):
+    """List items may be a bare name: `wood` means {<field>: wood}."""
+
+    def convert(value: object) -> object:
+        return {field: value} if isinstance(value, str) else value
+
+    return BeforeValidator(convert)
+
+
+TextureKind = Literal[tuple(TEXTURES)]  # type: ignore[valid-type]
+
+
+class TextureOption(RecipeSpec):
+    """One procedural texture kind, its relative weight and fixed parameters (see hybrid.data.textures)."""
+
+    kind: TextureKind
+    weight: Positive = 1.0
+    params: dict[str, Union[float, Color]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> "TextureOption":
+        accepted = {k: v for k, v in texture_params(self.kind).items() if k != "size"}
+        for name, value in self.params.items():
+            if name not in accepted:
+                close = difflib.get_close_matches(name, list(accepted), n=1)
+                raise SpecValueError(
+                    f"texture kind {self.kind!r} has no parameter `{name}`; it takes {', '.join(accepted)} "
+                    "(the image size is `size` next to `kinds`)",
+                    at=("params", name),
+                    suggestion=close[0] if close else None,
+                )
+            wants_colour = isinstance(accepted[name], tuple)
+            if wants_colour != isinstance(value, tuple):
+                raise SpecValueError(
+                    f"`{name}` is {'a colour' if wants_colour else 'a number'} (default {show_value(accepted[name])})",
+                    at=("params", name),
+                )
+        return self
+
+
+class TextureDist(RecipeSpec):
+    """Procedural textures applied with some probability.
+
+    `variants` bounds how many different images each kind gives (texture seeds
+    0..variants-1), which bounds the texture cache however many clips are made.
+    """
+
+    probability: Unit = 1.0
+    kinds: list[Annotated[TextureOption, _named("kind")]] = Field(min_length=1)
+    variants: Annotated[int, Field(ge=1, le=1_000_000)] = 16
+    size: Annotated[int, Field(ge=MIN_SIZE, le=MAX_SIZE)] = Field(DEFAULT_SIZE, description="pixels per side")
+    tint: bool = Field(False, description="multiply the texture by the sampled colour (else white)")
+
+
+# ---------------------------------------------------------------- materials
+
+
+# Physical and visual presets. rubber and metal are Kubric's CLEVR materials
+# (challenges/movi/movi_ab_worker.py: friction, restitution, roughness, metallic, and
+# densities 1.1 and 2.7 relative to water); `default` equals the scene defaults.
+MATERIAL_PRESETS: dict[str, dict[str, float]] = {
+    "default": {"metallic": 0.0, "roughness": 0.6, "friction": 0.5, "restitution": 0.0, "density": 1000.0},
+    "rubber": {"metallic": 0.0, "roughness": 0.7, "friction": 0.8, "restitution": 0.7, "density": 1100.0},
+    "metal": {"metallic": 1.0, "roughness": 0.2, "friction": 0.4, "restitution": 0.3, "density": 2700.0},
+    "plastic": {"metallic": 0.0, "roughness": 0.4, "friction": 0.5, "restitution": 0.5, "density": 1000.0},
+    "wood": {"metallic": 0.0, "roughness": 0.75, "friction": 0.6, "restitution": 0.35, "density": 650.0},
+}
+
+MaterialPreset = Literal[tuple(MATERIAL_PRESETS)]  # type: ignore[valid-type]
+
+
+class MaterialOption(RecipeSpec):
+    """A material: a preset (or `default`), with any of its values replaced by distributions."""
+
+    preset: MaterialPreset = "default"
+    weight: Positive = 1.0
+    metallic: Optional[UnitNumber] = None
+    roughness: Optional[UnitNumber] = None
+    friction: Optional[NonNegativeNumber] = None
+    restitution: Optional[UnitNumber] = None
+    density: Optional[PositiveNumber] = Field(None, description="kg/m^3")
+
+    def value(self, name: str) -> Distribution:
+        """The distribution of `name` (metallic, roughness, friction, restitution, density)."""
+        given = getattr(self, name)
+        return given if given is not None else Constant(constant=MATERIAL_PRESETS[self.preset][name])
+
+
+# ---------------------------------------------------------------- shapes
+
+
+class ShapeOptionBase(RecipeSpec):
+    weight: Positive = 1.0
+    size: Optional[PositiveNumber] = Field(None, description="metres; replaces objects.size for this shape")
+
+
+class SphereOption(ShapeOptionBase):
+    """Diameter = size."""
+
+    type: Literal["sphere"]
+
+
+class BoxOption(ShapeOptionBase):
+    """Full extents = size x aspect (a cube by default)."""
+
+    type: Literal["box"]
+    aspect: tuple[PositiveNumber, PositiveNumber, PositiveNumber] = (1.0, 1.0, 1.0)
+
+
+class CylinderOption(ShapeOptionBase):
+    """Diameter = size, length along local z = size x aspect."""
+
+    type: Literal["cylinder"]
+    aspect: PositiveNumber = 1.0
+
+
+class CapsuleOption(ShapeOptionBase):
+    """Diameter = size, straight length along local z (without the caps) = size x aspect."""
+
+    type: Literal["capsule"]
+    aspect: PositiveNumber = 1.0
+
+
+class MeshOption(ShapeOptionBase):
+    """A mesh file, re-centred at its bounding-box centre and scaled so its largest extent = size.
+
+    Dynamic concave meshes are split into convex parts once per distinct scale and
+    cached: a `choice` of a few sizes keeps that to a few decompositions.
+    """
+
+    type: Literal["mesh"]
+    file: str = Field(min_length=1, description="relative to the recipe file")
+    convex_decomposition: Literal["auto", "always", "never"] = "auto"
+
+
+ShapeOption = Annotated[
+    Union[SphereOption, BoxOption, CylinderOption, CapsuleOption, MeshOption],
+    Field(discriminator="type"),
+    _named("type"),
+]
+
+# Fields that name a file, relative to the recipe file: (model, field).
+PATH_FIELDS: tuple[tuple[type[BaseModel], str], ...] = ((MeshOption, "file"),)
+
+
+# ---------------------------------------------------------------- placement and motion of objects
+
+
+class Region(RecipeSpec):
+    """An axis-aligned box in world coordinates, metres."""
+
+    min: Vec3
+    max: Vec3
+
+    @model_validator(mode="after")
+    def _check(self) -> "Region":
+        for axis, (lo, hi) in enumerate(zip(self.min, self.max)):
+            if lo > hi:
+                raise SpecValueError(
+                    f"region min {'xyz'[axis]} ({lo:g}) is above max {'xyz'[axis]} ({hi:g})", at=("min", axis)
+                )
+        return self
+
+
+class Placement(RecipeSpec):
+    """Where objects start.
+
+    Centres are drawn uniformly in `region`; a draw is rejected (and redrawn, up to
+    `max_attempts` times) when the object's bounding sphere would overlap another's
+    (with `gap` metres to spare), when the object would reach below the floor, or,
+    with `in_view`, when its bounding sphere is not wholly inside the first frame's
+    view. `on_floor` sets each centre's height so the object rests on the floor.
+    `rotation`: none, yaw (about z), or free (uniform over all orientations).
+    """
+
+    region: Region = {"min": (-1.0, -1.0, 0.0), "max": (1.0, 1.0, 1.0)}
+    rotation: Literal["none", "yaw", "free"] = "yaw"
+    on_floor: bool = False
+    in_view: bool = True
+    gap: NonNegative = Field(0.0, description="metres between bounding spheres")
+    max_attempts: Annotated[int, Field(ge=1, le=100_000)] = 500
+
+
+class Throw(RecipeSpec):
+    """Initial velocities. With `probability`, an object gets `velocity` (m/s, world
+    axes) plus `pull` (1/s) times its horizontal offset to `pull_to` (so throws aim
+    towards it), and a spin of `spin` rad/s about a uniformly random axis."""
+
+    probability: Unit = 1.0
+    velocity: Number3 = (0.0, 0.0, 0.0)
+    pull: NonNegative = Field(0.0, description="1/s")
+    pull_to: Vec2 = (0.0, 0.0)
+    spin: NonNegativeNumber = Field(0.0, description="rad/s")
+
+
+class ObjectsSpec(RecipeSpec):
+    """The dynamic objects of each clip."""
+
+    count: Annotated[Number, bounded(ge=0, le=MAX_OBJECTS - 1, whole=True)]
+    shapes: list[ShapeOption] = Field(min_length=1)
+    size: Optional[PositiveNumber] = Field(
+        None, description="metres; what it measures depends on the shape (see its option); shapes may set their own"
+    )
+    materials: list[Annotated[MaterialOption, _named("preset")]] = Field(default_factory=lambda: ["default"], min_length=1)
+    color: ColorChoice = "lightgray"
+    textures: Optional[TextureDist] = None
+    mass: Optional[PositiveNumber] = Field(None, description="kg; replaces the material's density")
+    placement: Placement = {}
+    throw: Optional[Throw] = None
+
+    @model_validator(mode="after")
+    def _sized(self) -> "ObjectsSpec":
+        if self.size is None:
+            for i, option in enumerate(self.shapes):
+                if option.size is None:
+                    raise SpecValueError(
+                        "this shape has no `size` and objects.size is not given; give one of them",
+                        at=("shapes", i),
+                    )
+        return self
+
+
+# ---------------------------------------------------------------- floor, camera, lights
+
+
+class FloorSpec(RecipeSpec):
+    """A static plane at z = 0 (always the first object, `floor`, instance id 1)."""
+
+    size: tuple[Positive, Positive] = Field((40.0, 40.0), description="drawn extent in metres")
+    color: ColorChoice = "gray"
+    texture: Optional[TextureDist] = None
+    texture_scale: PositiveNumber = Field(0.5, description="texture repeats per metre")
+    metallic: UnitNumber = 0.0
+    roughness: UnitNumber = 0.9
+    friction: NonNegativeNumber = 0.5
+    restitution: UnitNumber = 0.0
+
+
+class StaticMotion(RecipeSpec):
+    type: Literal["static"]
+    weight: Positive = 1.0
+
+
+class OrbitMotion(RecipeSpec):
+    """Circle around the look-at point at the sampled distance and elevation, starting at the sampled azimuth."""
+
+    type: Literal["orbit"]
+    weight: Positive = 1.0
+    deg_per_s: Number = Field(20.0, description="degrees per video second; negative turns clockwise seen from above")
+
+
+class LinearMotion(RecipeSpec):
+    """A straight move in a uniformly random horizontal direction, still aiming at the look-at point."""
+
+    type: Literal["linear"]
+    weight: Positive = 1.0
+    speed: NonNegativeNumber = Field(0.5, description="m per video second")
+
+
+Motion = Annotated[Union[StaticMotion, OrbitMotion, LinearMotion], Field(discriminator="type"), _named("type")]
+
+
+def _motion_list(value: object) -> object:
+    """`motion: orbit` or one mapping is a list of one."""
+    return [value] if isinstance(value, (str, dict)) else value
+
+
+class CameraDist(RecipeSpec):
+    """The camera on a sphere around `look_at`: `distance` (m), `elevation_deg` above the
+    horizontal, `azimuth_deg` from +x towards +y; then one of `motion` by weight."""
+
+    look_at: Number3 = (0.0, 0.0, 0.0)
+    distance: PositiveNumber = 8.0
+    elevation_deg: ElevationNumber = 30.0
+    azimuth_deg: Number = {"uniform": [0.0, 360.0]}
+    fov_deg: Annotated[Number, bounded(gt=1, lt=170)] = Field(45.0, description="vertical field of view")
+    near: Positive = 0.05
+    far: Positive = 100.0
+    motion: Annotated[list[Motion], BeforeValidator(_motion_list), Field(min_length=1)] = ["static"]
+
+    @model_validator(mode="after")
+    def _check(self) -> "CameraDist":
+        if self.near >= self.far:
+            raise SpecValueError(f"near ({self.near}) must be smaller than far ({self.far})", at=("near",))
+        return self
+
+
+class AmbientDist(RecipeSpec):
+    intensity: NonNegativeNumber = 0.3
+    color: ColorChoice = "white"
+
+
+class KeyLightDist(RecipeSpec):
+    """A directional light arriving from `elevation_deg` above the horizon at `azimuth_deg`."""
+
+    elevation_deg: ElevationNumber = 50.0
+    azimuth_deg: Number = -45.0
+    intensity: NonNegativeNumber = 3.0
+    color: ColorChoice = "white"
+    shadows: bool = True
+
+
+class ExtraLightBase(RecipeSpec):
+    """A light present with `probability`, placed by elevation and azimuth around the lights' centre."""
+
+    probability: Unit = 1.0
+    elevation_deg: ElevationNumber = 45.0
+    azimuth_deg: Number = {"uniform": [0.0, 360.0]}
+    intensity: NonNegativeNumber = 1.0
+    color: ColorChoice = "white"
+
+
+class ExtraDirectional(ExtraLightBase):
+    type: Literal["directional"]
+    shadows: bool = False
+
+
+class ExtraPoint(ExtraLightBase):
+    """A point light `distance` metres from the centre (pyrender: intensity in candela-like units)."""
+
+    type: Literal["point"]
+    distance: PositiveNumber = 4.0
+
+
+class ExtraSpot(ExtraLightBase):
+    """A spot light `distance` metres from the centre, aimed at it."""
+
+    type: Literal["spot"]
+    distance: PositiveNumber = 4.0
+    inner_cone_deg: Annotated[float, Field(ge=0, lt=90)] = 15.0
+    outer_cone_deg: Annotated[float, Field(gt=0, le=89)] = 30.0
+    shadows: bool = True
+
+    @model_validator(mode="after")
+    def _cones(self) -> "ExtraSpot":
+        if self.inner_cone_deg >= self.outer_cone_deg:
+            raise SpecValueError(
+                f"inner_cone_deg ({self.inner_cone_deg}) must be smaller than outer_cone_deg ({self.outer_cone_deg})",
+                at=("inner_cone_deg",),
+            )
+        return self
+
+
+ExtraLight = Annotated[Union[ExtraDirectional, ExtraPoint, ExtraSpot], Field(discriminator="type")]
+
+
+class LightsSpec(RecipeSpec):
+    """Ambient light, a key light (`key: null` for none) and optional extra lights.
+
+    Angles are around `center`; with `relative_to_camera` every azimuth is added to
+    the camera's, so "key light from the camera's left" holds whatever the view.
+    """
+
+    center: Vec3 = (0.0, 0.0, 0.0)
+    relative_to_camera: bool = False
+    ambient: AmbientDist = {}
+    key: Optional[KeyLightDist] = {}
+    extra: list[ExtraLight] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> "LightsSpec":
+        for kind in ("directional", "point", "spot"):
+            count = int(kind == "directional" and self.key is not None)
+            for i, light in enumerate(self.extra):
+                if light.type == kind:
+                    count += 1
+                    if count > spec.MAX_LIGHTS_PER_TYPE:
+                        raise SpecValueError(
+                            f"more than {spec.MAX_LIGHTS_PER_TYPE} {kind} lights (the key light counts as one "
+                            "directional light): the rasteriser draws at most that many of each type",
+                            at=("extra", i),
+                        )
+        return self
+
+
+# ---------------------------------------------------------------- the recipe
+
+
+class ClipSpec(RecipeSpec):
+    """Video settings shared by every clip of the dataset."""
+
+    frames: Annotated[int, Field(ge=1)] = 24
+    fps: Annotated[float, Field(gt=0, le=1000)] = 12.0
+    resolution: tuple[Annotated[int, Field(ge=8, le=8192)], Annotated[int, Field(ge=8, le=8192)]] = Field(
+        (256, 256), description="width, height in pixels"
+    )
+    time_scale: Positive = Field(1.0, description="simulated seconds per video second")
+
+
+class Recipe(RecipeSpec):
+    """A dataset recipe: the root of a `datasets/*.yaml` file."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    clip: ClipSpec = {}
+    physics: spec.PhysicsSettings = Field(default_factory=spec.PhysicsSettings, description="passed to every scene")
+    background: ColorChoice = Field("#9fb8d6", description="sky colour behind everything")
+    floor: FloorSpec = {}
+    camera: CameraDist = {}
+    lights: LightsSpec = {}
+    objects: ObjectsSpec
+
+    @model_validator(mode="after")
+    def _fits_a_scene(self) -> "Recipe":
+        # The physics settings must suit the clip timing (a timestep dividing the frame
+        # time); check it here so the error points at the recipe, not at a sampled scene.
+        probe = {
+            "name": self.name,
+            "fps": self.clip.fps,
+            "frames": self.clip.frames,
+            "time_scale": self.clip.time_scale,
+            "physics": self.physics,
+        }
+        try:
+            spec.Scene.model_validate(probe)
+        except ValidationError as e:
+            err = e.errors()[0]
+            error = (err.get("ctx") or {}).get("error")
+            at = tuple(err["loc"]) + tuple(getattr(error, "at", ()))
+            raise SpecValueError(err["msg"].removeprefix("Value error, "), at=at) from None
+        return self
+
+    @property
+    def max_objects(self) -> int:
+        """The most dynamic objects a clip can have."""
+        return int(self.objects.count.support()[1])
+
+
+# ---------------------------------------------------------------- loading
+
+
+def load_recipe(path: Union[str, os.PathLike]) -> Recipe:
+    """Load and validate the recipe at ``path``; raise ``RecipeError`` with every problem found.
+
+    Mesh files in the recipe are resolved against the recipe file's folder and
+    checked to exist and to be readable meshes.
+    """
+    filename = os.fspath(path)
+    try:
+        with open(filename, encoding="utf-8-sig") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise RecipeError([Issue(filename, 0, 0, "", "recipe file not found")]) from None
+    except IsADirectoryError:
+        raise RecipeError([Issue(filename, 0, 0, "", "this is a folder; give a recipe .yaml file")]) from None
+    except UnicodeDecodeError as e:
+        raise RecipeError([Issue(filename, 0, 0, "", f"not a UTF-8 text file ({e.reason} at byte {e.start})")]) from None
+    except OSError as e:
+        raise RecipeError([Issue(filename, 0, 0, "", f"cannot read the recipe file: {e.strerror}")]) from None
+    return load_recipe_text(text, filename)
+
+
+def load_recipe_text(text: str, filename: str, base_dir: Optional[Union[str, os.PathLike]] = None) -> Recipe:
+    """Validate recipe YAML given as text. ``filename`` is used in messages; relative
+    mesh paths resolve against ``base_dir`` (default: the folder of ``filename``)."""
+    base = os.path.abspath(os.fspath(base_dir)) if base_dir is not None else os.path.dirname(os.path.abspath(filename))
+    try:
+        data, source = parse_yaml(text, filename)
+    except SceneError as e:  # the YAML itself is broken: same issues, recipe wording at the end
+        raise RecipeError(e.issues) from None
+    issues = _resolve_paths(data, source, base)
+    recipe: Optional[Recipe] = None
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as e:
+        issues += issues_from_validation(e, source, data, Recipe)
+    if issues:
+        raise RecipeError(sorted_issues(issues))
+    assert recipe is not None
+    return recipe
+
+
+def _resolve_paths(data: dict, source: SourceMap, base_dir: str) -> list[Issue]:
+    """Make mesh paths absolute (in place); report missing, unreadable or empty meshes."""
+    issues: list[Issue] = []
+    wanted: dict[type[BaseModel], list[str]] = {}
+    for model, name in PATH_FIELDS:
+        wanted.setdefault(model, []).append(name)
+    for path, model, mapping in list(models_in(data, Recipe)):
+        for name in wanted.get(model, ()):
+            value = mapping.get(name)
+            if not isinstance(value, str) or not value.strip():
+                continue  # validation words those errors
+            resolved = os.path.normpath(os.path.join(base_dir, os.path.expanduser(value)))
+            mapping[name] = resolved
+            where = path + (name,)
+            if os.path.isdir(resolved):
+                issues.append(source.issue(where, f"{resolved} is a folder, not a mesh file"))
+            elif not os.path.isfile(resolved):
+                note = "" if os.path.isabs(os.path.expanduser(value)) else f" (relative paths start at the recipe's folder, {base_dir})"
+                issues.append(source.issue(where, f"file not found: {resolved}{note}"))
+            else:
+                problem = _unreadable_mesh(resolved)
+                if problem:
+                    issues.append(source.issue(where, problem))
+    return issues
+
+
+def _unreadable_mesh(path: str) -> Optional[str]:
+    """Why a mesh file cannot be used, or None; checked at load so the error points at the recipe line."""
+    from hybrid.geometry import build_mesh
+
+    try:
+        mesh = build_mesh(spec.MeshShape(type="mesh", file=path, center="bounds"))
+    except Exception as err:  # trimesh raises many kinds for a bad file; all mean "cannot use it"
+        return f"cannot read the mesh {path} ({err}); use a triangle mesh file (obj, stl, ply, glb, off)"
+    if not np.all(np.asarray(mesh.extents) > 0):
+        return f"the mesh {path} is flat (extents {np.round(mesh.extents, 6).tolist()}); it needs volume to be a body"
+    return None

@@ -1,0 +1,283 @@
+"""Procedural textures for dataset scenes: wood, marble, fractal noise, checker.
+
+``procedural_texture(kind, seed, params)`` draws a square sRGB image, uint8 of shape
+(size, size, 3), as a pure function of its arguments. Every kind tiles seamlessly
+(all its frequencies are whole numbers of periods per image), because floors repeat
+their texture ``texture_scale`` times per metre and a seam would show as a grid.
+
+``texture_file`` writes such an image once into a cache folder and returns its path,
+so a ``Look.texture`` of a sampled scene can point at it. The file name is the
+SHA-256 of everything that determines the pixels, so equal inputs share one file
+and concurrent writers (several dataset workers) never conflict.
+
+A new kind is one function ``f(rng, size, **params) -> float array (size, size, 3)
+in 0..1`` plus one line in ``TEXTURES``; its keyword arguments and defaults are the
+parameters a recipe may set (see ``texture_params``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import inspect
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+Param = Union[float, Sequence[float]]  # a number, or an sRGB colour [r, g, b] in 0..1
+TextureFn = Callable[..., np.ndarray]
+
+DEFAULT_SIZE = 256  # pixels per side
+MIN_SIZE, MAX_SIZE = 8, 2048
+
+# Bump when any kind's pixels change for the same inputs: cached files of the old
+# version must not be reused.
+_FORMAT_VERSION = "textures-1"
+
+
+# ---------------------------------------------------------------- building blocks
+
+
+def _rgb(value: Param) -> np.ndarray:
+    rgb = np.asarray(value, dtype=np.float64).reshape(-1)
+    if rgb.shape != (3,) or np.any(rgb < 0) or np.any(rgb > 1):
+        raise ValueError(f"a texture colour is [r, g, b] with components in 0..1, got {value!r}")
+    return rgb
+
+
+def _periods(value: float) -> int:
+    # Whole periods per image keep the texture seamless when it repeats.
+    return max(1, int(round(float(value))))
+
+
+def value_noise(rng: np.random.Generator, size: int, fx: int, fy: int, octaves: int = 1, persistence: float = 0.5) -> np.ndarray:
+    """Tileable fractal value noise in 0..1, float64 (size, size).
+
+    Octave k is a (fx 2^k) x (fy 2^k) lattice of uniform random values, wrapped at
+    the image edges, interpolated with smoothstep; octave amplitudes fall by
+    ``persistence``. The sum is divided by the total amplitude.
+    """
+    coord = (np.arange(size) + 0.5) / size  # pixel centres in [0, 1)
+    total = np.zeros((size, size))
+    amplitude, norm = 1.0, 0.0
+    for k in range(octaves):
+        nx, ny = fx * 2**k, fy * 2**k
+        lattice = rng.random((ny, nx))
+        u, v = coord * nx, coord * ny
+        ix0, iy0 = np.floor(u).astype(int) % nx, np.floor(v).astype(int) % ny
+        ix1, iy1 = (ix0 + 1) % nx, (iy0 + 1) % ny
+        tx, ty = u - np.floor(u), v - np.floor(v)
+        sx, sy = tx * tx * (3 - 2 * tx), ty * ty * (3 - 2 * ty)
+        top = lattice[iy0][:, ix0] * (1 - sx) + lattice[iy0][:, ix1] * sx
+        bottom = lattice[iy1][:, ix0] * (1 - sx) + lattice[iy1][:, ix1] * sx
+        total += amplitude * (top * (1 - sy)[:, None] + bottom * sy[:, None])
+        norm += amplitude
+        amplitude *= persistence
+    return total / norm
+
+
+def _blend(a: Param, b: Param, t: np.ndarray) -> np.ndarray:
+    ca, cb = _rgb(a), _rgb(b)
+    return ca + (cb - ca) * np.clip(t, 0.0, 1.0)[..., None]
+
+
+def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    coord = (np.arange(size) + 0.5) / size
+    return np.meshgrid(coord, coord, indexing="xy")  # x varies along columns, y along rows
+
+
+# ---------------------------------------------------------------- kinds
+
+
+def wood(
+    rng: np.random.Generator,
+    size: int,
+    rings: float = 6,
+    wobble: float = 0.2,
+    grain: float = 0.25,
+    dark: Param = (0.42, 0.25, 0.12),
+    light: Param = (0.8, 0.6, 0.38),
+) -> np.ndarray:
+    """Growth rings across x, bent by low-frequency noise, with fine grain along y.
+
+    rings: ring periods per image; wobble: how far rings bend, in ring periods;
+    grain: strength of the streaks (0 none).
+    """
+    x, _ = _grid(size)
+    bend = value_noise(rng, size, 2, 2, octaves=3) - 0.5
+    phase = _periods(rings) * x + wobble * 2.0 * bend
+    ring = (0.5 + 0.5 * np.cos(2 * np.pi * phase)) ** 1.5
+    streaks = value_noise(rng, size, 48, 3, octaves=2) - 0.5
+    return _blend(dark, light, 0.15 + 0.75 * ring + grain * streaks)
+
+
+def marble(
+    rng: np.random.Generator,
+    size: int,
+    veins: float = 3,
+    turbulence: float = 1.2,
+    sharpness: float = 0.4,
+    base: Param = (0.93, 0.93, 0.91),
+    vein: Param = (0.3, 0.31, 0.35),
+) -> np.ndarray:
+    """Dark veins along a diagonal sine, displaced by fractal noise (turbulence in vein periods).
+
+    sharpness: exponent on the vein profile; smaller gives thinner veins.
+    """
+    x, y = _grid(size)
+    n = _periods(veins)
+    noise = value_noise(rng, size, 3, 3, octaves=5)
+    t = np.abs(np.sin(np.pi * (n * x + n * y + turbulence * 2.0 * noise)))
+    return _blend(vein, base, t ** max(sharpness, 1e-3))
+
+
+def noise(
+    rng: np.random.Generator,
+    size: int,
+    frequency: float = 4,
+    octaves: float = 5,
+    persistence: float = 0.5,
+    contrast: float = 1.5,
+    low: Param = (0.25, 0.25, 0.27),
+    high: Param = (0.85, 0.85, 0.82),
+) -> np.ndarray:
+    """Fractal value noise: ``frequency`` lattice cells per side at the coarsest octave."""
+    f = _periods(frequency)
+    n = value_noise(rng, size, f, f, octaves=max(1, int(round(octaves))), persistence=persistence)
+    return _blend(low, high, 0.5 + contrast * (n - 0.5))
+
+
+def checker(
+    rng: np.random.Generator,
+    size: int,
+    squares: float = 8,
+    jitter: float = 0.0,
+    a: Param = (0.92, 0.92, 0.88),
+    b: Param = (0.24, 0.25, 0.28),
+) -> np.ndarray:
+    """A board of ``squares`` x ``squares`` cells; ``jitter`` varies each cell's brightness (0..1)."""
+    n = _periods(squares)
+    cell = (np.arange(size) * n) // size
+    board = (cell[:, None] + cell[None, :]) % 2
+    image = np.where(board[..., None] == 0, _rgb(a), _rgb(b))
+    # Drawn even when jitter is 0, so changing jitter never shifts what else a seed gives.
+    shade = 1.0 + jitter * (rng.random((n, n)) - 0.5)
+    return image * shade[cell[:, None], cell[None, :]][..., None]
+
+
+TEXTURES: dict[str, TextureFn] = {
+    "wood": wood,
+    "marble": marble,
+    "noise": noise,
+    "checker": checker,
+}
+
+
+# ---------------------------------------------------------------- public API
+
+
+def texture_params(kind: str) -> dict[str, object]:
+    """The parameters a kind accepts and their defaults (``size`` included), for validating recipes."""
+    fn = _kind(kind)
+    params = {
+        name: p.default
+        for name, p in inspect.signature(fn).parameters.items()
+        if name not in ("rng", "size") and p.default is not inspect.Parameter.empty
+    }
+    return {"size": DEFAULT_SIZE, **params}
+
+
+def _kind(kind: str) -> TextureFn:
+    try:
+        return TEXTURES[kind]
+    except KeyError:
+        close = difflib.get_close_matches(str(kind), list(TEXTURES), n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ValueError(f"unknown texture kind {kind!r}{hint}; known kinds: {', '.join(TEXTURES)}") from None
+
+
+def _normalised(kind: str, params: Optional[Mapping[str, Param]]) -> dict[str, object]:
+    """All parameters with defaults filled in, as plain JSON values; unknown names are errors."""
+    accepted = texture_params(kind)
+    given = dict(params or {})
+    for name in given:
+        if name not in accepted:
+            close = difflib.get_close_matches(name, list(accepted), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ValueError(f"texture kind {kind!r} has no parameter {name!r}{hint}; it takes {', '.join(accepted)}")
+    out: dict[str, object] = {}
+    for name, default in accepted.items():
+        value = given.get(name, default)
+        if isinstance(value, (list, tuple, np.ndarray)):
+            out[name] = [float(c) for c in value]
+        else:
+            out[name] = float(value)  # type: ignore[arg-type]
+    size = out["size"]
+    if size != int(size) or not MIN_SIZE <= size <= MAX_SIZE:  # type: ignore[operator]
+        raise ValueError(f"texture size must be a whole number of pixels from {MIN_SIZE} to {MAX_SIZE}, got {size}")
+    out["size"] = int(size)  # type: ignore[arg-type]
+    return out
+
+
+def procedural_texture(kind: str, seed: int, params: Optional[Mapping[str, Param]] = None) -> np.ndarray:
+    """A tileable sRGB texture, uint8 (size, size, 3), a pure function of (kind, seed, params).
+
+    ``params`` may set ``size`` (pixels per side, default 256) and the kind's own
+    parameters (see ``texture_params``); colours are [r, g, b] in 0..1.
+    """
+    fn = _kind(kind)
+    values = _normalised(kind, params)
+    size = values.pop("size")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed)]))
+    image = fn(rng, size, **values)
+    return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def cache_root(cache_dir: Optional[Union[str, os.PathLike]] = None) -> Path:
+    """``cache_dir`` if given, else ``$HYBRID_CACHE_DIR``, else ``~/.cache/hybrid``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    return Path(os.environ.get("HYBRID_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "hybrid"))
+
+
+def texture_key(kind: str, seed: int, params: Optional[Mapping[str, Param]] = None) -> str:
+    """SHA-256 (hex) of the format version, kind, seed and all parameters (defaults filled in)."""
+    _kind(kind)
+    payload = {"version": _FORMAT_VERSION, "kind": kind, "seed": int(seed), "params": _normalised(kind, params)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def texture_file(
+    kind: str,
+    seed: int,
+    params: Optional[Mapping[str, Param]] = None,
+    cache_dir: Optional[Union[str, os.PathLike]] = None,
+) -> str:
+    """Absolute path of the texture's PNG under ``<cache>/textures/<sha256>.png``, written if missing.
+
+    ``cache_dir`` is the cache root (default ``$HYBRID_CACHE_DIR`` or ``~/.cache/hybrid``).
+    The file is written to a temporary name and renamed into place, so a reader
+    never sees half a file even with several writers at once.
+    """
+    from PIL import Image
+
+    folder = cache_root(cache_dir) / "textures"
+    target = folder / f"{texture_key(kind, seed, params)}.png"
+    if target.is_file():
+        return str(target.resolve())
+    folder.mkdir(parents=True, exist_ok=True)
+    image = procedural_texture(kind, seed, params)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            Image.fromarray(image, mode="RGB").save(f, format="PNG")
+        os.replace(tmp, target)  # atomic within one file system
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return str(target.resolve())
