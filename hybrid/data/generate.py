@@ -231,27 +231,31 @@ def generate(
             commit(build_shard(*job))
     elif jobs:
         _run_on_ray(jobs, n_workers, ray_address, commit)
+    seconds = time.perf_counter() - start  # making clips, not describing them
     if jobs or not (out / CARD_NAME).is_file():
         write_card(out, Path(recipe_path).read_text())
-    return GenerateSummary(out, clips, len(jobs), sum(j[4] for j in jobs), time.perf_counter() - start, n_workers, times)
+    return GenerateSummary(out, clips, len(jobs), sum(j[4] for j in jobs), seconds, n_workers, times)
 
 
-def _run_on_ray(jobs: list[tuple], n_workers: int, ray_address: Optional[str], commit: Callable[[ShardResult], None]) -> None:
+def start_ray(n_workers: int, ray_address: Optional[str]) -> None:
+    """Connect to `ray_address`, or start a local Ray instance with `n_workers` CPUs; workers get WORKER_ENV."""
     import logging
 
     import ray
 
+    options = dict(include_dashboard=False, logging_level=logging.ERROR, runtime_env={"env_vars": WORKER_ENV})
+    if ray_address is None:
+        ray.init(num_cpus=n_workers, **options)
+    else:
+        ray.init(address=ray_address, **options)
+
+
+def _run_on_ray(jobs: list[tuple], n_workers: int, ray_address: Optional[str], commit: Callable[[ShardResult], None]) -> None:
+    import ray
+
     started_here = not ray.is_initialized()
     if started_here:
-        options = dict(
-            include_dashboard=False,
-            logging_level=logging.ERROR,
-            runtime_env={"env_vars": WORKER_ENV},
-        )
-        if ray_address is None:
-            ray.init(num_cpus=n_workers, **options)
-        else:
-            ray.init(address=ray_address, **options)
+        start_ray(n_workers, ray_address)
     try:
         task = ray.remote(num_cpus=1, max_retries=2)(_remote_build_shard)
         pending = [task.remote(*job) for job in jobs]

@@ -42,6 +42,17 @@ try:
 except (ImportError, OSError) as _err:  # PyOpenGL fails here when libEGL is missing
     raise RenderSetupError(f"cannot load OpenGL ({_err}); {_SETUP_HINT}") from _err
 
+# Shadow-map edge in texels. pyrender's 2048 x 2048 maps are cleared and redrawn for
+# every shadowed light every frame; on a software rasteriser that memory traffic
+# costs more than the 256 to 720 pixel frames we render need (1024 keeps shadow
+# edges within about a pixel at those sizes). HYBRID_SHADOW_MAP_SIZE overrides it.
+SHADOW_MAP_SIZE = int(os.environ.get("HYBRID_SHADOW_MAP_SIZE", "1024"))
+import pyrender.light as _pyrender_light  # noqa: E402
+import pyrender.renderer as _pyrender_renderer  # noqa: E402
+
+_pyrender_light.SHADOW_TEX_SZ = SHADOW_MAP_SIZE
+_pyrender_renderer.SHADOW_TEX_SZ = SHADOW_MAP_SIZE
+
 # The raw glReadPixels writes into a caller's array (a ctypes pointer), without the
 # intermediate bytes object of the wrapped version.
 from OpenGL.raw.GL.VERSION.GL_1_0 import glReadPixels as read_pixels_into  # noqa: E402,F401
