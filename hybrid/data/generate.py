@@ -111,12 +111,40 @@ def render_dataset_clip(recipe, seed: int, index: int, times: Optional[StageTime
         buffers["depth"], buffers["instance"], track.K, track.cam_to_world, object_poses(states)
     )
     lap("flow")
+    if recipe.post is not None:
+        buffers["rgb"] = apply_post(buffers, recipe.post, track.K, seed, index)
     lap("post")
     metadata = build_metadata(scene, states, track.K, track.cam_to_world)
     metadata["dataset"] = {"recipe": recipe.name, "seed": seed, "index": index}
     video = mp4_bytes(buffers["rgb"], scene.fps)
     lap("encode")
     return buffers, metadata, video
+
+
+def apply_post(buffers: dict, chain, K, seed: int, index: int):
+    """The recipe's post chain on every beauty frame; the other buffers are inputs only, never changed.
+
+    The rasteriser's rgb is display-encoded 8-bit (pyrender's gamma 1/2.2 curve), so it
+    is decoded with that exact curve to linear light, which is therefore clipped at 1:
+    bloom thresholds below 1 pick out the brightest surfaces. Grain is seeded per
+    (seed, clip, frame), so a clip's frames stay reproducible one by one.
+    """
+    import numpy as np
+
+    from hybrid.render.post import apply_chain
+    from hybrid.render.post.color import gamma_to_linear
+
+    rgb = buffers["rgb"]
+    out = np.empty_like(rgb)
+    for k in range(len(rgb)):
+        out[k] = apply_chain(
+            gamma_to_linear(rgb[k]),
+            chain,
+            depth=buffers["depth"][k],
+            K=K,
+            rng=np.random.default_rng([seed, index, k]),
+        )
+    return out
 
 
 def build_shard(recipe_path: str, seed: int, shard: int, first_clip: int, clip_count: int, dataset_dir: str) -> ShardResult:

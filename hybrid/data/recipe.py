@@ -34,6 +34,7 @@ import numpy as np
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from hybrid.data.textures import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, TEXTURES, texture_params
+from hybrid.render.post.spec import PostChain
 from hybrid.scene import spec
 from hybrid.scene.errors import (
     Issue,
@@ -748,6 +749,11 @@ class Recipe(RecipeSpec):
     camera: CameraDist = {}
     lights: LightsSpec = {}
     objects: ObjectsSpec
+    post: Optional[PostChain] = Field(
+        None,
+        description="game-engine post effects on the beauty frame, in order (see hybrid.render.post); "
+        "buffers are never touched",
+    )
 
     @model_validator(mode="after")
     def _fits_a_scene(self) -> "Recipe":
