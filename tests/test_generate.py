@@ -136,3 +136,17 @@ def test_verify_names_a_damaged_shard(reference, tmp_path, capsys):
     shard.write_bytes(bytes(data))
     assert main(["dataset", "verify", str(copy)]) == 1
     assert "shard-000002.tar" in capsys.readouterr().out
+
+
+def test_readme_loader_example_runs_on_a_generated_dataset(reference):
+    import re
+
+    text = (REPO / "README.md").read_text()
+    block = re.search(r"```python\n(from torch.utils.data import DataLoader\nfrom hybrid.data.loader.*?)```", text, re.S)
+    assert block, "README loader example not found"
+    code = block.group(1).replace('"out/movi_a"', repr(str(reference)))
+    env: dict = {}
+    exec(compile(code, "README.md", "exec"), env)
+    batch = env["batch"]
+    assert batch["rgb"].dtype.__str__() == "torch.uint8" and batch["rgb"].shape[1:] == (4, 48, 48, 3)
+    assert str(batch["instance"].dtype) == "torch.int32"
