@@ -35,6 +35,8 @@ def main() -> int:
     limit_this_process_to_one_thread()
     tmp = Path(tempfile.mkdtemp(prefix="hybrid-bench-"))
     try:
+        import hybrid.pipeline  # noqa: F401  (imported before timing, as the Ray workers are warmed below)
+
         single = generate(RECIPE, tmp / "single", args.clips, seed=0, clips_per_shard=1, workers=1)
         # Start Ray and its two workers, with the renderer imported, before timing:
         # a long run pays this once per worker, the single worker above paid it once too.
