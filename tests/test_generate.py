@@ -150,3 +150,25 @@ def test_readme_loader_example_runs_on_a_generated_dataset(reference):
     batch = env["batch"]
     assert batch["rgb"].dtype.__str__() == "torch.uint8" and batch["rgb"].shape[1:] == (4, 48, 48, 3)
     assert str(batch["instance"].dtype) == "torch.int32"
+
+
+def test_post_chain_changes_only_the_beauty_frame(tiny_recipe, reference, tmp_path):
+    """A recipe with motion blur from sub-frames and a game look: rgb changes, every other buffer is identical."""
+    text = tiny_recipe.read_text() + (
+        "\npost:\n"
+        "  - {type: motion_blur, samples: 3, shutter: box, shutter_angle_deg: 180}\n"
+        "  - {type: bloom, threshold: 0.7, intensity: 0.5}\n"
+        "  - {type: depth_of_field, focus_distance_m: 8.0, f_number: 1.4, max_coc_px: 4}\n"
+        "  - {type: vignette, amount: 0.3}\n"
+        "  - {type: tonemap, operator: aces}\n"
+        "  - {type: film_grain, intensity: 0.02}\n"
+    )
+    recipe = tmp_path / "post.yaml"
+    recipe.write_text(text)
+    out = tmp_path / "post"
+    generate(recipe, out, 1, seed=3, clips_per_shard=1, workers=1)
+    got = read_shard(out / "shards" / "shard-000000.tar")[0]["buffers"]
+    ref = read_shard(reference / "shards" / "shard-000000.tar")[0]["buffers"]
+    assert got["rgb"].tobytes() != ref["rgb"].tobytes()
+    for name in ("depth", "instance", "normal", "albedo", "flow_fwd", "flow_bwd"):
+        assert got[name].tobytes() == ref[name].tobytes(), name

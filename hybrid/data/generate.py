@@ -112,7 +112,7 @@ def render_dataset_clip(recipe, seed: int, index: int, times: Optional[StageTime
     )
     lap("flow")
     if recipe.post is not None:
-        buffers["rgb"] = apply_post(buffers, recipe.post, track.K, seed, index)
+        buffers["rgb"] = apply_post(scene, states, buffers, recipe.post, track.K, seed, index)
     lap("post")
     metadata = build_metadata(scene, states, track.K, track.cam_to_world)
     metadata["dataset"] = {"recipe": recipe.name, "seed": seed, "index": index}
@@ -121,24 +121,33 @@ def render_dataset_clip(recipe, seed: int, index: int, times: Optional[StageTime
     return buffers, metadata, video
 
 
-def apply_post(buffers: dict, chain, K, seed: int, index: int):
+def apply_post(scene, states, buffers: dict, chain, K, seed: int, index: int):
     """The recipe's post chain on every beauty frame; the other buffers are inputs only, never changed.
 
     The rasteriser's rgb is display-encoded 8-bit (pyrender's gamma 1/2.2 curve), so it
     is decoded with that exact curve to linear light, which is therefore clipped at 1:
-    bloom thresholds below 1 pick out the brightest surfaces. Grain is seeded per
-    (seed, clip, frame), so a clip's frames stay reproducible one by one.
+    bloom thresholds below 1 pick out the brightest surfaces. A chain that starts with
+    motion_blur gets beauty sub-frames rendered around each frame's time. Grain is
+    seeded per (seed, clip, frame), so a clip's frames stay reproducible one by one.
     """
     import numpy as np
 
     from hybrid.render.post import apply_chain
     from hybrid.render.post.color import gamma_to_linear
+    from hybrid.render.post.motion_blur import subframe_schedule
 
+    effects = chain.root
     rgb = buffers["rgb"]
+    sub = None
+    if effects and effects[0].type == "motion_blur":
+        from hybrid.render.subframes import render_beauty_subframes
+
+        offsets, _ = subframe_schedule(effects[0])
+        sub = render_beauty_subframes(scene, states, offsets)
     out = np.empty_like(rgb)
     for k in range(len(rgb)):
         out[k] = apply_chain(
-            gamma_to_linear(rgb[k]),
+            gamma_to_linear(rgb[k] if sub is None else sub[k]),
             chain,
             depth=buffers["depth"][k],
             K=K,

@@ -94,6 +94,12 @@ class Rasterizer:
         )
         return {"rgb": rgb, **buffers}
 
+    def render_rgb(self, state: State, cam_to_world: np.ndarray) -> np.ndarray:
+        """Only the rgb buffer (the beauty pass), for sub-frame renders."""
+        self._ctx.make_current()
+        self.set_frame(state, np.asarray(cam_to_world, dtype=np.float64))
+        return self._beauty.draw(self._ctx.renderer)
+
     def close(self) -> None:
         if self._ctx.closed:
             return

@@ -1,0 +1,63 @@
+"""Beauty sub-frames for motion blur: the rgb pass at fractional frame times.
+
+Motion blur averages what the shutter saw while it was open, so each output frame
+needs several beauty renders at times around the frame's own. The simulation
+records a State per frame; between two frames each object's pose is interpolated
+(position linearly, rotation by slerp) and the camera is evaluated at the exact
+fractional time. Only the rgb pass is rendered: depth, instance, normal, albedo and
+flow stay single renders at the frame time, exact as ever.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hybrid.camera import MOTIONS
+from hybrid.scene.spec import Scene
+from hybrid.state import State
+from hybrid.transforms import slerp
+
+
+def interpolate_state(states: list[State], t: float) -> State:
+    """The objects' poses at fractional frame index `t` (clamped to the clip), between recorded frames."""
+    t = float(np.clip(t, 0.0, len(states) - 1))
+    i = min(int(np.floor(t)), len(states) - 2) if len(states) > 1 else 0
+    u = t - i
+    a = states[i]
+    if len(states) == 1 or u == 0.0:
+        return a
+    b = states[i + 1]
+    position = (1.0 - u) * a.position + u * b.position
+    quaternion = np.array([slerp(qa, qb, u) for qa, qb in zip(a.quaternion, b.quaternion)]).reshape(-1, 4)
+    return State(
+        frame=a.frame,
+        time_s=(1.0 - u) * a.time_s + u * b.time_s,
+        names=a.names,
+        position=position,
+        quaternion=quaternion,
+        linear_velocity=(1.0 - u) * a.linear_velocity + u * b.linear_velocity,
+        angular_velocity=(1.0 - u) * a.angular_velocity + u * b.angular_velocity,
+    )
+
+
+def camera_at(scene: Scene, frame_times: np.ndarray) -> np.ndarray:
+    """(S, 4, 4) OpenCV cam_to_world at fractional frame indices (video time = index / fps)."""
+    cam = scene.camera
+    return np.asarray(MOTIONS[cam.motion](cam, np.asarray(frame_times, dtype=np.float64) / scene.fps))
+
+
+def render_beauty_subframes(scene: Scene, states: list[State], offsets: np.ndarray) -> np.ndarray:
+    """uint8 (T, S, H, W, 3): the rgb pass at frame k + offsets[s] for every frame k.
+
+    `offsets` are in frame intervals (``hybrid.render.post.motion_blur.subframe_schedule``).
+    """
+    from hybrid.render import Rasterizer
+
+    offsets = np.asarray(offsets, dtype=np.float64)
+    out = np.empty((len(states), len(offsets), scene.height, scene.width, 3), dtype=np.uint8)
+    with Rasterizer(scene) as raster:
+        for k in range(len(states)):
+            times = k + offsets
+            for s, (t, c2w) in enumerate(zip(times, camera_at(scene, times))):
+                out[k, s] = raster.render_rgb(interpolate_state(states, t), c2w)
+    return out
