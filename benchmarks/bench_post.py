@@ -33,41 +33,16 @@ import time  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from bench_render import bench_scene  # noqa: E402  (the same 256x256 scene as the render benchmark)
 
 from hybrid.camera import camera_track  # noqa: E402
 from hybrid.render.post import EFFECTS, GAME_LOOK, Frame, apply_chain, gamma_to_linear, parse_chain  # noqa: E402
 from hybrid.render.post.color import linear_to_srgb  # noqa: E402
-from hybrid.scene.spec import Scene  # noqa: E402
 from hybrid.state import State  # noqa: E402
 
 SIZE = 256
-
-
-def bench_scene() -> Scene:
-    objects = [dict(name="floor", shape=dict(type="plane", size=[8, 8]), physics=dict(body="static"), look=dict(color="sand"))]
-    shapes = [
-        dict(type="sphere", radius=0.35),
-        dict(type="box", size=[0.5, 0.4, 0.3]),
-        dict(type="cylinder", radius=0.2, length=0.6),
-        dict(type="capsule", radius=0.15, length=0.4),
-        dict(type="sphere", radius=0.25),
-        dict(type="box", size=[0.3, 0.3, 0.6]),
-    ]
-    colors = ["red", "green", "blue", "yellow", "white", "steel"]
-    for i, (shape, color) in enumerate(zip(shapes, colors)):
-        angle = 2 * np.pi * i / len(shapes)
-        objects.append(
-            dict(name=f"obj{i}", shape=shape, position=[1.4 * np.cos(angle), 1.4 * np.sin(angle), 0.4],
-                 physics=dict(body="static"), look=dict(color=color, roughness=0.3))
-        )
-    return Scene.model_validate(
-        dict(
-            name="bench_post", fps=24, frames=2, resolution=[SIZE, SIZE],
-            camera=dict(position=[3.5, -2.5, 1.8], look_at=[0, 0, 0.3], fov_deg=45),
-            lights=[dict(type="ambient", intensity=0.3), dict(type="directional", direction=[-0.4, 0.3, -1], intensity=4.0, shadows=True)],
-            objects=objects,
-        )
-    )
 
 
 def full_chain(focus_m: float) -> list[dict]:

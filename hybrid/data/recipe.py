@@ -75,13 +75,8 @@ class RecipeSpec(spec.Spec):
 
 
 class Distribution(RecipeSpec):
-    """A distribution over numbers. ``sample`` draws one value; ``support`` bounds every draw."""
-
-    def sample(self, rng: np.random.Generator) -> float:
-        raise NotImplementedError
-
-    def support(self) -> tuple[float, float]:
-        raise NotImplementedError
+    """A distribution over numbers. Every form defines ``sample(rng) -> float`` (one draw)
+    and ``support() -> (lo, hi)`` (bounds of every draw)."""
 
 
 class Constant(Distribution):
