@@ -157,6 +157,12 @@ def cmd_dataset_generate(args: argparse.Namespace) -> int:
             bar = tqdm(total=total, initial=done, desc="clips", unit="clip", smoothing=0.1)
         bar.update(done - bar.n)
 
+    if args.workers == 1 and args.ray_address is None:
+        # The one worker is this process: hold it to one thread like any worker
+        # (before the renderer starts Mesa's thread pool).
+        from hybrid.data.generate import limit_this_process_to_one_thread
+
+        limit_this_process_to_one_thread()
     try:
         summary = generate(
             args.recipe,
