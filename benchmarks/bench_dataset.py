@@ -45,8 +45,9 @@ def main() -> int:
         from hybrid.data.generate import start_ray
 
         def warm() -> int:
-            import hybrid.pipeline  # noqa: F401  (pyrender, pybullet, torch-free imports)
+            import importlib
 
+            importlib.import_module("hybrid.pipeline")  # pyrender, pybullet: what a worker loads first
             return os.getpid()
 
         start_ray(2, None)

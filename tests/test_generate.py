@@ -1,14 +1,11 @@
 """`hybrid dataset generate`: determinism per (recipe, seed, i), crash-safe resume, Ray fan-out, card, preview."""
 
-import json
 import os
 import random
 import signal
 import subprocess
 import sys
-import time
 
-import numpy as np
 import pytest
 
 from hybrid.cli import main

@@ -1,7 +1,6 @@
 """End to end: every example scene validates and renders; clips are deterministic and self-consistent."""
 
 import re
-import shutil
 
 import numpy as np
 import pytest
