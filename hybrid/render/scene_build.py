@@ -44,6 +44,9 @@ class RenderScene:
     background: np.ndarray  # (3,) display colour 0..1
     shadow_flags: int
     shadowless: list = field(default_factory=list)
+    # Area-like directional lights: (node, base pose 4x4, cone half-angle in radians).
+    soft_lights: list = field(default_factory=list)
+    soft_samples: int = 1
 
 
 def _frame_with_z(z_axis: np.ndarray, origin=(0.0, 0.0, 0.0)) -> np.ndarray:
@@ -91,6 +94,8 @@ def build_render_scene(scene: Scene) -> RenderScene:
     flags = pyrender.RenderFlags.NONE
     shadowed: list = []
     unshadowed: list = []
+    soft: list = []
+    soft_samples = 1
     for light in scene.lights:
         color = display_to_linear(light.color)
         if isinstance(light, DirectionalLight):
@@ -126,6 +131,9 @@ def build_render_scene(scene: Scene) -> RenderScene:
         pr_scene.add_node(node)
         if kind_flag is not None:
             (shadowed if light.shadows else unshadowed).append((node, kind_flag))
+        if isinstance(light, DirectionalLight) and light.shadows and light.angular_diameter_deg > 0:
+            soft.append((node, node.matrix.copy(), np.radians(light.angular_diameter_deg) / 2.0))
+            soft_samples = max(soft_samples, light.shadow_samples)
     if nodes:  # shadow cameras are fitted to the scene's bounds: none without objects
         for _, kind_flag in shadowed:
             flags |= kind_flag
@@ -147,4 +155,6 @@ def build_render_scene(scene: Scene) -> RenderScene:
         background=background,
         shadow_flags=int(flags),
         shadowless=shadowless,
+        soft_lights=soft if nodes else [],
+        soft_samples=soft_samples,
     )

@@ -407,7 +407,14 @@ class DirectionalLight(Spec):
     color: Color = (1.0, 1.0, 1.0)
     intensity: NonNegative = Field(3.0, description="lux-like units, as pyrender")
     shadows: bool = True
-
+    angular_diameter_deg: Annotated[float, Field(ge=0, le=30)] = Field(
+        0.0,
+        description="apparent size of the light (the sun is 0.53); above 0 shadows get soft edges, "
+        "a penumbra of about occluder height x this angle, by averaging shadow_samples renders",
+    )
+    shadow_samples: Annotated[int, Field(ge=2, le=64)] = Field(
+        8, description="renders averaged for soft shadows when angular_diameter_deg > 0 (each costs one rgb pass)"
+    )
 
 
 class PointLight(Spec):
