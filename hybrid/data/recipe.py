@@ -46,7 +46,7 @@ from hybrid.scene.errors import (
     sorted_issues,
 )
 from hybrid.scene.limits import MAX_OBJECTS
-from hybrid.scene.load import parse_yaml
+from hybrid.scene.load import parse_yaml, read_source
 from hybrid.scene.spec import Color, NonNegative, Positive, SpecValueError, Unit, Vec2, Vec3
 
 RECIPE_HELP_LINE = (
@@ -786,17 +786,7 @@ def load_recipe(path: Union[str, os.PathLike]) -> Recipe:
     checked to exist and to be readable meshes.
     """
     filename = os.fspath(path)
-    try:
-        with open(filename, encoding="utf-8-sig") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise RecipeError([Issue(filename, 0, 0, "", "recipe file not found")]) from None
-    except IsADirectoryError:
-        raise RecipeError([Issue(filename, 0, 0, "", "this is a folder; give a recipe .yaml file")]) from None
-    except UnicodeDecodeError as e:
-        raise RecipeError([Issue(filename, 0, 0, "", f"not a UTF-8 text file ({e.reason} at byte {e.start})")]) from None
-    except OSError as e:
-        raise RecipeError([Issue(filename, 0, 0, "", f"cannot read the recipe file: {e.strerror}")]) from None
+    text = read_source(filename, "recipe", RecipeError)
     return load_recipe_text(text, filename)
 
 

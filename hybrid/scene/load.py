@@ -59,18 +59,24 @@ def load_scene(path: Union[str, os.PathLike], overrides: Optional[Mapping[str, o
     skipped. Relative file paths inside the scene resolve against the file's folder.
     """
     filename = os.fspath(path)
+    text = read_source(filename, "scene", SceneError)
+    return load_scene_text(text, filename, os.path.dirname(os.path.abspath(filename)), overrides)
+
+
+def read_source(filename: str, noun: str, error: type[SceneError] = SceneError) -> str:
+    """The text of a YAML source file (scene, recipe), or `error` naming what is wrong with the file."""
     try:
         with open(filename, encoding="utf-8-sig") as f:
-            text = f.read()
+            return f.read()
     except FileNotFoundError:
-        raise SceneError([Issue(filename, 0, 0, "", "scene file not found")]) from None
+        problem = f"{noun} file not found"
     except IsADirectoryError:
-        raise SceneError([Issue(filename, 0, 0, "", "this is a folder; give a scene .yaml file")]) from None
+        problem = f"this is a folder; give a {noun} .yaml file"
     except UnicodeDecodeError as e:
-        raise SceneError([Issue(filename, 0, 0, "", f"not a UTF-8 text file ({e.reason} at byte {e.start})")]) from None
+        problem = f"not a UTF-8 text file ({e.reason} at byte {e.start})"
     except OSError as e:
-        raise SceneError([Issue(filename, 0, 0, "", f"cannot read the scene file: {e.strerror}")]) from None
-    return load_scene_text(text, filename, os.path.dirname(os.path.abspath(filename)), overrides)
+        problem = f"cannot read the {noun} file: {e.strerror}"
+    raise error([Issue(filename, 0, 0, "", problem)])
 
 
 def load_scene_text(
