@@ -1,13 +1,17 @@
 """Rigid stepping: hybrid's World against raw pybullet on the same pile of 100 bodies.
 
-Baseline: a bare pybullet client with the same bodies (shapes, masses, materials,
-initial poses) and the same engine settings, doing the same number of
-stepSimulation calls plus one read of every pose per frame, the least any consumer
-of the simulation needs. Our World also reads velocities, moves kinematic bodies,
-collects contacts every step and checks for blow-ups; the ratio is what that costs.
+Baselines: bare pybullet clients with the same bodies (shapes, masses, materials,
+initial poses) and the same engine settings, doing the same stepSimulation calls and
+reading, per frame,
+- "raw": every pose: the least any consumer of the simulation needs;
+- "raw + contacts": every pose, and every step's getContactPoints;
+- "raw, same data": every pose and velocity, and every step's getContactPoints: the
+  bare calls that fetch what a World's State holds. The ratio against it is what our
+  reduction of contacts to events, the State and the blow-up checks cost.
 
-Both run in this process, alternating, several times; we print the median ratio.
-Only stepping is timed (building the bodies is not). Run: python benchmarks/bench_physics.py
+All run in this process, one frame each in turn (so a busy machine slows them
+alike), for several repeats; we print the median ratio of the repeats' totals. Only
+stepping is timed (building the bodies is not). Run: python benchmarks/bench_physics.py
 """
 
 from __future__ import annotations
@@ -121,57 +125,84 @@ class RawPybullet:
             p.getContactPoints(physicsClientId=c)
         return [p.getBasePositionAndOrientation(i, physicsClientId=c) for i in self.ids]
 
+    def step_same_data(self) -> tuple:
+        """Every step's contact points, every pose and every velocity: a State's raw material."""
+        c = self.client
+        for _ in range(self.steps_per_frame):
+            p.stepSimulation(physicsClientId=c)
+            p.getContactPoints(physicsClientId=c)
+        poses = [p.getBasePositionAndOrientation(i, physicsClientId=c) for i in self.ids]
+        return poses, [p.getBaseVelocity(i, physicsClientId=c) for i in self.ids]
+
     def close(self) -> None:
         p.disconnect(physicsClientId=self.client)
 
 
-def time_frames(step, frames: int) -> float:
-    """Seconds of this process's CPU time per frame: the machine may be shared, and wall time
-    would also count whatever else ran meanwhile (pybullet DIRECT runs in this thread)."""
-    start = time.process_time()
-    for _ in range(frames):
-        step()
-    return (time.process_time() - start) / frames
+RUNNERS = {
+    # label: (what it is, how to make its per-frame step function)
+    "world": ("hybrid World (contact events, State, checks)", lambda scene: World(scene)),
+    "world_nc": ("hybrid World, physics.record_contacts false", lambda scene: World(scene, collect_contacts=False)),
+    "raw": ("raw pybullet: step, poses", lambda scene: RawPybullet(scene)),
+    "raw_contacts": ("raw pybullet: step + getContactPoints, poses", lambda scene: RawPybullet(scene)),
+    "raw_same": ("raw pybullet: step + getContactPoints, poses, velocities", lambda scene: RawPybullet(scene)),
+}
+STEP_OF = {"world": "step", "world_nc": "step", "raw": "step", "raw_contacts": "step_with_contacts", "raw_same": "step_same_data"}
+RATIOS = [
+    # (numerator, denominator, target or None)
+    ("world", "raw_same", TARGET),
+    ("world_nc", "raw", TARGET),
+    ("world", "raw_contacts", None),
+    ("world", "raw", None),
+]
+
+
+def run_interleaved(scene: Scene, frames: int) -> dict[str, float]:
+    """Seconds of this process's CPU time per frame for each runner, frames taken in turn.
+
+    CPU time, not wall time: the machine may be shared (pybullet DIRECT runs in this
+    thread). Taking turns frame by frame exposes every runner to the same load.
+    """
+    sims = {label: make(scene) for label, (_, make) in RUNNERS.items()}
+    steps = {label: getattr(sim, STEP_OF[label]) for label, sim in sims.items()}
+    total = dict.fromkeys(sims, 0.0)
+    try:
+        for _ in range(frames):
+            for label, step in steps.items():
+                start = time.process_time()
+                step()
+                total[label] += time.process_time() - start
+    finally:
+        for sim in sims.values():
+            sim.close()
+    return {label: t / frames for label, t in total.items()}
 
 
 def main() -> int:
+    from hybrid.physics import contacts
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=100)
-    parser.add_argument("--frames", type=int, default=48)
+    parser.add_argument("--frames", type=int, default=96)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--numpy-scan", action="store_true", help="read contact points with the NumPy scan, not the compiled one")
     args = parser.parse_args()
+    if args.numpy_scan:
+        from hybrid.physics import contacts
+
+        contacts.scan_step = contacts.scan_step_numpy
 
     scene = pile_scene(args.objects, args.frames + 1)
-    times: dict[str, list[float]] = {"contacts": [], "no contacts": [], "raw": [], "raw contacts": []}
-    for _ in range(args.repeats):
-        for label, collect in (("contacts", True), ("no contacts", False)):
-            with World(scene, collect_contacts=collect) as world:
-                times[label].append(time_frames(world.step, args.frames))
-        baseline = RawPybullet(scene)
-        try:
-            times["raw"].append(time_frames(baseline.step, args.frames))
-        finally:
-            baseline.close()
-        baseline = RawPybullet(scene)
-        try:
-            times["raw contacts"].append(time_frames(baseline.step_with_contacts, args.frames))
-        finally:
-            baseline.close()
-    raw_ms = statistics.median(times["raw"]) * 1e3
-    for label, what in (("contacts", "World"), ("no contacts", "World(collect_contacts=False)")):
-        ratio = statistics.median(o / r for o, r in zip(times[label], times["raw"]))
-        print(
-            f"stepping {args.objects} objects, {args.frames} frames: "
-            f"hybrid {what} {statistics.median(times[label]) * 1e3:.2f} ms/frame, raw pybullet {raw_ms:.2f} ms/frame, "
-            f"ratio X/Y = {ratio:.3f}x (target <= {TARGET:.2f}x)"
-        )
-    raw_c_ms = statistics.median(times["raw contacts"]) * 1e3
-    ratio = statistics.median(o / r for o, r in zip(times["contacts"], times["raw contacts"]))
+    runs = [run_interleaved(scene, args.frames) for _ in range(args.repeats)]
     print(
-        f"stepping {args.objects} objects, {args.frames} frames, contact events on both sides: "
-        f"hybrid World {statistics.median(times['contacts']) * 1e3:.2f} ms/frame, raw pybullet + getContactPoints "
-        f"every step {raw_c_ms:.2f} ms/frame, ratio X/Y = {ratio:.3f}x"
+        f"stepping {args.objects} objects, {args.frames} frames of {scene.steps_per_frame} steps, "
+        f"{args.repeats} repeats; contact scan compiled: {contacts.scan_step is not contacts.scan_step_numpy}"
     )
+    for label, (what, _) in RUNNERS.items():
+        print(f"  {what:58s} {statistics.median(r[label] for r in runs) * 1e3:7.2f} ms/frame")
+    for num, den, target in RATIOS:
+        ratio = statistics.median(r[num] / r[den] for r in runs)
+        goal = f" (target <= {target:.2f}x)" if target else ""
+        print(f"  ratio {RUNNERS[num][0]} / {RUNNERS[den][0]}: {ratio:.3f}x{goal}")
     return 0
 
 

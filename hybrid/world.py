@@ -26,7 +26,6 @@ are created in scene order and pybullet runs with deterministic overlapping pair
 
 from __future__ import annotations
 
-import gc
 from typing import Callable, Optional
 
 import numpy as np
@@ -184,28 +183,17 @@ class World:
         dt = self.scene.physics_dt
         step_simulation, contact_points = p.stepSimulation, p.getContactPoints
         add_contacts, collect = self._contacts.add_step, self.collect_contacts
-        # Each step's contact points (~30 Python objects each, no reference cycles) live
-        # into the next step; the cyclic collector, triggered by their sheer number,
-        # would promote and rescan them over and over, so it pauses for the frame.
-        # Reference counting frees them as usual.
-        pause_gc = collect and gc.isenabled()
-        if pause_gc:
-            gc.disable()
-        try:
-            for _ in range(self.scene.steps_per_frame):
-                if self._scaled_gravity:
-                    self._apply_gravity_scale(client)
-                step_simulation(physicsClientId=client)
-                if collect:
-                    add_contacts(contact_points(physicsClientId=client))
-                self._step_index += 1
-                if self._kinematic:
-                    # Ready for the next step (and exact in this frame's State after the last one).
-                    self._drive_kinematic(client, self._step_index * dt, dt)
-            contacts = self._contacts.flush()
-        finally:
-            if pause_gc:
-                gc.enable()
+        for _ in range(self.scene.steps_per_frame):
+            if self._scaled_gravity:
+                self._apply_gravity_scale(client)
+            step_simulation(physicsClientId=client)
+            if collect:
+                add_contacts(contact_points(physicsClientId=client))
+            self._step_index += 1
+            if self._kinematic:
+                # Ready for the next step (and exact in this frame's State after the last one).
+                self._drive_kinematic(client, self._step_index * dt, dt)
+        contacts = self._contacts.flush() if collect else ContactSet.empty()
         self._frame += 1
         state = self._read_state(self._frame, contacts)
         check_state(state, self.scene.physics.max_speed)
