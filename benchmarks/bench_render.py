@@ -5,7 +5,11 @@ plus a directional light with shadows, camera orbiting. Ours: ``Rasterizer.rende
 (rgb, depth, instance, normal, albedo) plus that frame's flow_fwd and flow_bwd.
 Baseline: ``pyrender.Renderer.render`` of the same pyrender scene with the same
 flags as our rgb pass (what ``pyrender.OffscreenRenderer.render`` runs), in the
-same context. Both run in this process, alternating, and the medians are compared.
+same context. Also against that baseline: the HDR beauty pass alone
+(``Rasterizer.render_hdr``: shadow maps, the float forward pass into the 4x RGBA16F
+target, resolve, float32 readback) and the rgb buffer made from it
+(``Rasterizer.render_rgb``: the same plus the 1/2.2 display encoding). All run in
+this process, in rotating order, and the medians are compared.
 
 Run: python benchmarks/bench_render.py [--repeats N]
 """
@@ -84,7 +88,7 @@ def main() -> None:
     track = camera_track(scene)
     states = [state_at(scene, k) for k in range(scene.frame_count)]
     poses = [pose_matrices(s.position, s.quaternion) for s in states]
-    ours_ms, base_ms = [], []
+    ours_ms, base_ms, hdr_ms, rgb_ms = [], [], [], []
     with Rasterizer(scene) as rast:
 
         def ours(k: int) -> None:
@@ -98,12 +102,20 @@ def main() -> None:
             rast.set_frame(states[k], track.cam_to_world[k])
             rast.renderer.render(rast.pyrender_scene, rast.rgb_flags | pyrender.RenderFlags.OFFSCREEN)
 
+        def hdr(k: int) -> None:
+            rast.render_hdr(states[k], track.cam_to_world[k])
+
+        def rgb(k: int) -> None:
+            rast.render_rgb(states[k], track.cam_to_world[k])
+
+        runs = [(ours, ours_ms), (baseline, base_ms), (hdr, hdr_ms), (rgb, rgb_ms)]
         for k in (1, 2):  # warm up: shader compilation, uploads
-            ours(k)
-            baseline(k)
+            for fn, _ in runs:
+                fn(k)
         for r in range(args.repeats):
             k = 1 + r % (scene.frame_count - 2)
-            for name, fn, out in (("ours", ours, ours_ms), ("base", baseline, base_ms))[:: 1 if r % 2 else -1]:
+            shift = r % len(runs)  # each pass goes first, second, ... equally often
+            for fn, out in runs[shift:] + runs[:shift]:
                 t0 = time.perf_counter()
                 fn(k)
                 out.append((time.perf_counter() - t0) * 1e3)
@@ -113,6 +125,9 @@ def main() -> None:
         f"all buffers {ours_med:.1f} ms vs plain colour pass {base_med:.1f} ms: "
         f"ratio {ratio:.2f}x (target <= {TARGET_RATIO:g}x)"
     )
+    hdr_med, rgb_med = statistics.median(hdr_ms), statistics.median(rgb_ms)
+    for what, med in (("HDR beauty pass (float32 radiance)", hdr_med), ("rgb from the HDR pass (encoded)", rgb_med)):
+        print(f"{what} {med:.1f} ms vs plain colour pass {base_med:.1f} ms: ratio {med / base_med:.2f}x")
 
 
 if __name__ == "__main__":

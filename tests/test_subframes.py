@@ -7,7 +7,6 @@ import numpy as np
 from hybrid.pipeline import rasterize, simulate
 from hybrid.camera import camera_track
 from hybrid.render.post import apply_chain
-from hybrid.render.post.color import gamma_to_linear
 from hybrid.render.post.motion_blur import accumulate_subframes, subframe_schedule
 from hybrid.render.post.spec import MotionBlur
 from hybrid.render.subframes import camera_at, interpolate_state, render_beauty_subframes
@@ -53,11 +52,12 @@ def test_camera_at_integer_times_matches_the_camera_track():
     np.testing.assert_allclose(camera_at(scene, np.arange(3.0)), camera_track(scene).cam_to_world)
 
 
-def test_a_zero_offset_sub_frame_is_the_plain_rgb_frame():
+def test_a_zero_offset_sub_frame_is_the_plain_hdr_frame():
     scene = _scene()
     states = simulate(scene)
-    plain = rasterize(scene, states, camera_track(scene).cam_to_world)["rgb"]
+    plain = rasterize(scene, states, camera_track(scene).cam_to_world, hdr=True)["hdr"]
     sub = render_beauty_subframes(scene, states, np.array([0.0]))
+    assert sub.dtype == np.float32 and sub.shape == (3, 1, 96, 192, 3)
     np.testing.assert_array_equal(sub[:, 0], plain)
 
 
@@ -66,12 +66,12 @@ def test_motion_blur_spreads_the_ball_along_its_path_and_keeps_its_light():
     over about that distance, while the total light it reflects stays the same."""
     scene = _scene()
     states = simulate(scene)
-    buffers = rasterize(scene, states, camera_track(scene).cam_to_world)
+    buffers = rasterize(scene, states, camera_track(scene).cam_to_world, hdr=True)
     spec = MotionBlur(samples=8, shutter="box", shutter_angle_deg=180)
     offsets, _ = subframe_schedule(spec)
     sub = render_beauty_subframes(scene, states, offsets)
-    sharp = gamma_to_linear(buffers["rgb"][1])
-    blurred = accumulate_subframes(gamma_to_linear(sub[1]), "box")
+    sharp = buffers["hdr"][1]
+    blurred = accumulate_subframes(sub[1], "box")
     lit_sharp = (sharp.sum(axis=2) > 0.1).any(axis=0).sum()  # image columns the ball covers
     lit_blur = (blurred.sum(axis=2) > 0.1 / 8).any(axis=0).sum()  # seen in at least one of 8 sub-frames
     # 0.3 m of travel seen from 4 m with a 40 degree vertical fov on 96 rows: ~9.9 px.
@@ -83,7 +83,7 @@ def test_motion_blur_spreads_the_ball_along_its_path_and_keeps_its_light():
     # Through the whole chain the frame is valid sRGB bytes.
     chain = [{"type": "motion_blur", "samples": 8, "shutter": "box", "shutter_angle_deg": 180},
              {"type": "tonemap", "operator": "reinhard"}]
-    out = apply_chain(gamma_to_linear(sub[1]), chain, rng=0)
+    out = apply_chain(sub[1], chain, rng=0)
     assert out.dtype == np.uint8 and out.shape == (96, 192, 3)
     # The exact buffers are untouched: the instance mask is the sharp ball at the frame time.
     assert (buffers["instance"][1] > 0).any(axis=0).sum() <= lit_sharp + 1

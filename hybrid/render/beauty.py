@@ -1,25 +1,97 @@
-"""The rgb buffer: pyrender's PBR forward pass with shadow maps, 4x multisampled.
+"""The beauty pass: PBR lighting with shadow maps, 4x multisampled, as linear HDR float radiance.
 
-This is pyrender's own colour pass. When every light of a shadowed type asks for
-shadows it runs ``Renderer.render`` unchanged; when some do not (pyrender switches
-shadows per light type, not per light), it runs the same steps itself (update the
-context, shadow-map only the lights that ask, forward pass) and keeps the other
-lights' shadow maps cleared to the far plane, which reads as "never in shadow".
+pyrender's own colour pass clamps to 0..1, applies gamma 1/2.2 and stores 8 bits, so
+anything brighter than white is lost before exposure, bloom or tone mapping could see
+it. This pass keeps pyrender for everything around the shading (uploading meshes and
+textures, the shadow-map passes, binding lights and materials) and replaces the
+forward pass: our shaders (``shaders/beauty.{vert,frag}``, the same shading model
+under pyrender's uniform names) write unclamped linear radiance into a multisampled
+RGBA16F target (``hdr_target.HDRTarget``), read back as float32.
+
+- ``draw_hdr``: float32 (H, W, 3) scene-linear radiance, for the post chain.
+- ``draw``: the uint8 ``rgb`` buffer, that radiance clamped to 0..1 and encoded
+  with the 1/2.2 power curve pyrender used (``encode_display``), so a scene rendered
+  without post effects looks as it always did. Inside surfaces it matches pyrender's
+  8-bit pass to within one code; along anti-aliased edges (and where a highlight
+  crosses 1 inside a pixel) it is up to a few tens of codes brighter, because the 4
+  samples are now averaged in linear light and clipped after averaging, rather than
+  clipped, encoded and averaged as bytes (the encoded average of light is never below
+  the average of encoded values: min(x, 1) ** (1/2.2) is concave).
+
+Shadows follow the lights: pyrender switches shadows per light type, so when some
+lights of a shadowed type do not ask for them their shadow maps are cleared once to
+the far plane, which reads as "never in shadow", and never redrawn.
 """
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from hybrid.render.gl import pyrender
+from hybrid.render.hdr_target import HDRTarget
+from hybrid.render.materials import DISPLAY_GAMMA, display_to_linear
 from hybrid.render.scene_build import RenderScene
 
+SHADER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shaders")
 
-PYRENDER_GAMMA = 2.2  # pyrender's output curve: bytes = 255 * linear ** (1 / 2.2)
+
+def encode_display(linear: np.ndarray) -> np.ndarray:
+    """Linear radiance float (..., 3) -> the rgb buffer's bytes: round(255 clip(x, 0, 1) ** (1 / 2.2)), uint8.
+
+    The 2.2 power curve (not the sRGB curve) is the one pyrender's pass ended with and
+    the inverse of how ``materials`` decodes colours, so a surface under unit white
+    ambient light alone shows exactly its own colour.
+    """
+    x = np.clip(linear, 0.0, 1.0).astype(np.float32, copy=False)
+    np.power(x, np.float32(1.0 / DISPLAY_GAMMA), out=x)
+    x *= np.float32(255.0)
+    x += np.float32(0.5)  # x lies in [0.5, 255.5]: truncation rounds
+    return x.astype(np.uint8)
 
 
-def _frame_shape(renderer: "pyrender.Renderer") -> tuple[int, int]:
-    return (int(renderer.viewport_height), int(renderer.viewport_width))
+# Defines that pyrender derives from a primitive and its material, and that
+# beauty.frag implements. Attribute locations it does not read (tangents, a second uv
+# set, skinning) are accepted: pyrender only numbers them.
+_SUPPORTED_DEFINES = frozenset(
+    {
+        "NORMAL_LOC", "TANGENT_LOC", "TEXCOORD_0_LOC", "TEXCOORD_1_LOC", "COLOR_0_LOC", "JOINTS_0_LOC",
+        "WEIGHTS_0_LOC", "INST_M_LOC", "MAX_DIRECTIONAL_LIGHTS", "MAX_SPOT_LIGHTS", "MAX_POINT_LIGHTS",
+        "DIRECTIONAL_LIGHT_SHADOWS", "SPOT_LIGHT_SHADOWS", "USE_METALLIC_MATERIAL", "HAS_BASE_COLOR_TEX",
+        "HAS_EMISSIVE_TEX", "HAS_OCCLUSION_TEX",
+    }
+)
+
+
+class BeautyPrograms(pyrender.shader_program.ShaderProgramCache):
+    """pyrender's shader cache, pointed at the HDR shaders.
+
+    While the beauty pass draws, it stands in for ``Renderer._program_cache``: pyrender
+    asks for its mesh shader by name with the defines it derived (attribute locations,
+    light counts, shadows, textures), and gets ``beauty.vert`` / ``beauty.frag``
+    compiled with those same defines.
+    """
+
+    _NAMES = {"mesh.vert": "beauty.vert", "mesh.frag": "beauty.frag"}
+
+    def __init__(self) -> None:
+        super().__init__(shader_dir=SHADER_DIR)
+
+    def get_program(self, vertex_shader, fragment_shader, geometry_shader=None, defines=None):
+        if vertex_shader not in self._NAMES or fragment_shader not in self._NAMES or geometry_shader is not None:
+            raise RuntimeError(
+                f"the HDR beauty pass only replaces pyrender's mesh shader, but pyrender asked for "
+                f"{vertex_shader}, {fragment_shader}" + (f", {geometry_shader}" if geometry_shader else "")
+            )
+        unsupported = sorted(set(defines or {}) - _SUPPORTED_DEFINES)
+        if unsupported:
+            raise ValueError(
+                f"the HDR beauty pass draws hybrid's materials (base colour factor and texture, metallic and "
+                f"roughness factors, emission, occlusion) with directional and spot light shadows; this primitive "
+                f"also needs {', '.join(unsupported)}, which it does not implement"
+            )
+        return super().get_program(self._NAMES[vertex_shader], self._NAMES[fragment_shader], None, defines)
 
 
 def _tilt(angle: float, azimuth: float) -> np.ndarray:
@@ -40,27 +112,46 @@ def _tilt(angle: float, azimuth: float) -> np.ndarray:
 
 
 class BeautyPass:
-    """The rgb pass for one ``RenderScene``; use with its GL context current."""
+    """The beauty pass for one ``RenderScene`` at ``width`` x ``height`` pixels.
 
-    def __init__(self, rs: RenderScene):
+    Create, draw and ``delete`` it with its GL context current. Raises
+    ``RenderSetupError`` when the driver has no multisampled float render targets.
+    """
+
+    def __init__(self, rs: RenderScene, width: int, height: int):
         self.flags = rs.shadow_flags | pyrender.RenderFlags.OFFSCREEN
         self._rs = rs
         self._cleared = False
+        # pyrender cleared its 8-bit target with the display colour; in linear light that
+        # is the colour decoded, which encode_display turns back into the same bytes.
+        self._background = display_to_linear(rs.background)
+        self._programs = BeautyPrograms()
+        self._target = HDRTarget(width, height)
+
+    def delete(self) -> None:
+        """Free the render target and the compiled programs (the context must be current)."""
+        self._target.delete()
+        self._programs.clear()
 
     def draw(self, renderer: "pyrender.Renderer") -> np.ndarray:
-        """rgb uint8 (H, W, 3), sRGB-encoded (pyrender's gamma 1/2.2 output), rows top-down.
+        """rgb uint8 (H, W, 3): ``draw_hdr`` encoded for display by ``encode_display``, rows top-down."""
+        return encode_display(self.draw_hdr(renderer))
 
-        With soft lights (directional lights of non-zero angular size) the pass runs
-        once per sample with each such light tilted to a point of its disc (a Vogel
-        spiral, the same points every frame) and the renders are averaged in linear
-        light: each sample's shadow map sees the occluders from a slightly different
-        direction, which is what an area light's penumbra is.
+    def draw_hdr(self, renderer: "pyrender.Renderer") -> np.ndarray:
+        """float32 (H, W, 3) linear radiance (scene units, unclamped, >= 0), rows top-down.
+
+        Background pixels hold the background colour decoded to linear light. With soft
+        lights (directional lights of non-zero angular size) the pass runs once per
+        sample with each such light tilted to a point of its disc (a Vogel spiral, the
+        same points every frame) and the float renders are averaged: each sample's
+        shadow map sees the occluders from a slightly different direction, which is
+        what an area light's penumbra is.
         """
         rs = self._rs
         if not rs.soft_lights:
             return self._draw_once(renderer)
         n = rs.soft_samples
-        total = np.zeros((*_frame_shape(renderer), 3), dtype=np.float64)
+        total = None
         golden = np.pi * (3.0 - np.sqrt(5.0))
         try:
             for i in range(n):
@@ -68,21 +159,19 @@ class BeautyPass:
                 phi = i * golden
                 for node, base, half_angle in rs.soft_lights:
                     rs.scene.set_pose(node, base @ _tilt(half_angle * r, phi))
-                color = self._draw_once(renderer)
-                total += (color.astype(np.float64) / 255.0) ** PYRENDER_GAMMA
+                radiance = self._draw_once(renderer)
+                total = radiance.astype(np.float64) if total is None else total + radiance
         finally:
             for node, base, _ in rs.soft_lights:
                 rs.scene.set_pose(node, base)
-        return np.round(255.0 * (total / n) ** (1.0 / PYRENDER_GAMMA)).astype(np.uint8)
+        return (total / n).astype(np.float32)
 
     def _draw_once(self, renderer: "pyrender.Renderer") -> np.ndarray:
+        """Shadow maps, then the forward pass into the float target; float32 (H, W, 3) linear."""
         rs = self._rs
-        if not rs.shadowless:
-            color, _ = renderer.render(rs.scene, self.flags)
-            return color
         scene = rs.scene
-        renderer._update_context(scene, self.flags)
-        if not self._cleared:
+        renderer._update_context(scene, self.flags)  # uploads meshes, textures, shadow maps
+        if rs.shadowless and not self._cleared:
             for node in rs.shadowless:
                 # Binds the light's shadow map as the depth target and clears it to 1 (far).
                 renderer._configure_shadow_mapping_viewport(node.light, self.flags)
@@ -91,5 +180,33 @@ class BeautyPass:
         for node in scene.light_nodes:
             if node.light.shadow_texture is not None and node not in shadowless:
                 renderer._shadow_mapping_pass(scene, node, self.flags)
-        color, _ = renderer._forward_pass(scene, self.flags)
-        return color
+        return self._forward(renderer)
+
+    def _forward(self, renderer: "pyrender.Renderer") -> np.ndarray:
+        """pyrender's forward pass, step for step, with our program cache and into our target."""
+        scene = self._rs.scene
+        self._target.begin(self._background)
+        view, projection = renderer._get_camera_matrices(scene)
+        cam_pos = scene.get_pose(scene.main_camera_node)[:3, 3]
+        use_material = pyrender.constants.ProgramFlags.USE_MATERIAL
+        pyrender_programs, renderer._program_cache = renderer._program_cache, self._programs
+        program = None
+        try:
+            for node in renderer._sorted_mesh_nodes(scene):
+                if not node.mesh.is_visible:
+                    continue
+                pose = scene.get_pose(node)
+                for primitive in node.mesh.primitives:
+                    program = renderer._get_primitive_program(primitive, self.flags, use_material)
+                    program._bind()
+                    program.set_uniform("V", view)
+                    program.set_uniform("P", projection)
+                    program.set_uniform("cam_pos", cam_pos)
+                    renderer._bind_lighting(scene, program, node, self.flags)
+                    renderer._bind_and_draw_primitive(primitive=primitive, pose=pose, program=program, flags=self.flags)
+                    renderer._reset_active_textures()
+        finally:
+            renderer._program_cache = pyrender_programs
+            if program is not None:
+                program._unbind()
+        return self._target.resolve()

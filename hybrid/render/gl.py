@@ -56,6 +56,7 @@ _pyrender_renderer.SHADOW_TEX_SZ = SHADOW_MAP_SIZE
 # The raw glReadPixels writes into a caller's array (a ctypes pointer), without the
 # intermediate bytes object of the wrapped version.
 from OpenGL.raw.GL.VERSION.GL_1_0 import glReadPixels as read_pixels_into  # noqa: E402,F401
+from OpenGL.error import GLError  # noqa: E402,F401  (what PyOpenGL raises when a GL call sets an error)
 
 
 class GLContext:

@@ -4,11 +4,11 @@ Colour convention. Colours in a scene file and texels in an image are display
 (sRGB-encoded) values in 0..1, as a colour picker shows them. The albedo buffer
 stores exactly that, multiplied per channel: albedo = color x texel, as bytes
 (round(255 x value)); an untextured object's albedo is its colour. The beauty pass
-shades in linear light: pyrender decodes base-colour textures with the sRGB curve
-and encodes its output with gamma 1/2.2, so the colour factor is decoded here with
-gamma 2.2, the inverse of that output curve: an untextured surface under unit white
-ambient light alone shows exactly its own colour. Light colours are decoded the
-same way.
+shades in linear light: its shader decodes base-colour textures with the sRGB curve,
+and the rgb buffer encodes its radiance with gamma 1/2.2 (``beauty.encode_display``),
+so the colour factor is decoded here with gamma 2.2, the inverse of that output
+curve: an untextured surface under unit white ambient light alone shows exactly its
+own colour. Light colours and the background are decoded the same way.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import numpy as np
 from hybrid.render.gl import pyrender
 from hybrid.scene.spec import Look
 
-# pyrender's output curve is pow(linear, 1/2.2); decoding with its inverse keeps colours as written.
+# The rgb buffer's output curve is pow(linear, 1/2.2), as pyrender's was; decoding with
+# its inverse keeps colours as written.
 DISPLAY_GAMMA = 2.2
 
 

@@ -3,7 +3,8 @@
 It owns one GL context of the scene's resolution, the pyrender scene built once from
 the spec (``scene_build``), and two passes per frame:
 
-- ``beauty``: rgb, pyrender's PBR pass with shadows as the lights ask;
+- ``beauty``: PBR lighting with shadows as the lights ask, as linear HDR radiance
+  (``hdr``, for the post chain) or display-encoded (``rgb``);
 - ``gbuffer``: depth, instance, normal, albedo in one unlit pass.
 
 Several rasterizers may live in one process: each has its own context and makes it
@@ -29,11 +30,12 @@ class Rasterizer:
     """Draws every buffer of DESIGN.md's table except flow for one frame of ``scene``.
 
     ``render(state, cam_to_world)`` returns, all (H, W, ...) with rows top-down:
-    rgb uint8 (H, W, 3); depth float32 (H, W) z-depth in metres, 0 on background;
-    instance uint16 (H, W), object i of the scene is i + 1, 0 on background;
-    normal float32 (H, W, 3) unit normal in camera OpenCV axes, 0 on background;
-    albedo uint8 (H, W, 3) colour x texture without lighting (materials.py), the
-    background colour on background.
+    rgb uint8 (H, W, 3), the beauty pass encoded for display; depth float32 (H, W)
+    z-depth in metres, 0 on background; instance uint16 (H, W), object i of the
+    scene is i + 1, 0 on background; normal float32 (H, W, 3) unit normal in camera
+    OpenCV axes, 0 on background; albedo uint8 (H, W, 3) colour x texture without
+    lighting (materials.py), the background colour on background. ``render(..., hdr=True)`` returns the beauty
+    pass as ``hdr`` instead of ``rgb``: float32 (H, W, 3) linear radiance, unclamped.
     """
 
     def __init__(self, scene: Scene):
@@ -45,7 +47,7 @@ class Rasterizer:
         self._ctx = GLContext(self.width, self.height)
         try:
             self.render_scene: RenderScene = build_render_scene(scene)
-            self._beauty = BeautyPass(self.render_scene)
+            self._beauty = BeautyPass(self.render_scene, self.width, self.height)
             self._gbuffer = GBufferPass(self.width, self.height)
         except BaseException:
             self._ctx.close()
@@ -80,30 +82,40 @@ class Rasterizer:
             rs.scene.set_pose(node, pose)
         rs.scene.set_pose(rs.camera_node, np.asarray(cam_to_world, dtype=np.float64) @ CV_TO_GL)
 
-    def render(self, state: State, cam_to_world: np.ndarray) -> dict[str, np.ndarray]:
-        """All five buffers of one frame; see the class docstring."""
+    def render(self, state: State, cam_to_world: np.ndarray, *, hdr: bool = False) -> dict[str, np.ndarray]:
+        """All five buffers of one frame, or with ``hdr`` the beauty frame as linear float; see the class docstring."""
         cam_to_world = np.asarray(cam_to_world, dtype=np.float64)
         self._ctx.make_current()
         self.set_frame(state, cam_to_world)
-        rgb = self._beauty.draw(self._ctx.renderer)
+        if hdr:
+            beauty = {"hdr": self._beauty.draw_hdr(self._ctx.renderer)}
+        else:
+            beauty = {"rgb": self._beauty.draw(self._ctx.renderer)}
         camera = self.render_scene.camera_node.camera
         buffers = self._gbuffer.draw(
             self.render_scene,
             np.linalg.inv(cam_to_world),
             camera.get_projection_matrix(width=self.width, height=self.height),
         )
-        return {"rgb": rgb, **buffers}
+        return {**beauty, **buffers}
 
     def render_rgb(self, state: State, cam_to_world: np.ndarray) -> np.ndarray:
-        """Only the rgb buffer (the beauty pass), for sub-frame renders."""
+        """Only the rgb buffer: uint8 (H, W, 3), the beauty pass encoded for display."""
         self._ctx.make_current()
         self.set_frame(state, np.asarray(cam_to_world, dtype=np.float64))
         return self._beauty.draw(self._ctx.renderer)
+
+    def render_hdr(self, state: State, cam_to_world: np.ndarray) -> np.ndarray:
+        """Only the beauty pass as float32 (H, W, 3) linear radiance (for sub-frame renders and the post chain)."""
+        self._ctx.make_current()
+        self.set_frame(state, np.asarray(cam_to_world, dtype=np.float64))
+        return self._beauty.draw_hdr(self._ctx.renderer)
 
     def close(self) -> None:
         if self._ctx.closed:
             return
         self._ctx.make_current()
+        self._beauty.delete()
         self._gbuffer.delete()
         self._ctx.close()
 

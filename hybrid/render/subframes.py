@@ -1,14 +1,18 @@
-"""Beauty sub-frames for motion blur: the rgb pass at fractional frame times.
+"""Beauty sub-frames for motion blur: the HDR beauty pass at fractional frame times.
 
 Motion blur averages what the shutter saw while it was open, so each output frame
 needs several beauty renders at times around the frame's own. The simulation
 records a State per frame; between two frames each object's pose is interpolated
 (position linearly, rotation by slerp) and the camera is evaluated at the exact
-fractional time. Only the rgb pass is rendered: depth, instance, normal, albedo and
-flow stay single renders at the frame time, exact as ever.
+fractional time. Only the beauty pass is rendered, as linear float radiance (the
+average a shutter integrates is one of light, and highlights above 1 must reach the
+rest of the chain): depth, instance, normal, albedo and flow stay single renders at
+the frame time, exact as ever.
 """
 
 from __future__ import annotations
+
+from typing import Iterator
 
 import numpy as np
 
@@ -46,18 +50,24 @@ def camera_at(scene: Scene, frame_times: np.ndarray) -> np.ndarray:
     return np.asarray(MOTIONS[cam.motion](cam, np.asarray(frame_times, dtype=np.float64) / scene.fps))
 
 
-def render_beauty_subframes(scene: Scene, states: list[State], offsets: np.ndarray) -> np.ndarray:
-    """uint8 (T, S, H, W, 3): the rgb pass at frame k + offsets[s] for every frame k.
+def iter_beauty_subframes(scene: Scene, states: list[State], offsets: np.ndarray) -> Iterator[np.ndarray]:
+    """For every frame k in turn, float32 (S, H, W, 3): the beauty pass's linear radiance at k + offsets[s].
 
     `offsets` are in frame intervals (``hybrid.render.post.motion_blur.subframe_schedule``).
+    One frame's sub-frames at a time, so a clip never holds T x S float frames.
     """
     from hybrid.render import Rasterizer
 
     offsets = np.asarray(offsets, dtype=np.float64)
-    out = np.empty((len(states), len(offsets), scene.height, scene.width, 3), dtype=np.uint8)
     with Rasterizer(scene) as raster:
         for k in range(len(states)):
             times = k + offsets
+            out = np.empty((len(offsets), scene.height, scene.width, 3), dtype=np.float32)
             for s, (t, c2w) in enumerate(zip(times, camera_at(scene, times))):
-                out[k, s] = raster.render_rgb(interpolate_state(states, t), c2w)
-    return out
+                out[s] = raster.render_hdr(interpolate_state(states, t), c2w)
+            yield out
+
+
+def render_beauty_subframes(scene: Scene, states: list[State], offsets: np.ndarray) -> np.ndarray:
+    """float32 (T, S, H, W, 3): ``iter_beauty_subframes`` for the whole clip, stacked."""
+    return np.stack(list(iter_beauty_subframes(scene, states, offsets)))

@@ -65,7 +65,10 @@ def apply_chain(
         shape = "(S, H, W, 3) sub-frames, as the chain starts with motion_blur" if stacked else "(H, W, 3)"
         raise PostError(f"linear_rgb must be {shape}, got shape {rgb.shape}")
     if not np.issubdtype(rgb.dtype, np.floating):
-        raise PostError(f"linear_rgb must be float linear light, got {rgb.dtype}; decode bytes with color.gamma_to_linear")
+        raise PostError(
+            f"linear_rgb must be float linear light (the beauty pass's HDR frame: Rasterizer.render(..., hdr=True)), "
+            f"got {rgb.dtype}; decode 8-bit rgb with color.gamma_to_linear"
+        )
     size = rgb.shape[-3:-1]
     if depth is not None:
         depth = np.asarray(depth, dtype=np.float32)

@@ -1,23 +1,28 @@
-"""Colour encodings of the post chain: the exact sRGB curve, pyrender's gamma 2.2, luminance.
+"""Colour encodings of the post chain: the exact sRGB curve, the 2.2 power law, luminance.
 
 The chain works in linear light (scene-referred, HDR: values may exceed 1) and ends by
 encoding display values with the exact piecewise sRGB curve (IEC 61966-2-1), so the
 ``rgb`` buffer is sRGB as the buffer table says.
 
-Relation to pyrender's output. pyrender's colour pass ends with
-``clamp(pow(linear, 1/2.2), 0, 1)`` and 8-bit quantisation: a pure power law, not the
-sRGB curve, and clipped at 1 (no HDR). The two curves agree at 0 and 1 but differ in
-the shadows: the same linear value encodes to bytes up to 9 codes apart (around code
-15), and decoding pyrender's bytes with the sRGB curve instead of gamma 2.2 gives
-linear values up to 60x too large near black (code 1). So:
+Input. The chain's input is the HDR beauty pass's float radiance
+(``hybrid.render.beauty``), linear and unclamped; nothing needs decoding.
 
-- bytes from pyrender's pass decode with :func:`gamma_to_linear` (its exact inverse);
+Relation to the 8-bit rgb buffer. Without a post chain the rgb buffer is that radiance
+ended with ``clamp(pow(linear, 1/2.2), 0, 1)`` and 8-bit quantisation, as pyrender's
+own colour pass did: a pure power law, not the sRGB curve, and clipped at 1 (no HDR).
+The two curves agree at 0 and 1 but differ in the shadows: the same linear value
+encodes to bytes up to 9 codes apart (around code 15), and decoding such bytes with
+the sRGB curve instead of gamma 2.2 gives linear values up to 60x too large near black
+(code 1). So:
+
+- bytes encoded with the 2.2 power law (that rgb buffer, pyrender's pass) decode with
+  :func:`gamma_to_linear` (its exact inverse);
 - bytes that are sRGB (textures, colours in scene files, this chain's output) decode
   with :func:`srgb_to_linear` / :func:`decode_srgb8`.
 
-Materials decode colour factors with gamma 2.2 today so that pyrender's gamma output
-reproduces them; once the beauty pass hands linear float colour to this chain, decode
-them with :func:`srgb_to_linear` instead (textures already are, by pyrender).
+Materials decode colour factors with gamma 2.2, the inverse of that rgb buffer's
+curve, so a plain render shows colours as written (textures are decoded with the sRGB
+curve in the shader).
 """
 
 from __future__ import annotations
@@ -115,9 +120,10 @@ def decode_srgb8(image: np.ndarray) -> np.ndarray:
 def gamma_to_linear(image, gamma: float = PYRENDER_GAMMA) -> np.ndarray:
     """Pure power-law encoded values -> linear light float32, the inverse of pyrender's output curve.
 
-    image: uint8 bytes (read as x / 255) or floats in 0..1, any shape. pyrender's
-    beauty pass encodes ``pow(linear, 1/2.2)``; this undoes it exactly up to the 8-bit
-    quantisation (and cannot restore what pyrender clipped above 1).
+    image: uint8 bytes (read as x / 255) or floats in 0..1, any shape. The 8-bit rgb
+    buffer (and pyrender's own pass) encodes ``pow(linear, 1/2.2)``; this undoes it
+    exactly up to the 8-bit quantisation (and cannot restore what was clipped above 1:
+    the post chain takes the beauty pass's float radiance instead).
     """
     x = np.asarray(image)
     if x.dtype == np.uint8:
