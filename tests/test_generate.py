@@ -108,6 +108,26 @@ def test_ray_with_two_workers_makes_the_same_dataset(tiny_recipe, reference, tmp
     assert _shard_hashes(out) == _shard_hashes(reference)
 
 
+def test_compression_none_stores_the_same_arrays_as_plain_npy(tiny_recipe, reference, tmp_path, capsys):
+    out = tmp_path / "plain"
+    args = ["dataset", "generate", str(tiny_recipe), "--out", str(out), "--clips", "2", "--seed", "3",
+            "--clips-per-shard", "1", "--workers", "1", "-q"]
+    assert main(args + ["--compression", "none"]) == 0
+    assert read_manifest(out).compression == "none" and read_manifest(reference).compression == "gzip"
+    for k in range(2):
+        plain = read_shard(out / "shards" / f"shard-{k:06d}.tar")[k]
+        ref = read_shard(reference / "shards" / f"shard-{k:06d}.tar")[k]
+        assert set(plain["compression"].values()) == {"none"} and set(ref["compression"].values()) == {"gzip"}
+        for name, arr in ref["buffers"].items():
+            assert plain["buffers"][name].tobytes() == arr.tobytes(), name
+    assert sum(e.bytes for e in read_manifest(out).shards.values()) > 2 * sum(
+        read_manifest(reference).shards[k].bytes for k in range(2)
+    ), "rendered buffers compress well"
+    capsys.readouterr()
+    assert main(args + ["--compression", "gzip"]) == 2  # a folder keeps the compression it was made with
+    assert 'compression: "none" in the folder, "gzip" in this run' in capsys.readouterr().err
+
+
 def test_card_preview_and_verify_commands(reference, tmp_path, capsys):
     card = (reference / "README.md").read_text()
     assert "contact_sheet.png" in card and "| depth | float32 | [4, 48, 48] |" in card

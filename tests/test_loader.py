@@ -7,8 +7,8 @@ import webdataset as wds
 from torch.utils.data import DataLoader
 
 from hybrid.data.loader import ClipDataset, assign_shards, collate_clips, shard_order
-from hybrid.data.manifest import buffer_specs, commit_shard, open_dataset, shard_path
-from hybrid.data.shards import DatasetError, encode_clip
+from hybrid.data.manifest import buffer_specs, commit_shard, open_dataset, read_manifest, record_shard, shard_path
+from hybrid.data.shards import DatasetError, encode_clip, write_shard
 
 
 def fake_clip(index, t=4, h=16, w=16):
@@ -22,11 +22,12 @@ def fake_clip(index, t=4, h=16, w=16):
     return buffers, {"scene": f"clip{index}", "objects": [{"name": "ball"}] * (1 + index % 3)}, b"mp4 bytes %d" % index
 
 
-def make_dataset(root, n_clips, per_shard, commit=None):
-    manifest = open_dataset(root, {"name": "toy"}, 0, n_clips, per_shard, buffer_specs(fake_clip(0)[0]))
+def make_dataset(root, n_clips, per_shard, commit=None, compression=None):
+    manifest = open_dataset(root, {"name": "toy"}, 0, n_clips, per_shard, buffer_specs(fake_clip(0)[0]), compression)
     for k, clips in enumerate(manifest.plan()):
         if commit is None or k in commit:
-            commit_shard(root, manifest, k, [m for i in clips for m in encode_clip(i, *fake_clip(i))])
+            members = [m for i in clips for m in encode_clip(i, *fake_clip(i), compression=manifest.compression)]
+            commit_shard(root, manifest, k, members)
     return root
 
 
@@ -110,16 +111,40 @@ def test_collate_batches_buffers_and_keeps_metadata_as_a_list(dataset):
     assert [m["scene"] for m in batch["metadata"]] == ["clip0", "clip1", "clip2"]
 
 
-def test_webdataset_library_reads_a_shard(dataset):
-    samples = list(wds.WebDataset(str(shard_path(dataset, 1)), shardshuffle=False).decode())
+@pytest.mark.parametrize("compression, suffix", [("gzip", ".npy.gz"), ("none", ".npy")])
+def test_webdataset_library_reads_a_shard(tmp_path, compression, suffix):
+    # webdataset's default decoder inflates `.gz` members (its gzfilter) and then loads the `.npy` inside.
+    root = make_dataset(tmp_path / "ds", n_clips=4, per_shard=2, compression=compression)
+    samples = list(wds.WebDataset(str(shard_path(root, 1)), shardshuffle=False).decode())
     assert [s["__key__"] for s in samples] == ["00000002", "00000003"]
     for sample in samples:
         buffers, metadata, mp4 = fake_clip(int(sample["__key__"]))
         assert sample["metadata.json"] == metadata
         assert sample["rgb.mp4"] == mp4
+        assert sorted(k for k in sample if k.endswith(suffix)) == sorted(f"{name}{suffix}" for name in buffers)
         for name, arr in buffers.items():
-            got = sample[f"{name}.npy"]
-            assert got.dtype == arr.dtype and np.array_equal(got, arr), name
+            got = sample[f"{name}{suffix}"]
+            assert got.dtype == arr.dtype and got.tobytes() == arr.tobytes(), name
+
+
+def test_loader_reads_old_uncompressed_and_mixed_shards(tmp_path):
+    """A dataset made before compression existed, then given a gzip shard: every clip loads, the same arrays."""
+    import json
+
+    root = make_dataset(tmp_path / "ds", n_clips=6, per_shard=2, compression="none")
+    manifest_file = root / "manifest.json"
+    data = json.loads(manifest_file.read_text())
+    data["format"] = "hybrid-dataset/1"  # as written then: no compression field
+    del data["compression"]
+    manifest_file.write_text(json.dumps(data))
+    manifest = read_manifest(root)
+    members = [m for i in (2, 3) for m in encode_clip(i, *fake_clip(i), compression="gzip")]
+    record_shard(root, manifest, 1, write_shard(shard_path(root, 1), members))
+    items = {it["index"]: it for it in ClipDataset(root, shuffle_shards=False)}
+    assert sorted(items) == list(range(6))
+    for i, item in items.items():
+        for name, arr in fake_clip(i)[0].items():
+            assert np.array_equal(item[name].numpy(), arr.astype(np.int32) if name == "instance" else arr), (i, name)
 
 
 def test_loader_refuses_bad_arguments_with_a_fix(dataset, tmp_path, monkeypatch):
@@ -142,4 +167,18 @@ def test_loader_stops_at_a_damaged_shard_and_names_it(tmp_path):
     path = shard_path(root, 1)
     path.write_bytes(path.read_bytes()[:3000])
     with pytest.raises(DatasetError, match="shard-000001.tar: .*truncated"):
+        list(ClipDataset(root, shuffle_shards=False))
+
+
+def test_loader_names_a_damaged_compressed_member(tmp_path):
+    import tarfile
+
+    root = make_dataset(tmp_path / "ds", n_clips=4, per_shard=2)
+    path = shard_path(root, 1)
+    with tarfile.open(path) as tar:
+        info = tar.getmember("00000003.flow_fwd.npy.gz")
+    data = bytearray(path.read_bytes())
+    data[info.offset_data + info.size // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(DatasetError, match=r"shard-000001.tar: member '00000003.flow_fwd.npy.gz' holds damaged gzip data"):
         list(ClipDataset(root, shuffle_shards=False))

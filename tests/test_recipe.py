@@ -347,6 +347,59 @@ INVALID = [
         "7:7", "lights.extra[3]", "more than 4 directional lights", None,
     ),
     (
+        "a light wider than the renderer allows",
+        f"""
+        name: t
+        lights:
+          key: {{angular_diameter_deg: {{uniform: [1, 45]}}}}
+        {OBJECTS}
+        """,
+        "3:31", "lights.key.angular_diameter_deg", "at most 30, but this distribution can give 45", None,
+    ),
+    (
+        "an unclipped normal for a light's size",
+        f"""
+        name: t
+        lights:
+          key: {{angular_diameter_deg: {{normal: [2, 1]}}}}
+        {OBJECTS}
+        """,
+        "3:31", "lights.key.angular_diameter_deg", "add `clip: [lo, hi]`", None,
+    ),
+    (
+        "too few shadow samples",
+        f"""
+        name: t
+        lights:
+          key:
+            angular_diameter_deg: 2
+            shadow_samples: 1
+        {OBJECTS}
+        """,
+        "5:21", "lights.key.shadow_samples", "expected a whole number from 2 to 64, got 1", None,
+    ),
+    (
+        "shadow samples that are not whole",
+        f"""
+        name: t
+        lights:
+          key: {{angular_diameter_deg: 2, shadow_samples: 4.5}}
+        {OBJECTS}
+        """,
+        "3:50", "lights.key.shadow_samples", "whole number from 2 to 64, got 4.5", None,
+    ),
+    (
+        "a soft extra light without shadows",
+        f"""
+        name: t
+        lights:
+          extra:
+            - {{type: directional, angular_diameter_deg: {{choice: [0, 3]}}}}
+        {OBJECTS}
+        """,
+        "4:49", "lights.extra[0].angular_diameter_deg", "it has `shadows: false`; set `shadows: true`", None,
+    ),
+    (
         "a timestep that does not divide the frame time",
         f"""
         name: t

@@ -197,6 +197,64 @@ def test_textured_motion_samples_stay_in_the_recipe_ranges(textured_samples):
     assert 0.35 < textured / total < 0.65, "textures.probability is 0.5"
 
 
+# ---------------------------------------------------------------- soft shadows
+
+SOFT = """
+name: soft
+lights:
+  key: {angular_diameter_deg: {uniform: [1.5, 4]}, shadow_samples: 6}
+  extra:
+    - {type: directional, shadows: true, angular_diameter_deg: {choice: [0, 2.5]}, shadow_samples: 3}
+objects: {count: 2, shapes: [sphere], size: 0.2}
+"""
+
+
+def _directional(scene: Scene):
+    return [light for light in scene.lights if light.type == "directional"]
+
+
+def test_soft_lights_carry_their_sampled_angular_diameter():
+    recipe = load_recipe_text(SOFT, "soft.yaml")
+    keys, extras = [], []
+    for i in range(60):
+        scene = sample_scene(recipe, 4, i)
+        key, extra = _directional(scene)
+        assert key.shadows and 1.5 <= key.angular_diameter_deg <= 4 and key.shadow_samples == 6
+        assert extra.shadows and extra.angular_diameter_deg in (0.0, 2.5) and extra.shadow_samples == 3
+        keys.append(key.angular_diameter_deg)
+        extras.append(extra.angular_diameter_deg)
+    assert len(set(keys)) == 60, "a continuous range gives each clip its own size"
+    assert set(extras) == {0.0, 2.5}
+    # Clip i's lights depend on (recipe, seed, i) alone: not on what was sampled
+    # before, nor on whether the recipe came from YAML or from its own dump.
+    again = Recipe.model_validate(recipe.model_dump())
+    for i in (31, 5, 59):
+        assert _directional(sample_scene(again, 4, i)) == _directional(sample_scene(recipe, 4, i))
+        assert _directional(sample_scene(recipe, 4, i))[0].angular_diameter_deg == keys[i]
+    assert _directional(sample_scene(recipe, 5, 0))[0].angular_diameter_deg != keys[0]
+
+
+def test_soft_shadows_change_nothing_but_the_lights_size():
+    """The size is drawn after everything else of its light, so turning it on keeps every other draw."""
+    soft = load_recipe_text(SOFT, "soft.yaml")
+    hard = load_recipe_text(
+        SOFT.replace("angular_diameter_deg: {uniform: [1.5, 4]}, ", "").replace("angular_diameter_deg: {choice: [0, 2.5]}, ", ""),
+        "hard.yaml",
+    )
+    for i in range(10):
+        a, b = sample_scene(soft, 0, i).model_dump(), sample_scene(hard, 0, i).model_dump()
+        for light in a["lights"] + b["lights"]:
+            light.pop("angular_diameter_deg", None)
+            light.pop("shadow_samples", None)
+        assert a == b
+
+
+def test_shipped_recipes_keep_hard_shadows(movi_samples, textured_samples):
+    # Kubric's MOVi-A has hard shadows; textured_motion leaves soft ones off for their cost (see its comments).
+    for scene in movi_samples + textured_samples:
+        assert all(light.angular_diameter_deg == 0 for light in _directional(scene))
+
+
 # ---------------------------------------------------------------- placement
 
 

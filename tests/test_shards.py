@@ -1,9 +1,11 @@
 """Dataset storage: tar shards, the manifest, resuming, and verification (small synthetic clips, no rendering)."""
 
+import gzip
 import hashlib
 import json
 import os
 import tarfile
+import time
 
 import numpy as np
 import pytest
@@ -21,7 +23,18 @@ from hybrid.data.manifest import (
     record_shard,
     shard_path,
 )
-from hybrid.data.shards import DatasetError, ShardReadError, encode_clip, read_shard, write_shard
+from hybrid.data.shards import (
+    COMPRESSIONS,
+    DatasetError,
+    ShardReadError,
+    encode_array,
+    encode_clip,
+    gunzip_bytes,
+    gzip_bytes,
+    iter_shard,
+    read_shard,
+    write_shard,
+)
 from hybrid.data.verify import verify_dataset
 
 RECIPE = {"name": "toy", "objects": {"count": [1, 3]}}
@@ -96,10 +109,10 @@ def test_members_come_in_a_fixed_order_with_normalised_headers(tmp_path):
     assert [i.name for i in infos[:6]] == [
         "00000007.metadata.json",
         "00000007.rgb.mp4",
-        "00000007.depth.npy",
-        "00000007.flow_fwd.npy",
-        "00000007.instance.npy",
-        "00000007.rgb.npy",
+        "00000007.depth.npy.gz",
+        "00000007.flow_fwd.npy.gz",
+        "00000007.instance.npy.gz",
+        "00000007.rgb.npy.gz",
     ]
     assert [i.name.split(".")[0] for i in infos] == ["00000007"] * 6 + ["00000008"] * 6
     for info in infos:
@@ -182,6 +195,115 @@ def test_encode_clip_rejects_bad_input_with_a_fix(change, message):
     assert "clip 5" in str(err.value)
 
 
+# --- compression ------------------------------------------------------------------------------
+
+
+def every_dtype(t=3, h=5, w=7):
+    """One buffer per dtype a clip may hold, with the values lossy or careless codecs get wrong."""
+    rng = np.random.default_rng(9)
+    floats = rng.normal(size=(t, h, w)).astype(np.float32)
+    floats[0, 0, :6] = [np.nan, -np.nan, np.inf, -np.inf, -0.0, 1e-45]  # signed NaN, infinities, -0, a denormal
+    floats.view(np.uint32)[0, 1, 0] = 0x7FC12345  # a NaN with a payload: bit-exact means these bits too
+    return {
+        "u8": rng.integers(0, 256, (t, h, w, 3), dtype=np.uint8),
+        "u16": rng.integers(0, 65536, (t, h, w)).astype(np.uint16),
+        "u32": rng.integers(0, 2**32, (t, h, w), dtype=np.uint64).astype(np.uint32),
+        "i32": rng.integers(-(2**31), 2**31, (t, h, w), dtype=np.int64).astype(np.int32),
+        "f16": rng.normal(size=(t, h, w)).astype(np.float16),
+        "f32": floats,
+        "f64": rng.normal(size=(t, h, w, 2)),
+        "flag": rng.random((t, h, w)) < 0.5,
+        "big_endian": rng.normal(size=(t, h, w)).astype(">f4"),
+        "fortran": np.asfortranarray(rng.normal(size=(t, h, w)).astype(np.float32)),
+    }
+
+
+@pytest.mark.parametrize("compression", sorted(COMPRESSIONS))
+def test_round_trip_is_bit_exact_for_every_dtype(tmp_path, compression):
+    buffers = every_dtype()
+    path = tmp_path / "s.tar"
+    write_shard(path, encode_clip(0, buffers, {"k": 1}, b"mp4", compression=compression))
+    ((index, record),) = list(iter_shard(path))
+    assert index == 0 and record["compression"] == {name: compression for name in buffers}
+    for name, arr in buffers.items():
+        got = record["buffers"][name]
+        want = arr.astype(arr.dtype.newbyteorder("<"))  # shards are little-endian whatever the host or input
+        assert got.dtype == want.dtype and got.shape == want.shape, name
+        assert got.tobytes() == np.ascontiguousarray(want).tobytes(), f"{name} is not bit-exact"
+        assert got.flags.writeable, "arrays must be writable for torch.from_numpy"
+
+
+def test_gzip_members_are_standard_gzip_around_the_npy_bytes(tmp_path):
+    buffers = fake_clip(0)[0]
+    members = dict(encode_clip(0, buffers, {}, b"mp4", compression="gzip"))
+    for name, arr in buffers.items():
+        payload = members[f"00000000.{name}.npy.gz"]
+        assert gzip.decompress(payload) == encode_array(arr), name  # Python's gzip module reads it
+        # RFC 1952 header: deflate, no flags (so no file name), mtime 0, XFL 4 (fastest), OS 255 (unknown).
+        assert payload[:10] == bytes([0x1F, 0x8B, 8, 0, 0, 0, 0, 0, 4, 255])
+    assert members["00000000.metadata.json"] == b"{}" and members["00000000.rgb.mp4"] == b"mp4"
+
+
+def test_compressed_shards_are_byte_identical_whenever_they_are_written(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = write_shard(tmp_path / "a" / "s.tar", shard_members([0, 1]))
+    # A gzip header written with the wall clock would differ a day later.
+    monkeypatch.setattr(time, "time", lambda: 2_000_000_000.0)
+    second = write_shard(tmp_path / "b" / "s.tar", shard_members([0, 1]))
+    assert first == second
+    assert (tmp_path / "a" / "s.tar").read_bytes() == (tmp_path / "b" / "s.tar").read_bytes()
+
+
+def test_gzip_compresses_real_buffers_and_none_stores_them_as_they_are():
+    t, h, w = 4, 32, 32
+    yy, xx = np.mgrid[0:h, 0:w]
+    depth = np.broadcast_to((2.0 + 0.01 * yy).astype(np.float32), (t, h, w)).copy()  # a floor seen at a slant
+    instance = np.zeros((t, h, w), np.uint16)
+    instance[:, 8:16, 8:16] = 3
+    raw = encode_array(depth)
+    assert COMPRESSIONS["none"].encode(raw) is raw
+    assert len(gzip_bytes(raw)) < len(raw) / 4
+    assert len(gzip_bytes(encode_array(instance))) < instance.nbytes / 20
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda z: z[: len(z) // 2], "stops before its end"),
+        (lambda z: z + b"junk", "4 bytes follow the end of the stream"),
+        (lambda z: z[:-8] + bytes(8), "incorrect data check"),  # CRC-32 and length zeroed
+        (lambda z: b"PK" + z[2:], "incorrect header check"),
+    ],
+)
+def test_gunzip_names_what_is_wrong(damage, message):
+    good = gzip_bytes(encode_array(np.arange(1000, dtype=np.float32)))
+    assert bytes(gunzip_bytes(bytearray(good))) == encode_array(np.arange(1000, dtype=np.float32))
+    with pytest.raises(ValueError, match=message):
+        gunzip_bytes(bytearray(damage(good)))
+
+
+def test_a_buffer_stored_in_both_layouts_is_refused(tmp_path):
+    buffers, metadata, mp4 = fake_clip(0)
+    members = encode_clip(0, buffers, metadata, mp4, compression="gzip")
+    members.append(("00000000.depth.npy", encode_array(buffers["depth"])))
+    write_shard(tmp_path / "s.tar", members)
+    with pytest.raises(ShardReadError, match=r"clip 00000000 stores buffer 'depth' twice \(depth.npy.gz and depth.npy\)"):
+        read_shard(tmp_path / "s.tar")
+
+
+def test_an_unknown_compression_is_refused_with_the_choices():
+    with pytest.raises(DatasetError, match=r"clip 2: compression 'zstd' is not one this version writes; use one of 'none', 'gzip'"):
+        encode_clip(2, *fake_clip(2), compression="zstd")
+
+
+def member_span(path, name):
+    """(offset of the data, size) of a member in a tar file."""
+    with tarfile.open(path) as tar:
+        info = tar.getmember(name)
+    return info.offset_data, info.size
+
+
 # --- manifest ---------------------------------------------------------------------------------
 
 
@@ -199,8 +321,9 @@ def test_plan_shards_puts_clip_i_in_shard_i_div_k():
 def test_manifest_records_committed_shards(tmp_path):
     make_dataset(tmp_path / "ds", n_clips=5, per_shard=2)
     data = json.loads((tmp_path / "ds" / MANIFEST_NAME).read_text())
-    assert data["format"] == "hybrid-dataset/1"
+    assert data["format"] == "hybrid-dataset/2"
     assert (data["recipe"], data["seed"], data["clips"], data["clips_per_shard"]) == (RECIPE, 0, 5, 2)
+    assert data["compression"] == "gzip"
     assert data["buffers"]["depth"] == {"dtype": "float32", "shape": [4, 16, 16]}
     assert data["buffers"]["instance"] == {"dtype": "uint16", "shape": [4, 16, 16]}
     assert [(s["name"], s["first_clip"], s["clip_count"]) for s in data["shards"]] == [
@@ -286,6 +409,66 @@ def test_rerun_with_different_settings_is_refused(tmp_path, kwargs, expected):
     assert (root / MANIFEST_NAME).read_bytes() == before
 
 
+def write_old_dataset(root, n_clips=4, per_shard=2):
+    """A dataset as written before compression existed: format 1, no compression field, plain .npy members."""
+    manifest = open_dataset(root, RECIPE, 0, n_clips, per_shard, buffer_specs(fake_clip(0)[0]), compression="none")
+    for k, clips in enumerate(manifest.plan()):
+        members = [m for i in clips for m in encode_clip(i, *fake_clip(i), compression="none")]
+        commit_shard(root, manifest, k, members)
+    data = json.loads((root / MANIFEST_NAME).read_text())
+    data["format"] = "hybrid-dataset/1"
+    del data["compression"]
+    (root / MANIFEST_NAME).write_text(json.dumps(data))
+    return root
+
+
+def test_compression_is_a_setting_of_the_dataset_folder(tmp_path):
+    specs = buffer_specs(fake_clip(0)[0])
+    assert open_dataset(tmp_path / "new", RECIPE, 0, 4, 2, specs).compression == "gzip"
+    assert open_dataset(tmp_path / "new", RECIPE, 0, 4, 2, specs).compression == "gzip"  # resumed: the folder's
+    assert open_dataset(tmp_path / "plain", RECIPE, 0, 4, 2, specs, compression="none").compression == "none"
+    assert read_manifest(tmp_path / "plain").compression == "none"
+    assert open_dataset(tmp_path / "plain", RECIPE, 0, 4, 2, specs).compression == "none"
+    with pytest.raises(DatasetError) as err:
+        open_dataset(tmp_path / "plain", RECIPE, 0, 4, 2, specs, compression="gzip")
+    assert 'compression: "none" in the folder, "gzip" in this run' in str(err.value) and "new --out" in str(err.value)
+    with pytest.raises(DatasetError, match="compression 'lzma' is not one this version writes"):
+        open_dataset(tmp_path / "other", RECIPE, 0, 4, 2, specs, compression="lzma")
+    assert not (tmp_path / "other").exists()
+
+
+def test_commit_shard_refuses_members_stored_otherwise_than_the_dataset(tmp_path):
+    root = tmp_path / "ds"
+    manifest = open_dataset(root, RECIPE, 0, 2, 2, buffer_specs(fake_clip(0)[0]), compression="none")
+    with pytest.raises(DatasetError, match=r"stored with compression 'gzip', but this dataset stores 'none'; .*compression='none'"):
+        commit_shard(root, manifest, 0, shard_members([0, 1]))
+    assert not shard_path(root, 0).exists()
+
+
+def test_a_dataset_from_before_compression_reads_verifies_and_resumes_uncompressed(tmp_path):
+    root = write_old_dataset(tmp_path / "old", n_clips=4, per_shard=2)
+    manifest = read_manifest(root)
+    assert manifest.compression == "none" and sorted(manifest.shards) == [0, 1]
+    assert verify_dataset(root).ok
+    grown = open_dataset(root, RECIPE, 0, 6, 2, buffer_specs(fake_clip(0)[0]))  # resumed with more clips
+    assert grown.compression == "none" and missing_shards(root, grown) == [2]
+    commit_shard(root, grown, 2, [m for i in (4, 5) for m in encode_clip(i, *fake_clip(i), compression="none")])
+    data = json.loads((root / MANIFEST_NAME).read_text())
+    assert (data["format"], data["compression"]) == ("hybrid-dataset/2", "none")
+    assert verify_dataset(root).ok
+
+
+def test_verify_accepts_shards_of_both_layouts_in_one_dataset(tmp_path):
+    root = write_old_dataset(tmp_path / "ds", n_clips=4, per_shard=2)
+    manifest = read_manifest(root)
+    # Shard 1 rewritten gzip-compressed (as a tool recompressing old shards would): same arrays, other bytes.
+    record_shard(root, manifest, 1, write_shard(shard_path(root, 1), shard_members([2, 3])))
+    report = verify_dataset(root)
+    assert report.ok, report.summary()
+    layouts = {i: set(r["compression"].values()) for k in (0, 1) for i, r in iter_shard(shard_path(root, k))}
+    assert layouts == {0: {"none"}, 1: {"none"}, 2: {"gzip"}, 3: {"gzip"}}
+
+
 def test_open_dataset_refuses_a_foreign_folder(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(DatasetError, match="non-empty folder without manifest.json"):
@@ -316,7 +499,11 @@ def test_read_manifest_explains_what_is_wrong(tmp_path):
     with pytest.raises(DatasetError, match="line 2, column"):
         read_manifest(tmp_path)
     (tmp_path / MANIFEST_NAME).write_text('{"format": "other/9"}')
-    with pytest.raises(DatasetError, match="reads 'hybrid-dataset/1'"):
+    with pytest.raises(DatasetError, match="reads 'hybrid-dataset/1' and 'hybrid-dataset/2'"):
+        read_manifest(tmp_path)
+    fields = {"format": "hybrid-dataset/2", "recipe": {}, "buffers": {"depth": {"dtype": "float32", "shape": [4, 8, 8]}}, "shards": []}
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps({**fields, "compression": "zip"}))
+    with pytest.raises(DatasetError, match="field 'compression' must be one of 'none', 'gzip', found 'zip'"):
         read_manifest(tmp_path)
 
 
@@ -347,6 +534,23 @@ def test_verify_names_a_truncated_shard_and_a_flipped_byte(tmp_path):
     assert (report.shards_ok, report.clips_ok) == (2, 4)
 
 
+def test_verify_catches_a_flipped_byte_inside_a_compressed_member(tmp_path):
+    root = tmp_path / "ds"
+    make_dataset(root, n_clips=4, per_shard=2)
+    path = shard_path(root, 1)
+    offset, size = member_span(path, "00000002.depth.npy.gz")
+    flip_byte(path, offset + size // 2)
+    (damage,) = verify_dataset(root).damaged
+    assert damage.name == "shard-000001.tar"
+    assert damage.reasons[0] == "sha256 differs from the manifest (contents changed or corrupted)"
+    assert len(damage.reasons) == 2, damage.reasons  # that member alone: the clips around it are intact
+    assert damage.reasons[1].startswith("clip 00000002: depth.npy.gz holds damaged gzip data (")
+    # A reader that needs the array stops there and names the member.
+    with pytest.raises(ShardReadError, match=r"member '00000002.depth.npy.gz' holds damaged gzip data"):
+        read_shard(path)
+    assert sorted(read_shard(shard_path(root, 0))) == [0, 1]
+
+
 def test_verify_explains_a_broken_header_and_the_clips_it_loses(tmp_path):
     root = tmp_path / "ds"
     make_dataset(root, n_clips=4, per_shard=2)
@@ -367,7 +571,7 @@ def test_verify_checks_dtype_and_shape_even_when_hashes_agree(tmp_path):
     members = encode_clip(0, buffers, metadata, mp4) + encode_clip(1, *fake_clip(1))
     record_shard(root, manifest, 0, write_shard(shard_path(root, 0), members))
     (damage,) = verify_dataset(root).damaged
-    assert damage.reasons == ["clip 00000000: depth.npy is float64 (4, 16, 16), manifest says float32 (4, 16, 16)"]
+    assert damage.reasons == ["clip 00000000: depth.npy.gz is float64 (4, 16, 16), manifest says float32 (4, 16, 16)"]
 
 
 def test_verify_reports_unfinished_datasets_and_leftovers(tmp_path):

@@ -14,7 +14,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from hybrid.data.manifest import read_manifest, shard_path
+from hybrid.data.manifest import Manifest, read_manifest, shard_path
 from hybrid.data.shards import atomic_write, iter_shard
 
 CARD_NAME = "README.md"
@@ -58,6 +58,24 @@ def buffer_statistics(arrays: dict[str, list[np.ndarray]]) -> dict[str, dict[str
     return stats
 
 
+def storage_line(manifest: Manifest) -> str:
+    """How the buffers are stored and what the committed shards weigh, per clip and against the raw arrays."""
+    layout = {
+        "gzip": "gzip-compressed, one `<key>.<buffer>.npy.gz` member each",
+        "none": "uncompressed, one `<key>.<buffer>.npy` member each",
+    }.get(manifest.compression, manifest.compression)
+    raw = sum(int(np.prod(s.shape)) * np.dtype(s.dtype).itemsize for s in manifest.buffers.values())
+    clips = sum(e.clip_count for e in manifest.shards.values())
+    size = sum(e.bytes for e in manifest.shards.values())
+    text = f"Buffers are stored {layout} (lossless; see hybrid/data/shards.py)."
+    if clips:
+        text += (
+            f" The shards take {size / 1e6:.1f} MB, {size / clips / 1e6:.2f} MB per clip with its video and "
+            f"metadata, against {raw / 1e6:.2f} MB of buffer arrays per clip."
+        )
+    return text
+
+
 def write_card(dataset_dir: str | os.PathLike, recipe_text: str, max_clips: int = 8) -> Path:
     """Write DIR/README.md and DIR/contact_sheet.png (atomically); returns the card's path."""
     from PIL import Image
@@ -92,6 +110,8 @@ def write_card(dataset_dir: str | os.PathLike, recipe_text: str, max_clips: int 
         f"{committed} of {manifest.clips} clips committed in {len(manifest.shards)} shards "
         f"({manifest.clips_per_shard} clips per shard), seed {manifest.seed}. Made by `hybrid dataset generate`; "
         "check it with `hybrid dataset verify` and load it with `hybrid.data.loader.ClipDataset`.",
+        "",
+        storage_line(manifest),
         "",
         f"![contact sheet]({SHEET_NAME})",
         "",

@@ -105,14 +105,16 @@ def render_dataset_clip(recipe, seed: int, index: int, times: Optional[StageTime
     states = simulate(scene)
     lap("physics")
     track = camera_track(scene)
-    buffers = rasterize(scene, states, track.cam_to_world)
+    # A post chain gets the beauty frames as linear HDR radiance and makes rgb from them.
+    buffers = rasterize(scene, states, track.cam_to_world, hdr=recipe.post is not None)
     lap("raster")
     buffers["flow_fwd"], buffers["flow_bwd"] = clip_flows(
         buffers["depth"], buffers["instance"], track.K, track.cam_to_world, object_poses(states)
     )
     lap("flow")
     if recipe.post is not None:
-        buffers["rgb"] = apply_post(scene, states, buffers, recipe.post, track.K, seed, index)
+        hdr = buffers.pop("hdr")
+        buffers["rgb"] = apply_post(scene, states, hdr, buffers["depth"], recipe.post, track.K, seed, index)
     lap("post")
     metadata = build_metadata(scene, states, track.K, track.cam_to_world)
     metadata["dataset"] = {"recipe": recipe.name, "seed": seed, "index": index}
@@ -121,43 +123,39 @@ def render_dataset_clip(recipe, seed: int, index: int, times: Optional[StageTime
     return buffers, metadata, video
 
 
-def apply_post(scene, states, buffers: dict, chain, K, seed: int, index: int):
-    """The recipe's post chain on every beauty frame; the other buffers are inputs only, never changed.
+def apply_post(scene, states, hdr, depth, chain, K, seed: int, index: int):
+    """The recipe's post chain on every beauty frame -> uint8 (T, H, W, 3) rgb; the other buffers stay as they are.
 
-    The rasteriser's rgb is display-encoded 8-bit (pyrender's gamma 1/2.2 curve), so it
-    is decoded with that exact curve to linear light, which is therefore clipped at 1:
-    bloom thresholds below 1 pick out the brightest surfaces. A chain that starts with
-    motion_blur gets beauty sub-frames rendered around each frame's time. Grain is
-    seeded per (seed, clip, frame), so a clip's frames stay reproducible one by one.
+    hdr: float32 (T, H, W, 3), the beauty pass's linear radiance, unclamped, so
+    exposure, bloom and tone mapping act on highlights brighter than white. depth:
+    float32 (T, H, W) metres (depth of field). A chain that starts with motion_blur
+    gets HDR beauty sub-frames rendered around each frame's time instead of ``hdr``.
+    Grain is seeded per (seed, clip, frame), so a clip's frames stay reproducible one
+    by one.
     """
     import numpy as np
 
     from hybrid.render.post import apply_chain
-    from hybrid.render.post.color import gamma_to_linear
     from hybrid.render.post.motion_blur import subframe_schedule
 
     effects = chain.root
-    rgb = buffers["rgb"]
-    sub = None
+    frames = hdr
     if effects and effects[0].type == "motion_blur":
-        from hybrid.render.subframes import render_beauty_subframes
+        from hybrid.render.subframes import iter_beauty_subframes
 
         offsets, _ = subframe_schedule(effects[0])
-        sub = render_beauty_subframes(scene, states, offsets)
-    out = np.empty_like(rgb)
-    for k in range(len(rgb)):
-        out[k] = apply_chain(
-            gamma_to_linear(rgb[k] if sub is None else sub[k]),
-            chain,
-            depth=buffers["depth"][k],
-            K=K,
-            rng=np.random.default_rng([seed, index, k]),
-        )
+        frames = iter_beauty_subframes(scene, states, offsets)
+    out = np.empty(hdr.shape, dtype=np.uint8)
+    for k, frame in enumerate(frames):
+        out[k] = apply_chain(frame, chain, depth=depth[k], K=K, rng=np.random.default_rng([seed, index, k]))
     return out
 
 
-def build_shard(recipe_path: str, seed: int, shard: int, first_clip: int, clip_count: int, dataset_dir: str) -> ShardResult:
-    """Render clips [first_clip, first_clip + clip_count) and write shard `shard` atomically."""
+def build_shard(
+    recipe_path: str, seed: int, shard: int, first_clip: int, clip_count: int, dataset_dir: str, compression: str
+) -> ShardResult:
+    """Render clips [first_clip, first_clip + clip_count) and write shard `shard` atomically,
+    buffers stored with `compression` ("gzip" or "none", the dataset's)."""
     from hybrid.data.manifest import shard_name, shard_path
     from hybrid.data.shards import encode_clip, write_shard
 
@@ -167,7 +165,7 @@ def build_shard(recipe_path: str, seed: int, shard: int, first_clip: int, clip_c
     for index in range(first_clip, first_clip + clip_count):
         buffers, metadata, video = render_dataset_clip(recipe, seed, index, times)
         start = time.perf_counter()
-        members.extend(encode_clip(index, buffers, metadata, video))
+        members.extend(encode_clip(index, buffers, metadata, video, compression))
         times.seconds["encode"] += time.perf_counter() - start
     start = time.perf_counter()
     written = write_shard(shard_path(dataset_dir, shard), members)
@@ -226,12 +224,15 @@ def generate(
     workers: Optional[int] = None,
     ray_address: Optional[str] = None,
     progress: Optional[Callable[[int, int], None]] = None,
+    compression: Optional[str] = None,
 ) -> GenerateSummary:
     """Generate (or resume) a dataset of `clips` clips from a recipe into `out_dir`.
 
     `workers`: parallel single-threaded workers (default: this machine's cores); 1
     without `ray_address` runs in this process. `progress(done_clips, total_clips)` is
     called as shards are committed (also once at the start, with what already exists).
+    `compression`: how buffer members are stored, "gzip" or "none" (see hybrid.data.shards);
+    None keeps an existing folder's and uses gzip for a new one.
     """
     from hybrid.data.card import CARD_NAME, write_card
     from hybrid.data.manifest import BufferSpec, missing_shards, open_dataset, record_shard
@@ -244,14 +245,14 @@ def generate(
     t, h, w = scene0.frame_count, scene0.height, scene0.width
     specs = {name: BufferSpec(dtype, (t, h, w, *tail)) for name, (dtype, tail) in BUFFER_LAYOUT.items()}
     out = Path(out_dir)
-    manifest = open_dataset(out, _recipe_identity(recipe_path, recipe), seed, clips, clips_per_shard, specs)
+    manifest = open_dataset(out, _recipe_identity(recipe_path, recipe), seed, clips, clips_per_shard, specs, compression)
     plan = manifest.plan()
     todo = missing_shards(out, manifest)
     done = clips - sum(len(plan[k]) for k in todo)
     if progress is not None:
         progress(done, clips)
     n_workers = max(1, int(workers or os.cpu_count() or 1))
-    jobs = [(recipe_path, seed, k, plan[k].start, len(plan[k]), str(out)) for k in todo]
+    jobs = [(recipe_path, seed, k, plan[k].start, len(plan[k]), str(out), manifest.compression) for k in todo]
     times = StageTimes()
     start = time.perf_counter()
 

@@ -16,12 +16,16 @@ Call `set_epoch(e)` before iterating each epoch. DataLoader workers receive a co
 of the dataset when they start, so with `persistent_workers=True` a later
 `set_epoch` does not reach them; leave persistent workers off.
 
+Shards may store buffers gzip-compressed (`depth.npy.gz`, the default) or not
+(`depth.npy`), in any mix; the arrays read back are the same, bit for bit.
+
 Reading a shard without this class (any tar reader works; see hybrid.data.shards):
 
     import webdataset as wds
     for sample in wds.WebDataset("out/ds/shards/shard-000000.tar", shardshuffle=False).decode():
         sample["__key__"]        # "00000012" (the clip index, 8 digits)
-        sample["depth.npy"]      # float32 (T, H, W) ndarray
+        sample["depth.npy.gz"]   # float32 (T, H, W) ndarray: .decode() inflates .gz, then loads the .npy
+                                 # ("depth.npy" in a dataset made with compression "none")
         sample["metadata.json"]  # dict
         sample["rgb.mp4"]        # bytes
 """

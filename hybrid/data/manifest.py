@@ -8,12 +8,21 @@ A dataset folder:
 
 Clip `i` lives in shard `i // clips_per_shard`. manifest.json:
 
-    {"format": "hybrid-dataset/1",
+    {"format": "hybrid-dataset/2",
      "recipe": <what the caller identifies the recipe by: the recipe dict, or its path and sha256>,
      "seed": 0, "clips": 1000, "clips_per_shard": 64,
      "buffers": {"depth": {"dtype": "float32", "shape": [T, H, W]}, ...},   # one clip's arrays
+     "compression": "gzip",                                                # how buffer members are stored
      "shards": [{"name": "shard-000000.tar", "sha256": "...", "bytes": 123,
                  "first_clip": 0, "clip_count": 64}, ...]}                 # committed shards only
+
+`compression` is how this dataset's writer stores each buffer: "gzip" as
+`{key}.{buffer}.npy.gz` members, "none" as `{key}.{buffer}.npy` (see
+hybrid.data.shards). Readers go by each member's suffix, so they read either. Format
+1 (written before compression existed) has no `compression` field and only `.npy`
+members; it is read as "none", and becomes format 2 the next time a resumed run
+rewrites the manifest. Format 2 exists so that older readers, which know no
+`.npy.gz`, refuse a dataset by its manifest rather than call its shards damaged.
 
 The manifest is rewritten atomically after each committed shard, so a crash leaves
 the shards it lists intact and the rest to regenerate (`missing_shards`). Only one
@@ -32,17 +41,22 @@ from typing import Iterable, Optional
 import numpy as np
 
 from hybrid.data.shards import (
+    COMPRESSIONS,
+    DEFAULT_COMPRESSION,
     MAX_CLIPS,
     DatasetError,
     WrittenShard,
     atomic_write,
     check_buffer_name,
+    check_compression,
     file_sha256,
     parse_member_name,
+    split_buffer_part,
     write_shard,
 )
 
-FORMAT = "hybrid-dataset/1"
+FORMAT = "hybrid-dataset/2"
+READABLE_FORMATS = ("hybrid-dataset/1", FORMAT)  # 1: before compression; read as compression "none"
 MANIFEST_NAME = "manifest.json"
 SHARDS_DIR = "shards"
 SHARD_DIGITS = 6
@@ -71,7 +85,8 @@ class ShardEntry:
 
 @dataclass
 class Manifest:
-    """manifest.json in memory; `shards` maps shard index -> entry for committed shards only."""
+    """manifest.json in memory; `shards` maps shard index -> entry for committed shards only;
+    `compression` is how buffer members are written ("gzip" or "none")."""
 
     recipe: object
     seed: int
@@ -79,6 +94,7 @@ class Manifest:
     clips_per_shard: int
     buffers: dict[str, BufferSpec]
     shards: dict[int, ShardEntry] = field(default_factory=dict)
+    compression: str = DEFAULT_COMPRESSION
 
     def plan(self) -> list[range]:
         return plan_shards(self.clips, self.clips_per_shard)
@@ -91,6 +107,7 @@ class Manifest:
             "clips": self.clips,
             "clips_per_shard": self.clips_per_shard,
             "buffers": {n: {"dtype": s.dtype, "shape": list(s.shape)} for n, s in sorted(self.buffers.items())},
+            "compression": self.compression,
             "shards": [vars(self.shards[i]) for i in sorted(self.shards)],
         }
 
@@ -166,8 +183,15 @@ def manifest_from_json(data: object, path: Path) -> Manifest:
     """Validate a parsed manifest.json; errors name the file and the field."""
     if not isinstance(data, dict):
         raise _bad(path, f"expected a JSON object, found {type(data).__name__}")
-    if data.get("format") != FORMAT:
-        raise DatasetError(f"{path}: format is {data.get('format')!r}; this version of hybrid reads {FORMAT!r}")
+    if data.get("format") not in READABLE_FORMATS:
+        raise DatasetError(
+            f"{path}: format is {data.get('format')!r}; this version of hybrid reads "
+            + " and ".join(repr(f) for f in READABLE_FORMATS)
+            + " (a newer format needs a newer hybrid)"
+        )
+    compression = data.get("compression", "none") if data["format"] != FORMAT else data.get("compression")
+    if compression not in COMPRESSIONS:
+        raise _bad(path, f"field 'compression' must be one of {', '.join(repr(c) for c in COMPRESSIONS)}, found {compression!r}")
     for key in ("recipe", "buffers", "shards"):
         if key not in data:
             raise _bad(path, f"field {key!r} is missing")
@@ -187,6 +211,7 @@ def manifest_from_json(data: object, path: Path) -> Manifest:
         clips=_int_field(data, "clips", path, 1),
         clips_per_shard=_int_field(data, "clips_per_shard", path, 1),
         buffers=buffers,
+        compression=compression,
     )
     if not isinstance(data["shards"], list):
         raise _bad(path, "field 'shards' must be a list")
@@ -266,6 +291,7 @@ def open_dataset(
     clips: int,
     clips_per_shard: int,
     buffers: dict[str, BufferSpec],
+    compression: Optional[str] = None,
 ) -> Manifest:
     """Create a dataset folder, or reopen one made with the same settings to resume it.
 
@@ -273,9 +299,16 @@ def open_dataset(
     and buffer table; otherwise this raises a DatasetError listing what differs. `clips`
     may grow (the last, partial shard is then planned again) but not shrink, since the
     shards beyond the new end would be left inconsistent.
+
+    `compression` ("gzip" or "none") is how buffer members are stored. None means
+    DEFAULT_COMPRESSION for a new folder and the folder's own for an existing one, so
+    a dataset made before compression existed resumes uncompressed; naming one that
+    differs from the folder's is refused like any other changed setting.
     """
     out = Path(dataset_dir)
     plan_shards(clips, clips_per_shard)
+    if compression is not None:
+        check_compression(compression, "compression")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise DatasetError(f"seed must be a non-negative integer, got {seed!r}")
     if not isinstance(buffers, dict) or not buffers:
@@ -288,11 +321,12 @@ def open_dataset(
         clips=int(clips),
         clips_per_shard=int(clips_per_shard),
         buffers={n: BufferSpec(np.dtype(s.dtype).name, tuple(int(d) for d in s.shape)) for n, s in buffers.items()},
+        compression=compression or DEFAULT_COMPRESSION,
     )
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out} is a file; give --out a folder path")
     if (out / MANIFEST_NAME).is_file():
-        return _reopen(out, wanted)
+        return _reopen(out, wanted, compression)
     if out.is_dir() and any(out.iterdir()):
         raise DatasetError(f"{out} is a non-empty folder without {MANIFEST_NAME}; choose a new or empty folder for --out")
     out.mkdir(parents=True, exist_ok=True)
@@ -301,12 +335,14 @@ def open_dataset(
     return wanted
 
 
-def _reopen(out: Path, wanted: Manifest) -> Manifest:
+def _reopen(out: Path, wanted: Manifest, compression: Optional[str]) -> Manifest:
     have = read_manifest(out)
     diffs: list[str] = []
     _differences(have.recipe, wanted.recipe, "recipe", diffs)
     for key in ("seed", "clips_per_shard"):
         _differences(getattr(have, key), getattr(wanted, key), key, diffs)
+    if compression is not None:
+        _differences(have.compression, compression, "compression", diffs)
     _differences(
         {n: [s.dtype, list(s.shape)] for n, s in have.buffers.items()},
         {n: [s.dtype, list(s.shape)] for n, s in wanted.buffers.items()},
@@ -317,7 +353,7 @@ def _reopen(out: Path, wanted: Manifest) -> Manifest:
         raise DatasetError(
             f"{out} already holds a dataset made with different settings:\n  "
             + "\n  ".join(diffs)
-            + f"\nA dataset folder holds one recipe, seed, shard size and buffer set; {NEW_OUT_HINT}"
+            + f"\nA dataset folder holds one recipe, seed, shard size, buffer set and compression; {NEW_OUT_HINT}"
         )
     if wanted.clips < have.clips:
         raise DatasetError(
@@ -348,12 +384,21 @@ def commit_shard(
 ) -> WrittenShard:
     """Write shard `shard_index` from its members (encode_clip of each of its clips) and record it.
 
-    The members must cover exactly the shard's planned clips; otherwise nothing is written.
+    The members must cover exactly the shard's planned clips, with buffers stored as
+    the manifest's `compression` says; otherwise nothing is written.
     """
     members = list(members)
     plan = manifest.plan()
     if not 0 <= shard_index < len(plan):
         raise DatasetError(f"shard index {shard_index} is outside this dataset's {len(plan)} planned shards")
+    for name, _ in members:
+        stored = split_buffer_part(parse_member_name(name, where=shard_name(shard_index))[1])
+        if stored is not None and stored[1] != manifest.compression:
+            raise DatasetError(
+                f"{shard_name(shard_index)}: member {name!r} is stored with compression {stored[1]!r}, but this "
+                f"dataset stores {manifest.compression!r}; encode its clips with "
+                f"encode_clip(..., compression={manifest.compression!r})"
+            )
     got = sorted({parse_member_name(name, where=shard_name(shard_index))[0] for name, _ in members})
     if got != list(plan[shard_index]):
         want = plan[shard_index]

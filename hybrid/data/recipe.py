@@ -635,14 +635,53 @@ class AmbientDist(RecipeSpec):
     color: ColorChoice = "white"
 
 
+def _scene_bounds(model: type[BaseModel], name: str) -> dict[str, float]:
+    """The ge/gt/le/lt bounds of a scene field, so a recipe accepts exactly what the scene will."""
+    bounds = {}
+    for item in model.model_fields[name].metadata:
+        for key in ("ge", "gt", "le", "lt"):
+            if getattr(item, key, None) is not None:
+                bounds[key] = getattr(item, key)
+    return bounds
+
+
+AngularDiameterNumber = Annotated[Number, bounded(**_scene_bounds(spec.DirectionalLight, "angular_diameter_deg"))]
+ShadowSamples = Annotated[int, Field(**_scene_bounds(spec.DirectionalLight, "shadow_samples"))]
+
+
+def _soft_needs_shadows(light: "KeyLightDist | ExtraDirectional") -> None:
+    if not light.shadows and light.angular_diameter_deg.support()[1] > 0:
+        raise SpecValueError(
+            "angular_diameter_deg softens this light's shadows, but it has `shadows: false`; "
+            "set `shadows: true`, or leave angular_diameter_deg at 0",
+            at=("angular_diameter_deg",),
+        )
+
+
 class KeyLightDist(RecipeSpec):
-    """A directional light arriving from `elevation_deg` above the horizon at `azimuth_deg`."""
+    """A directional light arriving from `elevation_deg` above the horizon at `azimuth_deg`.
+
+    `angular_diameter_deg` (degrees, drawn per clip; the sun is 0.53) is the light's
+    apparent size; 0 gives hard shadows. Above 0 the shadow edges blur over a penumbra
+    about occluder height x tan(angle) wide, made by averaging `shadow_samples` renders
+    of the beauty pass per frame with the light tilted across its disc, so a clip whose
+    draw is above 0 costs `shadow_samples` beauty passes per frame instead of one (the
+    other buffers are unaffected). A scene uses the largest `shadow_samples` of its
+    soft lights for all of them.
+    """
 
     elevation_deg: ElevationNumber = 50.0
     azimuth_deg: Number = -45.0
     intensity: NonNegativeNumber = 3.0
     color: ColorChoice = "white"
     shadows: bool = True
+    angular_diameter_deg: AngularDiameterNumber = 0.0
+    shadow_samples: ShadowSamples = 8
+
+    @model_validator(mode="after")
+    def _check(self) -> "KeyLightDist":
+        _soft_needs_shadows(self)
+        return self
 
 
 class ExtraLightBase(RecipeSpec):
@@ -656,8 +695,17 @@ class ExtraLightBase(RecipeSpec):
 
 
 class ExtraDirectional(ExtraLightBase):
+    """A directional light; no shadows unless `shadows: true`, then hard or soft as for KeyLightDist."""
+
     type: Literal["directional"]
     shadows: bool = False
+    angular_diameter_deg: AngularDiameterNumber = 0.0
+    shadow_samples: ShadowSamples = 8
+
+    @model_validator(mode="after")
+    def _check(self) -> "ExtraDirectional":
+        _soft_needs_shadows(self)
+        return self
 
 
 class ExtraPoint(ExtraLightBase):

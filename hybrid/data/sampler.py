@@ -241,6 +241,10 @@ def _sample_lights(lights: rc.LightsSpec, stream: np.random.SeedSequence, camera
                 "intensity": key.intensity.sample(rng),
                 "color": _color(key.color, rng),
                 "shadows": key.shadows,
+                # Drawn after the light's other values, so recipes without soft shadows
+                # (a constant 0 draws nothing) keep the scenes they always gave.
+                "angular_diameter_deg": key.angular_diameter_deg.sample(rng),
+                "shadow_samples": key.shadow_samples,
             }
         )
     for light, rng in zip(lights.extra, rngs[2:]):
@@ -248,7 +252,12 @@ def _sample_lights(lights: rc.LightsSpec, stream: np.random.SeedSequence, camera
         towards = _direction(light.elevation_deg.sample(rng), light.azimuth_deg.sample(rng) + turn)
         common = {"type": light.type, "intensity": light.intensity.sample(rng), "color": _color(light.color, rng)}
         if light.type == "directional":
-            common.update(direction=_floats(-towards), shadows=light.shadows)
+            common.update(
+                direction=_floats(-towards),
+                shadows=light.shadows,
+                angular_diameter_deg=light.angular_diameter_deg.sample(rng),
+                shadow_samples=light.shadow_samples,
+            )
         else:
             position = centre + light.distance.sample(rng) * towards
             common["position"] = _floats(position)

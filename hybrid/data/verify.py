@@ -2,9 +2,11 @@
 
 Every planned shard is checked for: a manifest entry matching the plan, the file,
 its size and sha256, a tar that reads to the end, each of its clips present once
-with metadata.json, rgb.mp4 and every buffer of the manifest, and each .npy
-loading with the manifest's dtype and shape. Checking decodes every array, so it
-reads the whole dataset once.
+with metadata.json, rgb.mp4 and every buffer of the manifest, and each buffer
+member decoding (a `.npy.gz` member inflated with its CRC-32 and length checked,
+whatever the manifest's compression: shards may mix layouts) to a .npy with the
+manifest's dtype and shape. Checking decodes every array, so it reads the whole
+dataset once.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from hybrid.data.shards import (
     METADATA_PART,
     VIDEO_PART,
     ShardReadError,
+    buffer_part,
     clip_key,
     file_sha256,
     iter_shard,
@@ -79,7 +82,8 @@ def _check_contents(path: Path, manifest: Manifest, clips: range) -> list[str]:
     reasons: list[str] = []
     seen: set[int] = set()
     try:
-        for index, record in iter_shard(path, video=True):
+        # Not strict: a member whose data does not decode is one reason, and the clips after it are still checked.
+        for index, record in iter_shard(path, video=True, strict=False):
             key = clip_key(index)
             if index not in clips:
                 reasons.append(f"clip {key} does not belong in this shard (it holds {clip_key(clips.start)}..{clip_key(clips.stop - 1)})")
@@ -88,14 +92,17 @@ def _check_contents(path: Path, manifest: Manifest, clips: range) -> list[str]:
                 reasons.append(f"clip {key}: {METADATA_PART} missing")
             if record["mp4"] is None:
                 reasons.append(f"clip {key}: {VIDEO_PART} missing")
+            for part, why in record["damaged"].items():
+                reasons.append(f"clip {key}: {part} {why}")
+            stored = {name: buffer_part(name, compression) for name, compression in record["compression"].items()}
             for name, spec in manifest.buffers.items():
                 arr = record["buffers"].get(name)
-                if arr is None:
-                    reasons.append(f"clip {key}: {name}.npy missing")
-                elif arr.dtype.name != spec.dtype or tuple(arr.shape) != spec.shape:
-                    reasons.append(f"clip {key}: {name}.npy is {arr.dtype.name} {tuple(arr.shape)}, manifest says {spec.dtype} {spec.shape}")
-            for name in sorted(set(record["buffers"]) - set(manifest.buffers)):
-                reasons.append(f"clip {key}: {name}.npy is not in the manifest's buffers")
+                if name not in stored:
+                    reasons.append(f"clip {key}: {buffer_part(name, manifest.compression)} missing")
+                elif arr is not None and (arr.dtype.name != spec.dtype or tuple(arr.shape) != spec.shape):
+                    reasons.append(f"clip {key}: {stored[name]} is {arr.dtype.name} {tuple(arr.shape)}, manifest says {spec.dtype} {spec.shape}")
+            for name in sorted(set(stored) - set(manifest.buffers)):
+                reasons.append(f"clip {key}: {stored[name]} is not in the manifest's buffers")
     except ShardReadError as exc:
         reasons.append(exc.reason)
     absent = [i for i in clips if i not in seen]
