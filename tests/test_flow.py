@@ -114,6 +114,22 @@ def test_clip_flows_layout_and_zero_ends():
     assert np.allclose(fwd[:-1, ..., 1], 0, atol=1e-4)
 
 
+def test_nothing_moved_gives_exactly_zero_flow():
+    """Static camera; object 1 keeps its pose, object 2 moves 0.3 m along x at 4 m: flow is exactly 0
+    (not rounding noise) on object 1, the static world and the background, and f 0.3 / 4 on object 2."""
+    cam = look_at_cam_to_world((0.3, -4.0, 0.7), (0.1, 0.0, 0.2))
+    depth = np.full((H, W), 4.0, np.float32)
+    depth[:, :8] = 0.0  # background
+    instance = np.zeros((H, W), np.uint16)
+    instance[:, 8:20], instance[:, 20:] = 1, 2
+    pose_1 = pose_matrix((0.2, 0.1, 0.3), euler_deg_to_quat((10.0, 20.0, 30.0)))
+    before = np.stack([pose_1, pose_matrix((0, 0, 0), (0, 0, 0, 1))])
+    after = np.stack([pose_1, pose_matrix((0.3, 0, 0), (0, 0, 0, 1))])
+    flow = flow_between(depth, instance, K, cam, cam, before, after)
+    assert np.all(flow[:, :20] == 0.0)
+    assert np.abs(flow[:, 20:]).max() > 1.0
+
+
 # ---------------------------------------------------------------- against rendered frames
 
 RW, RH = 96, 72

@@ -43,10 +43,17 @@ def flow_between(
     if instance.size and instance.max() > len(poses_a):
         raise ValueError(f"instance id {int(instance.max())} has no pose: only {len(poses_a)} objects given")
 
-    # One camera-a -> camera-b transform per instance id (0: the static world).
-    world_to_cam_b = np.linalg.inv(np.asarray(cam_to_world_b, dtype=np.float64))
+    # One camera-a -> camera-b transform per instance id (0: the static world). What did
+    # not move at all (the same camera, an object with the same pose) gets the identity
+    # exactly, not inv(C) C with its rounding, so its flow is exactly 0 rather than ~1e-14
+    # px: exact zeros are the truth there, and compress.
+    cam_a = np.asarray(cam_to_world_a, dtype=np.float64)
+    cam_b = np.asarray(cam_to_world_b, dtype=np.float64)
+    cam_a_to_b = np.eye(4) if np.array_equal(cam_a, cam_b) else np.linalg.inv(cam_b) @ cam_a
+    still = np.concatenate([[True], (poses_a == poses_b).all(axis=(1, 2))])  # (N + 1,)
     motion = np.concatenate([np.eye(4)[None], poses_b @ np.linalg.inv(poses_a)])
-    a_to_b = world_to_cam_b @ motion @ np.asarray(cam_to_world_a, dtype=np.float64)  # (N + 1, 4, 4)
+    a_to_b = np.linalg.inv(cam_b) @ motion @ cam_a  # (N + 1, 4, 4)
+    a_to_b[still] = cam_a_to_b
 
     # With X_a = d K^-1 q, q = (u, v, 1) (z-depth d; K's last row is (0, 0, 1)), the
     # homogeneous image point in b is p = d H q + e, H = K R K^-1, e = K t: twelve numbers
@@ -57,6 +64,7 @@ def flow_between(
     # directions at infinity: d = 1 and no e.
     homography = K @ a_to_b[:, :3, :3] @ np.linalg.inv(K)  # (N + 1, 3, 3)
     delta = homography - np.eye(3)
+    delta[(a_to_b[:, :3, :3] == np.eye(3)).all(axis=(1, 2))] = 0.0  # K I K^-1 rounds too
     shift = a_to_b[:, :3, 3] @ K.T  # (N + 1, 3)
     table = np.concatenate([delta.reshape(-1, 9), shift], axis=1).T.astype(np.float32)  # (12, N + 1)
     g = table[:, instance]  # (12, H, W)
