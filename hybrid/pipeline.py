@@ -39,17 +39,24 @@ def simulate(scene: Scene, progress: Progress = None) -> list[State]:
 
 
 def rasterize(
-    scene: Scene, states: list[State], cam_to_world: np.ndarray, progress: Progress = None, *, hdr: bool = False
+    scene: Scene,
+    states: list[State],
+    cam_to_world: np.ndarray,
+    progress: Progress = None,
+    *,
+    hdr: bool = False,
+    beauty: bool = True,
 ) -> dict[str, np.ndarray]:
     """Draw every frame's buffers and stack them on a leading T axis.
 
     With ``hdr`` the beauty frames come as ``hdr``, float32 (T, H, W, 3) linear
-    radiance for a post chain, instead of the display-encoded ``rgb``.
+    radiance for a post chain, instead of the display-encoded ``rgb``; with
+    ``beauty=False`` there is no beauty frame at all (a caller that renders its own).
     """
     frames: dict[str, list[np.ndarray]] = {}
     with Rasterizer(scene) as raster:
         for t, state in enumerate(states):
-            for name, arr in raster.render(state, cam_to_world[t], hdr=hdr).items():
+            for name, arr in raster.render(state, cam_to_world[t], hdr=hdr, beauty=beauty).items():
                 frames.setdefault(name, []).append(arr)
             if progress is not None:
                 progress("render", t + 1, len(states))

@@ -365,3 +365,17 @@ def test_state_must_match_scene(frames):
     with Rasterizer(scene) as rast:
         with pytest.raises(ValueError, match="do not match"):
             rast.render(_state(["crate", "ball"], np.zeros((2, 3)), [(0, 0, 0, 1)] * 2), CAM)
+
+
+def test_gbuffer_alone_matches_the_full_render(frames):
+    """beauty=False (a fresh rasterizer whose first pass has no beauty): no rgb, the same four buffers bit for bit."""
+    from hybrid.render import Rasterizer
+
+    scene, _, buffers, _ = frames
+    names = [o.name for o in scene.objects]
+    state = _state(names, [SPHERE_C, BOX_C], [(0, 0, 0, 1), euler_deg_to_quat((0, 0, BOX_YAW))])
+    with Rasterizer(scene) as rast:
+        alone = rast.render(state, CAM, beauty=False)
+    assert set(alone) == {"depth", "instance", "normal", "albedo"}
+    for name, arr in alone.items():
+        assert arr.tobytes() == buffers[0][name].tobytes(), name

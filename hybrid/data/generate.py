@@ -105,15 +105,17 @@ def render_dataset_clip(recipe, seed: int, index: int, times: Optional[StageTime
     states = simulate(scene)
     lap("physics")
     track = camera_track(scene)
-    # A post chain gets the beauty frames as linear HDR radiance and makes rgb from them.
-    buffers = rasterize(scene, states, track.cam_to_world, hdr=recipe.post is not None)
+    # A post chain gets the beauty frames as linear HDR radiance and makes rgb from them;
+    # one that starts with motion blur renders its own beauty sub-frames instead.
+    blurred = recipe.post is not None and bool(recipe.post.root) and recipe.post.root[0].type == "motion_blur"
+    buffers = rasterize(scene, states, track.cam_to_world, hdr=recipe.post is not None, beauty=not blurred)
     lap("raster")
     buffers["flow_fwd"], buffers["flow_bwd"] = clip_flows(
         buffers["depth"], buffers["instance"], track.K, track.cam_to_world, object_poses(states)
     )
     lap("flow")
     if recipe.post is not None:
-        hdr = buffers.pop("hdr")
+        hdr = buffers.pop("hdr", None)
         buffers["rgb"] = apply_post(scene, states, hdr, buffers["depth"], recipe.post, track.K, seed, index)
     lap("post")
     metadata = build_metadata(scene, states, track.K, track.cam_to_world)
@@ -129,7 +131,8 @@ def apply_post(scene, states, hdr, depth, chain, K, seed: int, index: int):
     hdr: float32 (T, H, W, 3), the beauty pass's linear radiance, unclamped, so
     exposure, bloom and tone mapping act on highlights brighter than white. depth:
     float32 (T, H, W) metres (depth of field). A chain that starts with motion_blur
-    gets HDR beauty sub-frames rendered around each frame's time instead of ``hdr``.
+    gets HDR beauty sub-frames rendered around each frame's time instead (``hdr`` may
+    then be None).
     Grain is seeded per (seed, clip, frame), so a clip's frames stay reproducible one
     by one.
     """
@@ -145,7 +148,9 @@ def apply_post(scene, states, hdr, depth, chain, K, seed: int, index: int):
 
         offsets, _ = subframe_schedule(effects[0])
         frames = iter_beauty_subframes(scene, states, offsets)
-    out = np.empty(hdr.shape, dtype=np.uint8)
+    if frames is None:
+        raise ValueError("apply_post needs the hdr beauty frames unless the chain starts with motion_blur")
+    out = np.empty(depth.shape + (3,), dtype=np.uint8)
     for k, frame in enumerate(frames):
         out[k] = apply_chain(frame, chain, depth=depth[k], K=K, rng=np.random.default_rng([seed, index, k]))
     return out

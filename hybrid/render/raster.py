@@ -82,22 +82,33 @@ class Rasterizer:
             rs.scene.set_pose(node, pose)
         rs.scene.set_pose(rs.camera_node, np.asarray(cam_to_world, dtype=np.float64) @ CV_TO_GL)
 
-    def render(self, state: State, cam_to_world: np.ndarray, *, hdr: bool = False) -> dict[str, np.ndarray]:
-        """All five buffers of one frame, or with ``hdr`` the beauty frame as linear float; see the class docstring."""
+    def render(
+        self, state: State, cam_to_world: np.ndarray, *, hdr: bool = False, beauty: bool = True
+    ) -> dict[str, np.ndarray]:
+        """All five buffers of one frame, or with ``hdr`` the beauty frame as linear float; see the class docstring.
+
+        ``beauty=False`` skips the beauty pass (only depth, instance, normal, albedo), for
+        callers that draw their own beauty frames (motion-blur sub-frames).
+        """
         cam_to_world = np.asarray(cam_to_world, dtype=np.float64)
         self._ctx.make_current()
         self.set_frame(state, cam_to_world)
-        if hdr:
-            beauty = {"hdr": self._beauty.draw_hdr(self._ctx.renderer)}
+        if not beauty:
+            # The beauty pass is where pyrender uploads meshes and textures to this context;
+            # without it the G-buffer pass would find them missing.
+            self._ctx.renderer._update_context(self.render_scene.scene, self._beauty.flags)
+            frame = {}
+        elif hdr:
+            frame = {"hdr": self._beauty.draw_hdr(self._ctx.renderer)}
         else:
-            beauty = {"rgb": self._beauty.draw(self._ctx.renderer)}
+            frame = {"rgb": self._beauty.draw(self._ctx.renderer)}
         camera = self.render_scene.camera_node.camera
         buffers = self._gbuffer.draw(
             self.render_scene,
             np.linalg.inv(cam_to_world),
             camera.get_projection_matrix(width=self.width, height=self.height),
         )
-        return {**beauty, **buffers}
+        return {**frame, **buffers}
 
     def render_rgb(self, state: State, cam_to_world: np.ndarray) -> np.ndarray:
         """Only the rgb buffer: uint8 (H, W, 3), the beauty pass encoded for display."""
