@@ -1,4 +1,4 @@
-"""The `hybrid` command: render, validate, schema."""
+"""The `hybrid` command: render, validate, schema, dataset, eval."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ EXIT_SCENE_ERROR = 2
 EXIT_SIMULATION_ERROR = 3
 EXIT_OUTPUT_ERROR = 4
 EXIT_SETUP_ERROR = 5
+EXIT_CHECKPOINT_ERROR = 6  # the neural renderer's checkpoint is missing, damaged, or asks for inputs the scene lacks
 
 
 def _resolution(text: str) -> tuple[int, int]:
@@ -21,6 +22,16 @@ def _resolution(text: str) -> tuple[int, int]:
         return int(w), int(h)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 320x240, got {text!r}") from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _scene_files(target: Path) -> list[Path]:
@@ -55,8 +66,61 @@ class _Bars:
             bar.close()
 
 
+def _load_neural_renderer(checkpoint: Optional[str]):
+    """(NeuralRenderer, checkpoint folder) for --checkpoint, or the repository's default checkpoint."""
+    import torch
+
+    from hybrid.neural.checkpoint import CheckpointError
+    from hybrid.neural.sampler import DEFAULT_CHECKPOINT, NeuralRenderer
+
+    path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+    if checkpoint is None and not path.exists():
+        raise CheckpointError(
+            f"the default neural checkpoint {path} is not there (it has not been trained in this copy of hybrid): "
+            "train one with `python training/train.py training/neural_64.yaml` and pass its folder with "
+            "--checkpoint PATH (a folder holding config.json and model.safetensors)"
+        )
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return NeuralRenderer.from_checkpoint(path, device=device), path
+
+
+def _neural_frames(clip, renderer, checkpoint: Path, args: argparse.Namespace, label: str):
+    """(clip with neural rgb, extra videos, message saying the size the frames were made at)."""
+    from hybrid.neural.sampler import neural_clip
+
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if args.quiet:
+            return
+        from tqdm import tqdm
+
+        if bar is None:
+            bar = tqdm(total=total, desc=f"{label} neural", unit="step", leave=False)
+        bar.update(done - bar.n)
+
+    try:
+        new_clip, extra, (h, w) = neural_clip(
+            clip, renderer, steps=args.steps, scheduler=args.scheduler, compare=args.compare,
+            checkpoint=str(checkpoint), progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    height, width = clip.buffers["rgb"].shape[1:3]
+    native_h, native_w = renderer.config.resolution
+    message = (
+        f"  neural frames made at {w}x{h} (the checkpoint's {native_w}x{native_h} pixel count at the scene's "
+        f"aspect ratio), {args.steps} {args.scheduler} steps"
+        + (f"; resized to the scene's {width}x{height}\n" if (h, w) != (height, width) else "\n")
+    )
+    return new_clip, extra, message
+
+
 def cmd_render(args: argparse.Namespace) -> int:
     from hybrid.io.clip import OutputError, write_clip
+    from hybrid.neural.conditioning import ConditionError
     from hybrid.physics import PhysicsError, SimulationError
     from hybrid.pipeline import render_clip
     from hybrid.scene import SceneError, load_scene
@@ -71,6 +135,18 @@ def cmd_render(args: argparse.Namespace) -> int:
     if args.seed is not None:
         overrides["seed"] = args.seed
     out_root = Path(args.out)
+    neural = None
+    if args.renderer == "neural":
+        from hybrid.neural.checkpoint import CheckpointError
+
+        try:  # before any simulation: a bad checkpoint fails at once and writes nothing
+            neural = _load_neural_renderer(args.checkpoint)
+        except CheckpointError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return EXIT_CHECKPOINT_ERROR
+    elif args.compare or args.checkpoint:
+        print("error: --compare and --checkpoint belong to the neural renderer; add --renderer neural", file=sys.stderr)
+        return EXIT_SCENE_ERROR
     failures = 0
     for path in files:
         out = out_root / path.stem if target.is_dir() else out_root
@@ -82,9 +158,12 @@ def cmd_render(args: argparse.Namespace) -> int:
             continue
         bars = _Bars(scene.name, enabled=not args.quiet)
         start = time.perf_counter()
+        note, extra = "", None
         try:
             clip = render_clip(scene, progress=bars)
-            written = write_clip(clip, out)
+            if neural is not None:
+                clip, extra, note = _neural_frames(clip, *neural, args, scene.name)
+            written = write_clip(clip, out, extra_videos=extra)
         except SimulationError as err:
             bars.close()
             print(f"{path}: simulation stopped: {err}", file=sys.stderr)
@@ -97,11 +176,16 @@ def cmd_render(args: argparse.Namespace) -> int:
             bars.close()
             print(f"error: {err}", file=sys.stderr)
             return EXIT_OUTPUT_ERROR
+        except ConditionError as err:  # the checkpoint asks for a buffer this scene cannot supply
+            bars.close()
+            print(f"{path}: error: {err}", file=sys.stderr)
+            return EXIT_CHECKPOINT_ERROR
 
         bars.close()
         took = time.perf_counter() - start
         print(
             f"{path}: {scene.frame_count} frames at {scene.width}x{scene.height} in {took:.1f} s -> {out}/\n"
+            + note
             + "".join(f"  {name:14s} {p}\n" for name, p in written.items()),
             end="",
         )
@@ -218,6 +302,56 @@ def cmd_dataset_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    import torch
+
+    from hybrid.data.shards import DatasetError
+    from hybrid.neural.checkpoint import CheckpointError
+    from hybrid.neural.conditioning import ConditionError
+    from hybrid.neural.evaluate import EvalError, EvalOptions, evaluate, reproduce_command, write_report
+    from hybrid.scene import SceneError
+
+    options = EvalOptions(
+        clips=args.clips, steps=args.steps, scheduler=args.scheduler, seed=args.seed,
+        long_clips=args.long_clips, long_seed=args.long_seed, recipe=args.recipe,
+    )
+    out = Path(args.out) if args.out else Path(args.checkpoint) / "EVAL.md"
+    bars: dict = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if args.quiet:
+            return
+        from tqdm import tqdm
+
+        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=f"eval {stage}", unit="clip", leave=False))
+        bar.update(done - bar.n)
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        results = evaluate(args.checkpoint, args.dataset, options, progress=progress, device=device)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_CHECKPOINT_ERROR
+    except (DatasetError, EvalError, ConditionError, SceneError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_SCENE_ERROR
+    finally:
+        for bar in bars.values():
+            bar.close()
+    try:
+        md, js = write_report(results, out, command=f"{reproduce_command(results)} --out {out}")
+    except OSError as err:
+        print(f"error: cannot write {out}: {err}", file=sys.stderr)
+        return EXIT_OUTPUT_ERROR
+    s = results["summary"]
+    for method in ("neural", "frame_by_frame", "albedo"):
+        r = s[method]
+        print(f"{method:15s} PSNR {r['psnr']:6.2f} dB  SSIM {r['ssim']:.3f}  warp error {r['warp_error']:6.2f}")
+    print(f"{'target':15s} {'':26s}  warp error {s['target']['warp_error']:6.2f}")
+    print(f"wrote {md} and {js}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     import hybrid
     from hybrid.data.shards import COMPRESSIONS, DEFAULT_COMPRESSION
@@ -234,7 +368,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--frames", type=int, help="override the scene's frame count")
     r.add_argument("--resolution", type=_resolution, help="override the resolution, WIDTHxHEIGHT")
     r.add_argument("--seed", type=int, help="override the scene's seed")
-    r.add_argument("--renderer", choices=["raster"], default="raster", help="how frames are drawn (default: raster)")
+    r.add_argument(
+        "--renderer", choices=["raster", "neural"], default="raster",
+        help="how the beauty frames are drawn: the rasteriser, or the neural renderer from the raster buffers "
+        "(default: raster)",
+    )
+    r.add_argument("--checkpoint", help="neural renderer checkpoint folder (default: checkpoints/neural_64 in the repository)")
+    r.add_argument("--steps", type=_positive_int, default=20, help="neural renderer denoising steps per window (default 20)")
+    r.add_argument(
+        "--scheduler", choices=["dpmsolver++", "ddim", "euler", "ddpm"], default="dpmsolver++",
+        help="neural renderer sampler (default dpmsolver++)",
+    )
+    r.add_argument("--compare", action="store_true", help="with --renderer neural: also write compare.mp4, raster | neural")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_render)
 
@@ -273,6 +418,26 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("schema", help="print the scene JSON Schema (for editor autocompletion)")
     s.add_argument("--out", help="write to this file instead of stdout")
     s.set_defaults(func=cmd_schema)
+
+    e = sub.add_parser("eval", help="score a neural renderer checkpoint on a held-out dataset; writes EVAL.md + JSON")
+    e.add_argument("checkpoint", help="checkpoint folder (config.json, model.safetensors)")
+    e.add_argument("dataset", help="held-out dataset folder (made by `hybrid dataset generate` with another seed)")
+    e.add_argument("--clips", type=_positive_int, default=16, help="held-out clips to render and score (default 16)")
+    e.add_argument("--steps", type=_positive_int, default=20, help="denoising steps per window (default 20)")
+    e.add_argument(
+        "--scheduler", choices=["dpmsolver++", "ddim", "euler", "ddpm"], default="dpmsolver++",
+        help="sampler (default dpmsolver++)",
+    )
+    e.add_argument("--seed", type=int, default=0, help="sampling seed (clip i uses seed + i; default 0)")
+    e.add_argument(
+        "--long-clips", type=int, default=2,
+        help="clips 10 training windows long, rendered from the dataset's recipe, for drift (default 2; 0 skips)",
+    )
+    e.add_argument("--long-seed", type=int, help="recipe seed of the long clips (default: the first from 1000 no dataset uses)")
+    e.add_argument("--recipe", help="the dataset's recipe file (default: found by name in datasets/, checked by sha256)")
+    e.add_argument("--out", help="report path (default: CHECKPOINT/EVAL.md); the JSON goes beside it")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(func=cmd_eval)
     return parser
 
 

@@ -16,6 +16,7 @@ import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -64,8 +65,14 @@ def _check_target(out: Path) -> None:
         )
 
 
-def write_clip(clip: Clip, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """Write the clip folder atomically; an existing clip at `out_dir` is replaced. Returns the file paths."""
+def write_clip(
+    clip: Clip, out_dir: str | os.PathLike, extra_videos: Optional[dict[str, np.ndarray]] = None
+) -> dict[str, Path]:
+    """Write the clip folder atomically; an existing clip at `out_dir` is replaced. Returns the file paths.
+
+    extra_videos: more MP4s written into the same folder in the same atomic step,
+    file name ("compare.mp4") -> uint8 (T, H, W, 3) frames at the clip's fps.
+    """
     out = Path(out_dir).resolve()
     _check_target(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +88,12 @@ def write_clip(clip: Clip, out_dir: str | os.PathLike) -> dict[str, Path]:
         from PIL import Image
 
         Image.fromarray(contact_sheet(clip.buffers)).save(tmp / "preview.png")
-        for name in CLIP_FILES:
+        extra = dict(extra_videos or {})
+        for name, frames in extra.items():
+            if Path(name).name != name or not name.endswith(".mp4") or name in CLIP_FILES:
+                raise ValueError(f"extra video name {name!r} must be a plain new file name ending in .mp4")
+            write_mp4(str(tmp / name), frames, clip.fps)
+        for name in (*CLIP_FILES, *extra):
             _fsync_file(tmp / name)
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         if out.exists():
@@ -92,7 +104,7 @@ def write_clip(clip: Clip, out_dir: str | os.PathLike) -> dict[str, Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {name: out / name for name in CLIP_FILES}
+    return {name: out / name for name in (*CLIP_FILES, *extra)}
 
 
 def read_clip(clip_dir: str | os.PathLike) -> Clip:

@@ -1,0 +1,219 @@
+"""Checkpoint folders: ``config.json`` + ``model.safetensors`` + ``info.json``, written atomically.
+
+    CHECKPOINT/config.json        NeuralConfig (architecture, window, condition groups, noise schedule)
+    CHECKPOINT/model.safetensors  the weights, float32, named as VideoDenoiser.state_dict();
+                                  header metadata: format and the sha256 of the tensor bytes
+    CHECKPOINT/info.json          facts about training (dataset, steps, hardware, time, metrics)
+
+The layout follows diffusers' (a JSON config plus safetensors weights, loadable by
+path). Weights are never pickled and never read with torch.load: safetensors holds
+plain tensors, so loading a checkpoint cannot run code. Safetensors checks its
+header but not the bytes after it, so the writer stores a sha256 of every tensor's
+bytes and the reader compares it: a flipped bit is an error, not a silently wrong
+renderer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+import torch
+from torch import nn
+
+from hybrid.neural.config import FORMAT, NeuralConfig, NeuralConfigError
+
+CONFIG_FILE, WEIGHTS_FILE, INFO_FILE = "config.json", "model.safetensors", "info.json"
+CHECKPOINT_FILES = (CONFIG_FILE, WEIGHTS_FILE, INFO_FILE)
+TRAIN_HINT = "train one with `python training/train.py training/neural_64.yaml`"
+
+PathLike = Union[str, os.PathLike]
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be written or used; the message names the file and what to do."""
+
+
+def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over (name, dtype, shape, bytes) of every tensor in name order: identifies the weights exactly."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def save_checkpoint(path: PathLike, model: nn.Module, config: NeuralConfig, info: Mapping[str, Any] | None = None) -> Path:
+    """Write the checkpoint folder `path` atomically (a temporary sibling renamed into place); returns it.
+
+    An existing checkpoint at `path` is replaced; any other non-empty folder is refused.
+    `info` must be JSON-serialisable.
+    """
+    from safetensors.torch import save_file
+
+    out = Path(path).resolve()
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"{out} is a file; a checkpoint is a folder, give a folder path")
+    if out.is_dir() and any(out.iterdir()) and not (out / CONFIG_FILE).is_file():
+        raise CheckpointError(f"{out} is a non-empty folder that does not hold a checkpoint; refusing to replace it")
+    # Unwrap DistributedDataParallel (.module) and torch.compile (._orig_mod): their state
+    # dicts prefix every name, and the reader builds a bare VideoDenoiser.
+    while isinstance(getattr(model, "module", None), nn.Module) or isinstance(getattr(model, "_orig_mod", None), nn.Module):
+        model = getattr(model, "module", None) or model._orig_mod
+    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        (tmp / CONFIG_FILE).write_text(config.to_json())
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT, "sha256": tensors_sha256(tensors)})
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp / WEIGHTS_FILE, 0o666 & ~umask)  # safetensors creates it owner-only; match the other files
+        (tmp / INFO_FILE).write_text(json.dumps(dict(info or {}), indent=1) + "\n")
+        for name in CHECKPOINT_FILES:
+            _fsync(tmp / name)
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        if out.exists():
+            os.rename(out, old)
+        os.rename(tmp, out)
+        if old.exists():
+            shutil.rmtree(old)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def checkpoint_dir(path: PathLike) -> Path:
+    """The checkpoint folder for `path` (a folder, or a file inside one); CheckpointError when there is none."""
+    p = Path(path)
+    if p.is_file() and p.name in CHECKPOINT_FILES:
+        p = p.parent
+    if not p.exists():
+        raise CheckpointError(
+            f"checkpoint folder {p} does not exist: pass the folder that holds {CONFIG_FILE} and {WEIGHTS_FILE}, "
+            f"or {TRAIN_HINT}"
+        )
+    if not p.is_dir():
+        raise CheckpointError(f"{p} is a file, not a checkpoint folder (one holding {CONFIG_FILE} and {WEIGHTS_FILE})")
+    return p
+
+
+def load_config(path: PathLike) -> NeuralConfig:
+    """The NeuralConfig of checkpoint folder `path` (reads config.json only)."""
+    folder = checkpoint_dir(path)
+    file = folder / CONFIG_FILE
+    if not file.is_file():
+        raise CheckpointError(f"{file} is missing: {folder} is not a complete checkpoint; re-export it or {TRAIN_HINT}")
+    try:
+        data = json.loads(file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{file} is not valid JSON ({err}); restore it from the checkpoint's source") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{file} must hold a JSON object, got {type(data).__name__}")
+    fmt = data.get("format")
+    if fmt != FORMAT:
+        raise CheckpointError(
+            f"{file}: format {fmt!r} is not one this version of hybrid reads ({FORMAT!r}); "
+            "use the hybrid version that wrote it, or re-export the checkpoint with this one"
+        )
+    try:
+        return NeuralConfig.from_dict(data, source=str(file))
+    except NeuralConfigError as err:
+        raise CheckpointError(f"{err}\n(fix config.json, or re-export the checkpoint)") from None
+
+
+def load_info(path: PathLike) -> dict:
+    """info.json of checkpoint folder `path` ({} when the folder has none)."""
+    file = checkpoint_dir(path) / INFO_FILE
+    if not file.is_file():
+        return {}
+    try:
+        info = json.loads(file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{file} is not valid JSON ({err}); restore it or delete it (it only holds training facts)") from None
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{file} must hold a JSON object")
+    return info
+
+
+def _read_weights(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    from safetensors import safe_open
+
+    if not file.is_file():
+        raise CheckpointError(f"{file} is missing: the checkpoint has no weights; re-export it or {TRAIN_HINT}")
+    try:
+        with safe_open(str(file), framework="pt", device="cpu") as fh:
+            meta = fh.metadata() or {}
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as err:  # safetensors raises its own SafetensorError (and OSError) for damaged files
+        raise CheckpointError(
+            f"{file} is not a readable safetensors file ({err}): it is truncated or corrupt; "
+            "copy or download it again, or re-export the checkpoint"
+        ) from None
+    return tensors, meta
+
+
+def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") -> tuple[nn.Module, NeuralConfig, dict]:
+    """(model in eval mode on `device`, its NeuralConfig, info dict) from checkpoint folder `path`.
+
+    Raises CheckpointError for a missing folder or file, damaged JSON or safetensors,
+    an unknown format, or weights that do not match config.json (names or shapes).
+    """
+    from hybrid.neural.model import VideoDenoiser
+
+    folder = checkpoint_dir(path)
+    config = load_config(folder)
+    info = load_info(folder)
+    file = folder / WEIGHTS_FILE
+    tensors, meta = _read_weights(file)
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{file}: format {meta.get('format')!r} is not one this version of hybrid reads ({FORMAT!r}); "
+            "use the hybrid version that wrote it, or re-export the checkpoint with this one"
+        )
+    if "sha256" in meta and tensors_sha256(tensors) != meta["sha256"]:
+        raise CheckpointError(
+            f"{file}: the tensor bytes do not match the checksum stored with them: the file is corrupt; "
+            "copy or download it again, or re-export the checkpoint"
+        )
+
+    model = VideoDenoiser(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [(k, tuple(tensors[k].shape), tuple(v.shape)) for k, v in expected.items() if k in tensors and tensors[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        lines = [f"{file} does not match {folder / CONFIG_FILE}:"]
+        for k, got, want in wrong[:5]:
+            lines.append(f"  tensor {k!r} has shape {got}, the config needs {want}")
+            if k == "conv_in.weight" and got[1] != want[1]:
+                got_cond = got[1] - (model.in_channels - config.condition_channels)
+                lines.append(
+                    f"  (the weights take {got_cond} condition channels; config.json's condition "
+                    f"{list(config.condition)} gives {config.condition_channels})"
+                )
+        if missing:
+            lines.append(f"  {len(missing)} tensors missing, e.g. {missing[:3]}")
+        if unexpected:
+            lines.append(f"  {len(unexpected)} unexpected tensors, e.g. {unexpected[:3]}")
+        lines.append("config.json and model.safetensors must come from the same export; re-export the checkpoint")
+        raise CheckpointError("\n".join(lines))
+    for k, v in tensors.items():
+        if not v.is_floating_point() or not torch.isfinite(v).all():
+            raise CheckpointError(f"{file}: tensor {k!r} is not finite floating point; the checkpoint is damaged")
+    model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
+    return model.to(device).eval(), config, info

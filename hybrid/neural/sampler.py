@@ -1,0 +1,256 @@
+"""NeuralRenderer: a clip's buffers in, frames out, with a trained VideoDenoiser.
+
+How a clip of any length is made:
+
+1. Size. The model renders at its native pixel count (``config.resolution``) shaped to
+   the clip's aspect ratio, each side a multiple of the UNet factor
+   (``render_size``); buffers are point-sampled to that size (``conditioning``).
+2. Noise. One noise video for the whole clip, carried from frame to frame along the
+   exact backward flow with fresh noise where surfaces are disoccluded
+   (``hybrid.neural.noise``), so detail that grows out of the noise stays on its
+   surface across window boundaries too.
+3. Windows. Frames are denoised ``config.window`` at a time. Each window after the
+   first starts ``context_frames`` before the end of the previous one; those frames,
+   already made, are given to the model as clean context (and, at every step, their
+   noisy copy is the clean frame noised to that step with their own noise, as in
+   training), so the new frames continue the old ones' look instead of starting
+   afresh. When the last window would run past the clip, the clip's last frame of
+   buffers is repeated to fill it and the extra frames are dropped: every window has
+   the length and context count the model was trained with.
+
+``frame_by_frame=True`` is the baseline the temporal machinery is measured against:
+every frame alone (a window of one, no context) with independent noise.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable, Mapping, Optional, Union
+
+import numpy as np
+import torch
+
+from hybrid.neural.conditioning import ConditionError, build_condition, check_condition_inputs, frames_to_uint8
+from hybrid.neural.config import NeuralConfig
+from hybrid.neural.noise import clip_noise, clip_visibility, resize_flow
+from hybrid.neural.schedulers import SCHEDULERS, make_scheduler
+
+Progress = Optional[Callable[[int, int], None]]  # (denoising steps done, total over all windows)
+NOISE_BUFFERS = ("flow_fwd", "flow_bwd", "instance")
+
+
+def plan_windows(frames: int, window: int, context: int) -> list[tuple[int, int]]:
+    """(start, context frames) of each window covering `frames` frames.
+
+    The first window has no context; each next one starts `context` frames before the
+    previous one's end. The last window may run past the clip (the caller pads it).
+    """
+    plan = [(0, 0)]
+    while plan[-1][0] + window < frames:
+        plan.append((plan[-1][0] + window - context, context))
+    return plan
+
+
+def render_size(config: NeuralConfig, height: int, width: int) -> tuple[int, int]:
+    """(h, w) the model renders a height x width clip at: its native pixel count at the clip's aspect ratio,
+    each side rounded to a multiple of the UNet factor."""
+    f = config.factor
+    pixels = config.resolution[0] * config.resolution[1]
+    aspect = width / height
+    h = max(f, int(round(math.sqrt(pixels / aspect) / f)) * f)
+    w = max(f, int(round(math.sqrt(pixels * aspect) / f)) * f)
+    return h, w
+
+
+def _clip_shape(buffers: Mapping[str, np.ndarray], config: NeuralConfig) -> tuple[int, int, int]:
+    """(T, H, W) of the clip, from the first image buffer a condition group reads (or any other)."""
+    from hybrid.neural.conditioning import required_buffers
+
+    for name in [*sorted(required_buffers(config.condition)), *buffers]:
+        if name in buffers and np.ndim(buffers[name]) >= 3:
+            t, h, w = np.shape(buffers[name])[:3]
+            return int(t), int(h), int(w)
+    raise ConditionError(f"the clip has no image buffers to render from (it has: {', '.join(buffers) or 'none'})")
+
+
+class NeuralRenderer:
+    """Renders clips with one VideoDenoiser (see the module docstring for how)."""
+
+    def __init__(self, model: torch.nn.Module, config: NeuralConfig, info: Optional[dict] = None,
+                 device: Union[str, torch.device] = "cpu") -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.config = config
+        self.info = dict(info or {})
+
+    @classmethod
+    def from_checkpoint(cls, path, device: Union[str, torch.device] = "cpu") -> "NeuralRenderer":
+        """Load a checkpoint folder (``hybrid.neural.checkpoint``); raises CheckpointError with what to do."""
+        from hybrid.neural.checkpoint import load_checkpoint
+
+        model, config, info = load_checkpoint(path, device=device)
+        return cls(model, config, info, device=device)
+
+    def render_size(self, height: int, width: int) -> tuple[int, int]:
+        return render_size(self.config, height, width)
+
+    def check_inputs(self, buffers: Mapping[str, np.ndarray], metadata: Mapping, warp_noise: bool = True) -> None:
+        """Raise ConditionError when the clip lacks a buffer or metadata entry the render needs."""
+        check_condition_inputs(buffers, metadata, self.config.condition)
+        if warp_noise:
+            missing = [b for b in NOISE_BUFFERS if b not in buffers]
+            if missing:
+                raise ConditionError(
+                    f"warped noise needs the buffers {', '.join(NOISE_BUFFERS)}; this clip lacks {', '.join(missing)}. "
+                    "Render the clip with `hybrid render` (it writes them), or sample with warp_noise=False"
+                )
+
+    def clip_noise(self, buffers: Mapping[str, np.ndarray], size: tuple[int, int], frames: int, seed: int,
+                   warp: bool) -> np.ndarray:
+        """float32 (T, 3, h, w): flow-warped noise at `size` when `warp`, else independent noise."""
+        h, w = size
+        if not warp:
+            return np.random.default_rng(seed).standard_normal((frames, 3, h, w), dtype=np.float32)
+        from hybrid.neural.conditioning import resize_nearest
+
+        flow_bwd = resize_flow(np.asarray(buffers["flow_bwd"]), size)
+        flow_fwd = resize_flow(np.asarray(buffers["flow_fwd"]), size)
+        instance = resize_nearest(np.asarray(buffers["instance"]), size)
+        visible = clip_visibility(flow_fwd, flow_bwd, instance)
+        return clip_noise(frames, 3, h, w, flow_bwd, visible, seed)
+
+    @torch.inference_mode()
+    def render(
+        self,
+        buffers: Mapping[str, np.ndarray],
+        metadata: Mapping,
+        *,
+        steps: int = 20,
+        scheduler: str = "dpmsolver++",
+        seed: int = 0,
+        warp_noise: bool = True,
+        frame_by_frame: bool = False,
+        progress: Progress = None,
+    ) -> np.ndarray:
+        """uint8 sRGB (T, h, w, 3) frames for a clip, (h, w) = ``render_size`` of its buffers.
+
+        buffers: the clip's buffers, each (T, H, W, ...) (NumPy or CPU tensors); metadata:
+        its metadata.json dict (lights and camera poses for light groups). steps:
+        denoising steps per window; scheduler: one of SCHEDULERS; seed: the same seed
+        gives the same frames on the same machine. progress(done, total) is called after
+        every denoising step.
+        """
+        if steps < 1:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
+        warp = warp_noise and not frame_by_frame
+        self.check_inputs(buffers, metadata, warp_noise=warp)
+        frames, height, width = _clip_shape(buffers, self.config)
+        size = self.render_size(height, width)
+
+        cond = build_condition(buffers, metadata, self.config.condition, size)  # (T, Cc, h, w)
+        noise = self.clip_noise(buffers, size, frames, seed, warp)
+        window, context = (1, 0) if frame_by_frame else (self.config.window, self.config.context_frames)
+        plan = plan_windows(frames, window, context)
+        padded = plan[-1][0] + window
+        if padded > frames:  # repeat the last frame's buffers; fresh noise for the frames that get dropped
+            extra = np.random.default_rng([seed, 1]).standard_normal((padded - frames, *noise.shape[1:]), dtype=np.float32)
+            noise = np.concatenate([noise, extra])
+            cond = np.concatenate([cond, np.repeat(cond[-1:], padded - frames, axis=0)])
+
+        dev = self.device
+        cond_t = torch.from_numpy(cond).to(dev)
+        noise_t = torch.from_numpy(noise).to(dev)
+        made = torch.zeros((padded, 3, *size), device=dev)
+        generator = torch.Generator(device="cpu").manual_seed(seed)
+        total, done = len(plan) * steps, 0
+        for start, k in plan:
+            sched = make_scheduler(scheduler, self.config)
+            sched.set_timesteps(steps, device=dev)
+            sl = slice(start, start + window)
+            eps, ctx = noise_t[sl], torch.zeros((window, 3, *size), device=dev)
+            ctx[:k] = made[start : start + k]
+            mask = torch.zeros(window, dtype=torch.bool, device=dev)
+            mask[:k] = True
+            x = eps * sched.init_noise_sigma
+            for t in sched.timesteps:
+                if k:
+                    x[:k] = sched.add_noise(ctx[:k], eps[:k], t.reshape(1))
+                pred = self._predict(sched.scale_model_input(x, t), t, cond_t[sl], ctx, mask)
+                x = sched.step(pred, t, x, generator=generator).prev_sample
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+            made[start + k : start + window] = x[k:].clamp(-1.0, 1.0)
+        return frames_to_uint8(made[:frames])
+
+    def _predict(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, ctx: torch.Tensor,
+                 mask: torch.Tensor) -> torch.Tensor:
+        """The model on one window (T, ...) as a batch of one; bfloat16 autocast on CUDA, float32 elsewhere."""
+        args = (x[None], t.reshape(1).to(x.device), cond[None], ctx[None], mask[None])
+        if self.device.type == "cuda":
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return self.model(*args)[0].float()
+        return self.model(*args)[0]
+
+
+# ---------------------------------------------------------------- a rendered clip with neural frames
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "neural_64"
+
+
+def neural_clip(
+    clip,
+    renderer: NeuralRenderer,
+    *,
+    steps: int = 20,
+    scheduler: str = "dpmsolver++",
+    compare: bool = False,
+    checkpoint: Optional[str] = None,
+    progress: Progress = None,
+):
+    """The raster Clip with the neural frames as its beauty: (Clip, extra videos, render size (h, w)).
+
+    The neural frames (made at ``render_size`` and resized to the clip's resolution) become
+    ``rgb``, so ``rgb.mp4`` and ``buffers.npz["rgb"]`` keep holding the clip's final frames;
+    the raster beauty stays in ``buffers.npz`` as ``rgb_raster``. Every other buffer is the
+    raster pass's, exact as always. ``metadata["renderer"]`` records how the frames were
+    made. With `compare`, the extra videos hold ``compare.mp4``: raster | neural side by side.
+    The sampling seed is the scene's seed.
+    """
+    from hybrid.io.clip import Clip
+    from hybrid.neural.conditioning import resize_uint8_frames
+
+    buffers = clip.buffers
+    frames, height, width = buffers["rgb"].shape[:3]
+    seed = int(clip.metadata.get("seed", 0))
+    size = renderer.render_size(height, width)
+    made = renderer.render(buffers, clip.metadata, steps=steps, scheduler=scheduler, seed=seed, progress=progress)
+    rgb = resize_uint8_frames(made, (height, width))
+    new_buffers = dict(buffers)
+    new_buffers["rgb_raster"], new_buffers["rgb"] = buffers["rgb"], rgb
+    metadata = dict(clip.metadata)
+    docs = dict(metadata.get("buffers", {}))
+    docs["rgb"] = "uint8 (T,H,W,3) final sRGB frame, made by the neural renderer (see `renderer`)"
+    docs["rgb_raster"] = "uint8 (T,H,W,3) the raster beauty pass the neural frames replace"
+    metadata["buffers"] = docs
+    metadata["renderer"] = {
+        "name": "neural",
+        "checkpoint": str(checkpoint) if checkpoint is not None else None,
+        "render_size": [size[1], size[0]],
+        "steps": steps,
+        "scheduler": scheduler,
+        "seed": seed,
+        "window": renderer.config.window,
+        "context_frames": renderer.config.context_frames,
+        "condition": list(renderer.config.condition),
+        "warped_noise": True,
+        "checkpoint_info": renderer.info,
+    }
+    extra = {}
+    if compare:
+        extra["compare.mp4"] = np.concatenate([buffers["rgb"], rgb], axis=2)
+    return Clip(buffers=new_buffers, metadata=metadata), extra, size

@@ -1,0 +1,170 @@
+"""Evaluation: each metric against an analytic answer, then `hybrid eval` end to end on a tiny dataset."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hybrid.cli import main
+from hybrid.neural.evaluate import (
+    SSIM_K1,
+    SSIM_K2,
+    drift_slope,
+    gaussian_window,
+    psnr,
+    ssim,
+    warp_error,
+)
+
+from test_train import make_tiny_datasets
+
+
+# ---------------------------------------------------------------- metrics on analytic cases
+
+
+def test_psnr_of_a_known_constant_error():
+    target = np.full((8, 8, 3), 0.5)
+    # MSE = 0.1^2 = 0.01 -> 10 log10(1 / 0.01) = 20 dB exactly.
+    assert psnr(target + 0.1, target) == pytest.approx(20.0, abs=1e-9)
+    assert psnr(target + 0.01, target) == pytest.approx(40.0, abs=1e-9)
+    assert psnr(target, target) == pytest.approx(100.0)  # the MSE floor of 1e-10
+
+
+def test_ssim_of_identical_images_is_one():
+    image = np.random.default_rng(0).uniform(size=(24, 20, 3))
+    assert ssim(image, image) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_ssim_of_a_contrast_change_on_a_checkerboard_matches_the_formula():
+    """x = 0.5 + s c, y = 0.5 + a s c with c = (-1)^(i+j).
+
+    With the separable window g x g and G = sum_k g_k (-1)^k, every window sees
+    mu_x = 0.5 + e s G^2 (e = +-1 by the window's parity), var_x = s^2 (1 - G^4),
+    mu_y = 0.5 + e a s G^2, var_y = a^2 s^2 (1 - G^4), cov = a s^2 (1 - G^4); SSIM is
+    Wang et al.'s formula with those moments, averaged over the two parities, which
+    a 32 x 32 image (22 x 22 valid positions) splits evenly.
+    """
+    s, a = 0.2, 0.5
+    i, j = np.mgrid[0:32, 0:32]
+    c = np.where((i + j) % 2 == 0, 1.0, -1.0)
+    x, y = 0.5 + s * c, 0.5 + a * s * c
+    g = gaussian_window()
+    G = float(np.sum(g * (-1.0) ** np.arange(len(g))))
+    c1, c2 = SSIM_K1**2, SSIM_K2**2
+    values = []
+    for e in (1.0, -1.0):
+        mx, my = 0.5 + e * s * G**2, 0.5 + e * a * s * G**2
+        vx, vy, cov = s**2 * (1 - G**4), a**2 * s**2 * (1 - G**4), a * s**2 * (1 - G**4)
+        values.append((2 * mx * my + c1) * (2 * cov + c2) / ((mx**2 + my**2 + c1) * (vx + vy + c2)))
+    expected = float(np.mean(values))
+    assert expected < 0.9  # a real contrast loss, not a rounding of 1
+    assert ssim(y, x) == pytest.approx(expected, abs=1e-12)
+    assert ssim(np.stack([y] * 3, -1), np.stack([x] * 3, -1)) == pytest.approx(expected, abs=1e-12)
+
+
+def _shifted_pair(dx, dy, h=12, w=14):
+    """Frame 1 is frame 0 moved by (-dx, -dy): frame1(p) = frame0(p + d), so flow_bwd[1] = d everywhere."""
+    frame0 = np.random.default_rng(1).uniform(size=(h, w, 3))
+    rows, cols = np.mgrid[0:h, 0:w]
+    inside = (cols + dx >= 0) & (cols + dx < w) & (rows + dy >= 0) & (rows + dy < h)
+    frame1 = np.zeros_like(frame0)
+    frame1[inside] = frame0[(rows + dy)[inside], (cols + dx)[inside]]
+    flow = np.zeros((2, h, w, 2))
+    flow[1] = (dx, dy)
+    visible = np.zeros((2, h, w), dtype=bool)
+    visible[1] = inside
+    return np.stack([frame0, frame1]), flow, visible
+
+
+def test_warp_error_is_zero_for_frames_related_exactly_by_the_flow():
+    frames, flow, visible = _shifted_pair(2, -1)
+    assert warp_error(frames, flow, visible) == 0.0
+
+
+def test_warp_error_measures_a_known_change_and_ignores_hidden_pixels():
+    frames, flow, visible = _shifted_pair(-3, 2)
+    frames[1] += 0.1  # everything brightens by 0.1 between the frames
+    assert warp_error(frames, flow, visible) == pytest.approx(0.1, abs=1e-12)
+    frames[1][~visible[1]] = 99.0  # pixels that were not visible before do not count
+    assert warp_error(frames, flow, visible) == pytest.approx(0.1, abs=1e-12)
+
+
+def test_warp_error_is_zero_for_a_fractional_flow_over_a_linear_ramp():
+    """Bilinear resampling is exact on a linear image, so a sub-pixel flow warps it exactly."""
+    h, w = 10, 12
+    rows, cols = np.mgrid[0:h, 0:w].astype(np.float64)
+    d = (0.25, 0.5)
+    frame0 = (0.02 * cols + 0.03 * rows)[..., None]
+    frame1 = (0.02 * (cols + d[0]) + 0.03 * (rows + d[1]))[..., None]
+    flow = np.zeros((2, h, w, 2))
+    flow[1] = d
+    visible = np.zeros((2, h, w), dtype=bool)
+    visible[1, : h - 1, : w - 1] = True  # targets inside the image
+    assert warp_error(np.stack([frame0, frame1]), flow, visible) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_drift_slope_of_a_straight_line_and_of_noise_around_it():
+    assert drift_slope([30.0, 29.5, 29.0, 28.5]) == pytest.approx(-0.5)
+    assert drift_slope([5.0] * 10) == 0.0
+    noisy = 2.0 + 0.3 * np.arange(10) + np.array([0.1, -0.1] * 5)
+    assert drift_slope(noisy) == pytest.approx(0.3, abs=0.02)
+
+
+# ---------------------------------------------------------------- hybrid eval end to end
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return make_tiny_datasets(tmp_path_factory.mktemp("eval_data"))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_hybrid_eval_writes_eval_md_and_json_with_every_row(data_root, tmp_path, capsys):
+    from hybrid.neural.checkpoint import save_checkpoint
+    from hybrid.neural.config import NeuralConfig
+    from hybrid.neural.model import VideoDenoiser
+
+    config = NeuralConfig(resolution=(16, 16), window=4, context_frames=1, base_channels=8, channel_mults=(1, 2),
+                          groups=4, attention_heads=2)
+    torch.manual_seed(0)
+    model = VideoDenoiser(config)
+    with torch.no_grad():  # a random but non-trivial network: the output layer starts at zero
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    checkpoint = save_checkpoint(tmp_path / "ckpt", model, config, {"steps": 0})
+    out = tmp_path / "report" / "EVAL.md"
+    code = main(["eval", str(checkpoint), str(data_root / "heldout"), "--clips", "2", "--steps", "2",
+                 "--long-clips", "1", "--recipe", str(data_root / "tiny_movi_a.yaml"), "--out", str(out), "-q"])
+    assert code == 0, capsys.readouterr().err
+    text = out.read_text()
+    for row in ("| neural renderer |", "| frame by frame, independent noise |", "| albedo buffer |",
+                "| target (beauty frames) |", "| slope (dB/window) |", "| warp error (codes) |",
+                "## What the numbers mean", "## Acceptance checks", "hybrid eval "):
+        assert row in text, row
+    for window in range(1, 11):  # a long clip of 10 training windows
+        assert f"\n| {window} | " in text
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert results["clips"] == 2 and len(results["per_clip"]) == 2
+    for method in ("neural", "frame_by_frame", "albedo"):
+        for metric in ("psnr", "ssim", "warp_error"):
+            assert isinstance(results["summary"][method][metric], float), (method, metric)
+    assert results["summary"]["target"]["warp_error"] > 0
+    assert len(results["drift"]["psnr_by_window"]["neural"]) == 10 and results["drift"]["frames"] == 40
+    assert results["drift"]["seed"] not in (3, 4)  # neither dataset's seed
+    assert len(results["checks"]) == 7
+    # The albedo baseline needs no model: its numbers follow from the data alone.
+    clip = results["per_clip"][0]
+    assert -1.0 < clip["albedo"]["ssim"] <= 1.0 and clip["albedo"]["psnr"] > 0
+
+
+def test_hybrid_eval_errors_are_clear(data_root, tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "missing"), str(data_root / "heldout"), "-q"]) == 6
+    assert "does not exist" in capsys.readouterr().err

@@ -1,0 +1,102 @@
+"""`hybrid render --renderer neural`: the clip folder with neural frames, and clear errors that write nothing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from hybrid.cli import EXIT_CHECKPOINT_ERROR, main
+from hybrid.io.video import read_mp4
+from hybrid.neural.checkpoint import save_checkpoint
+from hybrid.neural.conditioning import CONDITIONS, condition_group
+from hybrid.neural.config import NeuralConfig
+from hybrid.neural.model import VideoDenoiser
+
+from conftest import SCENES
+
+SCENE = str(SCENES / "bouncing_balls.yaml")
+SMALL = ["--frames", "3", "--resolution", "48x32", "-q"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models: one thread is fastest, and avoids oversubscribing a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _checkpoint(path, condition=None):
+    """A randomly initialised tiny checkpoint (16 x 16 native, windows of 2)."""
+    fields = dict(resolution=(16, 16), window=2, context_frames=1, base_channels=8, channel_mults=(1, 2),
+                  res_blocks=1, attention_heads=2, groups=4)
+    if condition is not None:
+        fields["condition"] = condition
+    config = NeuralConfig(**fields)
+    torch.manual_seed(0)
+    return save_checkpoint(path, VideoDenoiser(config), config, {"note": "random weights, for tests"})
+
+
+def test_neural_render_writes_the_clip_folder_with_neural_frames(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path / "ckpt")
+    out = tmp_path / "clip"
+    code = main(["render", SCENE, "--out", str(out), "--renderer", "neural", "--checkpoint", str(ckpt),
+                 "--steps", "2", "--compare", *SMALL])
+    assert code == 0
+    stdout = capsys.readouterr().out
+    assert "neural frames made at 20x14" in stdout and "resized to the scene's 48x32" in stdout
+    assert sorted(p.name for p in out.iterdir()) == ["buffers.npz", "compare.mp4", "metadata.json", "preview.png", "rgb.mp4"]
+    with np.load(out / "buffers.npz") as data:
+        rgb, raster = data["rgb"], data["rgb_raster"]
+        assert {"depth", "instance", "normal", "albedo", "flow_fwd", "flow_bwd"} <= set(data.files)
+    assert rgb.shape == raster.shape == (3, 32, 48, 3) and not np.array_equal(rgb, raster)
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["renderer"]["name"] == "neural" and meta["renderer"]["render_size"] == [20, 14]
+    assert meta["renderer"]["steps"] == 2 and "rgb_raster" in meta["buffers"]
+    video, _ = read_mp4(str(out / "rgb.mp4"))
+    assert video.shape == (3, 32, 48, 3)
+    side_by_side, _ = read_mp4(str(out / "compare.mp4"))
+    assert side_by_side.shape == (3, 32, 96, 3)
+
+
+def test_missing_or_corrupt_checkpoint_fails_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "clip"
+    monkeypatch.setattr("hybrid.neural.sampler.DEFAULT_CHECKPOINT", tmp_path / "checkpoints" / "neural_64")
+    assert main(["render", SCENE, "--out", str(out), "--renderer", "neural", *SMALL]) == EXIT_CHECKPOINT_ERROR
+    err = capsys.readouterr().err
+    assert "default neural checkpoint" in err and "training/train.py" in err and "--checkpoint" in err
+
+    ckpt = _checkpoint(tmp_path / "ckpt")
+    (ckpt / "model.safetensors").write_bytes(b"\x00" * 40)
+    assert main(["render", SCENE, "--out", str(out), "--renderer", "neural", "--checkpoint", str(ckpt), *SMALL]) == 6
+    assert "model.safetensors" in capsys.readouterr().err
+
+    ckpt = _checkpoint(tmp_path / "ckpt")
+    cfg = json.loads((ckpt / "config.json").read_text())
+    (ckpt / "config.json").write_text(json.dumps({**cfg, "condition": ["albedo", "normal"]}))
+    assert main(["render", SCENE, "--out", str(out), "--renderer", "neural", "--checkpoint", str(ckpt), *SMALL]) == 6
+    assert "condition channels" in capsys.readouterr().err
+    assert main(["render", SCENE, "--out", str(out), "--compare", *SMALL]) == 2
+    assert "add --renderer neural" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_a_condition_the_scene_cannot_supply_names_group_and_buffer_and_writes_nothing(tmp_path, capsys):
+    @condition_group("test_smoke", 1, buffers=["smoke_density"])
+    def _smoke(buffers, metadata, size):
+        return np.asarray(buffers["smoke_density"], np.float32)[:, None]
+
+    try:
+        ckpt = _checkpoint(tmp_path / "ckpt", condition=["albedo", "test_smoke"])
+        out = tmp_path / "clip"
+        code = main(["render", SCENE, "--out", str(out), "--renderer", "neural", "--checkpoint", str(ckpt), *SMALL])
+    finally:
+        del CONDITIONS["test_smoke"]
+    assert code == EXIT_CHECKPOINT_ERROR
+    err = capsys.readouterr().err
+    assert "'test_smoke' needs the buffer 'smoke_density'" in err and "condition" in err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]

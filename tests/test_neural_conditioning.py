@@ -1,0 +1,111 @@
+"""Condition groups and NeuralConfig: channels computed by hand, errors that name the field or group."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hybrid.neural.conditioning import (
+    CONDITIONS,
+    ConditionError,
+    build_condition,
+    condition_channels,
+    frames_to_uint8,
+    key_direction_camera,
+    required_buffers,
+    resize_nearest,
+    target_frames,
+)
+from hybrid.neural.config import NeuralConfig, NeuralConfigError
+
+
+def _clip(frames: int = 2, size: int = 8):
+    """A floor (instance 1, normal facing the camera) with a square (instance 2) on it, 4 m away; a camera
+    whose axes are the world's (cam_to_world = identity); a sun travelling along +z (away from the camera)."""
+    instance = np.ones((frames, size, size), np.uint16)
+    instance[:, 2:5, 2:5] = 2
+    instance[:, :, -1] = 0  # background column
+    depth = np.where(instance > 0, 4.0, 0.0).astype(np.float32)
+    normal = np.zeros((frames, size, size, 3), np.float32)
+    normal[instance > 0] = (0.0, 0.0, -1.0)  # facing the camera
+    albedo = np.full((frames, size, size, 3), 255, np.uint8)
+    metadata = {
+        "cam_to_world": [np.eye(4).tolist()] * frames,
+        "scene_spec": {"lights": [
+            {"type": "ambient", "intensity": 0.3, "color": [1.0, 1.0, 1.0]},
+            {"type": "directional", "direction": [0.0, 0.0, 2.0], "intensity": 3.0, "color": [1.0, 1.0, 1.0]},
+            {"type": "directional", "direction": [1.0, 0.0, 0.0], "intensity": 1.0, "color": [1.0, 1.0, 1.0]},
+        ]},
+    }
+    return {"instance": instance, "depth": depth, "normal": normal, "albedo": albedo}, metadata
+
+
+def test_groups_stack_in_order_with_the_registered_channels():
+    buffers, metadata = _clip()
+    names = ["albedo", "normal", "depth", "mask", "instance_edges", "light", "ndotl"]
+    cond = build_condition(buffers, metadata, names, (8, 8))
+    assert cond.shape == (2, condition_channels(names), 8, 8) == (2, 19, 8, 8) and cond.dtype == np.float32
+    assert required_buffers(names) == {"albedo", "normal", "depth", "instance"}
+    albedo, normal, depth, mask, edges = cond[:, 0:3], cond[:, 3:6], cond[:, 6], cond[:, 7], cond[:, 8]
+    assert np.all(albedo == 1.0)  # white = 255 -> +1
+    np.testing.assert_allclose(depth[0, 0, 0], 1 / (1 + 4 / 5))  # 1 / (1 + d / 5 m)
+    assert depth[0, 0, -1] == 0 and mask[0, 0, -1] == 0 and mask[0, 0, 0] == 1
+    assert normal[0, 2, 0, 0] == -1.0
+    # edges: both sides of the square's outline and of the background column
+    assert edges[0, 2, 2] == 1 and edges[0, 1, 2] == 1 and edges[0, 3, 3] == 0 and edges[0, 0, -2] == 1
+
+
+def test_light_channels_put_the_key_light_in_camera_axes():
+    """The brighter directional light travels along world +z; towards it is -z. A camera turned 90 degrees
+    about its y axis (its z axis = world x, x axis = world -z) sees that direction as camera +x."""
+    buffers, metadata = _clip()
+    cond = build_condition(buffers, metadata, ["light", "ndotl"], (8, 8))
+    np.testing.assert_allclose(cond[0, 0:3, 0, 0], (0, 0, -1), atol=1e-7)  # identity camera
+    np.testing.assert_allclose(cond[0, 3:6, 4, 4], (1, 1, 1))  # 3 lux white key / 3 lux reference
+    np.testing.assert_allclose(cond[0, 6:9, 4, 4], (0.3, 0.3, 0.3))  # ambient
+    assert cond[0, 9, 0, 0] == 1.0  # n = -z faces the light head on: n . l = 1
+    assert cond[0, 9, 0, -1] == 0.0  # background
+
+    turned = np.array([[0, 0, 1, 0], [0, 1, 0, 0], [-1, 0, 0, 0], [0, 0, 0, 1]], float)
+    metadata["cam_to_world"] = [turned.tolist()] * 2
+    np.testing.assert_allclose(key_direction_camera(metadata)[0], (1, 0, 0), atol=1e-12)
+
+
+def test_a_missing_buffer_names_the_group_the_buffer_and_the_fix():
+    buffers, metadata = _clip()
+    del buffers["normal"]
+    with pytest.raises(ConditionError) as err:
+        build_condition(buffers, metadata, ["albedo", "ndotl"], (8, 8))
+    msg = str(err.value)
+    assert "'ndotl'" in msg and "buffer 'normal'" in msg and "hybrid render" in msg and "condition" in msg
+    with pytest.raises(ConditionError, match="'light' needs 'scene_spec'"):
+        build_condition(buffers, {"cam_to_world": metadata["cam_to_world"]}, ["light"], (8, 8))
+    with pytest.raises(ConditionError, match="did you mean 'normal'"):
+        build_condition(buffers, metadata, ["normals"], (8, 8))
+
+
+def test_resizing_point_samples_buffers_and_averages_the_beauty_frame():
+    ids = np.arange(16, dtype=np.uint16).reshape(1, 4, 4)
+    np.testing.assert_array_equal(resize_nearest(ids, (2, 2))[0], [[5, 7], [13, 15]])  # pixel centres 1.0, 3.0
+    rgb = np.zeros((1, 4, 4, 3), np.uint8)
+    rgb[0, :2, :2] = 255
+    small = target_frames(rgb, (2, 2))
+    assert small.shape == (1, 3, 2, 2) and small[0, 0, 0, 0] == 1.0 and small[0, 0, 1, 1] == -1.0
+    half = target_frames(rgb[:, :, :2], (1, 1))  # the left half: white on top, black below
+    np.testing.assert_allclose(half[0, :, 0, 0], 0.0)  # averaged to mid grey
+    frames = np.random.default_rng(0).integers(0, 256, (2, 4, 6, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(frames_to_uint8(target_frames(frames, (4, 6))), frames)
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(NeuralConfigError, match=r"cfg: condition: unknown condition group 'albedos' \(did you mean 'albedo'\?\)"):
+        NeuralConfig.from_dict({"condition": ["albedos"]}, source="cfg")
+    with pytest.raises(NeuralConfigError, match="context_frames .* must be smaller than window"):
+        NeuralConfig.from_dict({"window": 2, "context_frames": 2})
+    with pytest.raises(NeuralConfigError, match="base_chanels: unknown field \\(did you mean 'base_channels'\\?\\)"):
+        NeuralConfig.from_dict({"base_chanels": 16})
+    with pytest.raises(NeuralConfigError, match="resolution 60x64 must be multiples of 8"):
+        NeuralConfig.from_dict({"resolution": [60, 64]})
+    default = NeuralConfig()
+    assert set(default.condition) <= set(CONDITIONS) and default.factor == 8
+    assert NeuralConfig.from_dict(__import__("json").loads(default.to_json())) == default
