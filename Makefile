@@ -10,7 +10,7 @@ TORCH  ?= torch==2.13.0
 DEB_PACKAGES := libegl1 libegl-mesa0 libgl1-mesa-dri libgles2
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: setup system-deps demo test test-slow bench clean
+.PHONY: setup system-deps demo test test-slow bench train eval clean
 
 setup: system-deps $(STAMP)
 
@@ -44,6 +44,23 @@ bench: setup
 	$(PY) benchmarks/bench_render.py
 	$(PY) benchmarks/bench_post.py
 	$(PY) benchmarks/bench_dataset.py
+	$(PY) benchmarks/bench_neural.py
+
+# The default neural checkpoint from scratch: its data, then training/neural_64.yaml
+# (about half an hour on 2 idle cores), then the result becomes checkpoints/neural_64.
+# Rerunning resumes whatever was left unfinished.
+NEURAL_DATA := out/neural
+train: setup
+	$(VENV)/bin/hybrid dataset generate datasets/neural_movi_a.yaml --out $(NEURAL_DATA)/train --clips 640 --seed 0
+	$(VENV)/bin/hybrid dataset generate datasets/neural_movi_a.yaml --out $(NEURAL_DATA)/heldout --clips 64 --seed 1
+	$(PY) training/train.py training/neural_64.yaml --resume
+	rm -rf checkpoints/neural_64.new && cp -r $(NEURAL_DATA)/run_64/final checkpoints/neural_64.new
+	test ! -f checkpoints/neural_64/README.md || cp checkpoints/neural_64/README.md checkpoints/neural_64.new/
+	rm -rf checkpoints/neural_64 && mv checkpoints/neural_64.new checkpoints/neural_64
+
+eval: setup
+	$(VENV)/bin/hybrid dataset generate datasets/neural_movi_a.yaml --out $(NEURAL_DATA)/heldout --clips 64 --seed 1
+	$(VENV)/bin/hybrid eval checkpoints/neural_64 $(NEURAL_DATA)/heldout --clips 8 --steps 10 --long-clips 1 --out EVAL.md
 
 clean:
 	rm -rf out .pytest_cache
