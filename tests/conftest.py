@@ -17,3 +17,14 @@ def _cache_dir(tmp_path_factory):
     if "HYBRID_CACHE_DIR" not in os.environ:
         os.environ["HYBRID_CACHE_DIR"] = str(tmp_path_factory.mktemp("hybrid-cache"))
     yield
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread, and one thread does not oversubscribe a shared machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

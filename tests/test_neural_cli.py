@@ -21,13 +21,7 @@ SCENE = str(SCENES / "bouncing_balls.yaml")
 SMALL = ["--frames", "3", "--resolution", "48x32", "-q"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is fastest, and avoids oversubscribing a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _checkpoint(path, condition=None):

@@ -20,6 +20,7 @@ from typing import Optional
 
 import numpy as np
 
+from hybrid.io.atomic import replace_dir
 from hybrid.io.preview import contact_sheet
 from hybrid.io.video import write_mp4
 
@@ -95,12 +96,7 @@ def write_clip(
             write_mp4(str(tmp / name), frames, clip.fps)
         for name in (*CLIP_FILES, *extra):
             _fsync_file(tmp / name)
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        if out.exists():
-            os.rename(out, old)
-        os.rename(tmp, out)
-        if old.exists():
-            shutil.rmtree(old)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

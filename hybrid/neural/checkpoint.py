@@ -25,6 +25,7 @@ from typing import Any, Mapping, Union
 import torch
 from torch import nn
 
+from hybrid.io.atomic import replace_dir
 from hybrid.neural.config import FORMAT, NeuralConfig, NeuralConfigError
 
 CONFIG_FILE, WEIGHTS_FILE, INFO_FILE = "config.json", "model.safetensors", "info.json"
@@ -85,12 +86,7 @@ def save_checkpoint(path: PathLike, model: nn.Module, config: NeuralConfig, info
         (tmp / INFO_FILE).write_text(json.dumps(dict(info or {}), indent=1) + "\n")
         for name in CHECKPOINT_FILES:
             _fsync(tmp / name)
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        if out.exists():
-            os.rename(out, old)
-        os.rename(tmp, out)
-        if old.exists():
-            shutil.rmtree(old)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
