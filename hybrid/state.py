@@ -8,9 +8,12 @@ shape is defined in), not pybullet's centre-of-mass frame.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from hybrid.fields.frames import FieldFrame
 
 
 class Contact(NamedTuple):
@@ -67,6 +70,8 @@ class State:
     linear_velocity: np.ndarray
     angular_velocity: np.ndarray
     contact_set: ContactSet = field(default_factory=ContactSet.empty)
+    # Smoke, fire and liquid at the end of the frame (hybrid.fields.frames); None without `fields:`.
+    fields: Optional["FieldFrame"] = None
 
     @property
     def contacts(self) -> tuple[Contact, ...]:

@@ -65,13 +65,15 @@ class World:
     id, kind, mass, inertial frame, collision shape); ``frame`` (last frame produced).
     """
 
-    def __init__(self, scene: Scene, *, collect_contacts: bool = True):
+    def __init__(self, scene: Scene, *, collect_contacts: bool = True, log=None):
         """Build every object of `scene` in a new pybullet client.
 
         `collect_contacts=False` leaves ``State.contacts`` empty and skips reading
         pybullet's contact points after every step, which costs more than anything else
         the world adds to pybullet's own stepping (see benchmarks/bench_physics.py).
         Raises ``BodyBuildError`` for an object that cannot be built (e.g. an unreadable mesh).
+        A scene with ``fields:`` also starts its fluid solvers (``hybrid.fields.system``);
+        `log` takes their one-line messages (default: stderr).
         """
         self.scene = scene
         self.collect_contacts = bool(collect_contacts)
@@ -113,6 +115,15 @@ class World:
         )
         self._step_index = 0
         self._frame = 0
+        self.fields = None
+        if scene.fields is not None:
+            from hybrid.fields.system import FieldSystem
+
+            try:
+                self.fields = FieldSystem(scene, client, self.bodies, log=log)
+            except BaseException:
+                self.close()
+                raise
         self._initial = self._read_state(0, ContactSet.empty())
 
     def _configure(self, client: int) -> None:
@@ -143,6 +154,9 @@ class World:
 
     def close(self) -> None:
         """Disconnect the pybullet client; safe to call more than once."""
+        fields, self.fields = getattr(self, "fields", None), None
+        if fields is not None:
+            fields.close()
         client, self._client = getattr(self, "_client", None), None
         if client is None:
             return
@@ -183,7 +197,10 @@ class World:
         dt = self.scene.physics_dt
         step_simulation, contact_points = p.stepSimulation, p.getContactPoints
         add_contacts, collect = self._contacts.add_step, self.collect_contacts
-        for _ in range(self.scene.steps_per_frame):
+        fields = self.fields
+        for k in range(self.scene.steps_per_frame):
+            if fields is not None:
+                fields.before_step(self._step_index * dt, dt, k == 0)
             if self._scaled_gravity:
                 self._apply_gravity_scale(client)
             step_simulation(physicsClientId=client)
@@ -257,6 +274,7 @@ class World:
             linear_velocity=linear,
             angular_velocity=angular,
             contact_set=contacts,
+            fields=self.fields.frame() if self.fields is not None else None,
         )
 
     def _to_shape_frame(self, position: np.ndarray, quaternion: np.ndarray, linear: np.ndarray, angular: np.ndarray) -> None:

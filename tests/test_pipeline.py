@@ -33,6 +33,25 @@ def test_example_scene_renders_a_few_frames(path):
         "flow_fwd": (np.float32, (t, h, w, 2)),
         "flow_bwd": (np.float32, (t, h, w, 2)),
     }
+    if scene.fields is not None:
+        expected.update(
+            {
+                "gas_density": (np.float32, (t, h, w)),
+                "gas_temperature": (np.float32, (t, h, w)),
+                "liquid_mask": (np.uint8, (t, h, w)),
+                "liquid_thickness": (np.float32, (t, h, w)),
+                "fluid_velocity": (np.float32, (t, h, w, 2)),
+            }
+        )
+        if scene.fields.liquid is not None:
+            assert b["liquid_mask"].any(), "the camera sees no liquid"
+            assert (b["liquid_thickness"][b["liquid_mask"] == 1] > 0).all()
+        stats = clip.metadata["fields"]["frames"]
+        assert len(stats) == 3
+        if scene.fields.gas is not None:
+            assert all(f["gas_substeps"] >= 1 for f in stats[1:])
+            assert (b["gas_density"] >= 0).all()
+    assert set(b) == set(expected)
     for name, (dtype, shape) in expected.items():
         assert b[name].dtype == dtype and b[name].shape == shape, name
         if name.startswith("flow"):  # NaN is allowed: a point that moved behind the other camera

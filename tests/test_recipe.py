@@ -410,13 +410,13 @@ INVALID = [
         "3:21", "physics.timestep", "must divide the simulated time per frame", None,
     ),
     (
-        "fields are not a recipe key yet",
+        "a field option that is not a mapping",
         f"""
         name: t
         fields: {{smoke: true}}
         {OBJECTS}
         """,
-        "2:1", "fields", "unknown key `fields` at the top level", None,
+        "2:17", "fields.smoke", "expected a mapping", None,
     ),
     (
         "a shape without a size, and no objects.size",

@@ -118,6 +118,12 @@ def render_dataset_clip(recipe, seed: int, index: int, times: Optional[StageTime
         hdr = buffers.pop("hdr", None)
         buffers["rgb"] = apply_post(scene, states, hdr, buffers["depth"], recipe.post, track.K, seed, index)
     lap("post")
+    if recipe.fields is not None and scene.fields is None:
+        # Every clip of a recipe with fields holds the field buffers (zeros here), so
+        # the dataset has one buffer layout.
+        from hybrid.io.metadata import zero_field_buffers
+
+        buffers.update(zero_field_buffers(scene.frame_count, scene.height, scene.width))
     metadata = build_metadata(scene, states, track.K, track.cam_to_world)
     metadata["dataset"] = {"recipe": recipe.name, "seed": seed, "index": index}
     video = mp4_bytes(buffers["rgb"], scene.fps)
@@ -248,7 +254,12 @@ def generate(
     recipe = _recipe(recipe_path)
     scene0 = sample_scene(recipe, seed, 0)
     t, h, w = scene0.frame_count, scene0.height, scene0.width
-    specs = {name: BufferSpec(dtype, (t, h, w, *tail)) for name, (dtype, tail) in BUFFER_LAYOUT.items()}
+    layout = dict(BUFFER_LAYOUT)
+    if recipe.fields is not None:
+        from hybrid.io.metadata import FIELD_BUFFER_LAYOUT
+
+        layout.update(FIELD_BUFFER_LAYOUT)
+    specs = {name: BufferSpec(dtype, (t, h, w, *tail)) for name, (dtype, tail) in layout.items()}
     out = Path(out_dir)
     manifest = open_dataset(out, _recipe_identity(recipe_path, recipe), seed, clips, clips_per_shard, specs, compression)
     plan = manifest.plan()

@@ -47,6 +47,7 @@ from hybrid.scene.errors import (
 )
 from hybrid.scene.limits import MAX_OBJECTS
 from hybrid.scene.load import parse_yaml, read_source
+from hybrid.scene.fields_spec import Arch, GasSpec, LiquidSpec
 from hybrid.scene.spec import Color, NonNegative, Positive, SpecValueError, Unit, Vec2, Vec3
 
 RECIPE_HELP_LINE = (
@@ -780,6 +781,56 @@ class ClipSpec(RecipeSpec):
     time_scale: Positive = Field(1.0, description="simulated seconds per video second")
 
 
+# ---------------------------------------------------------------- fields
+
+
+class GasOption(RecipeSpec):
+    """Smoke or fire in a fraction of the clips: a scene's `fields.gas` section, with
+    every emitter moved to a point drawn uniformly in `emitter_region` (when given)."""
+
+    probability: Unit
+    gas: GasSpec
+    emitter_region: Optional[Region] = None
+
+
+class LiquidOption(RecipeSpec):
+    """Liquid in a fraction of the clips: a scene's `fields.liquid` section; with
+    `level`, every box fill reaches up to that height (metres, drawn per clip)."""
+
+    probability: Unit
+    liquid: LiquidSpec
+    level: Optional[PositiveNumber] = None
+
+
+class FieldsRecipe(RecipeSpec):
+    """Smoke, fire and liquid around the tossed objects (see the scene's `fields:`).
+
+    Per clip, one uniform draw picks fire (probability `fire.probability`), else smoke
+    (the next `smoke.probability`), else no gas; liquid is drawn independently.
+    """
+
+    arch: Arch = "auto"
+    deterministic: bool = True
+    coupling: Literal["two_way", "one_way"] = "two_way"
+    smoke: Optional[GasOption] = None
+    fire: Optional[GasOption] = None
+    liquid: Optional[LiquidOption] = None
+
+    @model_validator(mode="after")
+    def _probabilities(self) -> "FieldsRecipe":
+        total = sum(o.probability for o in (self.smoke, self.fire) if o is not None)
+        if total > 1.0 + 1e-9:
+            raise SpecValueError(
+                f"smoke and fire share one gas solver per clip: their probabilities add up to {total:g}, more than 1",
+                at=("smoke", "probability"),
+            )
+        if self.fire is not None and self.fire.gas.combustion is None:
+            raise SpecValueError(
+                "`fire` needs a gas with a `combustion:` section and emitters that add fuel", at=("fire", "gas")
+            )
+        return self
+
+
 class Recipe(RecipeSpec):
     """A dataset recipe: the root of a `datasets/*.yaml` file."""
 
@@ -796,6 +847,9 @@ class Recipe(RecipeSpec):
         None,
         description="game-engine post effects on the beauty frame, in order (see hybrid.render.post); "
         "buffers are never touched",
+    )
+    fields: Optional[FieldsRecipe] = Field(
+        None, description="smoke, fire and liquid in some clips; their clips get the field buffers"
     )
 
     @model_validator(mode="after")

@@ -43,7 +43,9 @@ from hybrid.transforms import look_at_cam_to_world, quat_to_matrix
 # first step without any initial penetration from rounding.
 FLOOR_CLEARANCE = 1e-3
 
-_STREAMS = ("scene", "camera", "lights", "floor", "count", "objects")
+# New streams go at the end: SeedSequence children are numbered, so adding one leaves
+# the draws of the others (and every clip of older recipes) unchanged.
+_STREAMS = ("scene", "camera", "lights", "floor", "count", "objects", "fields")
 
 
 class PlacementError(ValueError):
@@ -88,7 +90,43 @@ def sample_scene(
         "lights": _sample_lights(recipe.lights, streams["lights"], view.azimuth_deg),
         "objects": objects,
     }
+    if recipe.fields is not None:
+        fields = _sample_fields(recipe.fields, rng["fields"])
+        if fields is not None:
+            data["fields"] = fields
     return Scene.model_validate(data)
+
+
+def _sample_fields(fields: rc.FieldsRecipe, rng: np.random.Generator) -> Optional[dict]:
+    """The scene's `fields:` section for one clip, or None when the draws give it no field.
+
+    Draw order (fixed, so one part never shifts another): the gas choice, the emitter
+    points, the liquid choice, the liquid level.
+    """
+    out: dict = {"arch": fields.arch, "deterministic": fields.deterministic, "coupling": fields.coupling}
+    u = float(rng.random())
+    gas = None
+    if fields.fire is not None and u < fields.fire.probability:
+        gas = fields.fire
+    elif fields.smoke is not None and u < (fields.fire.probability if fields.fire else 0.0) + fields.smoke.probability:
+        gas = fields.smoke
+    if gas is not None:
+        section = gas.gas.model_dump(mode="json")
+        if gas.emitter_region is not None:
+            lo, hi = np.asarray(gas.emitter_region.min), np.asarray(gas.emitter_region.max)
+            for emitter in section["emitters"]:
+                emitter["center"] = _floats(lo + (hi - lo) * rng.random(3))
+        out["gas"] = section
+    if fields.liquid is not None and float(rng.random()) < fields.liquid.probability:
+        option = fields.liquid
+        section = option.liquid.model_dump(mode="json")
+        if option.level is not None:
+            level = float(option.level.sample(rng))
+            for region in section["fill"]:
+                if region["shape"] == "box":
+                    region["max"][2] = region["min"][2] + level
+        out["liquid"] = section
+    return out if ("gas" in out or "liquid" in out) else None
 
 
 # ---------------------------------------------------------------- small draws

@@ -20,6 +20,56 @@ BUFFER_DOC = {
     "flow_bwd": "float32 (T,H,W,2) pixel offset (dx, dy) of this pixel's surface point in the previous frame; 0 in the first frame",
 }
 
+# Present only in clips of scenes with `fields:` (all five, zeros where a field is absent).
+FIELD_BUFFER_DOC = {
+    "gas_density": "float32 (T,H,W) smoke concentration integrated along the view ray up to the opaque surface (concentration x metres)",
+    "gas_temperature": "float32 (T,H,W) highest gas temperature above ambient along the view ray up to the opaque surface (kelvin)",
+    "liquid_mask": "uint8 (T,H,W) 1 where a liquid surface lies in front of the opaque surface",
+    "liquid_thickness": "float32 (T,H,W) metres of liquid along the view ray before the opaque surface",
+    "fluid_velocity": "float32 (T,H,W,2) screen motion (dx, dy) in pixels per frame of the fluid seen at the pixel (liquid surface, else density-weighted gas); 0 where no fluid",
+}
+
+
+FIELD_BUFFER_LAYOUT = {  # name -> (dtype, trailing shape after (T, H, W))
+    "gas_density": ("float32", ()),
+    "gas_temperature": ("float32", ()),
+    "liquid_mask": ("uint8", ()),
+    "liquid_thickness": ("float32", ()),
+    "fluid_velocity": ("float32", (2,)),
+}
+
+
+def zero_field_buffers(frames: int, height: int, width: int) -> dict[str, np.ndarray]:
+    """The field buffers of a clip without fields: no smoke, no liquid, no fluid motion anywhere."""
+    return {
+        name: np.zeros((frames, height, width, *tail), dtype=dtype) for name, (dtype, tail) in FIELD_BUFFER_LAYOUT.items()
+    }
+
+
+def _fields_metadata(states: Sequence[State]) -> dict:
+    """Per-frame solver statistics and the fields' fixed facts (grid, particle count)."""
+    first = states[0].fields
+    out: dict = {"frames": [s.fields.stats.to_dict() for s in states]}
+    if first.gas is not None:
+        g = first.gas
+        out["gas"] = {
+            "origin": _rows(g.origin),
+            "cell_size": g.cell_size,
+            "grid_shape": list(g.shape),
+            "ambient_temperature_K": g.ambient_temperature,
+        }
+    if first.liquid is not None:
+        q = first.liquid
+        out["liquid"] = {
+            "material": q.material,
+            "particles": q.count,
+            "particle_volume": q.particle_volume,
+            "cell_size": q.cell_size,
+            "origin": _rows(q.origin),
+            "grid_shape": list(q.grid_shape),
+        }
+    return out
+
 
 def _rows(a: np.ndarray) -> list:
     return np.asarray(a, dtype=np.float64).tolist()
@@ -45,6 +95,7 @@ def build_metadata(scene: Scene, states: Sequence[State], K: np.ndarray, cam_to_
                 "angular_velocity": _rows(ang[:, i]),
             }
         )
+    has_fields = states[0].fields is not None
     contacts = []
     for s in states:
         cs = s.contact_set
@@ -72,8 +123,9 @@ def build_metadata(scene: Scene, states: Sequence[State], K: np.ndarray, cam_to_
         "camera_convention": "OpenCV: x right, y down, z forward; pixel (u, v) centres at integer + 0.5",
         "K": _rows(K),
         "cam_to_world": _rows(cam_to_world),
-        "buffers": BUFFER_DOC,
+        "buffers": {**BUFFER_DOC, **(FIELD_BUFFER_DOC if has_fields else {})},
         "objects": objects,
         "contacts": contacts,
+        **({"fields": _fields_metadata(states)} if has_fields else {}),
         "scene_spec": scene.model_dump(mode="json"),
     }

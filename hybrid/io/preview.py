@@ -8,7 +8,11 @@ import numpy as np
 
 from hybrid.io.visualize import visualize
 
-DEFAULT_COLUMNS = ("rgb", "depth", "instance", "normal", "albedo", "flow_fwd")
+# The field buffers appear only in clips of scenes with `fields:` (columns absent from a clip are skipped).
+DEFAULT_COLUMNS = (
+    "rgb", "depth", "instance", "normal", "albedo", "flow_fwd",
+    "gas_density", "gas_temperature", "liquid_thickness", "fluid_velocity",
+)
 
 
 def contact_sheet(

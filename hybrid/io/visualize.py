@@ -82,6 +82,31 @@ def show_flow(flow: np.ndarray, max_px: float | None = None) -> np.ndarray:
     return (rgb * 255).astype(np.uint8)
 
 
+def _grey(x: np.ndarray) -> np.ndarray:
+    g = (np.clip(x, 0.0, 1.0) * 255).astype(np.uint8)
+    return np.repeat(g[..., None], 3, axis=-1)
+
+
+def show_amount(amount: np.ndarray) -> np.ndarray:
+    """A non-negative amount (gas_density, liquid_thickness) as grey: 0 black, its 99th percentile of non-zero pixels white."""
+    a = np.nan_to_num(np.asarray(amount, dtype=np.float32))
+    seen = a[a > 0]
+    scale = float(np.percentile(seen, 99)) if seen.size else 1.0
+    return _grey(a / max(scale, 1e-12))
+
+
+def show_mask(mask: np.ndarray) -> np.ndarray:
+    """A 0/1 mask (liquid_mask): white where set."""
+    return _grey((np.asarray(mask) > 0).astype(np.float32))
+
+
+def show_temperature(kelvin: np.ndarray) -> np.ndarray:
+    """Temperature above ambient (gas_temperature) as a fire ramp (black, red, yellow, white) up to 1500 K."""
+    x = np.clip(np.nan_to_num(np.asarray(kelvin, dtype=np.float32)) / 1500.0, 0.0, 1.0)
+    rgb = np.stack([np.clip(3 * x, 0, 1), np.clip(3 * x - 1, 0, 1), np.clip(3 * x - 2, 0, 1)], axis=-1)
+    return (rgb * 255).astype(np.uint8)
+
+
 VISUALIZERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "rgb": show_rgb,
     "albedo": show_rgb,
@@ -90,6 +115,11 @@ VISUALIZERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "normal": show_normal,
     "flow_fwd": show_flow,
     "flow_bwd": show_flow,
+    "gas_density": show_amount,
+    "gas_temperature": show_temperature,
+    "liquid_mask": show_mask,
+    "liquid_thickness": show_amount,
+    "fluid_velocity": show_flow,
 }
 
 

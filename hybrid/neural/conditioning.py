@@ -48,18 +48,29 @@ class ConditionGroup:
     metadata: tuple[str, ...]
     make: Callable[[Mapping[str, np.ndarray], Mapping, tuple[int, int]], np.ndarray]
     doc: str
+    # True for field buffers: a clip without them (a scene without `fields:`) has no
+    # smoke or liquid anywhere, so the group's channels are exactly 0 there.
+    absent_is_zero: bool = False
 
 
 CONDITIONS: dict[str, ConditionGroup] = {}
 
 
-def condition_group(name: str, channels: int, buffers: Sequence[str] = (), metadata: Sequence[str] = ()):
-    """Register the decorated function as condition group `name` (its docstring documents the channels)."""
+def condition_group(
+    name: str, channels: int, buffers: Sequence[str] = (), metadata: Sequence[str] = (), absent_is_zero: bool = False
+):
+    """Register the decorated function as condition group `name` (its docstring documents the channels).
+
+    ``absent_is_zero``: a clip lacking all of the group's buffers gets zero channels
+    instead of an error (for buffers that only scenes with some feature write).
+    """
 
     def register(fn: Callable[[Mapping[str, np.ndarray], Mapping, tuple[int, int]], np.ndarray]):
         if name in CONDITIONS:
             raise ValueError(f"condition group {name!r} is registered twice")
-        CONDITIONS[name] = ConditionGroup(name, channels, tuple(buffers), tuple(metadata), fn, (fn.__doc__ or "").strip())
+        CONDITIONS[name] = ConditionGroup(
+            name, channels, tuple(buffers), tuple(metadata), fn, (fn.__doc__ or "").strip(), absent_is_zero
+        )
         return fn
 
     return register
@@ -111,6 +122,34 @@ def _instance_edges(buffers, metadata, size):
     edge[:, 1:, :] |= dy
     edge[:, :-1, :] |= dy
     return _channels_first(edge)
+
+
+GAS_TEMPERATURE_SCALE_K = 500.0  # temperature channel = 1 - exp(-T / 500 K): 0.86 at a 1000 K flame
+LIQUID_THICKNESS_SCALE_M = 0.1  # thickness channel = 1 - exp(-t / 0.1 m)
+FLUID_MOTION_SCALE_PX = 4.0  # motion channels = tanh(v / 4 px per frame)
+
+
+@condition_group("gas", 2, buffers=["gas_density", "gas_temperature"], absent_is_zero=True)
+def _gas(buffers, metadata, size):
+    """Smoke and fire seen through each pixel: 1 - exp(-integrated concentration) and
+    1 - exp(-hottest temperature above ambient / 500 K); 0 without gas."""
+    dens = np.asarray(buffers["gas_density"], dtype=np.float32)
+    temp = np.asarray(buffers["gas_temperature"], dtype=np.float32)
+    return np.stack([1.0 - np.exp(-np.maximum(dens, 0)), 1.0 - np.exp(-np.maximum(temp, 0) / GAS_TEMPERATURE_SCALE_K)], axis=1)
+
+
+@condition_group("liquid", 2, buffers=["liquid_mask", "liquid_thickness"], absent_is_zero=True)
+def _liquid(buffers, metadata, size):
+    """Liquid surface in front (mask 0/1) and 1 - exp(-thickness / 0.1 m); 0 without liquid."""
+    mask = np.asarray(buffers["liquid_mask"], dtype=np.float32)
+    thick = np.asarray(buffers["liquid_thickness"], dtype=np.float32)
+    return np.stack([mask, 1.0 - np.exp(-np.maximum(thick, 0) / LIQUID_THICKNESS_SCALE_M)], axis=1)
+
+
+@condition_group("fluid_motion", 2, buffers=["fluid_velocity"], absent_is_zero=True)
+def _fluid_motion(buffers, metadata, size):
+    """tanh(screen motion of the fluid / 4 px per frame), (dx, dy); 0 without fluids."""
+    return np.tanh(_channels_first(np.nan_to_num(buffers["fluid_velocity"])) / FLUID_MOTION_SCALE_PX)
 
 
 @condition_group("light", 9, metadata=LIGHT_METADATA)
@@ -223,6 +262,8 @@ def condition_channels(names: Iterable[str]) -> int:
 def check_condition_inputs(buffers: Mapping[str, object], metadata: Mapping, names: Iterable[str]) -> None:
     """Raise ConditionError naming the first group whose buffer or metadata the clip lacks, and what to do."""
     for group in _groups(names):
+        if group.absent_is_zero and not any(b in buffers for b in group.buffers):
+            continue
         for b in group.buffers:
             if b not in buffers:
                 raise ConditionError(
@@ -263,15 +304,21 @@ def build_condition(
     """
     groups = _groups(names)
     check_condition_inputs(buffers, metadata, names)
-    needed = {b for g in groups for b in g.buffers}
+    needed = {b for g in groups for b in g.buffers if b in buffers}
     small = {b: resize_nearest(np.asarray(buffers[b]), size) for b in needed}
     lengths = {b: len(a) for b, a in small.items()}
     if any(key in metadata for g in groups for key in g.metadata):
         lengths["metadata cam_to_world"] = len(metadata["cam_to_world"])
     if len(set(lengths.values())) > 1:
         raise ConditionError(f"the clip's inputs disagree on the frame count: {lengths}")
+    frames = next(iter(lengths.values()), None)
     parts = []
     for g in groups:
+        if g.absent_is_zero and not any(b in small for b in g.buffers):
+            if frames is None:
+                raise ConditionError(f"condition group {g.name!r}: the clip has no buffer to take the frame count from")
+            parts.append(np.zeros((frames, g.channels, *size), dtype=np.float32))
+            continue
         x = g.make({b: small[b] for b in g.buffers}, metadata, tuple(size))
         if x.shape[1] != g.channels:
             raise AssertionError(f"condition group {g.name!r} made {x.shape[1]} channels, registered {g.channels}")

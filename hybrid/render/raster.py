@@ -7,6 +7,14 @@ the spec (``scene_build``), and two passes per frame:
   (``hdr``, for the post chain) or display-encoded (``rgb``);
 - ``gbuffer``: depth, instance, normal, albedo in one unlit pass.
 
+Scenes with ``fields:`` add a third step (``hybrid.render.volume.FieldRenderer``,
+Taichi, imported only then): the frame's smoke, fire and liquid
+(``State.fields``) are composited over the HDR beauty frame before it is encoded,
+and five field buffers join the others (``FIELD_BUFFER_NAMES``). The G-buffer stays
+the rigid bodies': smoke and liquid are translucent layers, so a body in smoke or
+partly under water keeps its instance id, depth, normal and albedo. Scenes without
+fields take exactly the old path (same bits, no Taichi).
+
 Several rasterizers may live in one process: each has its own context and makes it
 current before drawing. Close them (or use ``with``) to free GL memory promptly.
 """
@@ -15,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hybrid.render.beauty import BeautyPass
+from hybrid.render.beauty import BeautyPass, encode_display
 from hybrid.render.gbuffer import GBufferPass
 from hybrid.render.gl import GLContext
 from hybrid.render.scene_build import RenderScene, build_render_scene
@@ -24,6 +32,24 @@ from hybrid.state import State
 from hybrid.transforms import CV_TO_GL, pose_matrices
 
 BUFFER_NAMES = ("rgb", "depth", "instance", "normal", "albedo")
+# Only for scenes with `fields:` (all five every frame, zeros where a field is absent).
+FIELD_BUFFER_NAMES = ("gas_density", "gas_temperature", "liquid_mask", "liquid_thickness", "fluid_velocity")
+
+
+def empty_field_buffers(height: int, width: int) -> dict[str, np.ndarray]:
+    """The five field buffers of a frame without any field: all zero (see ``Rasterizer``)."""
+    return {
+        "gas_density": np.zeros((height, width), np.float32),
+        "gas_temperature": np.zeros((height, width), np.float32),
+        "liquid_mask": np.zeros((height, width), np.uint8),
+        "liquid_thickness": np.zeros((height, width), np.float32),
+        "fluid_velocity": np.zeros((height, width, 2), np.float32),
+    }
+
+
+def _has_fields(state: State) -> bool:
+    f = getattr(state, "fields", None)
+    return f is not None and (f.gas is not None or f.liquid is not None)
 
 
 class Rasterizer:
@@ -36,6 +62,18 @@ class Rasterizer:
     OpenCV axes, 0 on background; albedo uint8 (H, W, 3) colour x texture without
     lighting (materials.py), the background colour on background. ``render(..., hdr=True)`` returns the beauty
     pass as ``hdr`` instead of ``rgb``: float32 (H, W, 3) linear radiance, unclamped.
+
+    Scenes with ``fields:`` (or states carrying ``fields``) also get, all rows top-down:
+    gas_density float32 (H, W): smoke density integrated along the view ray up to the
+    opaque surface (concentration x metres); gas_temperature float32 (H, W): the highest
+    gas temperature above ambient along that ray (kelvin); liquid_mask uint8 (H, W): 1
+    where a liquid surface lies in front of the opaque surface; liquid_thickness
+    float32 (H, W): metres of liquid along the view ray before the opaque surface;
+    fluid_velocity float32 (H, W, 2): screen motion (dx, dy) in pixels per frame
+    (``scene.frame_dt_sim`` simulated seconds) of the fluid seen at the pixel, the
+    liquid surface point's where liquid_mask, else the density-weighted mean of the
+    gas along the ray, 0 where no fluid. The rgb/hdr frame then shows the fields
+    composited over the beauty pass (``hybrid.render.volume``).
     """
 
     def __init__(self, scene: Scene):
@@ -52,6 +90,7 @@ class Rasterizer:
         except BaseException:
             self._ctx.close()
             raise
+        self._field_renderer = None  # built on the first frame with fields (imports Taichi)
 
     # Read-only handles for baselines and debugging: the pyrender scene, the renderer
     # drawing it in this rasterizer's context, and the flags of the rgb pass.
@@ -85,42 +124,85 @@ class Rasterizer:
     def render(
         self, state: State, cam_to_world: np.ndarray, *, hdr: bool = False, beauty: bool = True
     ) -> dict[str, np.ndarray]:
-        """All five buffers of one frame, or with ``hdr`` the beauty frame as linear float; see the class docstring.
+        """All buffers of one frame, or with ``hdr`` the beauty frame as linear float; see the class docstring.
 
-        ``beauty=False`` skips the beauty pass (only depth, instance, normal, albedo), for
-        callers that draw their own beauty frames (motion-blur sub-frames).
+        ``beauty=False`` skips the beauty pass (only depth, instance, normal, albedo and,
+        with fields, the field buffers), for callers that draw their own beauty frames
+        (motion-blur sub-frames).
         """
         cam_to_world = np.asarray(cam_to_world, dtype=np.float64)
         self._ctx.make_current()
         self.set_frame(state, cam_to_world)
+        with_fields = _has_fields(state)
+        radiance = None
         if not beauty:
             # The beauty pass is where pyrender uploads meshes and textures to this context;
             # without it the G-buffer pass would find them missing.
             self._ctx.renderer._update_context(self.render_scene.scene, self._beauty.flags)
             frame = {}
-        elif hdr:
-            frame = {"hdr": self._beauty.draw_hdr(self._ctx.renderer)}
+        elif hdr or with_fields:
+            radiance = self._beauty.draw_hdr(self._ctx.renderer)
+            frame = {"hdr": radiance}
         else:
             frame = {"rgb": self._beauty.draw(self._ctx.renderer)}
-        camera = self.render_scene.camera_node.camera
-        buffers = self._gbuffer.draw(
-            self.render_scene,
-            np.linalg.inv(cam_to_world),
-            camera.get_projection_matrix(width=self.width, height=self.height),
-        )
+        buffers = self._draw_gbuffer(cam_to_world)
+        if with_fields:
+            radiance, field_buffers = self._fields().composite(state.fields, cam_to_world, buffers["depth"], radiance)
+            if radiance is not None:
+                frame = {"hdr": radiance} if hdr else {"rgb": encode_display(radiance)}
+            return {**frame, **buffers, **field_buffers}
+        if self.scene.fields is not None or getattr(state, "fields", None) is not None:
+            return {**frame, **buffers, **empty_field_buffers(self.height, self.width)}
         return {**frame, **buffers}
 
     def render_rgb(self, state: State, cam_to_world: np.ndarray) -> np.ndarray:
-        """Only the rgb buffer: uint8 (H, W, 3), the beauty pass encoded for display."""
+        """Only the rgb buffer: uint8 (H, W, 3), the beauty pass (with the state's fields) encoded for display."""
+        if _has_fields(state):
+            return encode_display(self.render_hdr(state, cam_to_world))
         self._ctx.make_current()
         self.set_frame(state, np.asarray(cam_to_world, dtype=np.float64))
         return self._beauty.draw(self._ctx.renderer)
 
     def render_hdr(self, state: State, cam_to_world: np.ndarray) -> np.ndarray:
-        """Only the beauty pass as float32 (H, W, 3) linear radiance (for sub-frame renders and the post chain)."""
+        """Only the beauty pass as float32 (H, W, 3) linear radiance (for sub-frame renders and the post chain).
+
+        With fields in the state they are composited over it (this also draws the
+        G-buffer, for the opaque depth the gas and liquid stop at).
+        """
+        cam_to_world = np.asarray(cam_to_world, dtype=np.float64)
         self._ctx.make_current()
-        self.set_frame(state, np.asarray(cam_to_world, dtype=np.float64))
-        return self._beauty.draw_hdr(self._ctx.renderer)
+        self.set_frame(state, cam_to_world)
+        radiance = self._beauty.draw_hdr(self._ctx.renderer)
+        if not _has_fields(state):
+            return radiance
+        depth = self._draw_gbuffer(cam_to_world)["depth"]
+        return self._fields().composite(state.fields, cam_to_world, depth, radiance)[0]
+
+    def _draw_gbuffer(self, cam_to_world: np.ndarray) -> dict[str, np.ndarray]:
+        camera = self.render_scene.camera_node.camera
+        return self._gbuffer.draw(
+            self.render_scene,
+            np.linalg.inv(cam_to_world),
+            camera.get_projection_matrix(width=self.width, height=self.height),
+        )
+
+    def _fields(self):
+        """The field compositor, built on first use: starts Taichi (the scene's backend, or the one running)."""
+        if self._field_renderer is None:
+            from hybrid.camera import intrinsics
+            from hybrid.fields import backend
+
+            if backend.current() is None:
+                spec = self.scene.fields
+                if spec is not None:
+                    backend.ensure(spec.arch, spec.deterministic)
+                else:
+                    backend.ensure("cpu", True)
+            from hybrid.render.volume import FieldRenderer
+
+            cam = self.scene.camera
+            self._field_renderer = FieldRenderer(self.scene, intrinsics(cam.fov_deg, self.width, self.height))
+        return self._field_renderer
 
     def close(self) -> None:
         if self._ctx.closed:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from typing import Optional
 
+import numpy as np
+
 from hybrid.scene.errors import Issue, SceneError, SourceMap
 from hybrid.scene.spec import Scene
 
@@ -42,6 +44,129 @@ RENDER_BASE_BYTES = 512 * 1024**2
 MAX_OBJECTS = 5000
 
 MEMORY_ENV = "HYBRID_MAX_MEMORY_GB"
+
+# Fields. The field buffers of a clip: gas_density, gas_temperature, liquid_thickness
+# float32, liquid_mask uint8, fluid_velocity 2 x float32.
+FIELD_BUFFER_BYTES_PER_PIXEL = 4 + 4 + 1 + 4 + 8
+# The gas solver's working set per cell: MAC velocity with its advection copies and
+# vorticity (about 16 float32), four scalars with MacCormack copies (12), the CG
+# vectors and the multigrid hierarchy (about 9), flags; and per cell per frame held in
+# the clip's States until rendered: density, temperature, fuel, flame, velocity (7
+# float32) and the solid flag.
+GAS_BYTES_PER_CELL = 160
+GAS_SNAPSHOT_BYTES_PER_CELL = 29
+# MLS-MPM per particle: position, velocity, affine C, deformation gradient F, J and
+# material state (about 28 float32); per grid node velocity and mass with a copy
+# (8 float32); per particle per frame in the States: position and velocity.
+LIQUID_BYTES_PER_PARTICLE = 112
+LIQUID_BYTES_PER_NODE = 32
+LIQUID_SNAPSHOT_BYTES_PER_PARTICLE = 24
+
+
+def field_particle_count(liquid) -> int:
+    """Particles a liquid's fill seeds (``hybrid.fields.seeding``, the solver's own count)."""
+    from hybrid.fields.seeding import count_particles
+
+    return count_particles(liquid)
+
+
+def estimate_field_bytes(scene: Scene) -> tuple[int, dict[str, int]]:
+    """Bytes the fields need: solver working sets, per-frame snapshots, field buffers; and the parts."""
+    fields = scene.fields
+    parts: dict[str, int] = {}
+    if fields is None:
+        return 0, parts
+    from hybrid.scene.fields_spec import grid_shape
+
+    frames = scene.frame_count
+    if fields.gas is not None:
+        shape, _ = grid_shape(fields.gas.domain, fields.gas.resolution)
+        cells = int(np.prod(shape))
+        parts["gas"] = cells * (GAS_BYTES_PER_CELL + GAS_SNAPSHOT_BYTES_PER_CELL * frames)
+    if fields.liquid is not None:
+        shape, _ = grid_shape(fields.liquid.domain, fields.liquid.resolution)
+        n = field_particle_count(fields.liquid)
+        nodes = int(np.prod(np.asarray(shape) + 3))
+        parts["liquid"] = n * (LIQUID_BYTES_PER_PARTICLE + LIQUID_SNAPSHOT_BYTES_PER_PARTICLE * frames) + nodes * LIQUID_BYTES_PER_NODE
+    parts["buffers"] = scene.width * scene.height * frames * FIELD_BUFFER_BYTES_PER_PIXEL
+    return sum(parts.values()), parts
+
+
+def _field_issues(scene: Scene, source: SourceMap) -> list[Issue]:
+    """Fields too big for memory, or whose CFL condition needs more substeps than allowed."""
+    import math
+
+    from hybrid.scene.fields_spec import FACE_NAMES, grid_shape
+
+    fields = scene.fields
+    issues: list[Issue] = []
+    if fields is None:
+        return issues
+    total, parts = estimate_field_bytes(scene)
+    limit = fields.memory_limit_gb * GIB
+    if total > limit:
+        worst = max((k for k in parts if k != "buffers"), key=parts.get, default="buffers")
+        at = ("fields", worst, "resolution") if worst in ("gas", "liquid") else ("resolution",)
+        detail = ", ".join(f"{k} {v / GIB:.2f} GiB" for k, v in parts.items())
+        issues.append(
+            source.issue(
+                at,
+                f"the fields need an estimated {total / GIB:.1f} GiB ({detail}), more than fields.memory_limit_gb = "
+                f"{fields.memory_limit_gb:g}; lower the grid `resolution`, shrink the `domain` or the fill, use fewer "
+                "frames, or raise `fields.memory_limit_gb` if this machine has the memory",
+            )
+        )
+    frame_dt = scene.frame_dt_sim
+    gas = fields.gas
+    if gas is not None:
+        _, cell = grid_shape(gas.domain, gas.resolution)
+        speeds = [math.dist(e.velocity, (0, 0, 0)) for e in gas.emitters]
+        speeds += [math.dist(gas.boundaries.face(f).velocity, (0, 0, 0)) for f in FACE_NAMES if not isinstance(gas.boundaries.face(f), str)]
+        fastest = max(speeds, default=0.0)
+        need = math.ceil(frame_dt * fastest / (gas.cfl * cell) - 1e-9)
+        if need > gas.max_substeps:
+            issues.append(
+                source.issue(
+                    ("fields", "gas", "max_substeps"),
+                    f"CFL: gas moving at {fastest:.3g} m/s (the fastest inflow or emitter) crosses {fastest * frame_dt / cell:.1f} "
+                    f"cells of {cell:.3g} m per frame, which needs {need} substeps at cfl {gas.cfl:g}, more than "
+                    f"max_substeps = {gas.max_substeps}; raise `max_substeps` to at least {need}, use a coarser "
+                    "`resolution`, a higher `cfl` (less accurate), or slower inflow",
+                )
+            )
+    liquid = fields.liquid
+    if liquid is not None:
+        _, cell = grid_shape(liquid.domain, liquid.resolution)
+        wave = liquid.sound_speed if liquid.material == "water" or liquid.youngs_modulus is None else math.sqrt(liquid.youngs_modulus / liquid.density)
+        need = math.ceil(frame_dt * wave / (liquid.cfl * cell) - 1e-9)
+        if need > liquid.max_substeps:
+            knob = "sound_speed" if liquid.material == "water" else "youngs_modulus"
+            issues.append(
+                source.issue(
+                    ("fields", "liquid", "max_substeps"),
+                    f"CFL: waves at {wave:.3g} m/s cross {wave * frame_dt / cell:.0f} cells of {cell:.3g} m per frame, which "
+                    f"needs {need} substeps at cfl {liquid.cfl:g}, more than max_substeps = {liquid.max_substeps}; raise "
+                    f"`max_substeps` to at least {need}, lower `{knob}`, or use a coarser `resolution`",
+                )
+            )
+        count = field_particle_count(liquid)
+        if count > liquid.max_particles:
+            issues.append(
+                source.issue(
+                    ("fields", "liquid", "fill"),
+                    f"the fill seeds {count:,} particles, more than max_particles = {liquid.max_particles:,}; shrink the fill "
+                    "regions, lower `particles_per_cell` or `resolution`, or raise `max_particles`",
+                )
+            )
+        if count == 0:
+            issues.append(
+                source.issue(
+                    ("fields", "liquid", "fill"),
+                    "the fill regions cover no grid cell centre, so no particle would exist; make them larger than one "
+                    "cell and put them inside the liquid's `domain`",
+                )
+            )
+    return issues
 
 
 def estimate_clip_bytes(scene: Scene) -> int:
@@ -120,5 +245,6 @@ def check_limits(scene: Scene, source: Optional[SourceMap] = None) -> None:
                 "metadata, so the cost per object adds up; merge static objects into one mesh or split the scene",
             )
         )
+    issues.extend(_field_issues(scene, source))
     if issues:
         raise SceneError(issues)

@@ -487,6 +487,9 @@ class PhysicsSettings(Spec):
 # ---------------------------------------------------------------- the scene
 
 
+# The `fields:` section lives in its own module; it builds on the types above.
+from hybrid.scene.fields_spec import FieldsSpec  # noqa: E402
+
 MAX_LIGHTS_PER_TYPE = 4  # pyrender's limit per light type; more would be dropped silently
 
 
@@ -511,6 +514,9 @@ class Scene(Spec):
         default_factory=lambda: [AmbientLight(type="ambient"), DirectionalLight(type="directional")]
     )
     objects: list[ObjectSpec] = Field(default_factory=list)
+    fields: Optional[FieldsSpec] = Field(
+        None, description="smoke, fire and liquid simulated with Taichi, coupled with the bodies (see hybrid.fields)"
+    )
 
 
     @model_validator(mode="after")

@@ -1,0 +1,302 @@
+"""Rigid bodies as moving solid boundaries for the field solvers, and the forces they feel.
+
+Each scene object becomes a signed distance function in its shape frame
+(``ColliderShape``, plain NumPy, built once from the spec), and the ``Colliders``
+Taichi container holds every object's current pose and velocity. Solver kernels call
+its ``ti.func`` methods:
+
+- ``sdf(b, p)``: signed distance (m) of world point `p` to body `b`, negative inside;
+- ``normal(b, p)``: unit outward normal there (central differences of the SDF);
+- ``velocity(b, p)``: the body's velocity at `p` (rigid motion, m/s);
+- ``nearest(p)``: (body, distance) of the closest body, or (-1, big) when none is near;
+- ``add_impulse(b, p, J)``: the fluid pushed body `b` with impulse `J` (N s) at `p`.
+
+After a solver step the owner reads ``take_impulses()``: the summed linear impulse
+and the angular impulse about each body's centre of mass, and applies them to
+pybullet as forces over the step. Accumulators are float32 atomics; with one CPU
+thread (``fields.deterministic``) their order, hence their bits, are fixed.
+
+Exact SDFs: sphere, box, capsule, cylinder, plane (solid below z = 0 of its frame).
+A mesh is represented by its convex hull (max of the hull's face-plane distances:
+exact inside and on the surface, a lower bound outside near edges), a heightfield by
+the vertical distance to its bilinear surface (exact on flat ground, conservative on
+slopes). Containers for liquids are best built from boxes, which are exact.
+"""
+
+# No `from __future__ import annotations`: Taichi reads kernel annotations as objects.
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from hybrid.fields.backend import _import_taichi
+from hybrid.scene import spec
+from hybrid.transforms import quats_to_matrices
+
+ti = _import_taichi()
+
+SPHERE, BOX, CAPSULE, CYLINDER, HALFSPACE, HULL, HEIGHTFIELD = range(7)
+FAR = 1.0e6  # "no body near": larger than any domain
+
+
+@dataclass(frozen=True)
+class ColliderShape:
+    """One object's SDF description in its shape frame.
+
+    kind: one of the module constants; params (4,): sphere (r), box (hx, hy, hz),
+    capsule and cylinder (r, half length along z); planes (P, 4): hull face planes
+    (unit n, d) with n . x <= d inside; heights (ny, nx) with extent (sx, sy) centred
+    on the origin for heightfields; bound_radius: a sphere around the shape frame's
+    origin containing the solid (inf for planes), for culling.
+    """
+
+    kind: int
+    params: np.ndarray = field(default_factory=lambda: np.zeros(4))
+    planes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4)))
+    heights: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    extent: tuple[float, float] = (0.0, 0.0)
+    bound_radius: float = float("inf")
+
+
+def _hull_planes(vertices: np.ndarray) -> np.ndarray:
+    from scipy.spatial import ConvexHull
+
+    hull = ConvexHull(vertices)
+    eq = hull.equations  # n . x + c <= 0 inside
+    planes = np.concatenate([eq[:, :3], -eq[:, 3:]], axis=1)
+    # Coplanar triangles give the same plane many times.
+    _, keep = np.unique(np.round(planes, 6), axis=0, return_index=True)
+    return planes[np.sort(keep)]
+
+
+def collider_shape(obj: spec.ObjectSpec, seed: int = 0) -> ColliderShape:
+    """The SDF description of a scene object (see the module docstring for what is exact)."""
+    shape = obj.shape
+    if shape.type == "sphere":
+        return ColliderShape(SPHERE, np.array([shape.radius, 0, 0, 0], float), bound_radius=shape.radius)
+    if shape.type == "box":
+        half = np.asarray(shape.size, float) / 2.0
+        return ColliderShape(BOX, np.array([*half, 0.0]), bound_radius=float(np.linalg.norm(half)))
+    if shape.type in ("capsule", "cylinder"):
+        h = shape.length / 2.0
+        kind = CAPSULE if shape.type == "capsule" else CYLINDER
+        reach = h + shape.radius if kind == CAPSULE else float(np.hypot(h, shape.radius))
+        return ColliderShape(kind, np.array([shape.radius, h, 0, 0], float), bound_radius=reach)
+    if shape.type == "plane":
+        return ColliderShape(HALFSPACE)
+    from hybrid.geometry import build_mesh
+
+    mesh = build_mesh(shape, seed)
+    vertices = np.asarray(mesh.vertices, dtype=np.float64)
+    if shape.type == "heightfield":
+        xs, ys = np.unique(np.round(vertices[:, 0], 9)), np.unique(np.round(vertices[:, 1], 9))
+        heights = np.full((len(ys), len(xs)), np.nan)
+        ix = np.searchsorted(xs, np.round(vertices[:, 0], 9))
+        iy = np.searchsorted(ys, np.round(vertices[:, 1], 9))
+        heights[iy, ix] = vertices[:, 2]
+        if np.isnan(heights).any() or not (np.allclose(xs[0], -xs[-1]) and np.allclose(ys[0], -ys[-1])):
+            raise ValueError(f"object {obj.name!r}: its heightfield mesh is not a centred regular grid")
+        return ColliderShape(HEIGHTFIELD, heights=heights, extent=(float(xs[-1] - xs[0]), float(ys[-1] - ys[0])))
+    planes = _hull_planes(vertices)
+    return ColliderShape(HULL, planes=planes, bound_radius=float(np.linalg.norm(vertices, axis=1).max()))
+
+
+@ti.data_oriented
+class Colliders:
+    """Every body's SDF, pose and velocity on the Taichi side, plus the impulses fluids put on them.
+
+    `shapes` in scene order (body b is object b); `receives[b]` says whether body b
+    takes forces from the fluids (dynamic bodies under two-way coupling).
+    """
+
+    def __init__(self, shapes: Sequence[ColliderShape], receives: Sequence[bool]):
+        self.count = len(shapes)
+        n = max(1, self.count)
+        self.shapes = tuple(shapes)
+        self.receives_np = np.asarray(list(receives) + [False] * (n - self.count), dtype=np.int32)
+        self.kind = ti.field(ti.i32, n)
+        self.params = ti.Vector.field(4, ti.f32, n)
+        self.bound = ti.field(ti.f32, n)
+        self.rotation = ti.Matrix.field(3, 3, ti.f32, n)  # shape frame -> world
+        self.origin = ti.Vector.field(3, ti.f32, n)  # shape frame origin, world
+        self.lin_vel = ti.Vector.field(3, ti.f32, n)  # velocity of the origin
+        self.ang_vel = ti.Vector.field(3, ti.f32, n)
+        self.com = ti.Vector.field(3, ti.f32, n)  # centre of mass, world
+        self.receives = ti.field(ti.i32, n)
+        self.impulse = ti.Vector.field(3, ti.f32, n)
+        self.angular_impulse = ti.Vector.field(3, ti.f32, n)
+        planes = [s.planes for s in shapes if s.kind == HULL]
+        all_planes = np.concatenate(planes) if planes else np.zeros((1, 4))
+        self.planes = ti.Vector.field(4, ti.f32, len(all_planes))
+        self.plane_range = ti.Vector.field(2, ti.i32, n)
+        hfs = [s.heights.ravel() for s in shapes if s.kind == HEIGHTFIELD]
+        all_heights = np.concatenate(hfs) if hfs else np.zeros(1)
+        self.heights = ti.field(ti.f32, len(all_heights))
+        self.hf_start = ti.field(ti.i32, n)
+        self.hf_dims = ti.Vector.field(2, ti.i32, n)  # (nx, ny)
+        self.hf_extent = ti.Vector.field(2, ti.f32, n)
+
+        kind = np.full(n, -1, np.int32)
+        params = np.zeros((n, 4), np.float32)
+        bound = np.full(n, FAR, np.float32)
+        plane_range = np.zeros((n, 2), np.int32)
+        hf_start = np.zeros(n, np.int32)
+        hf_dims = np.ones((n, 2), np.int32)
+        hf_extent = np.ones((n, 2), np.float32)
+        p0 = h0 = 0
+        for b, s in enumerate(shapes):
+            kind[b] = s.kind
+            params[b] = s.params
+            bound[b] = min(FAR, s.bound_radius)
+            if s.kind == HULL:
+                plane_range[b] = (p0, p0 + len(s.planes))
+                p0 += len(s.planes)
+            if s.kind == HEIGHTFIELD:
+                ny, nx = s.heights.shape
+                hf_start[b], hf_dims[b], hf_extent[b] = h0, (nx, ny), s.extent
+                h0 += s.heights.size
+        self.kind.from_numpy(kind)
+        self.params.from_numpy(params)
+        self.bound.from_numpy(bound)
+        self.receives.from_numpy(self.receives_np)
+        self.planes.from_numpy(all_planes.astype(np.float32))
+        self.plane_range.from_numpy(plane_range)
+        self.heights.from_numpy(all_heights.astype(np.float32))
+        self.hf_start.from_numpy(hf_start)
+        self.hf_dims.from_numpy(hf_dims)
+        self.hf_extent.from_numpy(hf_extent)
+        eye = np.broadcast_to(np.eye(3, dtype=np.float32), (n, 3, 3)).copy()
+        self.rotation.from_numpy(eye)
+
+    # ------------------------------------------------------------ host side
+
+    def set_state(
+        self,
+        position: np.ndarray,
+        quaternion: np.ndarray,
+        linear_velocity: np.ndarray,
+        angular_velocity: np.ndarray,
+        com: np.ndarray,
+    ) -> None:
+        """Every body's shape-frame pose, origin velocity, angular velocity and world COM, (N, ...) arrays."""
+        if self.count == 0:
+            return
+        self.origin.from_numpy(np.asarray(position, np.float32))
+        self.rotation.from_numpy(quats_to_matrices(np.asarray(quaternion, np.float64)).astype(np.float32))
+        self.lin_vel.from_numpy(np.asarray(linear_velocity, np.float32))
+        self.ang_vel.from_numpy(np.asarray(angular_velocity, np.float32))
+        self.com.from_numpy(np.asarray(com, np.float32))
+
+    def take_impulses(self) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3) linear impulse (N s) and (N, 3) angular impulse about the COM (N m s) since the last call; resets them."""
+        lin = self.impulse.to_numpy()[: self.count].astype(np.float64)
+        ang = self.angular_impulse.to_numpy()[: self.count].astype(np.float64)
+        self.impulse.fill(0)
+        self.angular_impulse.fill(0)
+        return lin, ang
+
+    @ti.kernel
+    def advance(self, dt: ti.f32):
+        """Move every body along its current velocity for `dt` seconds (between two pybullet states)."""
+        for b in range(self.count):
+            self.origin[b] += self.lin_vel[b] * dt
+            self.com[b] += (self.lin_vel[b] + self.ang_vel[b].cross(self.com[b] - self.origin[b])) * dt
+            w = self.ang_vel[b]
+            angle = w.norm() * dt
+            if angle > 1e-12:
+                k = w.normalized()
+                K = ti.Matrix([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+                R = ti.Matrix.identity(ti.f32, 3) + ti.sin(angle) * K + (1.0 - ti.cos(angle)) * (K @ K)
+                self.rotation[b] = R @ self.rotation[b]
+
+    # ------------------------------------------------------------ kernel side
+
+    @ti.func
+    def local_sdf(self, b, q):
+        kind = self.kind[b]
+        prm = self.params[b]
+        d = FAR
+        if kind == SPHERE:
+            d = q.norm() - prm[0]
+        elif kind == BOX:
+            e = ti.abs(q) - ti.Vector([prm[0], prm[1], prm[2]])
+            d = ti.max(e, 0.0).norm() + ti.min(ti.max(e[0], ti.max(e[1], e[2])), 0.0)
+        elif kind == CAPSULE:
+            z = ti.min(ti.max(q[2], -prm[1]), prm[1])
+            d = (q - ti.Vector([0.0, 0.0, z])).norm() - prm[0]
+        elif kind == CYLINDER:
+            dr = ti.Vector([q.xy.norm() - prm[0], ti.abs(q[2]) - prm[1]])
+            d = ti.min(ti.max(dr[0], dr[1]), 0.0) + ti.max(dr, 0.0).norm()
+        elif kind == HALFSPACE:
+            d = q[2]
+        elif kind == HULL:
+            r = self.plane_range[b]
+            d = -FAR
+            for i in range(r[0], r[1]):
+                pl = self.planes[i]
+                d = ti.max(d, pl[0] * q[0] + pl[1] * q[1] + pl[2] * q[2] - pl[3])
+        elif kind == HEIGHTFIELD:
+            ext = self.hf_extent[b]
+            dims = self.hf_dims[b]
+            u = (q[0] / ext[0] + 0.5) * (dims[0] - 1)
+            v = (q[1] / ext[1] + 0.5) * (dims[1] - 1)
+            if 0.0 <= u <= dims[0] - 1 and 0.0 <= v <= dims[1] - 1:
+                i0 = ti.min(ti.cast(ti.floor(u), ti.i32), dims[0] - 2)
+                j0 = ti.min(ti.cast(ti.floor(v), ti.i32), dims[1] - 2)
+                fu, fv = u - i0, v - j0
+                base = self.hf_start[b]
+                h00 = self.heights[base + j0 * dims[0] + i0]
+                h10 = self.heights[base + j0 * dims[0] + i0 + 1]
+                h01 = self.heights[base + (j0 + 1) * dims[0] + i0]
+                h11 = self.heights[base + (j0 + 1) * dims[0] + i0 + 1]
+                h = (h00 * (1 - fu) + h10 * fu) * (1 - fv) + (h01 * (1 - fu) + h11 * fu) * fv
+                d = q[2] - h
+        return d
+
+    @ti.func
+    def sdf(self, b, p):
+        """Signed distance (m) from world point p to body b; negative inside."""
+        q = self.rotation[b].transpose() @ (p - self.origin[b])
+        return self.local_sdf(b, q)
+
+    @ti.func
+    def normal(self, b, p):
+        """Outward unit normal of body b's surface nearest p (SDF gradient)."""
+        eps = 1e-3
+        g = ti.Vector([0.0, 0.0, 0.0])
+        for a in ti.static(range(3)):
+            e = ti.Vector([0.0, 0.0, 0.0])
+            e[a] = eps
+            g[a] = self.sdf(b, p + e) - self.sdf(b, p - e)
+        n = g
+        length = g.norm()
+        if length > 1e-12:
+            n = g / length
+        else:
+            n = ti.Vector([0.0, 0.0, 1.0])
+        return n
+
+    @ti.func
+    def velocity(self, b, p):
+        """Velocity (m/s) of the material point of body b at world point p."""
+        return self.lin_vel[b] + self.ang_vel[b].cross(p - self.origin[b])
+
+    @ti.func
+    def nearest(self, p, band):
+        """(body, signed distance) of the body with the smallest SDF at p within `band` metres; (-1, FAR) if none."""
+        best = -1
+        best_d = FAR
+        for b in range(self.count):
+            # Cull by the bounding sphere before evaluating the SDF.
+            if (p - self.origin[b]).norm() - self.bound[b] < band:
+                d = self.sdf(b, p)
+                if d < band and d < best_d:
+                    best, best_d = b, d
+        return best, best_d
+
+    @ti.func
+    def add_impulse(self, b, p, J):
+        """The fluid gave body b impulse J (N s) at world point p (ignored for bodies that take no forces)."""
+        if self.receives[b] != 0:
+            self.impulse[b] += J
+            self.angular_impulse[b] += (p - self.com[b]).cross(J)

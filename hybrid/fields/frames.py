@@ -1,0 +1,101 @@
+"""Plain per-frame snapshots of the fields: what the simulation hands to the renderer.
+
+NumPy arrays only (no Taichi), like ``hybrid.state``: a renderer, a test or a dataset
+writer can build or read them without a solver.
+
+Grids are cell-centred and indexed ``[i, j, k]`` along world x, y, z: cell (i, j, k)
+spans ``origin + cell_size * ([i, j, k], [i, j, k] + 1)``, its centre at
+``origin + cell_size * ([i, j, k] + 0.5)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GasFrame:
+    """The gas grid at the end of a frame.
+
+    density (nx, ny, nz) float32: smoke concentration (0 clear, ~1 thick);
+    temperature (nx, ny, nz) float32: kelvin above ambient;
+    fuel (nx, ny, nz) float32: unburnt fuel;
+    flame (nx, ny, nz) float32: fuel burnt per second in the last substep (glows);
+    velocity (nx, ny, nz, 3) float32: m/s at cell centres, world axes;
+    solid (nx, ny, nz) uint8: 1 where a rigid body covers the cell centre.
+    """
+
+    origin: np.ndarray  # (3,) float64, world position of the grid's min corner
+    cell_size: float  # metres
+    ambient_temperature: float  # kelvin
+    density: np.ndarray
+    temperature: np.ndarray
+    fuel: np.ndarray
+    flame: np.ndarray
+    velocity: np.ndarray
+    solid: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.density.shape)  # type: ignore[return-value]
+
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        lo = np.asarray(self.origin, dtype=np.float64)
+        return lo, lo + self.cell_size * np.asarray(self.shape, dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class LiquidFrame:
+    """The particles of the liquid (or sand, snow, jelly) at the end of a frame.
+
+    position (N, 3) float32 metres; velocity (N, 3) float32 m/s; ``particle_volume``
+    m^3 each at rest; ``cell_size`` of the solver's grid (the natural resolution for a
+    surface); ``material`` as in the scene.
+    """
+
+    position: np.ndarray
+    velocity: np.ndarray
+    particle_volume: float
+    cell_size: float
+    origin: np.ndarray  # (3,) grid min corner
+    grid_shape: tuple[int, int, int]
+    material: str
+
+    @property
+    def count(self) -> int:
+        return int(len(self.position))
+
+
+@dataclass(frozen=True)
+class FieldStats:
+    """What the solvers did during the frame (goes to metadata).
+
+    gas_substeps / liquid_substeps: solver steps taken inside the frame;
+    pressure_iterations: the most CG iterations of one projection in the frame;
+    pressure_residual: the largest final residual (max norm of the divergence, 1/s);
+    max_divergence: max |div u| over fluid cells after the last projection (1/s);
+    liquid_volume: sum of particle volumes times their volume ratio J (m^3).
+    """
+
+    gas_substeps: int = 0
+    pressure_iterations: int = 0
+    pressure_residual: float = 0.0
+    max_divergence: float = 0.0
+    liquid_substeps: int = 0
+    liquid_volume: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+@dataclass(frozen=True)
+class FieldFrame:
+    """Every field at the end of one frame; a part is None when the scene has no such field."""
+
+    gas: Optional[GasFrame] = None
+    liquid: Optional[LiquidFrame] = None
+    stats: FieldStats = field(default_factory=FieldStats)

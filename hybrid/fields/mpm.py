@@ -1,0 +1,604 @@
+"""Liquid (and sand, snow, jelly) as particles: 3D MLS-MPM on a background grid.
+
+The method is MLS-MPM (Hu et al. 2018) with quadratic B-spline weights and APIC
+affine velocities ``C`` (3x3 per particle, the particle's velocity gradient): every
+substep scatters particle mass, momentum and stress to the grid (P2G), updates the
+grid velocities (gravity, domain walls, rigid bodies), and gathers the grid back to
+the particles (G2P), which then move. Water is weakly compressible (its volume ratio
+``J`` carries the pressure); solids carry a deformation gradient ``F``. Constitutive
+models: ``hybrid.fields.materials``.
+
+Grid. ``grid_shape(spec.domain, spec.resolution)`` gives the cells (nx, ny, nz) and
+the cell size ``dx``; grid nodes sit on cell corners, ``PAD`` extra nodes beyond
+every face. The domain faces are walls: nodes on or beyond a face form a band of
+``PAD + 1`` nodes (like mpm3d's ``bound``) where ``spec.walls`` applies:
+``separate`` removes velocity into the wall (the liquid may leave it), ``slip``
+removes the normal velocity both ways (the liquid slides along it and stays on it),
+``sticky`` zeroes the velocity. Particles never leave ``domain`` by more than one cell.
+
+Rigid bodies (``Colliders``) are moving solid boundaries: at grid nodes inside a
+body or within ``BODY_BAND`` cells of its surface the velocity relative to the body
+may not point into it (separating, frictionless), and the body receives the opposite
+of the momentum that took away (``add_impulse``): with gravity on the liquid this is
+the hydrostatic pressure, i.e. buoyancy, plus the dynamic pressure of moving liquid.
+Particles inside a body at the first ``advance`` are removed (the body displaces the
+fill); ``count_particles`` is the count before that. After every substep, a particle
+that drifted into a body is put back on its surface and loses its inward relative
+velocity, the body taking that momentum (``_push_out``): without it a floating crate
+slowly fills with liquid and sinks.
+
+Substeps. ``advance(dt, t)`` takes equal CFL-limited substeps, re-planned after each:
+``sub_dt <= cfl * dx / (max speed + wave speed)`` with the wave speed the sound speed
+for water and ``sqrt(E * h / density)`` for solids (``h`` the largest snow hardening
+factor, 1 otherwise), and for viscous water also ``sub_dt <= density dx^2 / (6 mu)``.
+The max speed is the largest grid-node speed of the previous substep (particle
+velocities are convex combinations of node velocities, so it bounds them). More than
+``spec.max_substeps`` substeps since the last ``frame()`` (the owner takes one frame
+per video frame) is a ``FieldError``; so are non-finite velocities.
+
+Water starts in hydrostatic equilibrium: each particle's ``J = 1 - |g| depth / c^2``
+(depth below the top of its column of filled cells), so a still tank stays still.
+
+Kernels are module-level and work on Taichi ndarrays, so they compile once per
+material per process (and are cached on disk), whatever the solver's size; only the
+grid update that calls the colliders is specialised to a ``Colliders`` object.
+
+Determinism: with ``backend.ensure('cpu', deterministic=True)`` (one thread) the P2G
+loop runs serialised (in particle order, its grid adds need no atomics) and two runs
+are bit-identical. With more threads the adds are atomic and their order varies.
+"""
+
+# No `from __future__ import annotations`: Taichi reads kernel annotations as objects.
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from hybrid.fields import backend
+from hybrid.fields.errors import FieldError
+from hybrid.fields.frames import LiquidFrame
+from hybrid.fields.seeding import count_particles, fill_cells
+from hybrid.fields.materials import (
+    DEFAULT_YOUNGS,
+    JELLY,
+    MATERIAL_IDS,
+    SAND,
+    SNOW,
+    WATER,
+    drucker_prager_alpha,
+    fixed_corotated_tau,
+    lame,
+    sand_update,
+    snow_update,
+    water_tau,
+)
+from hybrid.scene.fields_spec import LiquidSpec, grid_shape
+
+ti = backend._import_taichi()
+
+PAD = 2  # grid nodes beyond each domain face
+# Cells: nodes closer than this to a body's surface (or inside it) are constrained.
+# With 0 only nodes inside count, so the liquid's effective boundary lies up to a
+# cell inside a face that falls between nodes, and a 0.2 m cube 0.4 cells off the
+# grid felt 0.63-0.73 of Archimedes' force; with one cell it felt 0.88-0.93 wherever
+# it sat (and 0.93 on the grid), which is what the floating-depth test relies on.
+BODY_BAND = 1.0
+BLOCK_DIM = 64  # particle-loop block size, as mpm3d's 64^3 setting
+_BYTES_GRID_NODE = 16  # velocity (3 f32) + mass (f32)
+_BYTES_PARTICLE = {WATER: 12 + 12 + 36 + 4, SAND: 12 + 12 + 36 + 36 + 4, SNOW: 12 + 12 + 36 + 36 + 4, JELLY: 12 + 12 + 36 + 36}
+_BYTES_SEEDING = 3 * 8 * 2 + 8  # float64 positions and velocities on the host while seeding, plus indices
+
+
+@dataclass(frozen=True)
+class LiquidReport:
+    """What one ``advance`` did: substeps taken, their shortest and longest length (s),
+    and the largest grid speed seen (m/s)."""
+
+    substeps: int
+    min_substep: float
+    max_substep: float
+    max_speed: float
+
+
+# ---------------------------------------------------------------- seeding (NumPy only)
+
+
+def _material_id(spec: LiquidSpec) -> int:
+    return MATERIAL_IDS[spec.material]
+
+
+def estimate_bytes(spec: LiquidSpec) -> int:
+    """Memory (bytes) the solver needs for `spec`: particle state, the padded grid, and seeding."""
+    shape, _ = grid_shape(spec.domain, spec.resolution)
+    nodes = math.prod(n + 1 + 2 * PAD for n in shape)
+    cells = math.prod(shape)
+    n = count_particles(spec)
+    return int(n * (_BYTES_PARTICLE[_material_id(spec)] + _BYTES_SEEDING) + nodes * _BYTES_GRID_NODE + cells * 4)
+
+
+def seed_particles(spec: LiquidSpec, seed: int = 0, gravity=(0.0, 0.0, 0.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """World positions (N, 3), velocities (N, 3) (float64) and hydrostatic depths (N,) of the initial particles.
+
+    ``particles_per_cell`` particles in every fill cell (see ``count_particles``): when
+    that is a cube k^3 one per sub-cell of a k x k x k split, jittered within it;
+    otherwise uniformly within the cell. Deterministic in `seed` (NumPy RandomState).
+    The depth (m) is how far below the top of its column of filled cells a particle
+    lies, along the grid axis closest to minus `gravity` (0 without gravity).
+    """
+    cells, vel, filled = fill_cells(spec)
+    _, dx = grid_shape(spec.domain, spec.resolution)
+    ppc = spec.particles_per_cell
+    rng = np.random.RandomState(seed)
+    k = round(ppc ** (1.0 / 3.0))
+    if k**3 == ppc:
+        sub = np.stack(np.meshgrid(*([np.arange(k)] * 3), indexing="ij"), axis=-1).reshape(-1, 3)
+        local = (sub[None, :, :] + rng.uniform(0.0, 1.0, size=(len(cells), ppc, 3))) / k
+    else:
+        local = rng.uniform(0.0, 1.0, size=(len(cells), ppc, 3))
+    pos = np.asarray(spec.domain.min, np.float64) + (cells[:, None, :] + local) * dx
+    pos = pos.reshape(-1, 3)
+    depth = np.zeros(len(pos))
+    g = np.asarray(gravity, np.float64)
+    if np.any(g != 0):
+        axis = int(np.argmax(np.abs(g)))
+        up = g[axis] < 0  # "up" is +axis
+        # run[c]: filled cells from c to the top of its contiguous column, c included.
+        mask = np.moveaxis(filled, axis, 0)
+        if not up:
+            mask = mask[::-1]
+        run = np.zeros(mask.shape, np.int64)
+        for i in range(mask.shape[0] - 1, -1, -1):
+            above = run[i + 1] if i + 1 < mask.shape[0] else 0
+            run[i] = (above + 1) * mask[i]
+        if not up:
+            run = run[::-1]
+        run = np.moveaxis(run, 0, axis)
+        cell_of = np.repeat(cells, ppc, axis=0)
+        lo = spec.domain.min[axis]
+        if up:
+            top = lo + (cell_of[:, axis] + run[tuple(cell_of.T)]) * dx
+            depth = top - pos[:, axis]
+        else:
+            top = lo + (cell_of[:, axis] + 1 - run[tuple(cell_of.T)]) * dx
+            depth = pos[:, axis] - top
+    return pos, np.repeat(vel, ppc, axis=0), np.maximum(depth, 0.0)
+
+
+# ---------------------------------------------------------------- kernels
+#
+# Module-level kernels on ndarrays: compiled once per material (and cached on disk),
+# shared by every solver in the process whatever its size. Particle arrays: x (N,)
+# vec3 position relative to grid node (0, 0, 0) (m), v (N,) vec3 (m/s), C (N,) mat3
+# affine velocity (1/s), J (N,) volume ratio (water; a dummy (1,) otherwise), F (N,)
+# mat3 deformation gradient (solids; dummy for water), Jp (N,) snow plastic volume
+# ratio / sand log volume correction (dummy otherwise). Grid, flattened C-order
+# (node (i, j, k) at (i * Y + j) * Z + k; ``strides`` = (Y * Z, Z)): gv (X * Y * Z,)
+# vec3 momentum then velocity, gm (X * Y * Z,) mass (kg). stats (4,): [0] largest grid
+# speed^2 of the substep, [1] largest snow hardening factor.
+
+Vec3Arr = ti.types.ndarray(dtype=ti.math.vec3, ndim=1)
+Mat3Arr = ti.types.ndarray(dtype=ti.math.mat3, ndim=1)
+ScalarArr = ti.types.ndarray(dtype=ti.f32, ndim=1)
+GridVec = ti.types.ndarray(dtype=ti.math.vec3, ndim=1)
+GridScalar = ti.types.ndarray(dtype=ti.f32, ndim=1)
+
+
+@ti.kernel
+def _p2g(
+    x: Vec3Arr, v: Vec3Arr, C: Mat3Arr, J: ScalarArr, F: Mat3Arr, Jp: ScalarArr,
+    gv: GridVec, gm: GridScalar, stats: ScalarArr,
+    n: ti.i32, sx: ti.i32, sy: ti.i32, dt: ti.f32, inv_dx: ti.f32, p_vol: ti.f32, p_mass: ti.f32,
+    bulk: ti.f32, visc: ti.f32, mu: ti.f32, lam: ti.f32, alpha: ti.f32, mat: ti.template(), serial: ti.template(),
+):
+    """Clear the grid, then scatter particle mass, momentum and stress to it (P2G).
+
+    `serial` (one CPU thread): one ordered loop whose grid adds need no atomics.
+    """
+    for i in gm:
+        gv[i] = ti.Vector([0.0, 0.0, 0.0])
+        gm[i] = 0.0
+    stats[0] = 0.0
+    dx = 1.0 / inv_dx
+    stress_coef = -dt * p_vol * 4.0 * inv_dx * inv_dx
+    ti.loop_config(block_dim=BLOCK_DIM, serialize=serial)
+    for p in range(n):
+        Xp = x[p] * inv_dx
+        base = int(Xp - 0.5)
+        fx = Xp - base
+        w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2]
+        Cp = C[p]
+        tau = ti.Matrix.zero(ti.f32, 3, 3)
+        if ti.static(mat == WATER):
+            tau = water_tau(J[p], Cp, bulk, visc)
+        else:
+            Fp = (ti.Matrix.identity(ti.f32, 3) + dt * Cp) @ F[p]
+            if ti.static(mat == JELLY):
+                tau_e, _ = fixed_corotated_tau(Fp, mu, lam)
+                tau = tau_e
+            elif ti.static(mat == SNOW):
+                Fs, jp, tau_s, h = snow_update(Fp, Jp[p], mu, lam)
+                Fp, tau = Fs, tau_s
+                Jp[p] = jp
+                ti.atomic_max(stats[1], h)
+            else:
+                Fs, jp, tau_s = sand_update(Fp, Jp[p], mu, lam, alpha)
+                Fp, tau = Fs, tau_s
+                Jp[p] = jp
+            F[p] = Fp
+        affine = stress_coef * tau + p_mass * Cp
+        mv = p_mass * v[p]
+        b = base[0] * sx + base[1] * sy + base[2]
+        for offset in ti.static(ti.grouped(ti.ndrange(3, 3, 3))):
+            dpos = (offset - fx) * dx
+            weight = w[offset[0]][0] * w[offset[1]][1] * w[offset[2]][2]
+            node = b + offset[0] * sx + offset[1] * sy + offset[2]
+            gv[node] += weight * (mv + affine @ dpos)
+            gm[node] += weight * p_mass
+
+
+@ti.func
+def _walls(I, v, hi, walls):
+    """Domain walls at grid node I: nodes I <= PAD or I >= hi form the boundary band."""
+    lo_band = I <= PAD
+    hi_band = I >= hi
+    out = v
+    if walls == 0:  # separate: no velocity into the wall
+        out = ti.select(lo_band & (v < 0) | hi_band & (v > 0), 0.0, v)
+    elif walls == 1:  # slip: no normal velocity
+        out = ti.select(lo_band | hi_band, 0.0, v)
+    elif (lo_band | hi_band).any():  # sticky
+        out = ti.Vector([0.0, 0.0, 0.0])
+    return out
+
+
+@ti.kernel
+def _grid_update(
+    gv: GridVec, gm: GridScalar, stats: ScalarArr, nodes: ti.math.ivec3, dt: ti.f32, gravity: ti.math.vec3,
+    hi: ti.math.ivec3, walls: ti.i32,
+):
+    """Momentum to velocity, gravity, domain walls (no bodies)."""
+    for i, j, k in ti.ndrange(nodes[0], nodes[1], nodes[2]):
+        node = (i * nodes[1] + j) * nodes[2] + k
+        m = gm[node]
+        if m > 0:
+            v = gv[node] / m + dt * gravity
+            v = _walls(ti.Vector([i, j, k]), v, hi, walls)
+            gv[node] = v
+            ti.atomic_max(stats[0], v.norm_sqr())
+
+
+@ti.kernel
+def _grid_update_bodies(
+    gv: GridVec, gm: GridScalar, stats: ScalarArr, nodes: ti.math.ivec3, dt: ti.f32, gravity: ti.math.vec3,
+    hi: ti.math.ivec3, walls: ti.i32, colliders: ti.template(), grid_lo: ti.math.vec3, dx: ti.f32, band: ti.f32,
+):
+    """As ``_grid_update``, and rigid bodies as separating boundaries that take the opposite impulse."""
+    for i, j, k in ti.ndrange(nodes[0], nodes[1], nodes[2]):
+        node = (i * nodes[1] + j) * nodes[2] + k
+        I = ti.Vector([i, j, k])
+        m = gm[node]
+        if m > 0:
+            v = gv[node] / m + dt * gravity
+            xw = grid_lo + I * dx
+            b, _ = colliders.nearest(xw, band)
+            if b >= 0:
+                nrm = colliders.normal(b, xw)
+                vn = (v - colliders.velocity(b, xw)).dot(nrm)
+                if vn < 0:
+                    colliders.add_impulse(b, xw, (m * vn) * nrm)  # minus the fluid's momentum change m (-vn n)
+                    v -= vn * nrm
+            v = _walls(I, v, hi, walls)
+            gv[node] = v
+            ti.atomic_max(stats[0], v.norm_sqr())
+
+
+@ti.kernel
+def _g2p(
+    x: Vec3Arr, v: Vec3Arr, C: Mat3Arr, J: ScalarArr, gv: GridVec,
+    n: ti.i32, sx: ti.i32, sy: ti.i32, dt: ti.f32, inv_dx: ti.f32, x_min: ti.math.vec3, x_max: ti.math.vec3, mat: ti.template(),
+):
+    """Gather grid velocities to the particles (G2P), move them, update J (water)."""
+    ti.loop_config(block_dim=BLOCK_DIM)
+    for p in range(n):
+        Xp = x[p] * inv_dx
+        base = int(Xp - 0.5)
+        fx = Xp - base
+        w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2]
+        new_v = ti.Vector([0.0, 0.0, 0.0])
+        new_C = ti.Matrix.zero(ti.f32, 3, 3)
+        b = base[0] * sx + base[1] * sy + base[2]
+        for offset in ti.static(ti.grouped(ti.ndrange(3, 3, 3))):
+            dpos = offset - fx
+            weight = w[offset[0]][0] * w[offset[1]][1] * w[offset[2]][2]
+            g_v = gv[b + offset[0] * sx + offset[1] * sy + offset[2]]
+            new_v += weight * g_v
+            new_C += weight * g_v.outer_product(dpos)
+        new_C *= 4.0 * inv_dx
+        v[p] = new_v
+        C[p] = new_C
+        # Particles stay within one cell of the domain (inside the grid's kernel support).
+        x[p] = ti.min(ti.max(x[p] + dt * new_v, x_min), x_max)
+        if ti.static(mat == WATER):
+            J[p] *= 1.0 + dt * new_C.trace()
+
+
+@ti.kernel
+def _volume_sum(J: ScalarArr, F: Mat3Arr, n: ti.i32, mat: ti.template()) -> ti.f64:
+    total = ti.cast(0.0, ti.f64)
+    for p in range(n):
+        r = 1.0
+        if ti.static(mat == WATER):
+            r = J[p]
+        else:
+            r = F[p].determinant()
+        total += ti.cast(r, ti.f64)
+    return total
+
+
+@ti.kernel
+def _push_out(
+    x: Vec3Arr, v: Vec3Arr, n: ti.i32, colliders: ti.template(), grid_lo: ti.math.vec3, p_mass: ti.f32,
+):
+    """Particles that ended a substep inside a body go back to its surface, and lose the
+    velocity with which they entered it (relative to the body); the body takes the
+    opposite of that momentum change.
+
+    The grid update already keeps the velocity at nodes inside bodies from entering
+    them, but a particle interpolates from nodes outside too, so near a moving body a
+    few would drift in; over seconds that leak would fill a floating crate's volume
+    and sink it. This pass closes the leak (each particle is treated on its own, so
+    the order of particles does not matter).
+    """
+    for p in range(n):
+        xw = x[p] + grid_lo
+        b, d = colliders.nearest(xw, 0.0)
+        if b >= 0 and d < 0.0:
+            nrm = colliders.normal(b, xw)
+            xw = xw - d * nrm
+            x[p] = xw - grid_lo
+            vn = (v[p] - colliders.velocity(b, xw)).dot(nrm)
+            if vn < 0:
+                v[p] -= vn * nrm
+                colliders.add_impulse(b, xw, (p_mass * vn) * nrm)
+
+
+@ti.kernel
+def _mark_inside(x: Vec3Arr, inside: ti.types.ndarray(dtype=ti.i32, ndim=1), n: ti.i32, colliders: ti.template(), grid_lo: ti.math.vec3):
+    for p in range(n):
+        b, d = colliders.nearest(x[p] + grid_lo, 0.0)
+        inside[p] = 1 if (b >= 0 and d < 0.0) else 0
+
+
+# ---------------------------------------------------------------- solver
+
+
+@ti.data_oriented
+class LiquidSolver:
+    """MLS-MPM particles of one material in ``spec.domain`` (see the module docstring).
+
+    colliders: the scene's rigid bodies (``hybrid.fields.colliders.Colliders``, or
+    None); gravity (m/s^2, world axes); seed: the jitter of the initial particles.
+    ``memory_limit_gb`` refuses sets estimated to need more (``estimate_bytes``).
+    Call ``backend.ensure`` first and ``close()`` when done.
+    """
+
+    def __init__(
+        self,
+        spec: LiquidSpec,
+        colliders=None,
+        gravity=(0.0, 0.0, -9.81),
+        seed: int = 0,
+        *,
+        memory_limit_gb: Optional[float] = None,
+    ):
+        if backend.current() is None:
+            raise FieldError("Taichi is not started; call hybrid.fields.backend.ensure(arch, deterministic) first")
+        self.spec = spec
+        self.material = spec.material
+        self.mat = _material_id(spec)
+        self.shape, dx = grid_shape(spec.domain, spec.resolution)
+        self.dx = float(dx)
+        self.origin = np.asarray(spec.domain.min, np.float64)
+        self.grid_lo = self.origin - PAD * self.dx  # world position of grid node (0, 0, 0)
+        self.nodes = tuple(n + 1 + 2 * PAD for n in self.shape)
+        self._sx, self._sy = self.nodes[1] * self.nodes[2], self.nodes[2]  # flat grid strides
+        run = backend.current()
+        self._serial = run.arch == "cpu" and run.threads == 1
+
+        count = count_particles(spec)
+        if count == 0:
+            raise FieldError(
+                "the liquid's fill regions contain no grid cell centre inside the domain; move the fill inside "
+                f"`domain` or make it at least one cell ({self.dx:.4g} m) across"
+            )
+        if count > spec.max_particles:
+            raise FieldError(
+                f"the liquid fill would seed {count:,} particles, more than max_particles ({spec.max_particles:,}); "
+                "lower `resolution` or `particles_per_cell`, shrink the fill regions, or raise `max_particles`"
+            )
+        need = estimate_bytes(spec)
+        if memory_limit_gb is not None and need > memory_limit_gb * 1e9:
+            raise FieldError(
+                f"the liquid needs about {need / 1e9:.2f} GB ({count:,} particles, grid {self.nodes}), more than "
+                f"memory_limit_gb ({memory_limit_gb:g}); lower `resolution` or `particles_per_cell`, or raise the limit"
+            )
+
+        rho = float(spec.density)
+        self.p_vol = self.dx**3 / spec.particles_per_cell  # m^3 at rest
+        self.p_mass = rho * self.p_vol  # kg
+        self.bulk = rho * float(spec.sound_speed) ** 2  # Pa, water
+        self.viscosity = float(spec.viscosity) if self.mat == WATER else 0.0  # Pa s
+        youngs = spec.youngs_modulus if spec.youngs_modulus is not None else DEFAULT_YOUNGS.get(spec.material, 0.0)
+        self.youngs = float(youngs)
+        self.mu, self.lam = lame(self.youngs, float(spec.poisson_ratio))
+        self.alpha = drucker_prager_alpha(float(spec.friction_angle_deg))
+        self.wave_speed = float(spec.sound_speed) if self.mat == WATER else math.sqrt(self.youngs / rho)  # m/s
+        self.gravity = tuple(float(g) for g in gravity)
+        self.walls = {"separate": 0, "slip": 1, "sticky": 2}[spec.walls]
+        self.colliders = colliders if colliders is not None and colliders.count > 0 else None
+        self.body_band = BODY_BAND * self.dx
+        self._hi = tuple(int(n + PAD) for n in self.shape)  # first node index of each upper wall band
+        self._x_min = ((PAD - 1) * self.dx,) * 3  # particle clamp (grid frame), one cell outside the domain
+        self._x_max = tuple((n + PAD + 1) * self.dx for n in self.shape)
+
+        pos, vel, depth = seed_particles(spec, seed, self.gravity)
+        self.capacity = self.n = len(pos)
+        backend.acquire()
+        self._closed = False
+        try:
+            self._allocate(pos, vel, depth)
+        except BaseException:
+            self.close()
+            raise
+        self._carved = self.colliders is None
+        self._frame_substeps = 0
+        self._max_speed = float(np.linalg.norm(vel, axis=1).max(initial=0.0))
+        self._stiffness = 1.0  # largest snow hardening factor seen
+
+    def _allocate(self, pos: np.ndarray, vel: np.ndarray, depth: np.ndarray) -> None:
+        n = self.capacity
+        water = self.mat == WATER
+        self.x = ti.ndarray(ti.math.vec3, n)
+        self.v = ti.ndarray(ti.math.vec3, n)
+        self.C = ti.ndarray(ti.math.mat3, n)
+        self.J = ti.ndarray(ti.f32, n if water else 1)
+        self.F = ti.ndarray(ti.math.mat3, 1 if water else n)
+        self.Jp = ti.ndarray(ti.f32, n if self.mat in (SAND, SNOW) else 1)
+        self.gv = ti.ndarray(ti.math.vec3, math.prod(self.nodes))
+        self.gm = ti.ndarray(ti.f32, math.prod(self.nodes))
+        self.stats = ti.ndarray(ti.f32, 4)
+        self.x.from_numpy((pos - self.grid_lo).astype(np.float32))
+        self.v.from_numpy(vel.astype(np.float32))
+        self.C.fill(0.0)
+        if water:
+            # Start in hydrostatic equilibrium: p = rho |g| depth = K (1 - J).
+            g = math.sqrt(sum(c * c for c in self.gravity))
+            j0 = 1.0 - g * depth / float(self.spec.sound_speed) ** 2
+            self.J.from_numpy(np.clip(j0, 0.5, 1.0).astype(np.float32))
+        else:
+            self.F.from_numpy(np.broadcast_to(np.eye(3, dtype=np.float32), (n, 3, 3)).copy())
+        self.Jp.fill(1.0 if self.mat == SNOW else 0.0)
+        self.stats.fill(0.0)
+
+    # ------------------------------------------------------------ stepping
+
+    def substep(self, dt: float) -> None:
+        """One MPM substep of `dt` seconds (no CFL check; ``advance`` is the safe way to step)."""
+        inv_dx = 1.0 / self.dx
+        _p2g(
+            self.x, self.v, self.C, self.J, self.F, self.Jp, self.gv, self.gm, self.stats,
+            self.n, self._sx, self._sy, dt, inv_dx, self.p_vol, self.p_mass, self.bulk, self.viscosity, self.mu, self.lam, self.alpha,
+            self.mat, self._serial,
+        )
+        if self.colliders is None:
+            _grid_update(self.gv, self.gm, self.stats, self.nodes, dt, self.gravity, self._hi, self.walls)
+        else:
+            _grid_update_bodies(
+                self.gv, self.gm, self.stats, self.nodes, dt, self.gravity, self._hi, self.walls,
+                self.colliders, tuple(self.grid_lo), self.dx, self.body_band,
+            )
+        _g2p(self.x, self.v, self.C, self.J, self.gv, self.n, self._sx, self._sy, dt, inv_dx, self._x_min, self._x_max, self.mat)
+        if self.colliders is not None:
+            _push_out(self.x, self.v, self.n, self.colliders, tuple(self.grid_lo), self.p_mass)
+
+    def _carve(self) -> None:
+        """Remove the particles whose centre lies inside a body (once, at the first advance)."""
+        self._carved = True
+        inside = ti.ndarray(ti.i32, self.n)
+        _mark_inside(self.x, inside, self.n, self.colliders, tuple(self.grid_lo))
+        keep = inside.to_numpy() == 0
+        if keep.all():
+            return
+        for arr in (self.x, self.v, self.C, self.J, self.F, self.Jp):
+            data = arr.to_numpy()
+            if len(data) < self.n:
+                continue  # a dummy
+            kept = data[: self.n][keep]
+            data[: len(kept)] = kept
+            arr.from_numpy(data)
+        self.n = int(keep.sum())
+
+    @property
+    def count(self) -> int:
+        """Particles alive now."""
+        return self.n
+
+    def substep_limit(self, max_speed: Optional[float] = None) -> float:
+        """The longest stable substep (s) at grid speed `max_speed` (m/s; default: the last substep's)."""
+        speed = self._max_speed if max_speed is None else float(max_speed)
+        limit = self.spec.cfl * self.dx / (speed + self.wave_speed * math.sqrt(self._stiffness))
+        if self.viscosity > 0.0:
+            limit = min(limit, self.spec.density * self.dx**2 / (6.0 * self.viscosity))
+        return limit
+
+    def advance(self, dt: float, t: float = 0.0) -> LiquidReport:
+        """Advance by `dt` seconds (from simulated time `t`) in CFL-limited substeps; moves the bodies along."""
+        if self._closed:
+            raise FieldError("this LiquidSolver is closed")
+        if not dt > 0:
+            return LiquidReport(0, 0.0, 0.0, self._max_speed)
+        if not self._carved:
+            self._carve()
+        remaining = float(dt)
+        steps = 0
+        shortest, longest = math.inf, 0.0
+        top_speed = self._max_speed
+        while remaining > 0.0:
+            limit = self.substep_limit()
+            todo = max(1, math.ceil(remaining / limit - 1e-9))
+            if self._frame_substeps + todo > self.spec.max_substeps:
+                raise FieldError(
+                    f"the {self.material} needs {self._frame_substeps + todo} substeps in this frame (substeps of "
+                    f"{limit:.3g} s: cell {self.dx:.3g} m, speed {self._max_speed:.3g} m/s, wave speed "
+                    f"{self.wave_speed * math.sqrt(self._stiffness):.3g} m/s, cfl {self.spec.cfl}), more than "
+                    f"max_substeps ({self.spec.max_substeps}); raise `max_substeps`, or lower `sound_speed` (water), "
+                    "`youngs_modulus` (solids) or `resolution`"
+                )
+            sub = remaining if todo == 1 else remaining / todo
+            self.substep(sub)
+            if self.colliders is not None:
+                self.colliders.advance(sub)
+            remaining = 0.0 if todo == 1 else remaining - sub
+            steps += 1
+            self._frame_substeps += 1
+            shortest, longest = min(shortest, sub), max(longest, sub)
+            stats = self.stats.to_numpy()
+            speed = math.sqrt(max(0.0, float(stats[0]))) if math.isfinite(stats[0]) else math.inf
+            if not math.isfinite(speed):
+                raise FieldError(
+                    f"the {self.material} simulation became unstable (non-finite velocities at t = "
+                    f"{t + dt - remaining:.4g} s); lower `cfl`, or soften the material (`sound_speed`, `youngs_modulus`)"
+                )
+            self._max_speed = speed
+            top_speed = max(top_speed, speed)
+            if self.mat == SNOW:
+                self._stiffness = max(1.0, float(stats[1]))
+        return LiquidReport(steps, shortest if steps else 0.0, longest, top_speed)
+
+    def frame(self) -> LiquidFrame:
+        """The particles now (world positions, float32); starts the next video frame's substep count."""
+        self._frame_substeps = 0
+        pos = self.x.to_numpy()[: self.n].astype(np.float64) + self.grid_lo
+        return LiquidFrame(
+            position=pos.astype(np.float32),
+            velocity=self.v.to_numpy()[: self.n],
+            particle_volume=float(self.p_vol),
+            cell_size=self.dx,
+            origin=self.origin.copy(),
+            grid_shape=tuple(int(s) for s in self.shape),
+            material=self.material,
+        )
+
+    def volume(self) -> float:
+        """Sum of particle rest volume x J (water) or x det F (solids), m^3."""
+        return float(_volume_sum(self.J, self.F, self.n, self.mat)) * self.p_vol
+
+    def close(self) -> None:
+        """Drop the particle and grid arrays and release the backend (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        for name in ("x", "v", "C", "J", "F", "Jp", "gv", "gm", "stats"):
+            self.__dict__.pop(name, None)
+        backend.release()

@@ -1,0 +1,183 @@
+"""The fields of one World, stepped in lockstep with its rigid bodies and coupled both ways.
+
+``FieldSystem`` owns the Taichi side of a World: the colliders (every scene object as
+a moving signed-distance boundary), a ``GasSolver`` and/or a ``LiquidSolver``.
+``World.step`` calls ``before_step`` ahead of every pybullet step:
+
+1. every body's pose, velocity and centre of mass is read from pybullet into the
+   colliders (shape-frame poses, as in ``State``);
+2. at the first step of a frame the gas advances one whole frame (CFL substeps
+   inside; gas moves slowly next to the 1/240 s rigid step, so one gas advance per
+   frame is enough), its pressure impulses on the bodies become a force held over
+   the frame's steps;
+3. the liquid advances one physics step (its CFL substeps are far shorter than a
+   physics step), and its boundary impulses become a force over that step;
+4. under two-way coupling the summed force and torque act on each dynamic body
+   during the coming pybullet step (pybullet clears external forces after a step).
+
+The coupling is explicit (partitioned): fluids see the bodies' state at the start of
+the interval, bodies feel the fluids' impulse of that interval. ``frame()`` gives the
+plain ``FieldFrame`` snapshot that ``State.fields`` carries to the renderer.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from hybrid.fields import backend
+from hybrid.fields.frames import FieldFrame, FieldStats
+from hybrid.physics.pybullet_quiet import pybullet as p
+from hybrid.scene.spec import Scene
+
+
+class FieldSystem:
+    """Gas and liquid solvers plus the colliders for one World (see the module docstring)."""
+
+    def __init__(self, scene: Scene, client: int, bodies: Sequence, log=None):
+        fields = scene.fields
+        if fields is None:
+            raise ValueError("FieldSystem needs a scene with a `fields:` section")
+        self.scene = scene
+        self.spec = fields
+        self._client = client
+        self.backend = backend.ensure(fields.arch, fields.deterministic, log=log)
+        from hybrid.fields.colliders import Colliders, collider_shape
+
+        self.bodies = tuple(bodies)
+        self._ids = [b.body_id for b in self.bodies]
+        shapes = [collider_shape(obj, scene.seed) for obj in scene.objects]
+        two_way = fields.coupling == "two_way"
+        receives = [two_way and b.kind == "dynamic" for b in self.bodies]
+        self._receivers = [i for i, r in enumerate(receives) if r]
+        self.colliders = Colliders(shapes, receives)
+        gravity = tuple(scene.physics.gravity)
+        self.gas = self.liquid = None
+        self._closed = False
+        try:
+            if fields.gas is not None:
+                from hybrid.fields.gas import GasSolver
+
+                self.gas = GasSolver(fields.gas, self.colliders, gravity)
+            if fields.liquid is not None:
+                from hybrid.fields.mpm import LiquidSolver
+
+                self.liquid = LiquidSolver(fields.liquid, self.colliders, gravity, seed=scene.seed)
+        except BaseException:
+            self.close()
+            raise
+        n = len(self.bodies)
+        self._gas_force = np.zeros((n, 3))
+        self._gas_torque = np.zeros((n, 3))
+        self._stats = _StatsCollector()
+        # What pybullet calls the base frame is the centre-of-mass (inertial) frame; the
+        # shape frame is offset from it by the body's inertial transform.
+        self._com_local = np.array([b.com_local for b in self.bodies], dtype=np.float64).reshape(n, 3)
+        self._inertial_quat = np.array([b.inertial_quat for b in self.bodies], dtype=np.float64).reshape(n, 4)
+
+    # ------------------------------------------------------------ stepping
+
+    def _sync_colliders(self) -> None:
+        from hybrid.transforms import quats_to_matrices
+
+        client = self._client
+        n = len(self._ids)
+        if n == 0:
+            return
+        poses = [p.getBasePositionAndOrientation(i, physicsClientId=client) for i in self._ids]
+        vels = [p.getBaseVelocity(i, physicsClientId=client) for i in self._ids]
+        com = np.array([q[0] for q in poses], dtype=np.float64).reshape(n, 3)
+        q_com = np.array([q[1] for q in poses], dtype=np.float64).reshape(n, 4)
+        v_com = np.array([v[0] for v in vels], dtype=np.float64).reshape(n, 3)
+        omega = np.array([v[1] for v in vels], dtype=np.float64).reshape(n, 3)
+        # Shape frame = inertial frame composed with the inverse inertial transform.
+        from hybrid.world import _quat_mul
+
+        inv = self._inertial_quat * np.array([-1.0, -1.0, -1.0, 1.0])
+        q_shape = _quat_mul(q_com, inv)
+        q_shape /= np.linalg.norm(q_shape, axis=1, keepdims=True)
+        lever = np.einsum("nij,nj->ni", quats_to_matrices(q_shape), self._com_local)
+        origin = com - lever
+        v_origin = v_com - np.cross(omega, lever)
+        self.colliders.set_state(origin, q_shape, v_origin, omega, com)
+
+    def before_step(self, t: float, dt: float, first_in_frame: bool) -> None:
+        """Advance the fluids over [t, t + dt] (the gas over the whole frame at its first step) and push the bodies."""
+        force = np.zeros((len(self._ids), 3))
+        torque = np.zeros_like(force)
+        if self.gas is not None and first_in_frame:
+            self._sync_colliders()
+            frame_dt = self.scene.frame_dt_sim
+            report = self.gas.advance(frame_dt, t)
+            self._stats.gas(report)
+            lin, ang = self.colliders.take_impulses()
+            self._gas_force, self._gas_torque = lin / frame_dt, ang / frame_dt
+        if self.gas is not None:
+            force += self._gas_force
+            torque += self._gas_torque
+        if self.liquid is not None:
+            self._sync_colliders()
+            report = self.liquid.advance(dt, t)
+            self._stats.liquid(report)
+            lin, ang = self.colliders.take_impulses()
+            force += lin / dt
+            torque += ang / dt
+        client = self._client
+        for i in self._receivers:
+            f, tq = force[i], torque[i]
+            if f.any():
+                com = p.getBasePositionAndOrientation(self._ids[i], physicsClientId=client)[0]
+                p.applyExternalForce(self._ids[i], -1, f.tolist(), com, p.WORLD_FRAME, physicsClientId=client)
+            if tq.any():
+                p.applyExternalTorque(self._ids[i], -1, tq.tolist(), p.WORLD_FRAME, physicsClientId=client)
+
+    def frame(self) -> FieldFrame:
+        """The fields now, with what the solvers did since the last call (``FieldStats``)."""
+        stats = self._stats.flush(self.liquid.volume() if self.liquid is not None else 0.0)
+        return FieldFrame(
+            gas=self.gas.frame() if self.gas is not None else None,
+            liquid=self.liquid.frame() if self.liquid is not None else None,
+            stats=stats,
+        )
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for solver in (self.gas, self.liquid):
+            if solver is not None:
+                solver.close()
+
+
+class _StatsCollector:
+    """Sums solver reports over one frame."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.gas_substeps = self.liquid_substeps = self.iterations = 0
+        self.residual = self.divergence = 0.0
+
+    def gas(self, report) -> None:
+        self.gas_substeps += int(report.substeps)
+        self.iterations = max(self.iterations, int(report.pressure_iterations))
+        self.residual = max(self.residual, float(report.pressure_residual))
+        self.divergence = max(self.divergence, float(report.max_divergence))
+
+    def liquid(self, report) -> None:
+        self.liquid_substeps += int(report.substeps)
+
+    def flush(self, volume: float) -> FieldStats:
+        stats = FieldStats(
+            gas_substeps=self.gas_substeps,
+            pressure_iterations=self.iterations,
+            pressure_residual=self.residual,
+            max_divergence=self.divergence,
+            liquid_substeps=self.liquid_substeps,
+            liquid_volume=float(volume),
+        )
+        self._reset()
+        return stats
+

@@ -1,0 +1,304 @@
+"""The `fields:` section of a scene: smoke and fire on a grid, liquid as particles.
+
+Pure data (no Taichi here): ``hybrid.fields`` builds solvers from these models.
+
+Units: metres, seconds, kilograms; gas temperatures are kelvin *above* the ambient
+temperature (0 is ambient air). Smoke ``density`` is a dimensionless soot
+concentration (0 clear, about 1 thick smoke); it is what the renderer turns into
+extinction and what the ``gas_density`` buffer integrates.
+
+Grids: a solver's domain is a world-space box; ``resolution`` is the number of cells
+along the box's longest side, the other sides get as many cells of the same size as
+fit (at least 4). Every rigid body in the scene is a moving solid boundary of both
+solvers wherever it overlaps their domains.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import Field, model_validator
+
+from hybrid.scene.spec import Color, NonNegative, Positive, Spec, SpecValueError, Unit, Vec3
+
+Arch = Literal["cpu", "cuda", "vulkan", "auto"]
+
+
+class Domain(Spec):
+    """An axis-aligned box in world coordinates, metres."""
+
+    min: Vec3
+    max: Vec3
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Domain":
+        for axis, (lo, hi) in enumerate(zip(self.min, self.max)):
+            if not hi > lo:
+                raise SpecValueError(
+                    f"domain.max must exceed domain.min on every axis; on {'xyz'[axis]} max {hi} <= min {lo}",
+                    at=("max",),
+                )
+        return self
+
+    @property
+    def size(self) -> tuple[float, float, float]:
+        return tuple(hi - lo for lo, hi in zip(self.min, self.max))  # type: ignore[return-value]
+
+
+def grid_shape(domain: Domain, resolution: int) -> tuple[tuple[int, int, int], float]:
+    """Cells per axis and the cell size (m) for `resolution` cells along the longest side.
+
+    The other sides get round(size / cell) cells (at least 4); the grid is anchored at
+    ``domain.min`` and may end up to half a cell short of or beyond ``domain.max``.
+    """
+    size = domain.size
+    cell = max(size) / resolution
+    shape = tuple(max(4, int(round(s / cell))) for s in size)
+    return shape, cell  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------- gas (smoke and fire)
+
+
+class Inflow(Spec):
+    """A domain face that blows air in at a fixed velocity (world axes, m/s)."""
+
+    type: Literal["inflow"]
+    velocity: Vec3
+    density: NonNegative = Field(0.0, description="smoke concentration carried in")
+    temperature: float = Field(0.0, description="kelvin above ambient carried in")
+
+
+FaceKind = Literal["wall", "free_slip", "no_slip", "open"]
+Face = Union[FaceKind, Inflow]
+
+FACE_NAMES = ("x_min", "x_max", "y_min", "y_max", "z_min", "z_max")
+
+
+class Boundaries(Spec):
+    """What each face of the gas domain is.
+
+    ``wall`` is ``free_slip`` (no flow through, tangential flow free); ``no_slip``
+    also stops tangential flow; ``open`` lets gas leave and enter at ambient pressure
+    (pressure 0, smoke leaves freely); an inflow face blows air in.
+    """
+
+    x_min: Face = "wall"
+    x_max: Face = "wall"
+    y_min: Face = "wall"
+    y_max: Face = "wall"
+    z_min: Face = "wall"
+    z_max: Face = "open"
+
+    def face(self, name: str) -> Face:
+        return getattr(self, name)
+
+
+class Emitter(Spec):
+    """A region that adds smoke, heat, fuel and velocity while it is active.
+
+    Inside the region, every second: ``density`` concentration and ``fuel`` are added
+    (units per second), the temperature is pulled toward ``temperature`` (kelvin above
+    ambient) at rate ``heating`` (1/s), and the velocity is set to ``velocity``.
+    """
+
+    shape: Literal["sphere", "box"] = "sphere"
+    center: Vec3
+    radius: Positive = Field(0.1, description="sphere radius in metres")
+    size: Optional[tuple[Positive, Positive, Positive]] = Field(None, description="box full extents in metres")
+    density: NonNegative = Field(1.0, description="smoke concentration added per second")
+    temperature: float = Field(300.0, description="kelvin above ambient the region is held near")
+    heating: NonNegative = Field(20.0, description="1/s: how fast the region's temperature approaches `temperature`")
+    fuel: NonNegative = Field(0.0, description="fuel added per second (burns above combustion.ignition_temperature)")
+    velocity: Vec3 = (0.0, 0.0, 0.0)
+    start: NonNegative = Field(0.0, description="simulated seconds when emission starts")
+    stop: Optional[Positive] = Field(None, description="simulated seconds when it stops (default: never)")
+
+    @model_validator(mode="after")
+    def _shape(self) -> "Emitter":
+        if self.shape == "box" and self.size is None:
+            raise SpecValueError("a box emitter needs `size: [sx, sy, sz]` (full extents in metres)", at=("size",))
+        if self.shape == "sphere" and self.size is not None:
+            raise SpecValueError("`size` is for box emitters; a sphere emitter takes `radius`", at=("size",))
+        if self.stop is not None and self.stop <= self.start:
+            raise SpecValueError(f"emitter stop ({self.stop}) must come after start ({self.start})", at=("stop",))
+        return self
+
+
+class Combustion(Spec):
+    """Fuel burns where the gas is hotter than ``ignition_temperature``.
+
+    Per second a fraction ``burn_rate`` of the fuel there burns; each unit burnt
+    raises the temperature by ``heat`` kelvin and leaves ``smoke`` units of smoke.
+    Burning cells glow in the beauty pass (``flame`` in the gas frame).
+    """
+
+    ignition_temperature: NonNegative = Field(150.0, description="kelvin above ambient")
+    burn_rate: Positive = Field(8.0, description="1/s")
+    heat: NonNegative = Field(1500.0, description="kelvin per unit of fuel burnt")
+    smoke: NonNegative = Field(0.3, description="smoke concentration per unit of fuel burnt")
+
+
+class Buoyancy(Spec):
+    """Boussinesq buoyancy, along minus gravity: a = |g| (thermal * dT / T_ambient - smoke_weight * density)."""
+
+    thermal: NonNegative = Field(1.0, description="multiplies the ideal-gas expansion 1 / T_ambient")
+    smoke_weight: NonNegative = Field(0.05, description="downward pull per unit of smoke concentration, in g")
+
+
+class PressureSolver(Spec):
+    method: Literal["mgpcg", "cg"] = Field(
+        "mgpcg", description="multigrid-preconditioned (default) or Jacobi-preconditioned conjugate gradients"
+    )
+    tolerance: Positive = Field(1e-5, description="stop when the residual's max norm falls below this x the initial one")
+    max_iterations: Annotated[int, Field(ge=1, le=10000)] = 200
+
+
+class GasLook(Spec):
+    """How smoke and fire look in the beauty pass (ray marched with self-shadowing)."""
+
+    color: Color = Field((0.6, 0.6, 0.62), description="smoke albedo")
+    extinction: Positive = Field(30.0, description="1/m per unit of smoke concentration")
+    flame_intensity: NonNegative = Field(1.0, description="multiplies the blackbody glow of burning gas")
+    steps_per_cell: Annotated[float, Field(gt=0, le=4)] = Field(1.0, description="ray-march samples per cell crossed")
+
+
+class GasSpec(Spec):
+    domain: Domain
+    resolution: Annotated[int, Field(ge=4, le=512)] = Field(48, description="cells along the longest side")
+    boundaries: Boundaries = Boundaries()
+    ambient_temperature: Positive = Field(293.15, description="kelvin")
+    air_density: Positive = Field(1.2, description="kg/m^3, for the forces on bodies")
+    buoyancy: Buoyancy = Buoyancy()
+    vorticity: NonNegative = Field(0.4, description="vorticity confinement strength (0 turns it off)")
+    viscosity: NonNegative = Field(0.0, description="kinematic viscosity, m^2/s (air is 1.5e-5; 0 turns it off)")
+    cooling: NonNegative = Field(0.8, description="1/s: temperature decays toward ambient at this rate")
+    dissipation: NonNegative = Field(0.0, description="1/s: smoke concentration decays at this rate")
+    advection: Literal["maccormack", "semi_lagrangian"] = "maccormack"
+    pressure: PressureSolver = PressureSolver()
+    cfl: Annotated[float, Field(gt=0, le=5)] = Field(1.0, description="cells a gas parcel may cross per substep")
+    max_substeps: Annotated[int, Field(ge=1, le=1000)] = Field(
+        16, description="most gas substeps per video frame; more needed is an error"
+    )
+    emitters: list[Emitter] = Field(default_factory=list)
+    combustion: Optional[Combustion] = None
+    look: GasLook = GasLook()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "GasSpec":
+        if any(e.fuel > 0 for e in self.emitters) and self.combustion is None:
+            raise SpecValueError(
+                "an emitter adds fuel but there is no `combustion:` section to burn it; add `combustion: {}` "
+                "for fire with default settings, or set the emitters' fuel to 0",
+                at=("combustion",),
+            )
+        return self
+
+
+
+
+# ---------------------------------------------------------------- liquid and granular media
+
+
+MATERIALS = ("water", "sand", "snow", "jelly")
+
+
+class FillRegion(Spec):
+    """A region filled with particles at the start: a `box` (min, max) or a `sphere` (center, radius)."""
+
+    shape: Literal["box", "sphere"] = "box"
+    min: Optional[Vec3] = None
+    max: Optional[Vec3] = None
+    center: Optional[Vec3] = None
+    radius: Optional[Positive] = None
+    velocity: Vec3 = (0.0, 0.0, 0.0)
+
+    @model_validator(mode="after")
+    def _shape(self) -> "FillRegion":
+        if self.shape == "box":
+            if self.min is None or self.max is None:
+                raise SpecValueError("a box fill needs `min` and `max` corners", at=("min",))
+            if any(not hi > lo for lo, hi in zip(self.min, self.max)):
+                raise SpecValueError("a box fill's `max` must exceed its `min` on every axis", at=("max",))
+        else:
+            if self.center is None or self.radius is None:
+                raise SpecValueError("a sphere fill needs `center` and `radius`", at=("center",))
+        return self
+
+    @property
+    def volume(self) -> float:
+        if self.shape == "box":
+            return math.prod(hi - lo for lo, hi in zip(self.min, self.max))  # type: ignore[arg-type]
+        return 4.0 / 3.0 * math.pi * self.radius**3  # type: ignore[operator]
+
+
+class LiquidLook(Spec):
+    color: Color = Field((0.55, 0.75, 0.9), description="tint of the surface")
+    roughness: Unit = 0.05
+    opacity: Unit = Field(0.6, description="0 fully clear, 1 opaque")
+
+
+class LiquidSpec(Spec):
+    """An MLS-MPM particle continuum: water (weakly compressible), sand, snow or jelly."""
+
+    domain: Domain
+    resolution: Annotated[int, Field(ge=8, le=512)] = Field(48, description="grid cells along the longest side")
+    material: str = Field("water", description="water | sand | snow | jelly")
+    density: Positive = Field(1000.0, description="kg/m^3 at rest")
+    fill: list[FillRegion] = Field(min_length=1)
+    particles_per_cell: Annotated[int, Field(ge=1, le=64)] = Field(8, description="particles per grid cell at the start")
+    sound_speed: Positive = Field(
+        20.0,
+        description="m/s; sets the stiffness of water (bulk modulus = density x sound_speed^2). Keep it about ten "
+        "times the fastest flow: higher is stiffer and needs more substeps",
+    )
+    viscosity: NonNegative = Field(0.0, description="dynamic viscosity in Pa s (water: 0.001; 0 turns it off)")
+    youngs_modulus: Optional[Positive] = Field(None, description="Pa, for sand, snow and jelly (default per material)")
+    poisson_ratio: Annotated[float, Field(ge=0, lt=0.5)] = 0.3
+    friction_angle_deg: Annotated[float, Field(gt=0, lt=90)] = Field(30.0, description="sand only")
+    walls: Literal["slip", "sticky", "separate"] = Field(
+        "separate", description="the domain's own faces: slip along them, stick to them, or leave them freely"
+    )
+    cfl: Annotated[float, Field(gt=0, le=1)] = 0.4
+    max_substeps: Annotated[int, Field(ge=1, le=100000)] = Field(
+        2000, description="most particle substeps per video frame; more needed is an error"
+    )
+    max_particles: Annotated[int, Field(ge=1)] = Field(2_000_000, description="refuse fills with more particles")
+    look: LiquidLook = LiquidLook()
+
+    @model_validator(mode="after")
+    def _material(self) -> "LiquidSpec":
+        import difflib
+
+        if self.material not in MATERIALS:
+            close = difflib.get_close_matches(self.material, MATERIALS, n=1)
+            raise SpecValueError(
+                f"unknown liquid material {self.material!r}; use one of {', '.join(MATERIALS)}",
+                at=("material",),
+                suggestion=close[0] if close else None,
+            )
+        return self
+
+
+class FieldsSpec(Spec):
+    """Continuous fields simulated with Taichi in lockstep with the rigid bodies."""
+
+    arch: Arch = Field("auto", description="Taichi backend; auto tries cuda, then vulkan, then falls back to cpu")
+    deterministic: bool = Field(
+        True,
+        description="CPU: one thread, so the same scene gives bit-identical fields run to run; false uses every "
+        "core (faster, last bits vary between runs)",
+    )
+    coupling: Literal["two_way", "one_way"] = Field(
+        "two_way", description="one_way: bodies push the fluids but feel no buoyancy or drag from them"
+    )
+    memory_limit_gb: Positive = Field(8.0, description="refuse grids and particle sets estimated to need more")
+    gas: Optional[GasSpec] = None
+    liquid: Optional[LiquidSpec] = None
+
+    @model_validator(mode="after")
+    def _something(self) -> "FieldsSpec":
+        if self.gas is None and self.liquid is None:
+            raise SpecValueError("`fields:` needs a `gas:` or a `liquid:` section (or remove `fields:`)")
+        return self

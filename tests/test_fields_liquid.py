@@ -1,0 +1,305 @@
+"""The MLS-MPM particle solver, checked against hand-worked physics: seeding, volume,
+Archimedes, free fall, a pushing body, determinism, the other materials, CFL limits."""
+
+import math
+
+import numpy as np
+import pytest
+
+from hybrid.fields import backend
+
+backend.ensure("cpu", True)
+
+from hybrid.fields.colliders import Colliders, collider_shape  # noqa: E402
+from hybrid.fields.errors import FieldError  # noqa: E402
+from hybrid.fields.mpm import LiquidSolver, count_particles, estimate_bytes  # noqa: E402
+from hybrid.scene.fields_spec import LiquidSpec  # noqa: E402
+from hybrid.scene.spec import ObjectSpec  # noqa: E402
+
+G = 9.81
+
+
+def _spec(**kw) -> LiquidSpec:
+    return LiquidSpec.model_validate(kw)
+
+
+def _box_collider(size, center, velocity=(0.0, 0.0, 0.0)):
+    obj = ObjectSpec.model_validate({"name": "box", "shape": {"type": "box", "size": list(size)}})
+    c = Colliders([collider_shape(obj)], [True])
+    c.set_state(
+        np.array([center], float), np.array([[0, 0, 0, 1.0]]), np.array([velocity], float), np.zeros((1, 3)),
+        np.array([center], float),
+    )
+    return c
+
+
+def _run(solver, seconds, frame_dt=1 / 60, each=None):
+    steps = round(seconds / frame_dt)
+    for i in range(steps):
+        solver.advance(frame_dt, i * frame_dt)
+        frame = solver.frame()
+        if each is not None:
+            each((i + 1) * frame_dt, frame)
+    return solver.frame()
+
+
+def test_seeding_count_and_mass_match_the_fill():
+    # 1 m box at resolution 16: cells of 1/16 m. The box fill [0.25, 0.75]^2 x [0, 0.5]
+    # covers exactly 8^3 cells.
+    box = dict(min=[0.25, 0.25, 0.0], max=[0.75, 0.75, 0.5])
+    spec = _spec(domain=dict(min=[0, 0, 0], max=[1, 1, 1]), resolution=16, particles_per_cell=8, density=1000.0, fill=[box])
+    dx = 1 / 16
+    assert count_particles(spec) == 8 * 8 * 8 * 8
+    solver = LiquidSolver(spec, None, seed=3)
+    try:
+        frame = solver.frame()
+        assert frame.count == solver.count == 4096
+        # Mass = count x density x cell^3 / ppc = density x fill volume (the fill is cell-aligned).
+        mass = frame.count * spec.density * frame.particle_volume
+        assert mass == pytest.approx(1000.0 * 0.5 * 0.5 * 0.5, rel=1e-12)
+        # Exactly particles_per_cell particles in every fill cell, none outside it.
+        cells = np.floor(frame.position / dx).astype(int)
+        _, counts = np.unique(cells, axis=0, return_counts=True)
+        assert len(counts) == 512 and np.all(counts == 8)
+        assert np.all(frame.position.min(axis=0) >= np.array([0.25, 0.25, 0.0]) - 1e-6)
+        assert np.all(frame.position.max(axis=0) <= np.array([0.75, 0.75, 0.5]) + 1e-6)
+        # Rest volume: sum of V0 x J, J < 1 only by the hydrostatic start (|dJ| <= g H / c^2).
+        assert solver.volume() == pytest.approx(0.125, rel=G * 0.5 / 20.0**2)
+    finally:
+        solver.close()
+
+    # A sphere: cells whose centre is inside; their volume differs from 4/3 pi r^3 by at most
+    # the shell of half a cell diagonal around the surface.
+    r = 0.3
+    sph = _spec(domain=dict(min=[0, 0, 0], max=[1, 1, 1]), resolution=16, particles_per_cell=1,
+                fill=[dict(shape="sphere", center=[0.5, 0.5, 0.5], radius=r)])
+    n = count_particles(sph)
+    shell = 4 * math.pi * r**2 * (math.sqrt(3) / 2 * dx)
+    assert abs(n * dx**3 - 4 / 3 * math.pi * r**3) <= shell
+    assert estimate_bytes(sph) < estimate_bytes(spec)  # fewer particles (1 per cell), same grid
+
+
+def test_dam_break_keeps_its_volume():
+    # A 0.3 x 0.2 x 0.4 m column collapses in a closed 0.8 x 0.2 x 0.6 m box for 1.5 s.
+    # Volume changes only through J: |dJ| <= (rho g H + rho u^2 / 2) / K with u <= sqrt(2 g H):
+    # 2 g H / c^2 = 2 x 9.81 x 0.4 / 20^2 = 2.0 %; the start is already hydrostatic, so the
+    # drift from it stays within that bound.
+    spec = _spec(domain=dict(min=[0, 0, 0], max=[0.8, 0.2, 0.6]), resolution=16, sound_speed=20.0,
+                 fill=[dict(min=[0, 0, 0], max=[0.3, 0.2, 0.4])])
+    solver = LiquidSolver(spec, None)
+    try:
+        v0 = solver.volume()
+        fill = 0.3 * 0.2 * 0.4
+        assert v0 == pytest.approx(fill, rel=G * 0.4 / 20.0**2)
+        worst = [0.0]
+        reach = [0.0]
+
+        def check(t, frame):
+            worst[0] = max(worst[0], abs(solver.volume() / v0 - 1))
+            reach[0] = max(reach[0], float(frame.position[:, 0].max()))
+
+        frame = _run(solver, 1.5, each=check)
+        assert worst[0] < 2 * G * 0.4 / 20.0**2
+        assert reach[0] > 0.7  # the front crossed the box
+        assert np.isfinite(frame.position).all()
+        # Nobody left the domain by more than the one-cell margin.
+        assert frame.position.min() >= -0.05 - 1e-6 and frame.position[:, 0].max() <= 0.8 + 0.05 + 1e-6
+    finally:
+        solver.close()
+
+
+def test_submerged_box_feels_archimedes():
+    # A fixed 0.2 m cube (8 cells) centred 0.2 m deep in a 0.4 m tank of still water. Net force
+    # from the liquid, averaged over three slosh periods (4 H / c = 0.16 s) after 0.2 s:
+    # rho g V = 1000 x 9.81 x 0.008 = 78.5 N upward. Tolerance 15 %: the fluid-solid interface
+    # sits where the constrained nodes are, within ~0.2 cell of each face of an 8-cell cube
+    # (3 x 2 x 0.2 / 8 = 15 % of its volume).
+    c = _box_collider((0.2, 0.2, 0.2), (0.2, 0.2, 0.2))
+    spec = _spec(domain=dict(min=[0, 0, 0], max=[0.4, 0.4, 0.5]), resolution=20, sound_speed=10.0,
+                 particles_per_cell=4, fill=[dict(min=[0, 0, 0], max=[0.4, 0.4, 0.4])])
+    solver = LiquidSolver(spec, c)
+    try:
+        dt = 0.01
+        forces = []
+        for i in range(50):
+            solver.advance(dt, i * dt)
+            lin, _ = c.take_impulses()
+            forces.append(lin[0] / dt)
+            solver.frame()
+        # The particles inside the box were removed at the first step: 8^3 cells x 4.
+        assert solver.count == count_particles(spec) - 8**3 * 4
+        mean = np.mean(forces[20:], axis=0)
+        buoyancy = 1000.0 * G * 0.2**3
+        assert mean[2] == pytest.approx(buoyancy, rel=0.15)
+        assert abs(mean[0]) < 0.05 * buoyancy and abs(mean[1]) < 0.05 * buoyancy  # symmetric tank
+    finally:
+        solver.close()
+
+
+def test_free_fall_follows_the_parabola():
+    # A ball of water in the air: internal forces cancel, so its centre of mass falls as
+    # z0 - g t^2 / 2 and drifts at its initial 0.5 m/s. Symplectic Euler with substeps h_k
+    # lags the parabola by g sum(h_k^2) / 2 <= g t max(h) / 2.
+    spec = _spec(domain=dict(min=[0, 0, 0], max=[1, 1, 1]), resolution=16,
+                 fill=[dict(shape="sphere", center=[0.4, 0.5, 0.7], radius=0.15, velocity=[0.5, 0.0, 0.0])])
+    solver = LiquidSolver(spec, None)
+    try:
+        start = solver.frame().position.astype(np.float64).mean(axis=0)
+        h = solver.substep_limit(0.5)  # its longest substep: the speed never drops below 0.5 m/s
+
+        def check(t, frame):
+            com = frame.position.astype(np.float64).mean(axis=0)
+            assert com[2] == pytest.approx(start[2] - G * t**2 / 2, abs=G * t * h / 2 + 1e-5)
+            assert com[0] == pytest.approx(start[0] + 0.5 * t, abs=1e-5)
+            assert com[1] == pytest.approx(start[1], abs=1e-5)
+
+        _run(solver, 0.25, frame_dt=1 / 40, each=check)
+    finally:
+        solver.close()
+
+
+def test_moving_box_pushes_the_liquid_and_feels_it():
+    # A 0.1 m wide box sweeps through a 0.3 m deep pool at 1 m/s along x.
+    c = _box_collider((0.1, 0.2, 0.2), (0.15, 0.25, 0.15), velocity=(1.0, 0.0, 0.0))
+    spec = _spec(domain=dict(min=[0, 0, 0], max=[1.0, 0.5, 0.5]), resolution=20,
+                 fill=[dict(min=[0, 0, 0], max=[1.0, 0.5, 0.3])])
+    solver = LiquidSolver(spec, c)
+    try:
+        impulse = np.zeros(3)
+        for i in range(9):
+            solver.advance(1 / 60, i / 60)
+            impulse += c.take_impulses()[0][0]
+            frame = solver.frame()
+        # The box moved with its velocity (0.15 s at 1 m/s).
+        assert c.origin.to_numpy()[0, 0] == pytest.approx(0.15 + 0.15, abs=1e-4)
+        face = 0.30 + 0.05
+        p, v = frame.position, frame.velocity
+        # Within half a cell (0.025 m) of its front face, away from its edges.
+        ahead = (p[:, 0] > face) & (p[:, 0] < face + 0.025) & (np.abs(p[:, 1] - 0.25) < 0.05) & (np.abs(p[:, 2] - 0.15) < 0.05)
+        assert ahead.sum() > 10
+        assert 0.6 < v[ahead, 0].mean() < 1.4  # the liquid in front moves with the box
+        far = p[:, 0] > 0.8
+        assert abs(v[far, 0].mean()) < 0.5
+        assert impulse[0] < 0  # the liquid pushes back
+    finally:
+        solver.close()
+
+
+def test_two_runs_are_bit_identical():
+    spec = _spec(domain=dict(min=[0, 0, 0], max=[0.8, 0.2, 0.6]), resolution=16,
+                 fill=[dict(min=[0, 0, 0], max=[0.3, 0.2, 0.4], velocity=[0.5, 0.0, 0.0])])
+    runs = []
+    for seed in (7, 7, 8):
+        solver = LiquidSolver(spec, None, seed=seed)
+        try:
+            frame = _run(solver, 0.2)
+            runs.append((frame.position.copy(), frame.velocity.copy(), solver.volume()))
+        finally:
+            solver.close()
+    (p0, v0, vol0), (p1, v1, vol1), (p2, _, _) = runs
+    assert np.array_equal(p0, p1) and np.array_equal(v0, v1) and vol0 == vol1
+    assert not np.array_equal(p0, p2)  # the seed matters
+
+
+def test_sand_piles_no_steeper_than_its_friction_angle():
+    # A 0.1 x 0.1 x 0.2 m column of sand (friction angle 30 degrees) on a sticky floor
+    # collapses into a cone: its flank is no steeper than 30 degrees (+10 for the
+    # two-cell resolution of the surface), and it does not spread flat like a liquid: a
+    # 30-degree cone of its volume V = 0.002 m^3 stands h = (3 V tan^2(30) / pi)^(1/3) =
+    # 0.086 m tall; the pile keeps at least half of that.
+    spec = _spec(domain=dict(min=[0, 0, 0], max=[0.6, 0.6, 0.3]), resolution=24, material="sand", density=1600.0,
+                 friction_angle_deg=30.0, walls="sticky", fill=[dict(min=[0.25, 0.25, 0.0], max=[0.35, 0.35, 0.2])])
+    solver = LiquidSolver(spec, None)
+    try:
+        frame = _run(solver, 0.8, frame_dt=1 / 30)
+        p = frame.position.astype(np.float64)
+        assert np.isfinite(p).all()
+        r = np.hypot(p[:, 0] - 0.3, p[:, 1] - 0.3)
+        dx = frame.cell_size
+        # Surface height per ring of one cell width; the flank: rings between the top and the toe.
+        edges = np.arange(0.0, r.max() + dx, dx)
+        ring = np.digitize(r, edges) - 1
+        top = np.array([p[ring == i, 2].max() if np.any(ring == i) else np.nan for i in range(len(edges) - 1)])
+        centres = (edges[:-1] + edges[1:]) / 2
+        ok = np.isfinite(top)
+        slope = np.polyfit(centres[ok][1:], top[ok][1:], 1)[0]
+        angle = math.degrees(math.atan(-slope))
+        assert angle < 30.0 + 10.0
+        cone = (3 * 0.002 * math.tan(math.radians(30.0)) ** 2 / math.pi) ** (1 / 3)
+        assert np.nanmax(top) > 0.5 * cone  # a pile, not a puddle
+        assert angle > 5.0
+        assert r.max() < 0.28  # it did not reach the walls
+    finally:
+        solver.close()
+
+
+def test_jelly_bounces_back():
+    # An elastic 0.15 m cube dropped from 0.2 m hits the floor at sqrt(2 g h) = 2 m/s, or a
+    # little less: the floor's wall nodes start to brake the bottom particles 1.5 cells
+    # (0.056 m) above it, so at least sqrt(2 g (h - 1.5 dx)) = 1.68 m/s. An elastic body gives
+    # back much of that: its centre rises again at >= 25 % of the speed.
+    spec = _spec(domain=dict(min=[0, 0, 0], max=[0.6, 0.6, 0.6]), resolution=16, material="jelly",
+                 youngs_modulus=5e4, fill=[dict(min=[0.225, 0.225, 0.2], max=[0.375, 0.375, 0.35])])
+    solver = LiquidSolver(spec, None)
+    try:
+        vz = []
+        _run(solver, 0.6, frame_dt=1 / 120, each=lambda t, f: vz.append(float(f.velocity[:, 2].mean())))
+        vz = np.array(vz)
+        impact = -vz.min()
+        assert 0.95 * math.sqrt(2 * G * (0.2 - 1.5 * 0.6 / 16)) < impact < 1.05 * math.sqrt(2 * G * 0.2)
+        assert vz[np.argmin(vz):].max() > 0.25 * impact
+        assert solver.volume() == pytest.approx(0.15**3, rel=0.1)
+    finally:
+        solver.close()
+
+
+def test_snow_falls_and_stays_finite():
+    spec = _spec(domain=dict(min=[0, 0, 0], max=[0.6, 0.6, 0.6]), resolution=16, material="snow", density=400.0,
+                 fill=[dict(shape="sphere", center=[0.3, 0.3, 0.3], radius=0.1)])
+    solver = LiquidSolver(spec, None)
+    try:
+        v0 = solver.volume()
+        frame = _run(solver, 0.4, frame_dt=1 / 30)
+        assert np.isfinite(frame.position).all() and np.isfinite(frame.velocity).all()
+        assert frame.position[:, 2].mean() < 0.3 - 0.05  # it fell
+        assert 0.3 * v0 < solver.volume() < 1.1 * v0  # snow compacts, it does not blow up
+    finally:
+        solver.close()
+
+
+def test_substeps_follow_the_cfl_formula():
+    # No gravity, at rest: substep <= cfl dx / c = 0.4 x (1/16) / 25 = 1e-3 s, so a 1/60 s
+    # frame takes ceil(16.67) = 17 equal substeps.
+    spec = _spec(domain=dict(min=[0, 0, 0], max=[1, 1, 1]), resolution=16, sound_speed=25.0, cfl=0.4,
+                 fill=[dict(min=[0.25, 0.25, 0.25], max=[0.5, 0.5, 0.5])])
+    solver = LiquidSolver(spec, None, gravity=(0.0, 0.0, 0.0))
+    try:
+        report = solver.advance(1 / 60)
+        assert report.substeps == 17
+        assert report.min_substep == pytest.approx(1 / 60 / 17) and report.max_substep == pytest.approx(1 / 60 / 17)
+    finally:
+        solver.close()
+    # Jelly: elastic wave speed sqrt(E / rho) = sqrt(1e5 / 1000) = 10 m/s: 2.5e-3 s, 7 substeps.
+    jelly = spec.model_copy(update=dict(material="jelly", youngs_modulus=1e5))
+    solver = LiquidSolver(jelly, None, gravity=(0.0, 0.0, 0.0))
+    try:
+        assert solver.advance(1 / 60).substeps == 7
+    finally:
+        solver.close()
+
+
+def test_impossible_settings_are_clear_errors():
+    base = dict(domain=dict(min=[0, 0, 0], max=[1, 1, 1]), resolution=16, fill=[dict(min=[0.25, 0.25, 0.25], max=[0.75, 0.75, 0.75])])
+    # 2000 m/s sound needs ceil((1/60) / (0.4 / 16 / 2000)) = 1334 substeps a frame.
+    solver = LiquidSolver(_spec(**base, sound_speed=2000.0, max_substeps=50), None)
+    try:
+        with pytest.raises(FieldError, match="max_substeps"):
+            solver.advance(1 / 60)
+    finally:
+        solver.close()
+    with pytest.raises(FieldError, match="max_particles"):
+        LiquidSolver(_spec(**base, max_particles=100), None)
+    with pytest.raises(FieldError, match="memory_limit_gb"):
+        LiquidSolver(_spec(**base), None, memory_limit_gb=1e-6)
+    with pytest.raises(FieldError, match="no grid cell centre"):
+        LiquidSolver(_spec(**{**base, "fill": [dict(min=[2, 2, 2], max=[3, 3, 3])]}), None)

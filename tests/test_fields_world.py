@@ -1,0 +1,154 @@
+"""Fields inside a World: lockstep stepping, two-way coupling with pybullet, scene errors.
+
+Expectations are worked out by hand: Archimedes' floating depth, a plume lifting a
+light ball that falls without it, identical runs, and located errors for bad settings.
+"""
+
+import numpy as np
+import pytest
+
+from hybrid.scene import SceneError, load_scene_text
+from hybrid.world import World
+
+TANK = """
+name: float_test
+fps: 24
+frames: {frames}
+physics: {{solver_iterations: 30}}
+objects:
+  - name: floor
+    shape: {{type: plane}}
+    physics: {{body: static}}
+  - name: crate
+    shape: {{type: box, size: [{s}, {s}, {s}]}}
+    position: [0.0, 0.0, {z0}]
+    physics: {{density: {rho}, angular_damping: 0.5}}
+fields:
+  coupling: {coupling}
+  liquid:
+    domain: {{min: [-0.3, -0.3, 0.0], max: [0.3, 0.3, 0.6]}}
+    resolution: 20
+    particles_per_cell: 8
+    sound_speed: 10
+    fill:
+      - {{min: [-0.3, -0.3, 0.0], max: [0.3, 0.3, {h}]}}
+"""
+
+
+def _tank(frames=36, s=0.15, rho=500.0, h=0.24, z0=None, coupling="two_way"):
+    z0 = h + 0.0 if z0 is None else z0
+    return load_scene_text(TANK.format(frames=frames, s=s, rho=rho, h=h, z0=z0, coupling=coupling), "tank.yaml")
+
+
+def test_crate_floats_at_archimedes_depth():
+    """A 500 kg/m^3 cube in water floats with half its height below the surface.
+
+    Equilibrium: rho_b s^3 g = rho_w s^2 d g, so d = s rho_b / rho_w = 0.075 m for
+    s = 0.15. The surface stands at h plus the displaced volume spread over the tank:
+    h' = h + s^2 d / A. Tolerance 0.02 m (two thirds of a 0.03 m cell): MPM's free
+    surface and the grid boundary of the body are each resolved to about a cell.
+    """
+    s, rho, h = 0.15, 500.0, 0.24
+    scene = _tank(frames=48, s=s, rho=rho, h=h, z0=h + s / 2 - 0.02)
+    with World(scene) as world:
+        states = world.run()
+    d_expected = s * rho / 1000.0
+    surface = h + s * s * d_expected / (0.6 * 0.6)
+    # Average the last half second: the crate bobs a little around equilibrium.
+    z_center = np.mean([st.position[1, 2] for st in states[-12:]])
+    d_measured = surface - (z_center - s / 2)
+    assert abs(d_measured - d_expected) < 0.02, (d_measured, d_expected)
+    # Settled: the crate is not still accelerating away.
+    assert abs(states[-1].linear_velocity[1, 2]) < 0.15
+
+
+def test_one_way_coupling_leaves_bodies_alone():
+    """one_way: the liquid feels the crate, the crate feels no buoyancy and falls as in air."""
+    scene = _tank(frames=6, coupling="one_way", z0=0.5)
+    with World(scene) as world:
+        states = world.run()
+    # Free fall from rest as pybullet integrates it (semi-implicit Euler: after n steps of
+    # dt the drop is g dt^2 n (n + 1) / 2), straight through the water.
+    n = scene.steps_per_frame * (len(states) - 1)
+    dt = scene.physics_dt
+    assert states[-1].position[1, 2] == pytest.approx(0.5 - 9.81 * dt * dt * n * (n + 1) / 2, abs=1e-6)
+
+
+def test_fields_are_deterministic_run_to_run():
+    scene = _tank(frames=4)
+    runs = []
+    for _ in range(2):
+        with World(scene) as world:
+            states = world.run()
+        runs.append(states)
+    for a, b in zip(*runs):
+        assert np.array_equal(a.position, b.position)
+        assert np.array_equal(a.fields.liquid.position, b.fields.liquid.position)
+    assert runs[0][-1].fields.stats.liquid_substeps > 0
+
+
+PLUME = """
+name: plume_test
+fps: 24
+frames: {frames}
+objects:
+  - name: ball
+    shape: {{type: sphere, radius: 0.08}}
+    position: [0.0, 0.0, 0.5]
+    physics: {{mass: 0.004, gravity_scale: {gs}}}
+fields:
+  gas:
+    domain: {{min: [-0.4, -0.4, 0.0], max: [0.4, 0.4, 1.2]}}
+    resolution: 24
+    boundaries: {{z_min: {{type: inflow, velocity: [0, 0, {w}]}}, z_max: open}}
+    buoyancy: {{thermal: 0, smoke_weight: 0}}
+    vorticity: 0
+"""
+
+
+def test_upward_wind_carries_a_light_ball():
+    """A 4 g ball at gravity_scale 0.1 (weight 0.0039 N) in a 3 m/s updraft.
+
+    The stagnation pressure 0.5 rho v^2 = 5.4 Pa over the ball's 0.02 m^2 cross
+    section pushes with about 0.1 N, far more than its weight: it must rise, while
+    without wind it falls.
+    """
+    up = load_scene_text(PLUME.format(frames=12, gs=0.1, w=3.0), "plume.yaml")
+    still = load_scene_text(PLUME.format(frames=12, gs=0.1, w=0.0), "plume.yaml")
+    with World(up) as world:
+        z_up = world.run()[-1].position[0, 2]
+    with World(still) as world:
+        z_still = world.run()[-1].position[0, 2]
+    assert z_still < 0.5
+    assert z_up > 0.5
+
+
+@pytest.mark.parametrize(
+    "patch, where, words",
+    [
+        ("material: water", "material: slime", ["unknown liquid material", "sand"]),
+        ("resolution: 20", "resolution: 400", ["GiB", "resolution"]),
+        ("sound_speed: 10", "sound_speed: 5000", ["CFL", "max_substeps"]),
+        ("particles_per_cell: 8", "particles_per_cell: 0", ["particles_per_cell"]),
+    ],
+)
+def test_bad_field_settings_are_located_errors(patch, where, words):
+    text = TANK.format(frames=4, s=0.15, rho=500, h=0.24, z0=0.3, coupling="two_way")
+    text = text.replace("    resolution: 20\n", "    resolution: 20\n    material: water\n")
+    bad = text.replace(patch, where)
+    assert bad != text
+    with pytest.raises(SceneError) as err:
+        load_scene_text(bad, "tank.yaml")
+    message = str(err.value)
+    assert message.startswith("tank.yaml:")
+    for w in words:
+        assert w in message, message
+
+
+def test_gas_without_combustion_for_fuel_is_an_error():
+    text = PLUME.format(frames=2, gs=1, w=0).replace(
+        "    vorticity: 0\n", "    vorticity: 0\n    emitters: [{center: [0, 0, 0.2], fuel: 1}]\n"
+    )
+    with pytest.raises(SceneError) as err:
+        load_scene_text(text, "plume.yaml")
+    assert "combustion" in str(err.value)
