@@ -45,6 +45,8 @@ bench: setup
 	$(PY) benchmarks/bench_post.py
 	$(PY) benchmarks/bench_dataset.py
 	$(PY) benchmarks/bench_neural.py
+	$(PY) benchmarks/bench_mpm.py
+	$(PY) benchmarks/bench_gas.py
 
 # The default neural checkpoint from scratch: its data, then training/neural_64.yaml
 # (about half an hour on 2 idle cores), then the result becomes checkpoints/neural_64.

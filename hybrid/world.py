@@ -20,8 +20,13 @@ Per step the world also moves kinematic bodies along their tracks and adds
 m * g * (gravity_scale - 1) at the centre of mass of bodies whose gravity is scaled
 (pybullet has one global gravity and clears external forces after every step).
 
+Fields. A scene with ``fields:`` also gets a ``FieldSystem`` (``hybrid.fields.system``):
+before every pybullet step the fluids advance and push the bodies (two-way
+coupling), and each State carries a ``FieldFrame`` snapshot in ``State.fields``.
+
 Determinism: the same scene gives bit-identical States on the same machine; bodies
-are created in scene order and pybullet runs with deterministic overlapping pairs.
+are created in scene order and pybullet runs with deterministic overlapping pairs
+(fields too, with ``fields.deterministic``, the default).
 """
 
 from __future__ import annotations

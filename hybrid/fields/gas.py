@@ -46,6 +46,7 @@ from hybrid.fields import backend
 from hybrid.fields.backend import _import_taichi
 from hybrid.fields.colliders import Colliders
 from hybrid.fields.errors import FieldError
+from hybrid.fields.memory import gas_bytes as estimate_bytes, level_shapes  # noqa: F401 (re-exported)
 from hybrid.fields.frames import FieldStats, GasFrame
 from hybrid.scene.fields_spec import FACE_NAMES, GasSpec, grid_shape
 
@@ -58,8 +59,6 @@ _KIND = {"wall": WALL, "free_slip": WALL, "no_slip": NO_SLIP, "open": OPEN}
 # Multigrid preconditioner: red-black Gauss-Seidel sweeps per level and at the bottom.
 PRE_SWEEPS = 2
 BOTTOM_SWEEPS = 16
-COARSEST = 4  # stop coarsening when the longest side has this many cells or fewer
-MAX_LEVELS = 8
 BIG = 3.0e38
 
 
@@ -70,14 +69,6 @@ def face_kinds(spec: GasSpec) -> list[int]:
         face = spec.boundaries.face(name)
         out.append(INFLOW if not isinstance(face, str) else _KIND[face])
     return out
-
-
-def level_shapes(shape: tuple[int, int, int]) -> list[tuple[int, int, int]]:
-    """Grid shapes of the multigrid hierarchy: halve (rounding up) until the longest side is <= COARSEST."""
-    shapes = [tuple(int(s) for s in shape)]
-    while max(shapes[-1]) > COARSEST and len(shapes) < MAX_LEVELS:
-        shapes.append(tuple((s + 1) // 2 for s in shapes[-1]))
-    return shapes
 
 
 def _padded(shape) -> tuple[int, int, int]:
@@ -97,25 +88,6 @@ def _with_ghosts(a: np.ndarray) -> np.ndarray:
     out = np.zeros(tuple(s + 2 for s in a.shape), np.float32)
     out[1:-1, 1:-1, 1:-1] = a
     return out
-
-
-def estimate_bytes(spec: GasSpec) -> int:
-    """Bytes of field memory a GasSolver for `spec` allocates (the grid arrays; Taichi's runtime not included)."""
-    (nx, ny, nz), _ = grid_shape(spec.domain, spec.resolution)
-    cells = nx * ny * nz
-    faces = (nx + 1) * ny * nz + nx * (ny + 1) * nz + nx * ny * (nz + 1)
-    padded_faces = (nx + 3) * (ny + 2) * (nz + 2) + (nx + 2) * (ny + 3) * (nz + 2) + (nx + 2) * (ny + 2) * (nz + 3)
-    padded_cells = (nx + 2) * (ny + 2) * (nz + 2)
-    total = 2 * padded_faces + faces  # velocity, MacCormack intermediate (with ghosts), result
-    total += 3 * (2 * padded_cells + cells)  # density, temperature, fuel: value, intermediate, result
-    total += cells  # flame
-    total += cells  # body index (i32)
-    total += 2 * 3 * cells + 3 * padded_cells  # cell-centred velocity (confinement force), vorticity, trace velocity
-    total += 4 * cells  # pressure, CG residual, search direction, A d
-    for level in level_shapes((nx, ny, nz)):
-        total += 3 * int(np.prod(level))  # preconditioned residual, level residual, fluid flags
-    total += nx * ny + nx
-    return 4 * total
 
 
 def check_memory(spec: GasSpec, memory_limit_gb: float) -> None:

@@ -58,6 +58,7 @@ import numpy as np
 from hybrid.fields import backend
 from hybrid.fields.errors import FieldError
 from hybrid.fields.frames import LiquidFrame
+from hybrid.fields.memory import PAD, liquid_bytes as estimate_bytes  # noqa: F401 (re-exported)
 from hybrid.fields.seeding import count_particles, fill_cells
 from hybrid.fields.materials import (
     DEFAULT_YOUNGS,
@@ -77,7 +78,6 @@ from hybrid.scene.fields_spec import LiquidSpec, grid_shape
 
 ti = backend._import_taichi()
 
-PAD = 2  # grid nodes beyond each domain face
 # Cells: nodes closer than this to a body's surface (or inside it) are constrained.
 # With 0 only nodes inside count, so the liquid's effective boundary lies up to a
 # cell inside a face that falls between nodes, and a 0.2 m cube 0.4 cells off the
@@ -85,9 +85,6 @@ PAD = 2  # grid nodes beyond each domain face
 # it sat (and 0.93 on the grid), which is what the floating-depth test relies on.
 BODY_BAND = 1.0
 BLOCK_DIM = 64  # particle-loop block size, as mpm3d's 64^3 setting
-_BYTES_GRID_NODE = 16  # velocity (3 f32) + mass (f32)
-_BYTES_PARTICLE = {WATER: 12 + 12 + 36 + 4, SAND: 12 + 12 + 36 + 36 + 4, SNOW: 12 + 12 + 36 + 36 + 4, JELLY: 12 + 12 + 36 + 36}
-_BYTES_SEEDING = 3 * 8 * 2 + 8  # float64 positions and velocities on the host while seeding, plus indices
 
 
 @dataclass(frozen=True)
@@ -106,15 +103,6 @@ class LiquidReport:
 
 def _material_id(spec: LiquidSpec) -> int:
     return MATERIAL_IDS[spec.material]
-
-
-def estimate_bytes(spec: LiquidSpec) -> int:
-    """Memory (bytes) the solver needs for `spec`: particle state, the padded grid, and seeding."""
-    shape, _ = grid_shape(spec.domain, spec.resolution)
-    nodes = math.prod(n + 1 + 2 * PAD for n in shape)
-    cells = math.prod(shape)
-    n = count_particles(spec)
-    return int(n * (_BYTES_PARTICLE[_material_id(spec)] + _BYTES_SEEDING) + nodes * _BYTES_GRID_NODE + cells * 4)
 
 
 def seed_particles(spec: LiquidSpec, seed: int = 0, gravity=(0.0, 0.0, 0.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -23,7 +23,8 @@ from hybrid.transforms import slerp
 
 
 def interpolate_state(states: list[State], t: float) -> State:
-    """The objects' poses at fractional frame index `t` (clamped to the clip), between recorded frames."""
+    """The objects' poses at fractional frame index `t` (clamped to the clip), between recorded frames;
+    the fields of the nearer recorded frame."""
     t = float(np.clip(t, 0.0, len(states) - 1))
     i = min(int(np.floor(t)), len(states) - 2) if len(states) > 1 else 0
     u = t - i
@@ -41,6 +42,9 @@ def interpolate_state(states: list[State], t: float) -> State:
         quaternion=quaternion,
         linear_velocity=(1.0 - u) * a.linear_velocity + u * b.linear_velocity,
         angular_velocity=(1.0 - u) * a.angular_velocity + u * b.angular_velocity,
+        # Fields are not interpolated (a grid or a particle set has no pose to blend):
+        # a sub-frame shows the nearer recorded frame's.
+        fields=a.fields if u < 0.5 else b.fields,
     )
 
 

@@ -48,18 +48,11 @@ MEMORY_ENV = "HYBRID_MAX_MEMORY_GB"
 # Fields. The field buffers of a clip: gas_density, gas_temperature, liquid_thickness
 # float32, liquid_mask uint8, fluid_velocity 2 x float32.
 FIELD_BUFFER_BYTES_PER_PIXEL = 4 + 4 + 1 + 4 + 8
-# The gas solver's working set per cell: MAC velocity with its advection copies and
-# vorticity (about 16 float32), four scalars with MacCormack copies (12), the CG
-# vectors and the multigrid hierarchy (about 9), flags; and per cell per frame held in
-# the clip's States until rendered: density, temperature, fuel, flame, velocity (7
-# float32) and the solid flag.
-GAS_BYTES_PER_CELL = 160
+# Per cell per frame held in a clip's States until rendered: density, temperature,
+# fuel, flame, velocity (7 float32) and the solid flag; per particle per frame:
+# position and velocity (6 float32). The solvers' own working sets come from
+# hybrid.fields.memory.
 GAS_SNAPSHOT_BYTES_PER_CELL = 29
-# MLS-MPM per particle: position, velocity, affine C, deformation gradient F, J and
-# material state (about 28 float32); per grid node velocity and mass with a copy
-# (8 float32); per particle per frame in the States: position and velocity.
-LIQUID_BYTES_PER_PARTICLE = 112
-LIQUID_BYTES_PER_NODE = 32
 LIQUID_SNAPSHOT_BYTES_PER_PARTICLE = 24
 
 
@@ -76,18 +69,16 @@ def estimate_field_bytes(scene: Scene) -> tuple[int, dict[str, int]]:
     parts: dict[str, int] = {}
     if fields is None:
         return 0, parts
+    from hybrid.fields.memory import gas_bytes, liquid_bytes
     from hybrid.scene.fields_spec import grid_shape
 
     frames = scene.frame_count
     if fields.gas is not None:
         shape, _ = grid_shape(fields.gas.domain, fields.gas.resolution)
-        cells = int(np.prod(shape))
-        parts["gas"] = cells * (GAS_BYTES_PER_CELL + GAS_SNAPSHOT_BYTES_PER_CELL * frames)
+        parts["gas"] = gas_bytes(fields.gas) + int(np.prod(shape)) * GAS_SNAPSHOT_BYTES_PER_CELL * frames
     if fields.liquid is not None:
-        shape, _ = grid_shape(fields.liquid.domain, fields.liquid.resolution)
         n = field_particle_count(fields.liquid)
-        nodes = int(np.prod(np.asarray(shape) + 3))
-        parts["liquid"] = n * (LIQUID_BYTES_PER_PARTICLE + LIQUID_SNAPSHOT_BYTES_PER_PARTICLE * frames) + nodes * LIQUID_BYTES_PER_NODE
+        parts["liquid"] = liquid_bytes(fields.liquid) + n * LIQUID_SNAPSHOT_BYTES_PER_PARTICLE * frames
     parts["buffers"] = scene.width * scene.height * frames * FIELD_BUFFER_BYTES_PER_PIXEL
     return sum(parts.values()), parts
 
