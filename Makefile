@@ -62,7 +62,7 @@ train: setup
 
 eval: setup
 	$(VENV)/bin/hybrid dataset generate datasets/neural_movi_a.yaml --out $(NEURAL_DATA)/heldout --clips 64 --seed 1
-	$(VENV)/bin/hybrid eval checkpoints/neural_64 $(NEURAL_DATA)/heldout --clips 8 --steps 10 --long-clips 1 --out EVAL.md
+	$(VENV)/bin/hybrid eval checkpoints/neural_64 $(NEURAL_DATA)/heldout --out EVAL.md
 
 clean:
 	rm -rf out .pytest_cache
