@@ -99,3 +99,28 @@ def test_bad_field_recipes_are_located(kw, words):
     assert msg.startswith("fields.yaml:")
     for w in words:
         assert w in msg, msg
+
+
+def test_clips_without_fields_in_a_fields_recipe_get_zero_field_buffers():
+    """One buffer layout per dataset: a clip that drew no field still holds the five field buffers, all zero."""
+    from hybrid.data.generate import render_dataset_clip
+    from hybrid.fields.frames import FIELD_BUFFER_LAYOUT
+
+    text = f"""
+name: no_fields_drawn
+clip: {{frames: 3, fps: 12, resolution: [32, 24]}}
+{OBJECTS}
+fields:
+  liquid:
+    probability: 0.0
+    liquid:
+      domain: {{min: [-2, -2, 0], max: [2, 2, 2]}}
+      fill: [{{min: [-2, -2, 0], max: [2, 2, 1]}}]
+"""
+    recipe = load_recipe_text(text, "no_fields.yaml")
+    buffers, metadata, _ = render_dataset_clip(recipe, 0, 0)
+    for name, (dtype, tail) in FIELD_BUFFER_LAYOUT.items():
+        assert buffers[name].dtype == np.dtype(dtype)
+        assert buffers[name].shape == (3, 24, 32, *tail)
+        assert not buffers[name].any()
+    assert "fields" not in metadata

@@ -121,9 +121,9 @@ def render_dataset_clip(recipe, seed: int, index: int, times: Optional[StageTime
     if recipe.fields is not None and scene.fields is None:
         # Every clip of a recipe with fields holds the field buffers (zeros here), so
         # the dataset has one buffer layout.
-        from hybrid.io.metadata import zero_field_buffers
+        from hybrid.fields.frames import empty_field_buffers
 
-        buffers.update(zero_field_buffers(scene.frame_count, scene.height, scene.width))
+        buffers.update(empty_field_buffers(scene.frame_count, scene.height, scene.width))
     metadata = build_metadata(scene, states, track.K, track.cam_to_world)
     metadata["dataset"] = {"recipe": recipe.name, "seed": seed, "index": index}
     video = mp4_bytes(buffers["rgb"], scene.fps)
@@ -256,7 +256,7 @@ def generate(
     t, h, w = scene0.frame_count, scene0.height, scene0.width
     layout = dict(BUFFER_LAYOUT)
     if recipe.fields is not None:
-        from hybrid.io.metadata import FIELD_BUFFER_LAYOUT
+        from hybrid.fields.frames import FIELD_BUFFER_LAYOUT
 
         layout.update(FIELD_BUFFER_LAYOUT)
     specs = {name: BufferSpec(dtype, (t, h, w, *tail)) for name, (dtype, tail) in layout.items()}

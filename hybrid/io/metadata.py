@@ -30,22 +30,6 @@ FIELD_BUFFER_DOC = {
 }
 
 
-FIELD_BUFFER_LAYOUT = {  # name -> (dtype, trailing shape after (T, H, W))
-    "gas_density": ("float32", ()),
-    "gas_temperature": ("float32", ()),
-    "liquid_mask": ("uint8", ()),
-    "liquid_thickness": ("float32", ()),
-    "fluid_velocity": ("float32", (2,)),
-}
-
-
-def zero_field_buffers(frames: int, height: int, width: int) -> dict[str, np.ndarray]:
-    """The field buffers of a clip without fields: no smoke, no liquid, no fluid motion anywhere."""
-    return {
-        name: np.zeros((frames, height, width, *tail), dtype=dtype) for name, (dtype, tail) in FIELD_BUFFER_LAYOUT.items()
-    }
-
-
 def _fields_metadata(states: Sequence[State]) -> dict:
     """Per-frame solver statistics and the fields' fixed facts (grid, particle count)."""
     first = states[0].fields

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hybrid.fields.frames import FIELD_BUFFER_NAMES, empty_field_buffers  # noqa: F401 (FIELD_BUFFER_NAMES re-exported)
 from hybrid.render.beauty import BeautyPass, encode_display
 from hybrid.render.gbuffer import GBufferPass
 from hybrid.render.gl import GLContext
@@ -32,21 +33,6 @@ from hybrid.state import State
 from hybrid.transforms import CV_TO_GL, pose_matrices
 
 BUFFER_NAMES = ("rgb", "depth", "instance", "normal", "albedo")
-# Only for scenes with `fields:` (all five every frame, zeros where a field is absent).
-FIELD_BUFFER_NAMES = ("gas_density", "gas_temperature", "liquid_mask", "liquid_thickness", "fluid_velocity")
-
-
-def empty_field_buffers(height: int, width: int) -> dict[str, np.ndarray]:
-    """The five field buffers of a frame without any field: all zero (see ``Rasterizer``)."""
-    return {
-        "gas_density": np.zeros((height, width), np.float32),
-        "gas_temperature": np.zeros((height, width), np.float32),
-        "liquid_mask": np.zeros((height, width), np.uint8),
-        "liquid_thickness": np.zeros((height, width), np.float32),
-        "fluid_velocity": np.zeros((height, width, 2), np.float32),
-    }
-
-
 def _has_fields(state: State) -> bool:
     f = getattr(state, "fields", None)
     return f is not None and (f.gas is not None or f.liquid is not None)

@@ -73,7 +73,7 @@ import numpy as np
 from hybrid.fields.backend import _import_taichi
 from hybrid.fields.frames import FieldFrame, GasFrame
 from hybrid.render.materials import display_to_linear
-from hybrid.render.raster import empty_field_buffers
+from hybrid.fields.frames import empty_field_buffers
 from hybrid.scene.fields_spec import GasLook, LiquidLook
 from hybrid.scene.spec import AmbientLight, DirectionalLight, PointLight, Scene, SpotLight
 

@@ -45,9 +45,14 @@ MAX_OBJECTS = 5000
 
 MEMORY_ENV = "HYBRID_MAX_MEMORY_GB"
 
-# Fields. The field buffers of a clip: gas_density, gas_temperature, liquid_thickness
-# float32, liquid_mask uint8, fluid_velocity 2 x float32.
-FIELD_BUFFER_BYTES_PER_PIXEL = 4 + 4 + 1 + 4 + 8
+def _field_buffer_bytes_per_pixel() -> int:
+    """Bytes per pixel per frame of the field buffers (hybrid.fields.frames.FIELD_BUFFER_LAYOUT): 21."""
+    from hybrid.fields.frames import FIELD_BUFFER_LAYOUT
+
+    return sum(int(np.dtype(dtype).itemsize * np.prod(tail, dtype=np.int64)) for dtype, tail in FIELD_BUFFER_LAYOUT.values())
+
+
+FIELD_BUFFER_BYTES_PER_PIXEL = _field_buffer_bytes_per_pixel()
 # Per cell per frame held in a clip's States until rendered: density, temperature,
 # fuel, flame, velocity (7 float32) and the solid flag; per particle per frame:
 # position and velocity (6 float32). The solvers' own working sets come from
