@@ -125,7 +125,7 @@ class World:
             from hybrid.fields.system import FieldSystem
 
             try:
-                self.fields = FieldSystem(scene, client, self.bodies, log=log)
+                self.fields = FieldSystem(scene, client, self.bodies, self.read_bodies, log=log)
             except BaseException:
                 self.close()
                 raise
@@ -259,7 +259,9 @@ class World:
 
     # ------------------------------------------------------------ reading
 
-    def _read_state(self, frame: int, contacts: ContactSet) -> State:
+    def read_bodies(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every body now, in scene order: shape-frame position (N, 3) and quaternion (N, 4),
+        the shape origin's velocity (N, 3), angular velocity (N, 3), and the centre of mass (N, 3)."""
         client = self._require_open()
         n = len(self._ids)
         poses = [p.getBasePositionAndOrientation(i, physicsClientId=client) for i in self._ids]
@@ -268,8 +270,13 @@ class World:
         quaternion = np.array([pose[1] for pose in poses], dtype=np.float64).reshape(n, 4)
         linear = np.array([v[0] for v in velocities], dtype=np.float64).reshape(n, 3)
         angular = np.array([v[1] for v in velocities], dtype=np.float64).reshape(n, 3)
+        com = position.copy()  # pybullet's base frame is the inertial (centre-of-mass) frame
         if len(self._offset_index):
             self._to_shape_frame(position, quaternion, linear, angular)
+        return position, quaternion, linear, angular, com
+
+    def _read_state(self, frame: int, contacts: ContactSet) -> State:
+        position, quaternion, linear, angular, _ = self.read_bodies()
         return State(
             frame=frame,
             time_s=frame * self.scene.frame_dt_sim,

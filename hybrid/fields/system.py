@@ -22,7 +22,7 @@ plain ``FieldFrame`` snapshot that ``State.fields`` carries to the renderer.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -35,13 +35,16 @@ from hybrid.scene.spec import Scene
 class FieldSystem:
     """Gas and liquid solvers plus the colliders for one World (see the module docstring)."""
 
-    def __init__(self, scene: Scene, client: int, bodies: Sequence, log=None):
+    def __init__(self, scene: Scene, client: int, bodies: Sequence, read_bodies: Callable, log=None):
+        """`bodies`: the World's ``Body`` records; `read_bodies()`: the World's reader of every
+        body's shape-frame pose, velocities and centre of mass (``World.read_bodies``)."""
         fields = scene.fields
         if fields is None:
             raise ValueError("FieldSystem needs a scene with a `fields:` section")
         self.scene = scene
         self.spec = fields
         self._client = client
+        self._read_bodies = read_bodies
         self.backend = backend.ensure(fields.arch, fields.deterministic, log=log)
         from hybrid.fields.colliders import Colliders, collider_shape
 
@@ -71,36 +74,12 @@ class FieldSystem:
         self._gas_force = np.zeros((n, 3))
         self._gas_torque = np.zeros((n, 3))
         self._stats = _StatsCollector()
-        # What pybullet calls the base frame is the centre-of-mass (inertial) frame; the
-        # shape frame is offset from it by the body's inertial transform.
-        self._com_local = np.array([b.com_local for b in self.bodies], dtype=np.float64).reshape(n, 3)
-        self._inertial_quat = np.array([b.inertial_quat for b in self.bodies], dtype=np.float64).reshape(n, 4)
 
     # ------------------------------------------------------------ stepping
 
     def _sync_colliders(self) -> None:
-        from hybrid.transforms import quats_to_matrices
-
-        client = self._client
-        n = len(self._ids)
-        if n == 0:
-            return
-        poses = [p.getBasePositionAndOrientation(i, physicsClientId=client) for i in self._ids]
-        vels = [p.getBaseVelocity(i, physicsClientId=client) for i in self._ids]
-        com = np.array([q[0] for q in poses], dtype=np.float64).reshape(n, 3)
-        q_com = np.array([q[1] for q in poses], dtype=np.float64).reshape(n, 4)
-        v_com = np.array([v[0] for v in vels], dtype=np.float64).reshape(n, 3)
-        omega = np.array([v[1] for v in vels], dtype=np.float64).reshape(n, 3)
-        # Shape frame = inertial frame composed with the inverse inertial transform.
-        from hybrid.world import _quat_mul
-
-        inv = self._inertial_quat * np.array([-1.0, -1.0, -1.0, 1.0])
-        q_shape = _quat_mul(q_com, inv)
-        q_shape /= np.linalg.norm(q_shape, axis=1, keepdims=True)
-        lever = np.einsum("nij,nj->ni", quats_to_matrices(q_shape), self._com_local)
-        origin = com - lever
-        v_origin = v_com - np.cross(omega, lever)
-        self.colliders.set_state(origin, q_shape, v_origin, omega, com)
+        if self._ids:
+            self.colliders.set_state(*self._read_bodies())
 
     def before_step(self, t: float, dt: float, first_in_frame: bool) -> None:
         """Advance the fluids over [t, t + dt] (the gas over the whole frame at its first step) and push the bodies."""
