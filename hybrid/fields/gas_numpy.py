@@ -450,13 +450,7 @@ class NumpyGas:
 
     def advance(self, dt: float, t: float) -> int:
         """Advance `dt` seconds in CFL substeps (as ``GasSolver.advance``); returns the substep count."""
-        speed = float(np.sqrt(sum(float(np.abs(v).max()) ** 2 for v in self.vel)))
-        for name in FACE_NAMES:
-            face = self.spec.boundaries.face(name)
-            if not isinstance(face, str):
-                speed = max(speed, float(np.linalg.norm(face.velocity)))
-        for em in self.spec.emitters:
-            speed = max(speed, float(np.linalg.norm(em.velocity)))
+        speed = max(float(np.sqrt(sum(float(np.abs(v).max()) ** 2 for v in self.vel))), self.spec.prescribed_speed)
         n = max(1, math.ceil(dt * speed / (self.spec.cfl * self.dx) - 1e-9))
         if n > self.spec.max_substeps:
             raise FieldError(f"the gas needs {n} substeps but fields.gas.max_substeps allows {self.spec.max_substeps}")

@@ -185,6 +185,14 @@ class GasSpec(Spec):
     combustion: Optional[Combustion] = None
     look: GasLook = GasLook()
 
+    @property
+    def prescribed_speed(self) -> float:
+        """The fastest speed the scene sets (m/s): inflow faces and emitter velocities. The
+        CFL substep count needs at least this; buoyant flow can get faster on its own."""
+        speeds = [math.hypot(*e.velocity) for e in self.emitters]
+        speeds += [math.hypot(*f.velocity) for f in (self.boundaries.face(n) for n in FACE_NAMES) if not isinstance(f, str)]
+        return max(speeds, default=0.0)
+
     @model_validator(mode="after")
     def _consistent(self) -> "GasSpec":
         if any(e.fuel > 0 for e in self.emitters) and self.combustion is None:

@@ -92,7 +92,7 @@ def _field_issues(scene: Scene, source: SourceMap) -> list[Issue]:
     """Fields too big for memory, or whose CFL condition needs more substeps than allowed."""
     import math
 
-    from hybrid.scene.fields_spec import FACE_NAMES, grid_shape
+    from hybrid.scene.fields_spec import grid_shape
 
     fields = scene.fields
     issues: list[Issue] = []
@@ -116,9 +116,7 @@ def _field_issues(scene: Scene, source: SourceMap) -> list[Issue]:
     gas = fields.gas
     if gas is not None:
         _, cell = grid_shape(gas.domain, gas.resolution)
-        speeds = [math.dist(e.velocity, (0, 0, 0)) for e in gas.emitters]
-        speeds += [math.dist(gas.boundaries.face(f).velocity, (0, 0, 0)) for f in FACE_NAMES if not isinstance(gas.boundaries.face(f), str)]
-        fastest = max(speeds, default=0.0)
+        fastest = gas.prescribed_speed
         need = math.ceil(frame_dt * fastest / (gas.cfl * cell) - 1e-9)
         if need > gas.max_substeps:
             issues.append(
