@@ -126,6 +126,34 @@ class GasReport:
         )
 
 
+@ti.func
+def _corner(s, n: ti.template()):
+    """Sample position s (index units of an array of shape n, ghosts at -1 and n) clamped
+    into the array: the lower corner of its 2 x 2 x 2 stencil and the fraction within it."""
+    base = ti.Vector([0, 0, 0])
+    for b in ti.static(range(3)):
+        s[b] = ti.min(ti.max(s[b], -1.0), n[b] + 0.0)
+        base[b] = ti.min(ti.cast(ti.floor(s[b]), ti.i32), n[b] - 1)
+    return base, s - base
+
+
+@ti.func
+def _trilinear_min_max(F: ti.template(), base, fr):
+    """Trilinear value of scalar array F over the stencil at `base` with fraction `fr`,
+    and the stencil's min and max (the MacCormack clamp)."""
+    val = 0.0
+    lo = BIG
+    hi = -BIG
+    for c in range(8):
+        o = ti.Vector([c & 1, (c >> 1) & 1, (c >> 2) & 1])
+        wv = o * fr + (1 - o) * (1.0 - fr)
+        v = F[base + o]
+        val += wv[0] * wv[1] * wv[2] * v
+        lo = ti.min(lo, v)
+        hi = ti.max(hi, v)
+    return val, lo, hi
+
+
 @ti.data_oriented
 class GasSolver:
     """Smoke and fire on the MAC grid of `spec` (see the module docstring).
@@ -272,12 +300,7 @@ class GasSolver:
         self._face_speed()
         s = self.speed.to_numpy().astype(np.float64)
         speed = float(np.sqrt((s**2).sum()))
-        for name in FACE_NAMES:
-            face = self.spec.boundaries.face(name)
-            if not isinstance(face, str):
-                speed = max(speed, float(np.linalg.norm(face.velocity)))
-        for em in self.spec.emitters:
-            speed = max(speed, float(np.linalg.norm(em.velocity)))
+        speed = max(speed, self.spec.prescribed_speed)
         c = self.colliders
         if c.count:
             lin = c.lin_vel.to_numpy()[: c.count].astype(np.float64)
@@ -573,36 +596,15 @@ class GasSolver:
     @ti.func
     def _interp_face(self, F: ti.template(), a: ti.template(), g):
         """Trilinear value of component `a` (array F) at grid position g (cell units), and its corners' min, max."""
-        n = ti.static(self.face_shapes[a])
         s = g - 0.5
         s[a] += 0.5
-        base = ti.Vector([0, 0, 0])
-        for b in ti.static(range(3)):
-            s[b] = ti.min(ti.max(s[b], -1.0), n[b] + 0.0)
-            base[b] = ti.min(ti.cast(ti.floor(s[b]), ti.i32), n[b] - 1)
-        fr = s - base
-        val = 0.0
-        lo = BIG
-        hi = -BIG
-        for c in range(8):
-            o = ti.Vector([c & 1, (c >> 1) & 1, (c >> 2) & 1])
-            wv = o * fr + (1 - o) * (1.0 - fr)
-            v = F[base + o]
-            val += wv[0] * wv[1] * wv[2] * v
-            lo = ti.min(lo, v)
-            hi = ti.max(hi, v)
-        return val, lo, hi
+        base, fr = _corner(s, ti.static(self.face_shapes[a]))
+        return _trilinear_min_max(F, base, fr)
 
     @ti.func
     def _velocity_at(self, g):
         """Velocity (m/s) at grid position g: trilinear in the cell-centred copy `tvel` (ghosts included)."""
-        n = ti.static(self.shape)
-        s = g - 0.5
-        base = ti.Vector([0, 0, 0])
-        for b in ti.static(range(3)):
-            s[b] = ti.min(ti.max(s[b], -1.0), n[b] + 0.0)
-            base[b] = ti.min(ti.cast(ti.floor(s[b]), ti.i32), n[b] - 1)
-        fr = s - base
+        base, fr = _corner(g - 0.5, ti.static(self.shape))
         val = ti.Vector([0.0, 0.0, 0.0])
         for c in range(8):
             o = ti.Vector([c & 1, (c >> 1) & 1, (c >> 2) & 1])
@@ -622,24 +624,9 @@ class GasSolver:
 
     @ti.func
     def _interp_cell(self, S: ti.template(), q: ti.template(), g):
-        n = ti.static(self.shape)
-        s = g - 0.5
-        base = ti.Vector([0, 0, 0])
-        for b in ti.static(range(3)):
-            s[b] = ti.min(ti.max(s[b], -1.0), n[b] + 0.0)
-            base[b] = ti.min(ti.cast(ti.floor(s[b]), ti.i32), n[b] - 1)
-        fr = s - base
-        val = 0.0
-        lo = BIG
-        hi = -BIG
-        for c in range(8):
-            o = ti.Vector([c & 1, (c >> 1) & 1, (c >> 2) & 1])
-            wv = o * fr + (1 - o) * (1.0 - fr)
-            v = S[base + o]
-            val += wv[0] * wv[1] * wv[2] * v
-            lo = ti.min(lo, v)
-            hi = ti.max(hi, v)
-        return val, lo, hi
+        """Trilinear value of the cell-centred array S at grid position g, and its corners' min, max."""
+        base, fr = _corner(g - 0.5, ti.static(self.shape))
+        return _trilinear_min_max(S, base, fr)
 
     @ti.func
     def _kind(self, I):
