@@ -982,15 +982,12 @@ class GasSolver:
             ti.atomic_max(m, ti.abs(x[I]))
         return m
 
-    @ti.kernel
-    def _dot(self, x: ti.template(), y: ti.template()) -> ti.f32:
-        """Sum of x y: per (i, j) row, then per i, then serially (bits independent of threads)."""
+    @ti.func
+    def _sum_rows(self):
+        """The total of the row sums in `part2`: per i in parallel, then serially over i
+        (a fixed order, so the bits do not depend on the thread count). Call it at a
+        kernel's top level, after the loop that fills `part2`."""
         n = ti.static(self.shape)
-        for i, j in self.part2:
-            s = 0.0
-            for k in range(n[2]):
-                s += x[i, j, k] * y[i, j, k]
-            self.part2[i, j] = s
         for i in self.part1:
             s = 0.0
             for j in range(n[1]):
@@ -1003,6 +1000,17 @@ class GasSolver:
         return total
 
     @ti.kernel
+    def _dot(self, x: ti.template(), y: ti.template()) -> ti.f32:
+        """Sum of x y: per (i, j) row, then per i, then serially (bits independent of threads)."""
+        n = ti.static(self.shape)
+        for i, j in self.part2:
+            s = 0.0
+            for k in range(n[2]):
+                s += x[i, j, k] * y[i, j, k]
+            self.part2[i, j] = s
+        return self._sum_rows()
+
+    @ti.kernel
     def _masked_sum(self, x: ti.template()) -> ti.f32:
         n = ti.static(self.shape)
         for i, j in self.part2:
@@ -1011,16 +1019,7 @@ class GasSolver:
                 if self.mg_fl[0][i, j, k] != 0:
                     s += x[i, j, k]
             self.part2[i, j] = s
-        for i in self.part1:
-            s = 0.0
-            for j in range(n[1]):
-                s += self.part2[i, j]
-            self.part1[i] = s
-        total = 0.0
-        ti.loop_config(serialize=True)
-        for i in range(n[0]):
-            total += self.part1[i]
-        return total
+        return self._sum_rows()
 
     @ti.kernel
     def _fluid_count(self) -> ti.i32:
@@ -1056,16 +1055,7 @@ class GasSolver:
                 self.q[I] = qv
                 s += self.d[I] * qv
             self.part2[i, j] = s
-        for i in self.part1:
-            s = 0.0
-            for j in range(n[1]):
-                s += self.part2[i, j]
-            self.part1[i] = s
-        total = 0.0
-        ti.loop_config(serialize=True)
-        for i in range(n[0]):
-            total += self.part1[i]
-        return total
+        return self._sum_rows()
 
     @ti.kernel
     def _update_xr(self, alpha: ti.f32) -> ti.f32:
