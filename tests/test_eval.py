@@ -160,9 +160,43 @@ def test_hybrid_eval_writes_eval_md_and_json_with_every_row(data_root, tmp_path,
     assert len(results["drift"]["psnr_by_window"]["neural"]) == 10 and results["drift"]["frames"] == 40
     assert results["drift"]["seed"] not in (3, 4)  # neither dataset's seed
     assert len(results["checks"]) == 7
+    assert [c["fields"] for c in results["per_clip"]] == [[], []] and results["summary_by_fields"] is None
+    assert "## Clips with and without fields" not in text
     # The albedo baseline needs no model: its numbers follow from the data alone.
     clip = results["per_clip"][0]
     assert -1.0 < clip["albedo"]["ssim"] <= 1.0 and clip["albedo"]["psnr"] > 0
+
+
+def test_clips_with_and_without_fields_are_summarised_apart():
+    from hybrid.neural.evaluate import clip_fields, report_markdown, summaries_by_fields
+
+    assert clip_fields(None) == [] and clip_fields({"fields": None}) == []
+    assert clip_fields({"fields": {"frames": [], "liquid": {}, "gas": {}}}) == ["gas", "liquid"]
+
+    def row(fields, psnr):
+        scores = {"psnr": psnr, "ssim": psnr / 100, "warp_error": 2.0}
+        return {"fields": fields, "neural": scores, "frame_by_frame": scores, "albedo": scores,
+                "target": {"warp_error": 1.0}}
+
+    rows = [row([], 30.0), row(["gas"], 20.0), row(["gas", "liquid"], 26.0), row([], 28.0)]
+    split = summaries_by_fields(rows)
+    assert list(split) == ["without fields", "with fields", "with gas", "with liquid"]
+    assert split["without fields"]["clips"] == 2 and split["without fields"]["neural"]["psnr"] == pytest.approx(29.0)
+    assert split["with fields"]["clips"] == 2 and split["with fields"]["neural"]["psnr"] == pytest.approx(23.0)
+    assert split["with gas"]["neural"]["psnr"] == pytest.approx(23.0)
+    assert split["with liquid"]["clips"] == 1 and split["with liquid"]["albedo"]["ssim"] == pytest.approx(0.26)
+    assert summaries_by_fields([row([], 30.0)]) is None  # no clip with fields: no split
+
+    results = {
+        "summary": summaries_by_fields(rows)["with fields"], "summary_by_fields": split,
+        "options": {"steps": 2, "scheduler": "dpm", "seed": 0, "clips": 4, "long_clips": 0},
+        "checkpoint": "ckpt", "dataset": "data", "dataset_recipe": {"name": "r"}, "dataset_seed": 1, "clips": 4,
+        "model": {"resolution": [16, 16], "window": 4, "context_frames": 1, "condition": ["albedo"]},
+        "checks": [], "seconds": 1.0, "hardware": {"cores": 2, "device": "cpu"},
+    }
+    text = report_markdown(results)
+    assert "## Clips with and without fields" in text
+    assert "| without fields | 2 | 29.00 | 0.290 | 2.00 |" in text and "| with liquid | 1 | 26.00 |" in text
 
 
 def test_hybrid_eval_errors_are_clear(data_root, tmp_path, capsys):

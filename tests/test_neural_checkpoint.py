@@ -110,3 +110,42 @@ def test_unknown_format_and_bad_config(saved):
     (path / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError, match=r"config.json is not valid JSON"):
         load_checkpoint(path)
+
+
+def test_init_from_adds_condition_groups_that_change_nothing_until_trained(saved):
+    """A fine-tune that adds the field groups starts exactly where the checkpoint is: the new
+    input weights are zero, so whatever the new channels hold, the output is the old one."""
+    from hybrid.neural.checkpoint import init_from_checkpoint
+    from hybrid.neural.conditioning import condition_channels
+
+    path, model, config = saved
+    grown = NeuralConfig(**{**TINY, "condition": ("albedo", "gas", "mask", "liquid")})
+    torch.manual_seed(5)
+    new = VideoDenoiser(grown)
+    report = init_from_checkpoint(new, grown, path)
+    assert report == {"kept": ["albedo", "mask"], "added": ["gas", "liquid"], "dropped": []}
+    g = torch.Generator().manual_seed(2)
+    noisy, t = torch.randn(1, 2, 3, 16, 16, generator=g), torch.tensor([10])
+    albedo, mask = torch.randn(1, 2, 3, 16, 16, generator=g), torch.randn(1, 2, 1, 16, 16, generator=g)
+    fields = torch.randn(1, 2, condition_channels(["gas"]) + condition_channels(["liquid"]), 16, 16, generator=g)
+    context, context_mask = torch.randn(1, 2, 3, 16, 16, generator=g), torch.tensor([[True, False]])
+    with torch.no_grad():
+        before = model.eval()(noisy, t, torch.cat([albedo, mask], 2), context, context_mask)
+        after = new.eval()(noisy, t, torch.cat([albedo, fields[:, :, :2], mask, fields[:, :, 2:]], 2), context, context_mask)
+    assert torch.allclose(before, after, atol=1e-6, rtol=0)
+
+    # Dropping a group keeps the rest of its weights where they were.
+    shrunk = NeuralConfig(**{**TINY, "condition": ("mask",)})
+    smaller = VideoDenoiser(shrunk)
+    assert init_from_checkpoint(smaller, shrunk, path)["dropped"] == ["albedo"]
+    assert torch.equal(smaller.conv_in.weight[:, 3:4], model.conv_in.weight[:, 6:7])
+
+
+def test_init_from_refuses_another_architecture(saved):
+    from hybrid.neural.checkpoint import init_from_checkpoint
+
+    path, _, _ = saved
+    wider = NeuralConfig(**{**TINY, "base_channels": 16})
+    with pytest.raises(CheckpointError, match=r"base_channels: 8 there, 16 here") as err:
+        init_from_checkpoint(VideoDenoiser(wider), wider, path)
+    assert "config.json" in str(err.value)

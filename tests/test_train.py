@@ -295,6 +295,27 @@ def test_a_run_folder_with_checkpoints_is_not_overwritten(data_root, tmp_path):
         train(other, tmp_path / "run", resume=True, progress=False)
 
 
+def test_fine_tune_adds_field_groups_and_starts_where_the_checkpoint_ended(data_root, tmp_path):
+    """init_from: the field groups are added with zero input weights and the tiny dataset has no
+    field buffers (its clips read zeros there), so the fine-tune's first held-out loss is the
+    base export's, on the same windows with the same noise."""
+    base = train(tiny_config(data_root), tmp_path / "base", progress=False)
+    text = TINY_CONFIG.replace("ndotl]", "ndotl, gas, liquid, fluid_motion]") + f"init_from: {base.final_dir}\n"
+    tuned = train(tiny_config(data_root, text, name="fine.yaml"), tmp_path / "tuned", progress=False)
+    assert tuned.step == 6 and tuned.final_dir is not None
+    assert tuned.start_val_loss == pytest.approx(base.val_loss_ema, rel=1e-5, abs=0)
+    info = json.loads((tuned.final_dir / "info.json").read_text())
+    assert info["init_from"]["steps"] == 6 and "gas" not in info["init_from"]["condition"]
+    assert json.loads((tuned.final_dir / "config.json").read_text())["condition"][-3:] == ["gas", "liquid", "fluid_motion"]
+
+
+def test_init_from_must_name_a_checkpoint_folder(data_root):
+    with pytest.raises(TrainConfigError) as err:
+        tiny_config(data_root, TINY_CONFIG + "init_from: nowhere\n", name="bad_init.yaml")
+    first = str(err.value).splitlines()[0]
+    assert "bad_init.yaml:15:12:" in first and " init_from: " in first and "no checkpoint folder" in first
+
+
 def test_tensorboard_gets_scalars_and_sample_images(data_root, tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

@@ -213,3 +213,54 @@ def load_checkpoint(path: PathLike, device: Union[str, torch.device] = "cpu") ->
             raise CheckpointError(f"{file}: tensor {k!r} is not finite floating point; the checkpoint is damaged")
     model.load_state_dict({k: v.to(torch.float32) for k, v in tensors.items()})
     return model.to(device).eval(), config, info
+
+
+def _condition_slices(config: NeuralConfig) -> dict[str, slice]:
+    """Where each condition group's channels sit in the model's input (after the 3 noisy channels)."""
+    from hybrid.neural.conditioning import condition_channels
+
+    out, at = {}, 3
+    for name in config.condition:
+        width = condition_channels([name])
+        out[name] = slice(at, at + width)
+        at += width
+    return out
+
+
+def init_from_checkpoint(model: nn.Module, config: NeuralConfig, source: PathLike) -> dict[str, list[str]]:
+    """Start `model` (built from `config`) from the weights of checkpoint folder `source`.
+
+    The two configs must agree on everything but ``condition``: a fine-tune may add
+    condition groups (their input weights start at zero, so the model first ignores
+    them and computes exactly what the source did) and drop groups (their weights are
+    left out). Every other tensor is copied as it is. Returns ``{"kept": [...],
+    "added": [...], "dropped": [...]}`` condition groups. Raises CheckpointError when
+    the architectures differ.
+    """
+    src_model, src_config, _ = load_checkpoint(source)
+    folder = checkpoint_dir(source)
+    mine, theirs = config.model_dump(mode="json"), src_config.model_dump(mode="json")
+    differ = sorted(k for k in mine if k != "condition" and mine[k] != theirs.get(k))
+    if differ:
+        details = ", ".join(f"{k}: {theirs.get(k)!r} there, {mine[k]!r} here" for k in differ)
+        raise CheckpointError(
+            f"{folder / CONFIG_FILE}: init_from needs the same model but for `condition`; these differ: {details}. "
+            "Copy those values into the training config's `model:` section, or start from scratch without init_from"
+        )
+    tensors = src_model.state_dict()
+    target = model.state_dict()
+    new_slices, old_slices = _condition_slices(config), _condition_slices(src_config)
+    weight = torch.zeros_like(target["conv_in.weight"])
+    old = tensors["conv_in.weight"]
+    weight[:, :3] = old[:, :3]  # the noisy frame
+    weight[:, 3 + config.condition_channels:] = old[:, 3 + src_config.condition_channels:]  # context, mask
+    for name, where in new_slices.items():
+        if name in old_slices:
+            weight[:, where] = old[:, old_slices[name]]
+    tensors["conv_in.weight"] = weight
+    model.load_state_dict({k: v.to(target[k].dtype) for k, v in tensors.items()})
+    return {
+        "kept": [n for n in config.condition if n in old_slices],
+        "added": [n for n in config.condition if n not in old_slices],
+        "dropped": [n for n in src_config.condition if n not in new_slices],
+    }

@@ -254,6 +254,12 @@ def required_buffers(names: Iterable[str]) -> set[str]:
     return {b for g in _groups(names) for b in g.buffers}
 
 
+def optional_buffers(names: Iterable[str]) -> set[str]:
+    """The buffers of the groups `names` that a clip or dataset may lack altogether (their
+    groups are zeros then: ``absent_is_zero``); a group's buffers are there all or none."""
+    return {b for g in _groups(names) if g.absent_is_zero for b in g.buffers}
+
+
 def condition_channels(names: Iterable[str]) -> int:
     """Channels of the stacked condition for groups `names`."""
     return sum(g.channels for g in _groups(names))

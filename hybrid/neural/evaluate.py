@@ -54,6 +54,7 @@ PSNR_MSE_FLOOR = 1e-10  # identical frames score 10 log10(1e10) = 100 dB instead
 DRIFT_FACTOR = 10  # long clips are this many training windows long
 LONG_SEED_START = 1000  # first seed tried for long clips; seeds of the datasets involved are skipped
 METHODS = ("neural", "frame_by_frame", "albedo")
+FIELD_KINDS = ("gas", "liquid")  # the subsets of clips with fields reported on their own
 METHOD_NAMES = {
     "neural": "neural renderer",
     "frame_by_frame": "frame by frame, independent noise",
@@ -298,6 +299,7 @@ def evaluate(
         outputs = render_methods(renderer, buffers, item["metadata"], options, seed=options.seed + item["index"])
         visible = covisible_masks(buffers["flow_bwd"], buffers["flow_fwd"], buffers["instance"])
         row: dict = {"index": int(item["index"]), "frames": int(len(buffers["rgb"])),
+                     "fields": clip_fields(item["metadata"]),
                      "covisible_fraction": float(visible[1:].mean()) if len(visible) > 1 else 0.0}
         row["target"] = {"warp_error": warp_error(buffers["rgb"], buffers["flow_bwd"], visible)}
         for method, frames in outputs.items():
@@ -309,8 +311,7 @@ def evaluate(
     if not per_clip:
         raise EvalError(f"{dataset}: no clips to evaluate (is the dataset empty?)")
 
-    summary = {m: {k: _mean(r[m][k] for r in per_clip) for k in ("psnr", "ssim", "warp_error")} for m in METHODS}
-    summary["target"] = {"warp_error": _mean(r["target"]["warp_error"] for r in per_clip)}
+    summary = summarise(per_clip)
 
     # ------------------------------------------------ long clips: drift along a clip of 10 windows
     drift = None
@@ -336,6 +337,7 @@ def evaluate(
         },
         "clips": len(per_clip),
         "summary": summary,
+        "summary_by_fields": summaries_by_fields(per_clip),
         "per_clip": per_clip,
         "drift": drift,
         "hardware": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "device": device},
@@ -343,6 +345,32 @@ def evaluate(
     }
     results["checks"] = acceptance_checks(results)
     return _json_ready(results)
+
+
+def summarise(rows: list[dict]) -> dict:
+    """Mean PSNR, SSIM and warp error of each method over per-clip rows, and the target's warp error."""
+    summary = {m: {k: _mean(r[m][k] for r in rows) for k in ("psnr", "ssim", "warp_error")} for m in METHODS}
+    summary["target"] = {"warp_error": _mean(r["target"]["warp_error"] for r in rows)}
+    return summary
+
+
+def clip_fields(metadata: Optional[dict]) -> list[str]:
+    """The fields a clip holds ("gas", "liquid"), from its metadata.json ``fields`` entry."""
+    fields = (metadata or {}).get("fields") or {}
+    return [kind for kind in FIELD_KINDS if kind in fields]
+
+
+def summaries_by_fields(rows: list[dict]) -> Optional[dict]:
+    """``summarise`` over the clips without fields, with any, with gas (smoke or fire) and with liquid,
+    each with its clip count; subsets without clips are left out. None when no clip has fields."""
+    if not any(r.get("fields") for r in rows):
+        return None
+    subsets = {
+        "without fields": [r for r in rows if not r.get("fields")],
+        "with fields": [r for r in rows if r.get("fields")],
+        **{f"with {kind}": [r for r in rows if kind in (r.get("fields") or ())] for kind in FIELD_KINDS},
+    }
+    return {name: {"clips": len(subset), **summarise(subset)} for name, subset in subsets.items() if subset}
 
 
 def _drift(renderer, config, manifest, info: dict, options: EvalOptions, found: tuple[Path, Optional[str]],
@@ -462,6 +490,27 @@ def report_markdown(results: dict, command: Optional[str] = None) -> str:
         lines.append(f"| {METHOD_NAMES[m]} | {_num(r['psnr'], '.2f')} | {_num(r['ssim'], '.3f')} | "
                      f"{_num(r['warp_error'], '.2f')} | {_num(ratio, '.2f')} |")
     lines.append(f"| {METHOD_NAMES['target']} | | | {_num(t_warp, '.2f')} | 1.00 |")
+    by_fields = results.get("summary_by_fields")
+    if by_fields:
+        lines += [
+            "",
+            "## Clips with and without fields",
+            "",
+            "The same clips split by what their scenes hold (metadata.json `fields`): smoke or fire (gas), a liquid, "
+            "or neither. A clip with both counts in both rows.",
+            "",
+            "| clips | count | neural PSNR (dB) | neural SSIM | neural warp / target's | frame by frame PSNR | "
+            "albedo PSNR | albedo SSIM |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for name, r in by_fields.items():
+            warp, target = r["neural"]["warp_error"], r["target"]["warp_error"]
+            ratio = None if warp is None or not target else warp / target
+            lines.append(
+                f"| {name} | {r['clips']} | {_num(r['neural']['psnr'], '.2f')} | {_num(r['neural']['ssim'], '.3f')} | "
+                f"{_num(ratio, '.2f')} | {_num(r['frame_by_frame']['psnr'], '.2f')} | "
+                f"{_num(r['albedo']['psnr'], '.2f')} | {_num(r['albedo']['ssim'], '.3f')} |"
+            )
     drift = results.get("drift")
     if drift is not None:
         lines += [

@@ -108,6 +108,11 @@ class TrainConfig(TrainSpec):
 
     seed: int = Field(0, ge=0, description="seeds weights, data order, windows, masks and noise")
     out: Optional[str] = Field(None, description="run folder (checkpoints, TensorBoard, final export); --out replaces it")
+    init_from: Optional[str] = Field(
+        None,
+        description="a checkpoint folder to start from (a fine-tune): same model but for `condition`; added "
+        "condition groups start with zero input weights, so training begins where that checkpoint is",
+    )
     data: DataConfig
     model: NeuralConfig
     optim: OptimConfig
@@ -123,13 +128,18 @@ class TrainConfig(TrainSpec):
         return o.min_lr + 0.5 * (o.lr - o.min_lr) * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
-# Fields that name a folder, relative to the config file, and whether it must hold a
-# dataset (manifest.json) already when the config is loaded.
-_PATH_FIELDS: tuple[tuple[tuple[str, ...], bool], ...] = (
-    (("data", "train"), True),
-    (("data", "heldout"), True),
-    (("out",), False),
+# Fields that name a folder, relative to the config file, and what it must hold when the
+# config is loaded: a dataset (manifest.json), a checkpoint (config.json) or nothing yet.
+_PATH_FIELDS: tuple[tuple[tuple[str, ...], Optional[str]], ...] = (
+    (("data", "train"), "dataset"),
+    (("data", "heldout"), "dataset"),
+    (("init_from",), "checkpoint"),
+    (("out",), None),
 )
+_MUST_HOLD = {
+    "dataset": ("manifest.json", "dataset folder", "make it with `hybrid dataset generate RECIPE --out DIR`"),
+    "checkpoint": ("config.json", "checkpoint folder", "give a folder written by training (e.g. checkpoints/neural_64)"),
+}
 
 
 def load_train_config(
@@ -175,9 +185,9 @@ def load_train_config_text(
 
 
 def _resolve_paths(data: dict, source: SourceMap, base_dir: str, check_datasets: bool) -> list[Issue]:
-    """Make folder paths absolute (in place); report dataset folders without a manifest."""
+    """Make folder paths absolute (in place); report dataset or checkpoint folders that do not hold one."""
     issues: list[Issue] = []
-    for where, is_dataset in _PATH_FIELDS:
+    for where, kind in _PATH_FIELDS:
         parent = data
         for part in where[:-1]:
             parent = parent.get(part) if isinstance(parent, dict) else None
@@ -188,12 +198,13 @@ def _resolve_paths(data: dict, source: SourceMap, base_dir: str, check_datasets:
         root = os.getcwd() if where in source.overrides else base_dir
         resolved = os.path.normpath(os.path.join(root, os.path.expanduser(value)))
         parent[where[-1]] = resolved
-        if is_dataset and check_datasets and not os.path.isfile(os.path.join(resolved, "manifest.json")):
+        if kind is None or not check_datasets:
+            continue
+        marker, noun, fix = _MUST_HOLD[kind]
+        if not os.path.isfile(os.path.join(resolved, marker)):
             note = "" if os.path.isabs(os.path.expanduser(value)) or where in source.overrides else (
                 f" (relative paths start at the config's folder, {base_dir})"
             )
-            what = "no dataset folder" if not os.path.isdir(resolved) else "no manifest.json in"
-            issues.append(
-                source.issue(where, f"{what} {resolved}{note}; make it with `hybrid dataset generate RECIPE --out DIR`")
-            )
+            what = f"no {noun}" if not os.path.isdir(resolved) else f"no {marker} in"
+            issues.append(source.issue(where, f"{what} {resolved}{note}; {fix}"))
     return issues

@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterable, Iterator, Mapping, Optional
 
 import numpy as np
 import torch
@@ -38,19 +38,36 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from hybrid.data.loader import assign_shards, shard_order
 from hybrid.data.manifest import Manifest, read_manifest, shard_path
 from hybrid.data.shards import DatasetError, iter_shard
-from hybrid.neural.conditioning import build_condition, required_buffers, target_frames
+from hybrid.neural.conditioning import build_condition, optional_buffers, required_buffers, target_frames
 from hybrid.neural.config import NeuralConfig
 
 
-def window_buffers(config: NeuralConfig) -> tuple[str, ...]:
-    """The dataset buffers a window needs: the condition's plus rgb (the target), sorted."""
-    return tuple(sorted(set(required_buffers(config.condition)) | {"rgb"}))
+def window_buffers(config: NeuralConfig, held: Optional[Iterable[str]] = None) -> tuple[str, ...]:
+    """The dataset buffers a window reads: the condition's plus rgb (the target), sorted.
+
+    held: the buffers a dataset holds; given, buffers of groups that may be absent
+    (fields, for a dataset without them: their channels are zeros) are read only when held.
+    """
+    wanted = set(required_buffers(config.condition)) | {"rgb"}
+    if held is not None:
+        held = set(held)
+        wanted = {b for b in wanted if b in held or b not in optional_buffers(config.condition)}
+    return tuple(sorted(wanted))
 
 
 def check_dataset(dataset_dir: str | os.PathLike, config: NeuralConfig) -> Manifest:
-    """The dataset's manifest, after checking it holds the buffers and frames a window needs."""
+    """The dataset's manifest, after checking it holds the buffers and frames a window needs.
+
+    A dataset may lack every buffer of an ``absent_is_zero`` group (the field groups, for
+    data made without fields), not some of them.
+    """
     manifest = read_manifest(dataset_dir)
-    missing = [b for b in window_buffers(config) if b not in manifest.buffers]
+    missing = [b for b in window_buffers(config, manifest.buffers) if b not in manifest.buffers]
+    missing += [
+        b for g in config.condition for b in required_buffers([g])
+        if b in optional_buffers([g]) and b not in manifest.buffers
+        and any(o in manifest.buffers for o in required_buffers([g]))
+    ]
     if missing:
         raise DatasetError(
             f"{dataset_dir}: the model's condition {list(config.condition)} needs buffers {missing}, which this "
@@ -127,7 +144,7 @@ class TrainWindows(IterableDataset):
         self.config = config
         self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
         self.num_workers, self.batch_size, self.skip_batches = int(num_workers), int(batch_size), int(skip_batches)
-        self.buffers = window_buffers(config)
+        self.buffers = window_buffers(config, self.manifest.buffers)
         self.shards = sorted(self.manifest.shards)
         readers = world_size * max(1, num_workers)
         if len(self.shards) < readers:
@@ -239,7 +256,7 @@ def heldout_windows(dataset_dir: str | os.PathLike, config: NeuralConfig, count:
     A dataset with fewer clips gives fewer windows.
     """
     manifest = check_dataset(dataset_dir, config)
-    buffers = window_buffers(config)
+    buffers = window_buffers(config, manifest.buffers)
     items: list[dict] = []
     for shard in sorted(manifest.shards):
         if len(items) >= count:

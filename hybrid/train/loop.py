@@ -57,7 +57,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from hybrid.data.manifest import read_manifest
-from hybrid.neural.checkpoint import save_checkpoint, tensors_sha256
+from hybrid.neural.checkpoint import init_from_checkpoint, load_config, load_info, save_checkpoint, tensors_sha256
 from hybrid.neural.model import VideoDenoiser, parameter_count
 from hybrid.neural.sampler import NeuralRenderer
 from hybrid.neural.schedulers import make_scheduler
@@ -336,6 +336,15 @@ def train(
     # ---------------------------------------------------------------- model, EMA, optimizer
     torch.manual_seed(config.seed)  # the same initial weights on every rank and every run
     model = VideoDenoiser(config.model).to(device)
+    init_report = None
+    if config.init_from is not None and not (resume and existing is not None):
+        # A fine-tune: every rank reads the same file, so the ranks start equal. Done before
+        # the EMA copies the weights; a resumed run takes its weights from its own state.
+        init_report = init_from_checkpoint(model, config.model, config.init_from)
+        if procs.main:
+            added = f", zero-initialised input weights for {init_report['added']}" if init_report["added"] else ""
+            dropped = f", dropped {init_report['dropped']}" if init_report["dropped"] else ""
+            print(f"starting from {config.init_from}{added}{dropped}", flush=True)
     ema = EMA(model, config.optim.ema_decay)
     optimizer = torch.optim.AdamW(
         param_groups(model, config.optim.weight_decay), lr=config.lr_at(0), betas=tuple(config.optim.betas)
@@ -526,6 +535,15 @@ def train(
                 "final": {k: round(v, 6) for k, v in losses.items()},
                 "train_config": config.model_dump(mode="json"),
             }
+            if config.init_from is not None:
+                source = load_info(config.init_from)
+                info["init_from"] = {
+                    "path": config.init_from,
+                    "condition": list(load_config(config.init_from).condition),
+                    "recipe": source.get("recipe"),
+                    "steps": source.get("steps"),
+                    "wall_seconds": source.get("wall_seconds"),
+                }
             save_checkpoint(final_dir, export, config.model, info)
             print(f"exported the EMA weights to {final_dir}", flush=True)
         writer.close()
