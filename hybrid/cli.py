@@ -46,10 +46,10 @@ def _scene_files(target: Path) -> list[Path]:
 
 
 class _Bars:
-    """One tqdm bar per pipeline stage, created on first use."""
+    """One tqdm bar per stage (``progress(stage, done, total)``), created on first use; none when not enabled."""
 
-    def __init__(self, label: str, enabled: bool) -> None:
-        self.label, self.enabled, self.bars = label, enabled, {}
+    def __init__(self, label: str, enabled: bool, unit: str = "frame", leave: bool = False) -> None:
+        self.label, self.enabled, self.unit, self.leave, self.bars = label, enabled, unit, leave, {}
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if not self.enabled:
@@ -58,8 +58,15 @@ class _Bars:
 
         bar = self.bars.get(stage)
         if bar is None:
-            bar = self.bars[stage] = tqdm(total=total, desc=f"{self.label} {stage}", unit="frame", leave=False)
+            desc = " ".join(part for part in (self.label, stage) if part)
+            bar = self.bars[stage] = tqdm(
+                total=total, initial=done, desc=desc, unit=self.unit, leave=self.leave, smoothing=0.1
+            )
         bar.update(done - bar.n)
+
+    def stage(self, stage: str):
+        """``progress(done, total)`` for the one stage ``stage``."""
+        return lambda done, total: self(stage, done, total)
 
     def close(self) -> None:
         for bar in self.bars.values():
@@ -88,26 +95,14 @@ def _neural_frames(clip, renderer, checkpoint: Path, args: argparse.Namespace, l
     """(clip with neural rgb, extra videos, message saying the size the frames were made at)."""
     from hybrid.neural.sampler import neural_clip
 
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if args.quiet:
-            return
-        from tqdm import tqdm
-
-        if bar is None:
-            bar = tqdm(total=total, desc=f"{label} neural", unit="step", leave=False)
-        bar.update(done - bar.n)
-
+    bars = _Bars(label, not args.quiet, unit="step")
     try:
         new_clip, extra, (h, w) = neural_clip(
             clip, renderer, steps=args.steps, scheduler=args.scheduler, compare=args.compare,
-            checkpoint=str(checkpoint), progress=progress,
+            checkpoint=str(checkpoint), progress=bars.stage("neural"),
         )
     finally:
-        if bar is not None:
-            bar.close()
+        bars.close()
     height, width = clip.buffers["rgb"].shape[1:3]
     native_h, native_w = renderer.config.resolution
     message = (
@@ -229,18 +224,7 @@ def cmd_dataset_generate(args: argparse.Namespace) -> int:
     from hybrid.physics import PhysicsError
     from hybrid.scene import SceneError
 
-    bar = None
-
-    def progress(done: int, total: int) -> None:
-        nonlocal bar
-        if args.quiet:
-            return
-        from tqdm import tqdm
-
-        if bar is None:
-            bar = tqdm(total=total, initial=done, desc="clips", unit="clip", smoothing=0.1)
-        bar.update(done - bar.n)
-
+    bars = _Bars("", not args.quiet, unit="clip", leave=True)
     if args.workers == 1 and args.ray_address is None:
         # The one worker is this process: hold it to one thread like any worker
         # (before the renderer starts Mesa's thread pool).
@@ -256,16 +240,14 @@ def cmd_dataset_generate(args: argparse.Namespace) -> int:
             clips_per_shard=args.clips_per_shard,
             workers=args.workers,
             ray_address=args.ray_address,
-            progress=progress,
+            progress=bars.stage("clips"),
             compression=args.compression,
         )
     except (SceneError, DatasetError, PhysicsError) as err:
-        if bar is not None:
-            bar.close()
         print(f"error: {err}" if not isinstance(err, SceneError) else err, file=sys.stderr)
         return EXIT_SCENE_ERROR
-    if bar is not None:
-        bar.close()
+    finally:
+        bars.close()
     print(
         f"{summary.out_dir}: {summary.clips} clips ({summary.clips_written} made now in "
         f"{summary.shards_written} shards, {summary.seconds:.1f} s on {summary.workers} worker(s), "
@@ -316,19 +298,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         long_clips=args.long_clips, long_seed=args.long_seed, recipe=args.recipe,
     )
     out = Path(args.out) if args.out else Path(args.checkpoint) / "EVAL.md"
-    bars: dict = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if args.quiet:
-            return
-        from tqdm import tqdm
-
-        bar = bars.get(stage) or bars.setdefault(stage, tqdm(total=total, desc=f"eval {stage}", unit="clip", leave=False))
-        bar.update(done - bar.n)
-
+    bars = _Bars("eval", not args.quiet, unit="clip")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
-        results = evaluate(args.checkpoint, args.dataset, options, progress=progress, device=device)
+        results = evaluate(args.checkpoint, args.dataset, options, progress=bars, device=device)
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_CHECKPOINT_ERROR
@@ -336,8 +309,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_SCENE_ERROR
     finally:
-        for bar in bars.values():
-            bar.close()
+        bars.close()
     try:
         md, js = write_report(results, out, command=f"{reproduce_command(results)} --out {out}")
     except OSError as err:

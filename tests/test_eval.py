@@ -19,6 +19,8 @@ from hybrid.neural.evaluate import (
 
 from test_train import make_tiny_datasets
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 # ---------------------------------------------------------------- metrics on analytic cases
 
@@ -117,14 +119,6 @@ def test_drift_slope_of_a_straight_line_and_of_noise_around_it():
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
     return make_tiny_datasets(tmp_path_factory.mktemp("eval_data"))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_hybrid_eval_writes_eval_md_and_json_with_every_row(data_root, tmp_path, capsys):

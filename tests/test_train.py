@@ -23,6 +23,8 @@ from hybrid.train.state import StateError, latest_checkpoint, list_checkpoints, 
 
 from conftest import REPO
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TRAIN_SCRIPT = REPO / "training" / "train.py"
 
 # A model small enough to train a step in a few hundredths of a second on one thread.
@@ -63,15 +65,6 @@ def data_root(tmp_path_factory):
     return make_tiny_datasets(tmp_path_factory.mktemp("train_data"))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: tiny ops on a shared machine run many times faster without thread hand-offs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def tiny_config(data_root, text=TINY_CONFIG, name="tiny.yaml", overrides=None):
     path = data_root / name
     path.write_text(text)
@@ -87,6 +80,15 @@ def test_shipped_config_loads_with_paths_relative_to_its_folder():
     assert config.data.heldout == str(REPO / "out" / "neural" / "heldout")
     assert tuple(config.model.resolution) == (64, 64)
     assert (config.model.window, config.model.context_frames) == (8, 2)
+
+
+def test_shipped_fine_tune_config_starts_from_the_field_free_run_with_the_same_model():
+    base = load_train_config(REPO / "training" / "neural_64.yaml", check_datasets=False)
+    fine = load_train_config(REPO / "training" / "neural_fields.yaml", check_datasets=False)
+    assert fine.init_from == str(REPO / "out" / "neural" / "run_64" / "final")
+    assert base.out == str(REPO / "out" / "neural" / "run_64")
+    assert fine.model.condition == (*base.model.condition, "gas", "liquid", "fluid_motion")
+    assert fine.model.model_copy(update={"condition": base.model.condition}) == base.model
 
 
 @pytest.mark.parametrize(

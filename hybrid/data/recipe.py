@@ -40,13 +40,11 @@ from hybrid.scene.errors import (
     Issue,
     SceneError,
     SourceMap,
-    issues_from_validation,
     models_in,
     show_value,
-    sorted_issues,
 )
 from hybrid.scene.limits import MAX_OBJECTS
-from hybrid.scene.load import parse_yaml, read_source
+from hybrid.scene.load import parse_yaml, read_source, validate_located
 from hybrid.scene.fields_spec import Arch, GasSpec, LiquidSpec
 from hybrid.scene.spec import Color, NonNegative, Positive, SpecValueError, Unit, Vec2, Vec3
 
@@ -896,20 +894,8 @@ def load_recipe_text(text: str, filename: str, base_dir: Optional[Union[str, os.
     """Validate recipe YAML given as text. ``filename`` is used in messages; relative
     mesh paths resolve against ``base_dir`` (default: the folder of ``filename``)."""
     base = os.path.abspath(os.fspath(base_dir)) if base_dir is not None else os.path.dirname(os.path.abspath(filename))
-    try:
-        data, source = parse_yaml(text, filename)
-    except SceneError as e:  # the YAML itself is broken: same issues, recipe wording at the end
-        raise RecipeError(e.issues) from None
-    issues = _resolve_paths(data, source, base)
-    recipe: Optional[Recipe] = None
-    try:
-        recipe = Recipe.model_validate(data)
-    except ValidationError as e:
-        issues += issues_from_validation(e, source, data, Recipe)
-    if issues:
-        raise RecipeError(sorted_issues(issues))
-    assert recipe is not None
-    return recipe
+    data, source = parse_yaml(text, filename, RecipeError)
+    return validate_located(Recipe, data, source, _resolve_paths(data, source, base), RecipeError)
 
 
 def _resolve_paths(data: dict, source: SourceMap, base_dir: str) -> list[Issue]:

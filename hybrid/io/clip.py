@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Optional
 
 import numpy as np
 
-from hybrid.io.atomic import replace_dir
+from hybrid.io.atomic import staged_dir
 from hybrid.io.preview import contact_sheet
 from hybrid.io.video import write_mp4
 
@@ -41,11 +40,6 @@ class Clip:
 
 class OutputError(Exception):
     """The output location cannot be used; the message says why and what to do."""
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
 
 
 def save_npz(path: Path, arrays: dict[str, np.ndarray], compresslevel: int = 1) -> None:
@@ -76,12 +70,8 @@ def write_clip(
     """
     out = Path(out_dir).resolve()
     _check_target(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    extra = dict(extra_videos or {})
+    with staged_dir(out) as tmp:
         write_mp4(str(tmp / "rgb.mp4"), clip.buffers["rgb"], clip.fps)
         save_npz(tmp / "buffers.npz", clip.buffers)
         with open(tmp / "metadata.json", "w") as fh:
@@ -89,17 +79,10 @@ def write_clip(
         from PIL import Image
 
         Image.fromarray(contact_sheet(clip.buffers)).save(tmp / "preview.png")
-        extra = dict(extra_videos or {})
         for name, frames in extra.items():
             if Path(name).name != name or not name.endswith(".mp4") or name in CLIP_FILES:
                 raise ValueError(f"extra video name {name!r} must be a plain new file name ending in .mp4")
             write_mp4(str(tmp / name), frames, clip.fps)
-        for name in (*CLIP_FILES, *extra):
-            _fsync_file(tmp / name)
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {name: out / name for name in (*CLIP_FILES, *extra)}
 
 

@@ -18,14 +18,13 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Mapping, Union
 
 import torch
 from torch import nn
 
-from hybrid.io.atomic import replace_dir
+from hybrid.io.atomic import staged_dir
 from hybrid.neural.config import FORMAT, NeuralConfig, NeuralConfigError
 
 CONFIG_FILE, WEIGHTS_FILE, INFO_FILE = "config.json", "model.safetensors", "info.json"
@@ -49,11 +48,6 @@ def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
-
-
 def save_checkpoint(path: PathLike, model: nn.Module, config: NeuralConfig, info: Mapping[str, Any] | None = None) -> Path:
     """Write the checkpoint folder `path` atomically (a temporary sibling renamed into place); returns it.
 
@@ -72,24 +66,13 @@ def save_checkpoint(path: PathLike, model: nn.Module, config: NeuralConfig, info
     while isinstance(getattr(model, "module", None), nn.Module) or isinstance(getattr(model, "_orig_mod", None), nn.Module):
         model = getattr(model, "module", None) or model._orig_mod
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    try:
+    with staged_dir(out) as tmp:
         (tmp / CONFIG_FILE).write_text(config.to_json())
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT, "sha256": tensors_sha256(tensors)})
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp / WEIGHTS_FILE, 0o666 & ~umask)  # safetensors creates it owner-only; match the other files
         (tmp / INFO_FILE).write_text(json.dumps(dict(info or {}), indent=1) + "\n")
-        for name in CHECKPOINT_FILES:
-            _fsync(tmp / name)
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -94,15 +94,25 @@ def load_scene_text(
     data, source = parse_yaml(text, filename)
     if overrides:
         apply_overrides(data, source, overrides)
-    issues = resolve_paths(data, source, base)
-    try:
-        scene = spec.Scene.model_validate(data)
-    except ValidationError as e:
-        issues += issues_from_validation(e, source, data, spec.Scene)
-    if issues:
-        raise SceneError(sorted_issues(issues))
+    scene = validate_located(spec.Scene, data, source, resolve_paths(data, source, base))
     check_limits(scene, source)
     return scene
+
+
+def validate_located(
+    model: type[BaseModel], data: dict, source: SourceMap, issues: list[Issue], error: type[SceneError] = SceneError
+) -> BaseModel:
+    """``model.model_validate(data)``; every problem, the ``issues`` found before and
+    validation's (located through ``source``), raised at once as ``error``."""
+    issues = list(issues)
+    result = None
+    try:
+        result = model.model_validate(data)
+    except ValidationError as e:
+        issues += issues_from_validation(e, source, data, model)
+    if issues:
+        raise error(sorted_issues(issues))
+    return result
 
 
 # ---------------------------------------------------------------- YAML with positions
@@ -237,12 +247,22 @@ def _compose(text: str, filename: str) -> tuple[yaml.SafeLoader, Optional[yaml.N
         raise SceneError([_yaml_problem(e, text, filename)]) from None
 
 
-def parse_yaml(text: str, filename: str) -> tuple[dict, SourceMap]:
+def parse_yaml(text: str, filename: str, error: type[SceneError] = SceneError) -> tuple[dict, SourceMap]:
     """Parse scene YAML into plain data and a map of where each key and value was written.
 
-    Raises SceneError for syntax errors, duplicate keys, an empty file, or a top
-    level that is not a mapping.
+    Raises ``error`` (a SceneError class: recipes and training configs give their own,
+    with their own help line) for syntax errors, duplicate keys, an empty file, or a
+    top level that is not a mapping.
     """
+    try:
+        return _parse_yaml(text, filename)
+    except SceneError as e:
+        if type(e) is error:
+            raise
+        raise error(e.issues) from None
+
+
+def _parse_yaml(text: str, filename: str) -> tuple[dict, SourceMap]:
     source = SourceMap(filename)
     loader, root = _compose(text, filename)
     try:

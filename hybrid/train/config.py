@@ -29,11 +29,11 @@ import math
 import os
 from typing import Literal, Mapping, Optional, Union
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from hybrid.neural.config import NeuralConfig
-from hybrid.scene.errors import Issue, SceneError, SourceMap, issues_from_validation, sorted_issues
-from hybrid.scene.load import apply_overrides, parse_yaml, read_source
+from hybrid.scene.errors import Issue, SceneError, SourceMap
+from hybrid.scene.load import apply_overrides, parse_yaml, read_source, validate_located
 from hybrid.scene.spec import Spec, SpecValueError
 
 TRAIN_HELP_LINE = "training config fields are described in hybrid/train/config.py; training/neural_64.yaml is a complete example"
@@ -166,22 +166,11 @@ def load_train_config_text(
     """Validate training-config YAML given as text. ``filename`` is used in messages; relative
     paths resolve against ``base_dir`` (default: the folder of ``filename``)."""
     base = os.path.abspath(os.fspath(base_dir)) if base_dir is not None else os.path.dirname(os.path.abspath(filename))
-    try:
-        data, source = parse_yaml(text, filename)
-    except SceneError as e:  # broken YAML: the same located issues, with this file's help line
-        raise TrainConfigError(e.issues) from None
+    data, source = parse_yaml(text, filename, TrainConfigError)
     if overrides:
         apply_overrides(data, source, overrides)
     issues = _resolve_paths(data, source, base, check_datasets)
-    config: Optional[TrainConfig] = None
-    try:
-        config = TrainConfig.model_validate(data)
-    except ValidationError as e:
-        issues += issues_from_validation(e, source, data, TrainConfig)
-    if issues:
-        raise TrainConfigError(sorted_issues(issues))
-    assert config is not None
-    return config
+    return validate_located(TrainConfig, data, source, issues, TrainConfigError)
 
 
 def _resolve_paths(data: dict, source: SourceMap, base_dir: str, check_datasets: bool) -> list[Issue]:

@@ -32,6 +32,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from hybrid.io.atomic import staged_dir
+
 STATE_FORMAT = "hybrid-train-state/1"
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
@@ -66,19 +68,6 @@ def latest_checkpoint(run_dir: str | os.PathLike) -> Optional[Path]:
     return found[-1][1] if found else None
 
 
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_checkpoint_state(
     run_dir: str | os.PathLike, step: int, tensors: dict[str, torch.Tensor], meta: dict, keep: int
 ) -> Path:
@@ -88,28 +77,11 @@ def save_checkpoint_state(
     JSON-serialisable dict, stored with "format" and "step" added.
     """
     final = checkpoint_dir(run_dir, step)
-    root = final.parent
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f".tmp-{final.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
     cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-    save_file(cpu, str(tmp / STATE_TENSORS))
-    (tmp / STATE_JSON).write_text(json.dumps({"format": STATE_FORMAT, "step": step, **meta}, indent=1) + "\n")
-    for name in (STATE_TENSORS, STATE_JSON):
-        _fsync_file(tmp / name)
-    _fsync_dir(tmp)
-    if final.exists():
-        # The same step saved again (a run stopped exactly at a checkpoint step):
-        # move the old one aside first, since a folder cannot be renamed over a full one.
-        old = root / f".old-{final.name}-{os.getpid()}"
-        os.rename(final, old)
-        os.rename(tmp, final)
-        shutil.rmtree(old)
-    else:
-        os.rename(tmp, final)
-    _fsync_dir(root)
+    # A step saved again (a run stopped exactly at a checkpoint step) replaces the old one.
+    with staged_dir(final) as tmp:
+        save_file(cpu, str(tmp / STATE_TENSORS))
+        (tmp / STATE_JSON).write_text(json.dumps({"format": STATE_FORMAT, "step": step, **meta}, indent=1) + "\n")
     for _, older in list_checkpoints(run_dir)[:-keep]:
         shutil.rmtree(older, ignore_errors=True)
     return final
