@@ -8,6 +8,7 @@ semi-implicit Euler exactly: v_n = v_0 - g n dt, z_n = z_0 + v_0 n dt - g dt^2 n
 from __future__ import annotations
 
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -402,6 +403,11 @@ def test_speed_above_max_speed_raises_simulation_error_naming_object_frame_and_t
     err = info.value
     assert err.name == "ball" and err.frame == 0 and err.quantity == "speed"
     assert "'ball'" in str(err) and "frame 0" in str(err) and "max_speed" in str(err) and "timestep" in str(err)
+    # It crosses process boundaries (dataset workers) whole.
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is SimulationError and str(back) == str(err)
+    assert (back.name, back.frame, back.time_s, back.quantity, back.value) == (
+        err.name, err.frame, err.time_s, err.quantity, err.value)
 
 
 def test_blow_up_during_the_run_names_the_frame():

@@ -229,7 +229,7 @@ class GasSolver:
         self.em_window = ti.Vector.field(3, f32, n_em)  # start, stop, sets velocity (0/1)
 
         self._upload_config()
-        self.mark_solids()
+        self._mark_cells()
         self._enforce()
         self.report = GasReport()
         backend.acquire()
@@ -366,7 +366,7 @@ class GasSolver:
 
         `dt` only scales the pressure (and the impulses on bodies, which this does not apply).
         """
-        self.mark_solids()
+        self._mark_cells()
         self._enforce()
         it, res = self._project(dt)
         self.report = GasReport(0, it, res, self._max_divergence() / self.dx)
@@ -398,7 +398,7 @@ class GasSolver:
     def _substep(self, dt: float, t: float) -> tuple[int, float]:
         spec = self.spec
         s = dt / self.dx
-        self.mark_solids()
+        self._mark_cells()
         self._enforce()
         self._extrapolate_scalars()
         self._fill_ghosts(0)
@@ -676,6 +676,47 @@ class GasSolver:
         return org + dx * g
 
     # ------------------------------------------------------------------ kernels: bodies and boundaries
+
+    def _mark_cells(self) -> None:
+        """Body cells (``mark_solids``), then sealed pockets out of the pressure solve.
+
+        A pocket is air the grid shuts in between bodies and walls with no way out: a
+        box landing next to a wall, a gap narrower than a cell. Its velocity need not
+        be divergence-free (a body moving into it changes its volume), so the pressure
+        equation there has no solution and conjugate gradients drive the pressure, and
+        the impulse on the body, without bound. Real air leaks out of such gaps (or
+        compresses a little), so pockets are left out: no pressure, no push. With an
+        open face, a pocket is a connected region of air cells that touches none; in a
+        closed box, every region but the largest.
+        """
+        self.mark_solids()
+        if self.colliders.count == 0:
+            return  # without bodies the air is one region (the walls are the domain's faces)
+        from scipy import ndimage
+
+        air = self.body.to_numpy() < 0
+        labels, count = ndimage.label(air)  # 6-connected
+        if count <= 1 and (self.singular or self._touches_open(labels).any()):
+            return
+        sizes = np.bincount(labels.ravel(), minlength=count + 1)
+        keep = np.zeros(count + 1, dtype=bool)
+        if self.singular:
+            keep[1 + int(np.argmax(sizes[1:]))] = True
+        else:
+            keep |= self._touches_open(labels, count + 1)
+        keep[0] = False
+        self.mg_fl[0].from_numpy(keep[labels].astype(np.int32))
+
+    def _touches_open(self, labels: np.ndarray, n: Optional[int] = None) -> np.ndarray:
+        """Per region label (0..n-1): whether the region has a cell on an open face of the domain."""
+        n = int(labels.max()) + 1 if n is None else n
+        out = np.zeros(n, dtype=bool)
+        for face, kind in enumerate(self.kinds):
+            if kind == OPEN:
+                axis, side = divmod(face, 2)
+                out[np.unique(np.take(labels, -1 if side else 0, axis=axis))] = True
+        out[0] = False
+        return out
 
     @ti.kernel
     def mark_solids(self):
@@ -1025,7 +1066,7 @@ class GasSolver:
     def _fluid_count(self) -> ti.i32:
         c = 0
         for I in ti.grouped(self.body):
-            if self.body[I] < 0:
+            if self.mg_fl[0][I] != 0:
                 c += 1
         return c
 
@@ -1158,10 +1199,10 @@ class GasSolver:
 
     @ti.kernel
     def _max_divergence(self) -> ti.f32:
-        """max |dx div u| over fluid cells (m/s)."""
+        """max |dx div u| over the cells the projection solves for (m/s): air, not sealed pockets."""
         m = 0.0
         for I in ti.grouped(self.body):
-            if self.body[I] < 0:
+            if self.mg_fl[0][I] != 0:
                 s = 0.0
                 for a in ti.static(range(3)):
                     s += self.vel[a][I + self._unit(a)] - self.vel[a][I]

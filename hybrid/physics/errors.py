@@ -31,3 +31,14 @@ class SimulationError(PhysicsError, RuntimeError):
         self.time_s = time_s
         self.quantity = quantity
         self.value = value
+
+    def __reduce__(self):
+        # Pickled when it crosses a process boundary (a dataset worker on Ray, a DataLoader
+        # worker): the default rebuilds from ``args`` alone and loses the keywords.
+        return _rebuild_simulation_error, (
+            type(self), str(self), self.name, self.frame, self.time_s, self.quantity, self.value
+        )
+
+
+def _rebuild_simulation_error(cls, message, name, frame, time_s, quantity, value):
+    return cls(message, name=name, frame=frame, time_s=time_s, quantity=quantity, value=value)
