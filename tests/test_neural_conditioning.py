@@ -109,3 +109,13 @@ def test_config_errors_name_the_field():
     default = NeuralConfig()
     assert set(default.condition) <= set(CONDITIONS) and default.factor == 8
     assert NeuralConfig.from_dict(__import__("json").loads(default.to_json())) == default
+
+
+def test_field_groups_may_be_absent_as_a_whole_not_in_part():
+    from hybrid.neural.conditioning import read_buffers
+
+    names = ["albedo", "gas", "liquid"]
+    assert read_buffers(names, ["albedo", "rgb"]) == {"albedo"}  # no field buffers: zeros, nothing to read
+    # gas_temperature is read, so a clip or dataset holding only gas_density lacks it.
+    assert read_buffers(names, ["albedo", "gas_density"]) == {"albedo", "gas_density", "gas_temperature"}
+    assert read_buffers(["albedo"], []) == {"albedo"}  # other groups are always read

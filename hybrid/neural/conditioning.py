@@ -254,10 +254,16 @@ def required_buffers(names: Iterable[str]) -> set[str]:
     return {b for g in _groups(names) for b in g.buffers}
 
 
-def optional_buffers(names: Iterable[str]) -> set[str]:
-    """The buffers of the groups `names` that a clip or dataset may lack altogether (their
-    groups are zeros then: ``absent_is_zero``); a group's buffers are there all or none."""
-    return {b for g in _groups(names) if g.absent_is_zero for b in g.buffers}
+def read_buffers(names: Iterable[str], held: Iterable[str]) -> set[str]:
+    """The buffers the groups `names` read from a clip or dataset holding `held`: all of
+    each group's, but none of a group that may be absent (``absent_is_zero``: the field
+    groups) and has none of its buffers there. What this lists and `held` lacks is missing."""
+    held = set(held)
+    return {
+        b for g in _groups(names)
+        if not (g.absent_is_zero and not any(x in held for x in g.buffers))
+        for b in g.buffers
+    }
 
 
 def condition_channels(names: Iterable[str]) -> int:

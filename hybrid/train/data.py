@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from hybrid.data.loader import assign_shards, shard_order
 from hybrid.data.manifest import Manifest, read_manifest, shard_path
 from hybrid.data.shards import DatasetError, iter_shard
-from hybrid.neural.conditioning import build_condition, optional_buffers, required_buffers, target_frames
+from hybrid.neural.conditioning import build_condition, read_buffers, required_buffers, target_frames
 from hybrid.neural.config import NeuralConfig
 
 
@@ -48,11 +48,8 @@ def window_buffers(config: NeuralConfig, held: Optional[Iterable[str]] = None) -
     held: the buffers a dataset holds; given, buffers of groups that may be absent
     (fields, for a dataset without them: their channels are zeros) are read only when held.
     """
-    wanted = set(required_buffers(config.condition)) | {"rgb"}
-    if held is not None:
-        held = set(held)
-        wanted = {b for b in wanted if b in held or b not in optional_buffers(config.condition)}
-    return tuple(sorted(wanted))
+    wanted = required_buffers(config.condition) if held is None else read_buffers(config.condition, held)
+    return tuple(sorted(wanted | {"rgb"}))
 
 
 def check_dataset(dataset_dir: str | os.PathLike, config: NeuralConfig) -> Manifest:
@@ -63,11 +60,6 @@ def check_dataset(dataset_dir: str | os.PathLike, config: NeuralConfig) -> Manif
     """
     manifest = read_manifest(dataset_dir)
     missing = [b for b in window_buffers(config, manifest.buffers) if b not in manifest.buffers]
-    missing += [
-        b for g in config.condition for b in required_buffers([g])
-        if b in optional_buffers([g]) and b not in manifest.buffers
-        and any(o in manifest.buffers for o in required_buffers([g]))
-    ]
     if missing:
         raise DatasetError(
             f"{dataset_dir}: the model's condition {list(config.condition)} needs buffers {missing}, which this "
