@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -139,6 +139,26 @@ MOTIONS: dict[str, Callable[[Camera, np.ndarray], np.ndarray]] = {
 def frame_times(scene: Scene) -> np.ndarray:
     """(T,) video time in seconds of every frame: k / fps."""
     return np.arange(scene.frame_count, dtype=np.float64) / scene.fps
+
+
+def coincident_frame(scene: Scene, tolerance_m: float = 1e-9) -> Optional[int]:
+    """The first frame at which a path camera's position and look_at coincide (no view direction), or None.
+
+    Keyframes whose own position equals their look_at are refused by the spec; this
+    finds the frames between keyframes where the two interpolated curves meet. Static
+    and orbit cameras are checked by the spec alone.
+    """
+    cam = scene.camera
+    if cam.motion != "path" or not cam.keyframes:
+        return None
+    keys = cam.keyframes
+    key_t = np.array([k.t for k in keys])
+    times = frame_times(scene)
+    gap = hermite_through(key_t, np.array([k.position for k in keys]), times) - hermite_through(
+        key_t, np.array([k.look_at for k in keys]), times
+    )
+    close = np.flatnonzero(np.linalg.norm(gap, axis=1) < tolerance_m)
+    return int(close[0]) if len(close) else None
 
 
 def camera_track(scene: Scene) -> CameraTrack:

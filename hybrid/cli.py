@@ -3,17 +3,94 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
+import signal
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Optional, Sequence
 
+EXIT_BUG = 1  # an unexpected exception: a bug in hybrid (HYBRID_TRACEBACK=1 shows where)
 EXIT_SCENE_ERROR = 2
 EXIT_SIMULATION_ERROR = 3
 EXIT_OUTPUT_ERROR = 4
 EXIT_SETUP_ERROR = 5
 EXIT_CHECKPOINT_ERROR = 6  # the neural renderer's checkpoint is missing, damaged, or asks for inputs the scene lacks
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM)
+
+TRACEBACK_ENV = "HYBRID_TRACEBACK"
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is so that every cleanup (staged folders, Ray) runs as for Ctrl-C."""
+
+
+# The project's errors and their exit codes, most specific first: (class as "module.Class",
+# exit code, what the one-line message starts with). Named, not imported, so that telling
+# an error apart never loads torch or Taichi; a test checks every name still imports.
+ERROR_TABLE: tuple[tuple[str, int, str], ...] = (
+    ("hybrid.scene.errors.SceneError", EXIT_SCENE_ERROR, ""),  # already located: file:line:col
+    ("hybrid.physics.errors.SimulationError", EXIT_SIMULATION_ERROR, "simulation stopped: "),
+    ("hybrid.fields.errors.FieldError", EXIT_SIMULATION_ERROR, "simulation stopped: "),
+    ("hybrid.physics.errors.PhysicsError", EXIT_SCENE_ERROR, ""),  # a body that cannot be built
+    ("hybrid.fields.backend.BackendError", EXIT_SETUP_ERROR, "error: "),
+    ("hybrid.render.errors.RenderSetupError", EXIT_SETUP_ERROR, "error: "),
+    ("hybrid.io.clip.OutputError", EXIT_OUTPUT_ERROR, "error: "),
+    ("hybrid.neural.checkpoint.CheckpointError", EXIT_CHECKPOINT_ERROR, "error: "),
+    ("hybrid.neural.conditioning.ConditionError", EXIT_CHECKPOINT_ERROR, "error: "),
+    ("hybrid.data.shards.DatasetError", EXIT_SCENE_ERROR, "error: "),
+)
+
+
+def _exit_code(err: BaseException, writing: bool = False) -> tuple[int, str]:
+    """(exit code, one-line message) for an error that stopped a command.
+
+    The message does not name the file it was about (the caller prefixes it);
+    `writing`: the error came while writing the output, so an OSError is the output's.
+    """
+    classes = {f"{c.__module__}.{c.__qualname__}" for c in type(err).__mro__}
+    for name, code, lead in ERROR_TABLE:
+        if name in classes:
+            return code, f"{lead}{err}"
+    if isinstance(err, MemoryError):
+        return EXIT_SIMULATION_ERROR, (
+            "error: ran out of memory; use fewer frames, a smaller resolution or coarser fields, "
+            "or lower HYBRID_MAX_MEMORY_GB so that the estimate refuses such scenes before they start"
+        )
+    if isinstance(err, OSError) and (writing or err.errno in _OUTPUT_ERRNOS):
+        where = f" {err.filename}" if err.filename else ""
+        return EXIT_OUTPUT_ERROR, (
+            f"error: cannot write{where}: {err.strerror or err}"
+            + (" (free some space, or give --out a place on another disk); nothing was left half-written"
+               if err.errno == errno.ENOSPC else "; nothing was left half-written")
+        )
+    if isinstance(err, FileNotFoundError):
+        return EXIT_SCENE_ERROR, f"error: {err}"
+    if isinstance(err, RecursionError):
+        return EXIT_SCENE_ERROR, "error: the input is nested too deeply to read"
+    return EXIT_BUG, (
+        f"error: unexpected {type(err).__name__}: {err} (a bug in hybrid; rerun with {TRACEBACK_ENV}=1 "
+        "to see where, and report it with the input that caused it)"
+    )
+
+
+# Errors only a write can raise: an OSError with one of these is the output's wherever it came from.
+_OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
+
+
+def _report(err: BaseException, where: str = "", writing: bool = False) -> int:
+    """Print the one-line message for `err` (prefixed with `where`) and return its exit code."""
+    code, message = _exit_code(err, writing)
+    if os.environ.get(TRACEBACK_ENV) == "1":
+        traceback.print_exception(err)
+    if where and not message.startswith(where):
+        message = f"{where}: {message}"
+    print(message, file=sys.stderr)
+    return code
 
 
 def _resolution(text: str) -> tuple[int, int]:
@@ -31,6 +108,16 @@ def _positive_int(text: str) -> int:
         value = 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}")
     return value
 
 
@@ -114,11 +201,7 @@ def _neural_frames(clip, renderer, checkpoint: Path, args: argparse.Namespace, l
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from hybrid.io.clip import OutputError, write_clip
-    from hybrid.neural.conditioning import ConditionError
-    from hybrid.physics import PhysicsError, SimulationError
-    from hybrid.pipeline import render_clip
-    from hybrid.scene import SceneError, load_scene
+    from hybrid.io.clip import check_clip_target
 
     target = Path(args.scene)
     files = _scene_files(target)
@@ -130,80 +213,89 @@ def cmd_render(args: argparse.Namespace) -> int:
     if args.seed is not None:
         overrides["seed"] = args.seed
     out_root = Path(args.out)
+    folder_mode = target.is_dir()
     neural = None
     if args.renderer == "neural":
-        from hybrid.neural.checkpoint import CheckpointError
-
         try:  # before any simulation: a bad checkpoint fails at once and writes nothing
             neural = _load_neural_renderer(args.checkpoint)
-        except CheckpointError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return EXIT_CHECKPOINT_ERROR
+        except Exception as err:
+            return _report(err)
     elif args.compare or args.checkpoint:
         print("error: --compare and --checkpoint belong to the neural renderer; add --renderer neural", file=sys.stderr)
         return EXIT_SCENE_ERROR
-    failures = 0
+    failures: list[tuple[Path, int, str]] = []
     for path in files:
-        out = out_root / path.stem if target.is_dir() else out_root
-        try:
-            scene = load_scene(path, overrides=overrides or None)
-        except SceneError as err:
-            print(err, file=sys.stderr)
-            failures += 1
-            continue
-        bars = _Bars(scene.name, enabled=not args.quiet)
-        start = time.perf_counter()
-        note, extra = "", None
-        try:
-            clip = render_clip(scene, progress=bars)
-            if neural is not None:
-                clip, extra, note = _neural_frames(clip, *neural, args, scene.name)
-            written = write_clip(clip, out, extra_videos=extra)
-        except SimulationError as err:
-            bars.close()
-            print(f"{path}: simulation stopped: {err}", file=sys.stderr)
-            return EXIT_SIMULATION_ERROR
-        except PhysicsError as err:  # a body could not be built (unreadable mesh, bad height map)
-            bars.close()
-            print(f"{path}: {err}", file=sys.stderr)
-            return EXIT_SCENE_ERROR
-        except OutputError as err:
-            bars.close()
-            print(f"error: {err}", file=sys.stderr)
-            return EXIT_OUTPUT_ERROR
-        except ConditionError as err:  # the checkpoint asks for a buffer this scene cannot supply
-            bars.close()
-            print(f"{path}: error: {err}", file=sys.stderr)
-            return EXIT_CHECKPOINT_ERROR
+        out = out_root / path.stem if folder_mode else out_root
+        code, line = _render_one(path, out, overrides, neural, args, check_clip_target)
+        if code:
+            failures.append((path, code, line))
+    if folder_mode and failures:
+        # One scene that fails does not stop the others; this lists them all at the end.
+        print(f"{len(failures)} of {len(files)} scenes failed (exit code of the first):", file=sys.stderr)
+        for path, code, line in failures:
+            print(f"  exit {code}  {path}: {line.splitlines()[0][:200]}", file=sys.stderr)
+    return failures[0][1] if failures else 0
 
+
+def _render_one(path: Path, out: Path, overrides: dict, neural, args: argparse.Namespace, check_target) -> tuple[int, str]:
+    """Render one scene file to the clip folder `out`: (exit code, the message printed; 0 and "" when done)."""
+    from hybrid.io.clip import write_clip
+    from hybrid.pipeline import render_clip
+    from hybrid.scene import load_scene
+
+    def fail(err: BaseException, writing: bool = False) -> tuple[int, str]:
+        code = _report(err, str(path), writing)
+        return code, _exit_code(err, writing)[1]
+
+    try:
+        scene = load_scene(path, overrides=overrides or None)
+        check_target(out)  # an unusable --out fails now, not after the whole render
+    except Exception as err:
+        return fail(err)
+    bars = _Bars(scene.name, enabled=not args.quiet)
+    start = time.perf_counter()
+    note, extra = "", None
+    try:
+        clip = render_clip(scene, progress=bars)
+        if neural is not None:
+            clip, extra, note = _neural_frames(clip, *neural, args, scene.name)
+    except Exception as err:
         bars.close()
-        took = time.perf_counter() - start
-        print(
-            f"{path}: {scene.frame_count} frames at {scene.width}x{scene.height} in {took:.1f} s -> {out}/\n"
-            + note
-            + "".join(f"  {name:14s} {p}\n" for name, p in written.items()),
-            end="",
-        )
-    return EXIT_SCENE_ERROR if failures else 0
+        return fail(err)
+    bars.close()
+    try:
+        written = write_clip(clip, out, extra_videos=extra)
+    except Exception as err:
+        return fail(err, writing=True)
+    took = time.perf_counter() - start
+    print(
+        f"{path}: {scene.frame_count} frames at {scene.width}x{scene.height} in {took:.1f} s -> {out}/\n"
+        + note
+        + "".join(f"  {name:14s} {p}\n" for name, p in written.items()),
+        end="",
+    )
+    return 0, ""
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from hybrid.scene import SceneError, load_scene
+    from hybrid.scene import load_scene
 
     bad = 0
+    first_code = 0
     for name in args.files:
         for path in _scene_files(Path(name)):
             try:
                 scene = load_scene(path)
-            except SceneError as err:
-                print(err, file=sys.stderr)
+            except Exception as err:
+                code = _report(err, str(path))
+                first_code = first_code or code
                 bad += 1
                 continue
             print(
                 f"ok  {path}: '{scene.name}', {len(scene.objects)} objects, {scene.frame_count} frames "
                 f"at {scene.width}x{scene.height}, {scene.fps:g} fps"
             )
-    return EXIT_SCENE_ERROR if bad else 0
+    return first_code if bad else 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -220,9 +312,6 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_dataset_generate(args: argparse.Namespace) -> int:
     from hybrid.data.generate import generate
-    from hybrid.data.shards import DatasetError
-    from hybrid.physics import PhysicsError
-    from hybrid.scene import SceneError
 
     bars = _Bars("", not args.quiet, unit="clip", leave=True)
     if args.workers == 1 and args.ray_address is None:
@@ -243,9 +332,9 @@ def cmd_dataset_generate(args: argparse.Namespace) -> int:
             progress=bars.stage("clips"),
             compression=args.compression,
         )
-    except (SceneError, DatasetError, PhysicsError) as err:
-        print(f"error: {err}" if not isinstance(err, SceneError) else err, file=sys.stderr)
-        return EXIT_SCENE_ERROR
+    except Exception as err:
+        bars.close()
+        return _report(err, args.recipe)
     finally:
         bars.close()
     print(
@@ -266,7 +355,7 @@ def cmd_dataset_verify(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_SCENE_ERROR
     print(report.summary())
-    return 0 if report.ok else 1
+    return 0 if report.ok else EXIT_SCENE_ERROR  # a damaged dataset is bad input; 1 is kept for bugs
 
 
 def cmd_dataset_preview(args: argparse.Namespace) -> int:
@@ -280,6 +369,8 @@ def cmd_dataset_preview(args: argparse.Namespace) -> int:
     except (DatasetError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_SCENE_ERROR
+    except OSError as err:
+        return _report(err, out, writing=True)
     print(f"wrote {path}")
     return 0
 
@@ -305,16 +396,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_CHECKPOINT_ERROR
-    except (DatasetError, EvalError, ConditionError, SceneError) as err:
+    except (DatasetError, EvalError, ConditionError, SceneError) as err:  # the dataset does not fit the checkpoint
         print(f"error: {err}", file=sys.stderr)
         return EXIT_SCENE_ERROR
+    except Exception as err:
+        return _report(err)
     finally:
         bars.close()
     try:
         md, js = write_report(results, out, command=f"{reproduce_command(results)} --out {out}")
     except OSError as err:
-        print(f"error: cannot write {out}: {err}", file=sys.stderr)
-        return EXIT_OUTPUT_ERROR
+        return _report(err, str(out), writing=True)
     s = results["summary"]
     for method in ("neural", "frame_by_frame", "albedo"):
         r = s[method]
@@ -364,11 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = dsub.add_parser("generate", help="generate (or resume) a dataset of rendered clips in tar shards")
     g.add_argument("recipe", help="a dataset recipe .yaml (see datasets/)")
     g.add_argument("--out", required=True, help="dataset folder (rerun the same command to resume)")
-    g.add_argument("--clips", type=int, required=True, help="number of clips")
-    g.add_argument("--seed", type=int, default=0, help="dataset seed: clip i depends only on (recipe, seed, i)")
-    g.add_argument("--workers", type=int, help="parallel single-threaded workers (default: all cores)")
+    g.add_argument("--clips", type=_positive_int, required=True, help="number of clips")
+    g.add_argument("--seed", type=_non_negative_int, default=0, help="dataset seed: clip i depends only on (recipe, seed, i)")
+    g.add_argument("--workers", type=_positive_int, help="parallel single-threaded workers (default: all cores)")
     g.add_argument("--ray-address", help="a Ray cluster to run on (default: a local Ray instance)")
-    g.add_argument("--clips-per-shard", type=int, default=8, help="clips per tar shard (default 8)")
+    g.add_argument("--clips-per-shard", type=_positive_int, default=8, help="clips per tar shard (default 8)")
     g.add_argument(
         "--compression",
         choices=list(COMPRESSIONS),
@@ -380,7 +472,7 @@ def build_parser() -> argparse.ArgumentParser:
     pv = dsub.add_parser("preview", help="an MP4 (or PNG) grid of clips with their buffers side by side")
     pv.add_argument("dir", help="dataset folder")
     pv.add_argument("--out", help="output .mp4 or .png (default: DIR/preview.mp4)")
-    pv.add_argument("--clips", type=int, default=4, help="clips to show, spread over the dataset (default 4)")
+    pv.add_argument("--clips", type=_positive_int, default=4, help="clips to show, spread over the dataset (default 4)")
     pv.add_argument("--buffers", help="comma-separated buffers (default: rgb,depth,instance,normal,albedo,flow_fwd)")
     pv.set_defaults(func=cmd_dataset_preview)
     vd = dsub.add_parser("verify", help="check every shard against the manifest")
@@ -400,12 +492,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--scheduler", choices=["dpmsolver++", "ddim", "euler", "ddpm"], default="dpmsolver++",
         help="sampler (default dpmsolver++)",
     )
-    e.add_argument("--seed", type=int, default=0, help="sampling seed (clip i uses seed + i; default 0)")
+    e.add_argument("--seed", type=_non_negative_int, default=0, help="sampling seed (clip i uses seed + i; default 0)")
     e.add_argument(
-        "--long-clips", type=int, default=2,
+        "--long-clips", type=_non_negative_int, default=2,
         help="clips 10 training windows long, rendered from the dataset's recipe, for drift (default 2; 0 skips)",
     )
-    e.add_argument("--long-seed", type=int, help="recipe seed of the long clips (default: the first from 1000 no dataset uses)")
+    e.add_argument("--long-seed", type=_non_negative_int, help="recipe seed of the long clips (default: the first from 1000 no dataset uses)")
     e.add_argument("--recipe", help="the dataset's recipe file (default: found by name in datasets/, checked by sha256)")
     e.add_argument("--out", help="report path (default: CHECKPOINT/EVAL.md); the JSON goes beside it")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -414,20 +506,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from hybrid.render.errors import RenderSetupError
-
     args = build_parser().parse_args(argv)
+    previous = _on_sigterm_raise()
     try:
         return args.func(args)
-    except FileNotFoundError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_SCENE_ERROR
-    except RenderSetupError as err:  # raised when OpenGL loads, wherever that happens
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_SETUP_ERROR
+    except Terminated:
+        print("terminated; nothing was left half-written", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("interrupted; nothing was left half-written", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except Exception as err:  # every command's last resort: a one-line message, never a traceback
+        return _report(err)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _on_sigterm_raise():
+    """Make SIGTERM raise `Terminated` (the previous handler, to restore); None off the main thread."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":

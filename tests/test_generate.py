@@ -151,7 +151,7 @@ def test_verify_names_a_damaged_shard(reference, tmp_path, capsys):
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 0x01
     shard.write_bytes(bytes(data))
-    assert main(["dataset", "verify", str(copy)]) == 1
+    assert main(["dataset", "verify", str(copy)]) == 2
     assert "shard-000002.tar" in capsys.readouterr().out
 
 

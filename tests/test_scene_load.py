@@ -487,6 +487,7 @@ def test_relative_paths_resolve_against_the_scene_folder(tmp_path, monkeypatch):
         objects:
           - name: tri
             shape: {type: mesh, file: ../assets/tri.obj}
+            physics: {body: static}
             look: {texture: ../assets/wood.png}
           - name: ground
             shape: {type: heightfield, size: [4, 4], file: ../assets/hills.npy}

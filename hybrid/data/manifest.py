@@ -27,13 +27,20 @@ rewrites the manifest. Format 2 exists so that older readers, which know no
 The manifest is rewritten atomically after each committed shard, so a crash leaves
 the shards it lists intact and the rest to regenerate (`missing_shards`). Only one
 process (the run's driver) may update it; workers write shard files with
-`write_shard` and hand back its (sha256, bytes) for `record_shard`.
+`write_shard` and hand back its (sha256, bytes) for `record_shard`. A killed write
+leaves a `NAME.tmp-PID` file beside manifest.json or a shard; reopening the folder
+deletes those whose process is gone, and nothing else.
+
+`open_dataset` writes only into a folder that is new, empty, or holds a manifest.json
+it reads as a hybrid dataset's: a folder with anything else, or with a manifest.json
+of another format or that does not parse, is refused and left as it is.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
@@ -54,6 +61,7 @@ from hybrid.data.shards import (
     split_buffer_part,
     write_shard,
 )
+from hybrid.io.atomic import pid_alive
 
 FORMAT = "hybrid-dataset/2"
 READABLE_FORMATS = ("hybrid-dataset/1", FORMAT)  # 1: before compression; read as compression "none"
@@ -62,6 +70,9 @@ SHARDS_DIR = "shards"
 SHARD_DIGITS = 6
 MAX_SHARDS = 10**SHARD_DIGITS  # fixed-width names keep `ls` order equal to shard order
 NEW_OUT_HINT = "use a new --out folder, or rerun with the folder's settings to resume it"
+NEW_FOLDER_HINT = "choose a new or empty --out folder, or move that folder's files away yourself"
+# What an interrupted atomic_write leaves: the target's name, ".tmp-", the writer's process id.
+_LEFTOVER = re.compile(r"^(?P<target>.+)\.tmp-(?P<pid>\d{1,10})$")
 
 
 @dataclass(frozen=True)
@@ -184,10 +195,12 @@ def manifest_from_json(data: object, path: Path) -> Manifest:
     if not isinstance(data, dict):
         raise _bad(path, f"expected a JSON object, found {type(data).__name__}")
     if data.get("format") not in READABLE_FORMATS:
+        ours = isinstance(data.get("format"), str) and data["format"].startswith("hybrid-dataset/")
         raise DatasetError(
             f"{path}: format is {data.get('format')!r}; this version of hybrid reads "
             + " and ".join(repr(f) for f in READABLE_FORMATS)
-            + " (a newer format needs a newer hybrid)"
+            + (" (a newer format needs a newer hybrid)" if ours else
+               f"; this {MANIFEST_NAME} is not a hybrid dataset's, so the folder is left as it is: {NEW_FOLDER_HINT}")
         )
     compression = data.get("compression", "none") if data["format"] != FORMAT else data.get("compression")
     if compression not in COMPRESSIONS:
@@ -326,9 +339,22 @@ def open_dataset(
     if out.exists() and not out.is_dir():
         raise DatasetError(f"{out} is a file; give --out a folder path")
     if (out / MANIFEST_NAME).is_file():
-        return _reopen(out, wanted, compression)
-    if out.is_dir() and any(out.iterdir()):
-        raise DatasetError(f"{out} is a non-empty folder without {MANIFEST_NAME}; choose a new or empty folder for --out")
+        manifest = _reopen(out, wanted, compression)  # refuses a manifest.json that is not ours
+        remove_tmp_leftovers(out)
+        return manifest
+    if out.is_dir():
+        # A run killed while writing its first manifest leaves only that manifest's temporary file.
+        entries = list(out.iterdir())
+        first_write = [p for p in entries if _stale_leftover(p, re.escape(MANIFEST_NAME))]
+        if len(first_write) < len(entries):
+            others = sorted(p.name + ("/" if p.is_dir() else "") for p in entries if p not in first_write)
+            raise DatasetError(
+                f"{out} is a non-empty folder without {MANIFEST_NAME} (it holds {', '.join(others[:5])}"
+                f"{' and more' if len(others) > 5 else ''}); a dataset is written only into a new or empty "
+                f"folder, so nothing was written: {NEW_FOLDER_HINT}"
+            )
+        for path in first_write:
+            path.unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     write_manifest(out, wanted)
     (out / SHARDS_DIR).mkdir(exist_ok=True)
@@ -411,13 +437,26 @@ def commit_shard(
     return written
 
 
-def remove_tmp_leftovers(dataset_dir: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files an interrupted write left behind; returns what was deleted.
+def _stale_leftover(path: Path, target: str) -> bool:
+    """Whether `path` is a plain file `TARGET.tmp-PID`, TARGET matching regex `target`, of a process that is gone."""
+    match = _LEFTOVER.match(path.name)
+    if match is None or re.fullmatch(target, match["target"]) is None or path.is_symlink() or not path.is_file():
+        return False
+    pid = int(match["pid"])
+    return pid != os.getpid() and not pid_alive(pid)
 
-    Only safe while no other process writes into this folder (one run per folder).
+
+def remove_tmp_leftovers(dataset_dir: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed writes left behind; returns what was deleted.
+
+    Only `manifest.json.tmp-PID` and `shards/shard-NNNNNN.tar.tmp-PID` files are
+    candidates, and only those whose process no longer runs on this machine: a write
+    in progress (another worker's, or a concurrent run's) is left alone.
     """
     out = Path(dataset_dir)
-    leftovers = list(out.glob(f"{MANIFEST_NAME}.tmp-*")) + list((out / SHARDS_DIR).glob("*.tmp-*"))
+    leftovers = [p for p in out.glob(f"{MANIFEST_NAME}.tmp-*") if _stale_leftover(p, re.escape(MANIFEST_NAME))]
+    shard_names = rf"shard-\d{{{SHARD_DIGITS}}}\.tar"
+    leftovers += [p for p in (out / SHARDS_DIR).glob("shard-*.tar.tmp-*") if _stale_leftover(p, shard_names)]
     for path in leftovers:
         path.unlink(missing_ok=True)
     return leftovers
@@ -448,7 +487,7 @@ def shard_problem(dataset_dir: str | os.PathLike, manifest: Manifest, index: int
 def missing_shards(dataset_dir: str | os.PathLike, manifest: Manifest, check_sha256: bool = True) -> list[int]:
     """Shard indices to (re)generate: absent, not in the manifest, or whose size or sha256 disagree.
 
-    Also deletes leftover `*.tmp-*` files of interrupted writes. `check_sha256=False`
+    Also deletes the leftover `*.tmp-PID` files of killed writes (see remove_tmp_leftovers). `check_sha256=False`
     skips hashing (size only) when re-reading a large dataset is too slow.
     """
     remove_tmp_leftovers(dataset_dir)

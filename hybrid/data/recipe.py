@@ -46,7 +46,7 @@ from hybrid.scene.errors import (
 from hybrid.scene.limits import MAX_OBJECTS
 from hybrid.scene.load import parse_yaml, read_source, validate_located
 from hybrid.scene.fields_spec import Arch, GasSpec, LiquidSpec
-from hybrid.scene.spec import Color, NonNegative, Positive, SpecValueError, Unit, Vec2, Vec3
+from hybrid.scene.spec import Color, Float, Int, NonNegative, Positive, SpecValueError, Unit, Vec2, Vec3
 
 RECIPE_HELP_LINE = (
     "recipe fields are described in hybrid/data/recipe.py; datasets/movi_a.yaml is a complete example"
@@ -80,7 +80,7 @@ class Distribution(RecipeSpec):
 
 class Constant(Distribution):
     kind: Literal["constant"] = "constant"
-    constant: float
+    constant: Float
 
     def sample(self, rng: np.random.Generator) -> float:
         return float(self.constant)
@@ -98,7 +98,7 @@ def _ordered(pair: tuple[float, float], form: str, what: str = "[lo, hi]") -> No
 
 class Uniform(Distribution):
     kind: Literal["uniform"] = "uniform"
-    uniform: tuple[float, float] = Field(description="[lo, hi]")
+    uniform: tuple[Float, Float] = Field(description="[lo, hi]")
 
     @model_validator(mode="after")
     def _check(self) -> "Uniform":
@@ -114,8 +114,8 @@ class Uniform(Distribution):
 
 class Normal(Distribution):
     kind: Literal["normal"] = "normal"
-    normal: tuple[float, NonNegative] = Field(description="[mean, standard deviation]")
-    clip: Optional[tuple[float, float]] = Field(None, description="[lo, hi]: draws outside are clamped")
+    normal: tuple[Float, NonNegative] = Field(description="[mean, standard deviation]")
+    clip: Optional[tuple[Float, Float]] = Field(None, description="[lo, hi]: draws outside are clamped")
 
     @model_validator(mode="after")
     def _check(self) -> "Normal":
@@ -133,7 +133,7 @@ class Normal(Distribution):
 
 class Choice(Distribution):
     kind: Literal["choice"] = "choice"
-    choice: list[float] = Field(min_length=1)
+    choice: list[Float] = Field(min_length=1)
     weights: Optional[list[NonNegative]] = Field(None, description="relative; need not sum to 1")
 
     @model_validator(mode="after")
@@ -157,7 +157,7 @@ class Choice(Distribution):
 
 class RandInt(Distribution):
     kind: Literal["randint"] = "randint"
-    randint: tuple[int, int] = Field(description="[lo, hi], both included")
+    randint: tuple[Int, Int] = Field(description="[lo, hi], both included")
 
     @model_validator(mode="after")
     def _check(self) -> "RandInt":
@@ -359,7 +359,7 @@ class TextureOption(RecipeSpec):
 
     kind: TextureKind
     weight: Positive = 1.0
-    params: dict[str, Union[float, Color]] = Field(default_factory=dict)
+    params: dict[str, Union[Float, Color]] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _check(self) -> "TextureOption":
@@ -391,8 +391,8 @@ class TextureDist(RecipeSpec):
 
     probability: Unit = 1.0
     kinds: list[Annotated[TextureOption, _named("kind")]] = Field(min_length=1)
-    variants: Annotated[int, Field(ge=1, le=1_000_000)] = 16
-    size: Annotated[int, Field(ge=MIN_SIZE, le=MAX_SIZE)] = Field(DEFAULT_SIZE, description="pixels per side")
+    variants: Annotated[Int, Field(ge=1, le=1_000_000)] = 16
+    size: Annotated[Int, Field(ge=MIN_SIZE, le=MAX_SIZE)] = Field(DEFAULT_SIZE, description="pixels per side")
     tint: bool = Field(False, description="multiply the texture by the sampled colour (else white)")
 
 
@@ -522,7 +522,7 @@ class Placement(RecipeSpec):
     on_floor: bool = False
     in_view: bool = True
     gap: NonNegative = Field(0.0, description="metres between bounding spheres")
-    max_attempts: Annotated[int, Field(ge=1, le=100_000)] = 500
+    max_attempts: Annotated[Int, Field(ge=1, le=100_000)] = 500
 
 
 class Throw(RecipeSpec):
@@ -645,7 +645,7 @@ def _scene_bounds(model: type[BaseModel], name: str) -> dict[str, float]:
 
 
 AngularDiameterNumber = Annotated[Number, bounded(**_scene_bounds(spec.DirectionalLight, "angular_diameter_deg"))]
-ShadowSamples = Annotated[int, Field(**_scene_bounds(spec.DirectionalLight, "shadow_samples"))]
+ShadowSamples = Annotated[Int, Field(**_scene_bounds(spec.DirectionalLight, "shadow_samples"))]
 
 
 def _soft_needs_shadows(light: "KeyLightDist | ExtraDirectional") -> None:
@@ -719,8 +719,8 @@ class ExtraSpot(ExtraLightBase):
 
     type: Literal["spot"]
     distance: PositiveNumber = 4.0
-    inner_cone_deg: Annotated[float, Field(ge=0, lt=90)] = 15.0
-    outer_cone_deg: Annotated[float, Field(gt=0, le=89)] = 30.0
+    inner_cone_deg: Annotated[Float, Field(ge=0, lt=90)] = 15.0
+    outer_cone_deg: Annotated[Float, Field(gt=0, le=89)] = 30.0
     shadows: bool = True
 
     @model_validator(mode="after")
@@ -771,9 +771,9 @@ class LightsSpec(RecipeSpec):
 class ClipSpec(RecipeSpec):
     """Video settings shared by every clip of the dataset."""
 
-    frames: Annotated[int, Field(ge=1)] = 24
-    fps: Annotated[float, Field(gt=0, le=1000)] = 12.0
-    resolution: tuple[Annotated[int, Field(ge=8, le=8192)], Annotated[int, Field(ge=8, le=8192)]] = Field(
+    frames: Annotated[Int, Field(ge=1)] = 24
+    fps: Annotated[Float, Field(gt=0, le=1000)] = 12.0
+    resolution: tuple[Annotated[Int, Field(ge=8, le=8192)], Annotated[Int, Field(ge=8, le=8192)]] = Field(
         (256, 256), description="width, height in pixels"
     )
     time_scale: Positive = Field(1.0, description="simulated seconds per video second")

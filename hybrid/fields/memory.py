@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from hybrid.scene.fields_spec import GasSpec, LiquidSpec, grid_shape
 
 # Gas multigrid: halve (rounding up) until the longest side has COARSEST cells or fewer.
@@ -55,13 +57,66 @@ def gas_bytes(spec: GasSpec) -> int:
     return 4 * total
 
 
+def fill_cell_count(spec: LiquidSpec) -> int:
+    """Grid cells whose centre lies in some fill region: the count ``seeding.fill_cells`` gives,
+    found one x slice at a time so that it allocates no grid-sized array.
+
+    The limits check runs this before anything is allocated; ``fill_cells`` itself keeps a
+    whole-grid owner array and every cell's index and velocity (gigabytes at 512^3).
+    The comparisons are the same floating-point expressions as there, so the counts agree.
+    """
+    shape, dx = grid_shape(spec.domain, spec.resolution)
+    lo = np.asarray(spec.domain.min, np.float64)
+    spans = []
+    for region in spec.fill:
+        if region.shape == "box":
+            rmin, rmax = np.asarray(region.min, float), np.asarray(region.max, float)
+        else:
+            c = np.asarray(region.center, float)
+            rmin, rmax = c - region.radius, c + region.radius
+        i0 = np.maximum(np.ceil((rmin - lo) / dx - 0.5 - 1e-9).astype(np.int64), 0)
+        i1 = np.minimum(np.floor((rmax - lo) / dx - 0.5 + 1e-9).astype(np.int64), np.asarray(shape) - 1)
+        if np.all(i1 >= i0):
+            spans.append((i0, i1, region))
+    if not spans:
+        return 0
+    if len(spans) == 1 and spans[0][2].shape == "box":
+        return int(np.prod(spans[0][1] - spans[0][0] + 1))
+    y0, z0 = (min(int(i0[a]) for i0, _, _ in spans) for a in (1, 2))
+    y1, z1 = (max(int(i1[a]) for _, i1, _ in spans) for a in (1, 2))
+    total = 0
+    for ix in range(min(int(i0[0]) for i0, _, _ in spans), max(int(i1[0]) for _, i1, _ in spans) + 1):
+        mask = np.zeros((y1 - y0 + 1, z1 - z0 + 1), bool)
+        for i0, i1, region in spans:
+            if not i0[0] <= ix <= i1[0]:
+                continue
+            sub = mask[i0[1] - y0 : i1[1] - y0 + 1, i0[2] - z0 : i1[2] - z0 + 1]
+            if region.shape == "box":
+                sub[...] = True
+                continue
+            cx = lo[0] + (np.int64(ix) + 0.5) * dx - region.center[0]
+            cy = lo[1] + (np.arange(i0[1], i1[1] + 1) + 0.5) * dx - region.center[1]
+            cz = lo[2] + (np.arange(i0[2], i1[2] + 1) + 0.5) * dx - region.center[2]
+            sub |= cx**2 + cy[:, None] ** 2 + cz[None, :] ** 2 <= region.radius**2 * (1 + 1e-9)
+        total += int(mask.sum())
+    return total
+
+
+_last_count: list = [None, 0]  # (spec, particles): the limits check asks several times about one spec
+
+
+def particle_count(spec: LiquidSpec) -> int:
+    """Particles the fill seeds (``seeding.count_particles``), without allocating the grid."""
+    if _last_count[0] is not spec:  # specs are frozen: the same object gives the same count
+        _last_count[:] = [spec, fill_cell_count(spec) * spec.particles_per_cell]
+    return _last_count[1]
+
+
 def liquid_bytes(spec: LiquidSpec) -> int:
     """Bytes a LiquidSolver for `spec` needs: particle state, the padded grid, and seeding."""
-    from hybrid.fields.seeding import count_particles
-
     shape, _ = grid_shape(spec.domain, spec.resolution)
     nodes = math.prod(n + 1 + 2 * PAD for n in shape)
     cells = math.prod(shape)
-    n = count_particles(spec)
+    n = particle_count(spec)
     per_particle = LIQUID_BYTES_PER_PARTICLE[spec.material] + LIQUID_SEEDING_BYTES_PER_PARTICLE
     return int(n * per_particle + nodes * LIQUID_BYTES_PER_NODE + cells * 4)

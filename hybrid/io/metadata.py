@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 
 import hybrid
+from hybrid.io.clip import CLIP_FORMAT
 from hybrid.scene.spec import Scene
 from hybrid.state import State
 
@@ -92,7 +93,7 @@ def build_metadata(scene: Scene, states: Sequence[State], K: np.ndarray, cam_to_
             ]
         )
     return {
-        "format": "hybrid-clip/1",
+        "format": CLIP_FORMAT,
         "hybrid_version": hybrid.__version__,
         "scene": scene.name,
         "seed": scene.seed,

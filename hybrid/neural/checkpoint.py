@@ -24,7 +24,7 @@ from typing import Any, Mapping, Union
 import torch
 from torch import nn
 
-from hybrid.io.atomic import staged_dir
+from hybrid.io.atomic import ownership_problem, staged_dir
 from hybrid.neural.config import FORMAT, NeuralConfig, NeuralConfigError
 
 CONFIG_FILE, WEIGHTS_FILE, INFO_FILE = "config.json", "model.safetensors", "info.json"
@@ -48,25 +48,47 @@ def tensors_sha256(tensors: Mapping[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+def checkpoint_folder_problem(folder: Path) -> str | None:
+    """Why the existing, non-empty `folder` is not a checkpoint this project wrote (None when it is).
+
+    Ours: config.json has a "hybrid-neural/N" format and the folder holds nothing but
+    CHECKPOINT_FILES. Replacing it deletes only those.
+    """
+    return ownership_problem(folder, CONFIG_FILE, FORMAT, lambda _: CHECKPOINT_FILES)
+
+
+def check_checkpoint_target(out: Path) -> None:
+    """CheckpointError unless save_checkpoint may write `out`: absent, an empty folder, or a checkpoint of ours."""
+    if os.path.lexists(out) and not out.is_dir():
+        raise CheckpointError(f"{out} is a file; a checkpoint is a folder, give a folder path")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    problem = checkpoint_folder_problem(out)
+    if problem is not None:
+        raise CheckpointError(
+            f"{out} does not hold a checkpoint written by hybrid ({problem}); saving there would delete "
+            "what it holds, so nothing was written: choose another folder, or move those files away or "
+            "delete the folder yourself"
+        )
+
+
 def save_checkpoint(path: PathLike, model: nn.Module, config: NeuralConfig, info: Mapping[str, Any] | None = None) -> Path:
     """Write the checkpoint folder `path` atomically (a temporary sibling renamed into place); returns it.
 
-    An existing checkpoint at `path` is replaced; any other non-empty folder is refused.
-    `info` must be JSON-serialisable.
+    An existing checkpoint at `path` is replaced when it is provably one this project
+    wrote (see checkpoint_folder_problem); any other non-empty folder is refused with
+    CheckpointError and left as it is. `info` must be JSON-serialisable.
     """
     from safetensors.torch import save_file
 
     out = Path(path).resolve()
-    if out.exists() and not out.is_dir():
-        raise CheckpointError(f"{out} is a file; a checkpoint is a folder, give a folder path")
-    if out.is_dir() and any(out.iterdir()) and not (out / CONFIG_FILE).is_file():
-        raise CheckpointError(f"{out} is a non-empty folder that does not hold a checkpoint; refusing to replace it")
+    check_checkpoint_target(out)
     # Unwrap DistributedDataParallel (.module) and torch.compile (._orig_mod): their state
     # dicts prefix every name, and the reader builds a bare VideoDenoiser.
     while isinstance(getattr(model, "module", None), nn.Module) or isinstance(getattr(model, "_orig_mod", None), nn.Module):
         model = getattr(model, "module", None) or model._orig_mod
     tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    with staged_dir(out) as tmp:
+    with staged_dir(out, check=check_checkpoint_target) as tmp:
         (tmp / CONFIG_FILE).write_text(config.to_json())
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": FORMAT, "sha256": tensors_sha256(tensors)})
         umask = os.umask(0)

@@ -125,10 +125,15 @@ def mass_properties(obj: spec.ObjectSpec, mesh: Optional[trimesh.Trimesh] = None
     try:
         com, per_kg = INERTIA[kind](obj.shape, mesh)
         mass = body_mass(obj)
-    except ValueError as err:
+    except (ValueError, RuntimeError) as err:  # RuntimeError: qhull's, for a hull of flat or too few points
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if "qhull" in reason.lower():
+            reason = "its points all lie in one plane, so its convex hull has no volume"
+        # A given mass does not help: the inertia still needs a solid.
+        fix = "close the mesh" if obj.physics.mass is not None else "give `physics.mass` and close the mesh"
         raise BodyBuildError(
-            f"object {obj.name!r}: cannot derive its mass from the shape ({err}); give `physics.mass` "
-            "and close the mesh, or make the object `body: static`"
+            f"object {obj.name!r}: a dynamic body needs a solid shape, and this mesh is none ({reason}); "
+            f"{fix}, or make the object `body: static`"
         ) from None
     if not mass > 0:
         raise BodyBuildError(

@@ -14,6 +14,17 @@ vertices of ``geometry.build_mesh`` so what collides is what the renderer draws:
 - dynamic meshes: the convex hull when the mesh is convex, else a compound of convex
   parts from ``decomposition.decompose`` (see ``convex_decomposition``), because
   Bullet collides a moving mass only as convex pieces.
+
+Size limits. pybullet passes vertices and indices given in Python through a fixed
+command buffer: at most ``MAX_COMMAND_VERTICES`` vertices and ``MAX_COMMAND_INDICES``
+triangle indices (a 297 x 297 heightfield is already too many, and pybullet then
+fails with a bare SystemError). Larger triangle meshes go through a binary STL file
+instead (float32 coordinates, as the rasteriser draws them), cached by content like
+decompositions; pybullet caches meshes by file name, so the name is the content's
+hash. A convex hull with more vertices than the buffer takes (a finely tessellated
+ball) is reduced to its extreme points in ``HULL_DIRECTIONS`` directions: inscribed
+in the true hull, short of it by about 0.1 % of a ball's radius (and cheaper for
+Bullet's collision queries, which visit every vertex).
 """
 
 from __future__ import annotations
@@ -65,8 +76,20 @@ def _plane(client: int, obj: spec.ObjectSpec, mesh: Optional[trimesh.Trimesh]) -
     return CollisionShape(sid, source="plane")
 
 
+# pybullet's command buffer (SharedMemoryPublic.h, B3_MAX_NUM_VERTICES and B3_MAX_NUM_INDICES).
+MAX_COMMAND_VERTICES = 131_072
+MAX_COMMAND_INDICES = 524_288
+# Directions sampled on the sphere when a hull is reduced; each gives one extreme vertex.
+HULL_DIRECTIONS = 2048
+
+
 def concave_mesh_shape(client: int, mesh: trimesh.Trimesh) -> CollisionShape:
-    """A static triangle mesh with exactly the given vertices and faces."""
+    """A static triangle mesh with the given vertices and faces (float32 through a file when large)."""
+    if len(mesh.vertices) > MAX_COMMAND_VERTICES or 3 * len(mesh.faces) > MAX_COMMAND_INDICES:
+        sid = p.createCollisionShape(
+            p.GEOM_MESH, fileName=str(_stl_file(mesh)), flags=p.GEOM_FORCE_CONCAVE_TRIMESH, physicsClientId=client
+        )
+        return CollisionShape(sid, source="concave-mesh")
     sid = p.createCollisionShape(
         p.GEOM_MESH,
         vertices=np.asarray(mesh.vertices, dtype=np.float64).tolist(),
@@ -75,6 +98,43 @@ def concave_mesh_shape(client: int, mesh: trimesh.Trimesh) -> CollisionShape:
         physicsClientId=client,
     )
     return CollisionShape(sid, source="concave-mesh")
+
+
+def _stl_file(mesh: trimesh.Trimesh):
+    """The mesh as a binary STL in the cache folder, named by the SHA-256 of its contents."""
+    import hashlib
+
+    from hybrid.cache import DamagedEntry, cache_root, cached_file
+
+    data = trimesh.exchange.stl.export_stl(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False))
+    digest = hashlib.sha256(data).hexdigest()
+
+    def check(found: bytes) -> None:
+        # The name is the content's hash, so a damaged or cut-off file is told by rehashing it.
+        if hashlib.sha256(found).hexdigest() != digest:
+            raise DamagedEntry("content does not match the SHA-256 in its name")
+
+    return cached_file(cache_root() / "meshes" / f"{digest}.stl", lambda: data, check)  # atomic: whole file or none
+
+
+def hull_points(hull: trimesh.Trimesh, directions: int = HULL_DIRECTIONS) -> np.ndarray:
+    """(K, 3) vertices of a convex hull for Bullet: all of them when pybullet takes that many,
+    else the extreme vertex along each of `directions` directions spread evenly over the
+    sphere (a Fibonacci lattice), whose hull lies inside the true one."""
+    vertices = np.asarray(hull.vertices, dtype=np.float64)
+    if len(vertices) <= MAX_COMMAND_VERTICES:
+        return vertices
+    limit = directions
+    k = np.arange(limit) + 0.5
+    z = 1.0 - 2.0 * k / limit
+    phi = np.pi * (1.0 + 5**0.5) * k
+    r = np.sqrt(1.0 - z * z)
+    directions = np.stack([r * np.cos(phi), r * np.sin(phi), z], axis=1)
+    # float32 and (directions x vertices) blocks: ties aside, the same extremes at a third of the time.
+    centred = (vertices - vertices.mean(axis=0)).T.astype(np.float32)
+    directions = directions.astype(np.float32)
+    keep = np.concatenate([np.argmax(directions[i : i + 64] @ centred, axis=1) for i in range(0, limit, 64)])
+    return vertices[np.unique(keep)]
 
 
 def _heightfield(client: int, obj: spec.ObjectSpec, mesh: Optional[trimesh.Trimesh]) -> CollisionShape:
@@ -87,10 +147,7 @@ def _mesh(client: int, obj: spec.ObjectSpec, mesh: Optional[trimesh.Trimesh]) ->
     if obj.physics.body != "dynamic":
         return concave_mesh_shape(client, mesh)
     if not decomposition.wants_decomposition(mesh, obj.shape.convex_decomposition):
-        hull = mesh.convex_hull
-        sid = p.createCollisionShape(
-            p.GEOM_MESH, vertices=np.asarray(hull.vertices, dtype=np.float64).tolist(), physicsClientId=client
-        )
+        sid = p.createCollisionShape(p.GEOM_MESH, vertices=hull_points(mesh.convex_hull).tolist(), physicsClientId=client)
         return CollisionShape(sid, convex_parts=1, source="convex-hull")
     try:
         path = decomposition.decompose(mesh)

@@ -20,7 +20,7 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
-from hybrid.scene.spec import Color, NonNegative, Positive, Spec, SpecValueError, Unit, Vec3
+from hybrid.scene.spec import Color, Float, Int, NonNegative, Positive, Spec, SpecValueError, Unit, Vec3
 
 Arch = Literal["cpu", "cuda", "vulkan", "auto"]
 
@@ -67,7 +67,7 @@ class Inflow(Spec):
     type: Literal["inflow"]
     velocity: Vec3
     density: NonNegative = Field(0.0, description="smoke concentration carried in")
-    temperature: float = Field(0.0, description="kelvin above ambient carried in")
+    temperature: Float = Field(0.0, description="kelvin above ambient carried in")
 
 
 FaceKind = Literal["wall", "free_slip", "no_slip", "open"]
@@ -108,7 +108,7 @@ class Emitter(Spec):
     radius: Positive = Field(0.1, description="sphere radius in metres")
     size: Optional[tuple[Positive, Positive, Positive]] = Field(None, description="box full extents in metres")
     density: NonNegative = Field(1.0, description="smoke concentration added per second")
-    temperature: float = Field(300.0, description="kelvin above ambient the region is held near")
+    temperature: Float = Field(300.0, description="kelvin above ambient the region is held near")
     heating: NonNegative = Field(20.0, description="1/s: how fast the region's temperature approaches `temperature`")
     fuel: NonNegative = Field(0.0, description="fuel added per second (burns above combustion.ignition_temperature)")
     velocity: Vec3 = (0.0, 0.0, 0.0)
@@ -152,7 +152,7 @@ class PressureSolver(Spec):
         "mgpcg", description="multigrid-preconditioned (default) or Jacobi-preconditioned conjugate gradients"
     )
     tolerance: Positive = Field(1e-5, description="stop when the residual's max norm falls below this x the initial one")
-    max_iterations: Annotated[int, Field(ge=1, le=10000)] = 200
+    max_iterations: Annotated[Int, Field(ge=1, le=10000)] = 200
 
 
 class GasLook(Spec):
@@ -161,12 +161,12 @@ class GasLook(Spec):
     color: Color = Field((0.6, 0.6, 0.62), description="smoke albedo")
     extinction: Positive = Field(30.0, description="1/m per unit of smoke concentration")
     flame_intensity: NonNegative = Field(1.0, description="multiplies the blackbody glow of burning gas")
-    steps_per_cell: Annotated[float, Field(gt=0, le=4)] = Field(1.0, description="ray-march samples per cell crossed")
+    steps_per_cell: Annotated[Float, Field(gt=0, le=4)] = Field(1.0, description="ray-march samples per cell crossed")
 
 
 class GasSpec(Spec):
     domain: Domain
-    resolution: Annotated[int, Field(ge=4, le=512)] = Field(48, description="cells along the longest side")
+    resolution: Annotated[Int, Field(ge=4, le=512)] = Field(48, description="cells along the longest side")
     boundaries: Boundaries = Boundaries()
     ambient_temperature: Positive = Field(293.15, description="kelvin")
     air_density: Positive = Field(1.2, description="kg/m^3, for the forces on bodies")
@@ -177,8 +177,8 @@ class GasSpec(Spec):
     dissipation: NonNegative = Field(0.0, description="1/s: smoke concentration decays at this rate")
     advection: Literal["maccormack", "semi_lagrangian"] = "maccormack"
     pressure: PressureSolver = PressureSolver()
-    cfl: Annotated[float, Field(gt=0, le=5)] = Field(1.0, description="cells a gas parcel may cross per substep")
-    max_substeps: Annotated[int, Field(ge=1, le=1000)] = Field(
+    cfl: Annotated[Float, Field(gt=0, le=5)] = Field(1.0, description="cells a gas parcel may cross per substep")
+    max_substeps: Annotated[Int, Field(ge=1, le=1000)] = Field(
         16, description="most gas substeps per video frame; more needed is an error"
     )
     emitters: list[Emitter] = Field(default_factory=list)
@@ -195,6 +195,16 @@ class GasSpec(Spec):
 
     @model_validator(mode="after")
     def _consistent(self) -> "GasSpec":
+        faces = {name: self.boundaries.face(name) for name in FACE_NAMES}
+        inflows = [name for name, face in faces.items() if not isinstance(face, str)]
+        # The same rule as the solver's (hybrid.fields.gas): incompressible air blown into a
+        # closed box has no pressure field that makes it divergence free.
+        if inflows and "open" not in faces.values():
+            raise SpecValueError(
+                f"`{inflows[0]}` blows air in but no face is `open`, so it has nowhere to go; make the opposite "
+                "face (or another one) `open`",
+                at=("boundaries", inflows[0]),
+            )
         if any(e.fuel > 0 for e in self.emitters) and self.combustion is None:
             raise SpecValueError(
                 "an emitter adds fuel but there is no `combustion:` section to burn it; add `combustion: {}` "
@@ -251,11 +261,11 @@ class LiquidSpec(Spec):
     """An MLS-MPM particle continuum: water (weakly compressible), sand, snow or jelly."""
 
     domain: Domain
-    resolution: Annotated[int, Field(ge=8, le=512)] = Field(48, description="grid cells along the longest side")
+    resolution: Annotated[Int, Field(ge=8, le=512)] = Field(48, description="grid cells along the longest side")
     material: str = Field("water", description="water | sand | snow | jelly")
     density: Positive = Field(1000.0, description="kg/m^3 at rest")
     fill: list[FillRegion] = Field(min_length=1)
-    particles_per_cell: Annotated[int, Field(ge=1, le=64)] = Field(8, description="particles per grid cell at the start")
+    particles_per_cell: Annotated[Int, Field(ge=1, le=64)] = Field(8, description="particles per grid cell at the start")
     sound_speed: Positive = Field(
         20.0,
         description="m/s; sets the stiffness of water (bulk modulus = density x sound_speed^2). Keep it about ten "
@@ -263,16 +273,16 @@ class LiquidSpec(Spec):
     )
     viscosity: NonNegative = Field(0.0, description="dynamic viscosity in Pa s (water: 0.001; 0 turns it off)")
     youngs_modulus: Optional[Positive] = Field(None, description="Pa, for sand, snow and jelly (default per material)")
-    poisson_ratio: Annotated[float, Field(ge=0, lt=0.5)] = 0.3
-    friction_angle_deg: Annotated[float, Field(gt=0, lt=90)] = Field(30.0, description="sand only")
+    poisson_ratio: Annotated[Float, Field(ge=0, lt=0.5)] = 0.3
+    friction_angle_deg: Annotated[Float, Field(gt=0, lt=90)] = Field(30.0, description="sand only")
     walls: Literal["slip", "sticky", "separate"] = Field(
         "separate", description="the domain's own faces: slip along them, stick to them, or leave them freely"
     )
-    cfl: Annotated[float, Field(gt=0, le=1)] = 0.4
-    max_substeps: Annotated[int, Field(ge=1, le=100000)] = Field(
+    cfl: Annotated[Float, Field(gt=0, le=1)] = 0.4
+    max_substeps: Annotated[Int, Field(ge=1, le=100000)] = Field(
         2000, description="most particle substeps per video frame; more needed is an error"
     )
-    max_particles: Annotated[int, Field(ge=1)] = Field(2_000_000, description="refuse fills with more particles")
+    max_particles: Annotated[Int, Field(ge=1)] = Field(2_000_000, description="refuse fills with more particles")
     look: LiquidLook = LiquidLook()
 
     @model_validator(mode="after")

@@ -62,14 +62,18 @@ LIQUID_SNAPSHOT_BYTES_PER_PARTICLE = 24
 
 
 def field_particle_count(liquid) -> int:
-    """Particles a liquid's fill seeds (``hybrid.fields.seeding``, the solver's own count)."""
-    from hybrid.fields.seeding import count_particles
+    """Particles a liquid's fill seeds (the solver's own count), found without allocating the grid."""
+    from hybrid.fields.memory import particle_count
 
-    return count_particles(liquid)
+    return particle_count(liquid)
 
 
-def estimate_field_bytes(scene: Scene) -> tuple[int, dict[str, int]]:
-    """Bytes the fields need: solver working sets, per-frame snapshots, field buffers; and the parts."""
+def estimate_field_bytes(scene: Scene, frames: Optional[int] = None) -> tuple[int, dict[str, int]]:
+    """Bytes the fields need: solver working sets, per-frame snapshots, field buffers; and the parts.
+
+    Every term is computed from the spec alone, nothing the size of a grid is allocated.
+    `frames` replaces the scene's frame count (to tell what the frame count adds).
+    """
     fields = scene.fields
     parts: dict[str, int] = {}
     if fields is None:
@@ -77,7 +81,7 @@ def estimate_field_bytes(scene: Scene) -> tuple[int, dict[str, int]]:
     from hybrid.fields.memory import gas_bytes, liquid_bytes
     from hybrid.scene.fields_spec import grid_shape
 
-    frames = scene.frame_count
+    frames = scene.frame_count if frames is None else frames
     if fields.gas is not None:
         shape, _ = grid_shape(fields.gas.domain, fields.gas.resolution)
         parts["gas"] = gas_bytes(fields.gas) + int(np.prod(shape)) * GAS_SNAPSHOT_BYTES_PER_CELL * frames
@@ -86,6 +90,24 @@ def estimate_field_bytes(scene: Scene) -> tuple[int, dict[str, int]]:
         parts["liquid"] = liquid_bytes(fields.liquid) + n * LIQUID_SNAPSHOT_BYTES_PER_PARTICLE * frames
     parts["buffers"] = scene.width * scene.height * frames * FIELD_BUFFER_BYTES_PER_PIXEL
     return sum(parts.values()), parts
+
+
+def _written(source: SourceMap, *paths: tuple) -> Optional[tuple]:
+    """The first of `paths` that the file or the command line sets, else None."""
+    return next((p for p in paths if p in source.values or p in source.overrides), None)
+
+
+def _frames_to_blame(scene: Scene, source: SourceMap, fits_with_few_frames: bool) -> Optional[tuple]:
+    """`frames` or `duration` (whichever was written) when the frame count is what makes the
+    estimate too big: the same scene with its first BLAME_FRAMES frames would fit."""
+    if not fits_with_few_frames or scene.frame_count <= BLAME_FRAMES:
+        return None
+    return _written(source, ("frames",), ("duration",))
+
+
+# A clip's cost is what every frame holds times the frame count, plus fixed parts: when
+# the scene would fit at this many frames, the frame count is what to lower.
+BLAME_FRAMES = 48
 
 
 def _field_issues(scene: Scene, source: SourceMap) -> list[Issue]:
@@ -101,8 +123,11 @@ def _field_issues(scene: Scene, source: SourceMap) -> list[Issue]:
     total, parts = estimate_field_bytes(scene)
     limit = fields.memory_limit_gb * GIB
     if total > limit:
+        few = estimate_field_bytes(scene, frames=min(scene.frame_count, BLAME_FRAMES))[0]
         worst = max((k for k in parts if k != "buffers"), key=parts.get, default="buffers")
-        at = ("fields", worst, "resolution") if worst in ("gas", "liquid") else ("resolution",)
+        at = _frames_to_blame(scene, source, few <= limit)
+        if at is None:
+            at = ("fields", worst, "resolution") if worst in ("gas", "liquid") else ("resolution",)
         detail = ", ".join(f"{k} {v / GIB:.2f} GiB" for k, v in parts.items())
         issues.append(
             source.issue(
@@ -163,10 +188,12 @@ def _field_issues(scene: Scene, source: SourceMap) -> list[Issue]:
     return issues
 
 
-def estimate_clip_bytes(scene: Scene) -> int:
-    """Bytes needed to hold the whole clip's buffers in memory, plus the renderer's margin."""
+def estimate_clip_bytes(scene: Scene, frames: Optional[int] = None) -> int:
+    """Bytes needed to hold the whole clip's buffers in memory, plus the renderer's margin.
+
+    `frames` replaces the scene's frame count (to tell what the frame count adds)."""
     pixels = scene.width * scene.height
-    stored = pixels * scene.frame_count * sum(BUFFER_BYTES_PER_PIXEL.values())
+    stored = pixels * (scene.frame_count if frames is None else frames) * sum(BUFFER_BYTES_PER_PIXEL.values())
     return stored + pixels * RENDER_BYTES_PER_PIXEL + RENDER_BASE_BYTES
 
 
@@ -219,8 +246,13 @@ def check_limits(scene: Scene, source: Optional[SourceMap] = None) -> None:
     estimate = estimate_clip_bytes(scene)
     limit, why = memory_limit_bytes()
     if estimate > limit:
-        # Point at whichever size setting the file actually wrote.
-        at = next((p for p in (("resolution",), ("frames",), ("duration",)) if p in source.values or p in source.overrides), ())
+        # Point at the size setting that makes the clip too big, among those the file wrote.
+        few = estimate_clip_bytes(scene, frames=min(scene.frame_count, BLAME_FRAMES))
+        at = (
+            _frames_to_blame(scene, source, few <= limit)
+            or _written(source, ("resolution",), ("frames",), ("duration",))
+            or ()
+        )
         issues.append(
             source.issue(
                 at,

@@ -29,6 +29,7 @@ from hybrid.scene.errors import (
     sorted_issues,
 )
 from hybrid.scene.limits import check_limits
+from hybrid.scene.preflight import preflight_issues
 
 # Fields that name a file, relative to the scene file: (model, field). A new
 # file-valued field is one more line here.
@@ -41,6 +42,16 @@ PATH_FIELDS: tuple[tuple[type[BaseModel], str], ...] = (
 # Aliases can make a small file expand into a huge tree ("billion laughs"); a real
 # scene is far below this many values.
 MAX_VALUES = 1_000_000
+
+# The largest texture side OpenGL takes on Mesa's software rasteriser (GL_MAX_TEXTURE_SIZE;
+# most GPUs take the same or more): a wider image fails inside pyrender with a GLError.
+MAX_TEXTURE_SIDE = 16384
+
+# Mappings and lists inside each other. The deepest real field is about six levels
+# down (objects[0].shape.heights[3][4]); the readers after the parser (ours and
+# pydantic's) recurse once per level, so a file nested thousands of levels deep would
+# otherwise end in a RecursionError instead of a located message.
+MAX_DEPTH = 64
 
 # Overrides that replace each other: a frame count from the command line makes the
 # file's duration meaningless, and the other way round.
@@ -96,6 +107,9 @@ def load_scene_text(
         apply_overrides(data, source, overrides)
     scene = validate_located(spec.Scene, data, source, resolve_paths(data, source, base))
     check_limits(scene, source)
+    problems = preflight_issues(scene, source)
+    if problems:
+        raise SceneError(sorted_issues(problems))
     return scene
 
 
@@ -163,6 +177,12 @@ class _Builder:
         self.source.values[path] = _mark(node)
         if isinstance(node, yaml.ScalarNode):
             return self.loader.construct_object(node)
+        if len(path) >= MAX_DEPTH:
+            raise SceneError(
+                [Issue(self.source.filename, *_mark(node), format_path(path[:8]) + (" ..." if len(path) > 8 else ""),
+                       f"lists and mappings nested more than {MAX_DEPTH} levels deep; no field of a scene "
+                       "nests that far (a stray run of `[` or `{`?)")]
+            )
         if id(node) in self.active:
             self.fail(node, path, "an alias refers to a mapping or list that contains it (a cycle)")
             return None
@@ -233,11 +253,13 @@ def _compose(text: str, filename: str) -> tuple[yaml.SafeLoader, Optional[yaml.N
     for the message.
     """
     fast = getattr(yaml, "CSafeLoader", None)
+    fast_error: Optional[yaml.YAMLError] = None
     if fast is not None:
         loader = fast(text)
         try:
             return loader, loader.get_single_node()
-        except yaml.YAMLError:
+        except yaml.YAMLError as e:
+            fast_error = e
             loader.dispose()
     loader = yaml.SafeLoader(text)
     try:
@@ -245,6 +267,15 @@ def _compose(text: str, filename: str) -> tuple[yaml.SafeLoader, Optional[yaml.N
     except yaml.YAMLError as e:
         loader.dispose()
         raise SceneError([_yaml_problem(e, text, filename)]) from None
+    except RecursionError:
+        # The pure-Python composer recurses once per nesting level; libyaml stops at its
+        # own depth limit with a located message, which is the better answer here.
+        loader.dispose()
+        if fast_error is not None:
+            raise SceneError([_yaml_problem(fast_error, text, filename)]) from None
+        raise SceneError(
+            [Issue(filename, 1, 1, "", f"lists and mappings nested too deeply to read (more than {MAX_DEPTH} levels)")]
+        ) from None
 
 
 def parse_yaml(text: str, filename: str, error: type[SceneError] = SceneError) -> tuple[dict, SourceMap]:
@@ -357,11 +388,28 @@ def _unreadable(model: type[BaseModel], name: str, path: str) -> Optional[str]:
             return f"the height map {path} has shape {arr.shape}; it must be a 2D array of heights"
         return None
     if model is spec.Look or model is spec.HeightfieldShape:
+        import warnings
+
         from PIL import Image, UnidentifiedImageError
 
         try:
-            with Image.open(path) as img:
-                img.verify()
-        except (OSError, UnidentifiedImageError, SyntaxError) as err:
+            with warnings.catch_warnings():
+                # PIL only warns between its pixel limit and twice that; either way the image
+                # would take gigabytes once decoded, so both are refused here.
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as img:
+                    size = img.size
+                    img.verify()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+            return (
+                f"the image {path} is too large to decode safely ({err}); use one of at most "
+                f"{Image.MAX_IMAGE_PIXELS:,} pixels (4096 x 4096 is plenty for a texture)"
+            )
+        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as err:
             return f"cannot read the image {path} ({err}); use a PNG or JPEG file"
+        if model is spec.Look and max(size) > MAX_TEXTURE_SIDE:
+            return (
+                f"the image {path} is {size[0]} x {size[1]} pixels; a texture may be at most {MAX_TEXTURE_SIDE} "
+                "pixels per side (OpenGL's texture limit here), so scale it down"
+            )
     return None

@@ -16,10 +16,28 @@ import math
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
-Vec2 = tuple[float, float]
-Vec3 = tuple[float, float, float]
-Quat = tuple[float, float, float, float]  # (x, y, z, w), as pybullet
+
+
+def _not_bool(value: object) -> object:
+    """Refuse true/false where a number belongs: pydantic's lax mode would read `radius: true` as 1.0."""
+    if isinstance(value, bool):
+        # The error's type is not one the loader words specially, so the message it
+        # writes is "expected <what this field takes>, got true".
+        raise PydanticCustomError("bool_for_number", "expected a number, got a boolean")
+    return value
+
+
+# Every number in a scene or recipe goes through these two types (a test checks that no
+# bare float or int is left in the models), so a boolean never passes as 1 or 0.
+Float = Annotated[float, BeforeValidator(_not_bool)]
+Int = Annotated[int, BeforeValidator(_not_bool)]
+
+Vec2 = tuple[Float, Float]
+Vec3 = tuple[Float, Float, Float]
+Quat = tuple[Float, Float, Float, Float]  # (x, y, z, w), as pybullet
+
 
 class SpecValueError(ValueError):
     """A failed check that names what to blame, so a loader can point at it in the file.
@@ -79,6 +97,10 @@ def _parse_color(value: object) -> Vec3:
             suggestion=close[0] if close else None,
         )
     if isinstance(value, (list, tuple)) and len(value) == 3:
+        if any(isinstance(c, bool) for c in value):
+            from hybrid.scene.errors import show_value
+
+            raise ValueError(f"a colour [r, g, b] needs three numbers in 0..1, got {show_value(list(value))}")
         try:
             rgb = tuple(float(c) for c in value)
         except (TypeError, ValueError):
@@ -100,9 +122,9 @@ class Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-Positive = Annotated[float, Field(gt=0)]
-NonNegative = Annotated[float, Field(ge=0)]
-Unit = Annotated[float, Field(ge=0, le=1)]
+Positive = Annotated[Float, Field(gt=0)]
+NonNegative = Annotated[Float, Field(ge=0)]
+Unit = Annotated[Float, Field(ge=0, le=1)]
 # The JSON Schema of a colour lists every accepted spelling, so editors that check a
 # scene against `hybrid schema` accept `color: red` and '#rrggbb' as the loader does.
 Color = Annotated[
@@ -202,7 +224,7 @@ class TerrainGenerator(Spec):
     type: Literal["valley", "hills", "noise", "flat"]
     amplitude: NonNegative = Field(1.0, description="height range in metres")
     frequency: Positive = Field(1.0, description="features per side (hills, noise) or troughs across x (valley)")
-    octaves: Annotated[int, Field(ge=1, le=8)] = 4
+    octaves: Annotated[Int, Field(ge=1, le=8)] = 4
 
 
 class HeightfieldShape(Spec):
@@ -210,9 +232,9 @@ class HeightfieldShape(Spec):
 
     type: Literal["heightfield"]
     size: tuple[Positive, Positive] = Field(description="extent along x and y in metres")
-    resolution: tuple[Annotated[int, Field(ge=2, le=1024)], Annotated[int, Field(ge=2, le=1024)]] = (64, 64)
+    resolution: tuple[Annotated[Int, Field(ge=2, le=1024)], Annotated[Int, Field(ge=2, le=1024)]] = (64, 64)
     file: Optional[str] = None
-    heights: Optional[list[list[float]]] = None
+    heights: Optional[list[list[Float]]] = None
     generator: Optional[TerrainGenerator] = None
     height_scale: Positive = Field(1.0, description="multiplies heights (a PNG's 0..1 values)")
     texture_scale: Positive = Field(1.0, description="texture repeats per metre")
@@ -279,7 +301,7 @@ class BodyPhysics(Spec):
     angular_damping: NonNegative = 0.0
     linear_velocity: Vec3 = (0.0, 0.0, 0.0)
     angular_velocity: Vec3 = Field((0.0, 0.0, 0.0), description="rad/s in world axes")
-    gravity_scale: float = Field(1.0, description="multiplies gravity for this body only (0 floats, -1 falls up)")
+    gravity_scale: Float = Field(1.0, description="multiplies gravity for this body only (0 floats, -1 falls up)")
     keyframes: Optional[list[Keyframe]] = Field(None, description="kinematic bodies only, sorted by t")
 
     @model_validator(mode="after")
@@ -359,14 +381,14 @@ class Camera(Spec):
         None, description="camera-to-world rotation (x, y, z, w) in OpenCV axes; replaces look_at for static cameras"
     )
     up: Vec3 = (0.0, 0.0, 1.0)
-    fov_deg: Annotated[float, Field(gt=1, lt=170)] = 45.0
+    fov_deg: Annotated[Float, Field(gt=1, lt=170)] = 45.0
     near: Positive = 0.05
     far: Positive = 100.0
     keyframes: Optional[list[CameraKeyframe]] = None
     orbit_radius: Optional[Positive] = None
-    orbit_height: Optional[float] = None
-    orbit_start_deg: float = 0.0
-    orbit_deg_per_s: float = 30.0
+    orbit_height: Optional[Float] = None
+    orbit_start_deg: Float = 0.0
+    orbit_deg_per_s: Float = 30.0
 
 
     @model_validator(mode="after")
@@ -388,7 +410,37 @@ class Camera(Spec):
             raise SpecValueError(
                 "`quaternion` only applies to a static camera; moving cameras aim at `look_at`", at=("quaternion",)
             )
+        # A camera at the point it looks at has no view direction.
+        if self.motion == "static" and self.quaternion is None and _same_point(self.position, self.look_at):
+            raise SpecValueError(
+                f"the camera's `look_at` equals its `position` {list(self.position)}, so it looks nowhere; "
+                "move `look_at` to the point the camera should aim at",
+                at=("look_at",),
+            )
+        if self.motion == "path":
+            for i, key in enumerate(self.keyframes or []):
+                if _same_point(key.position, key.look_at):
+                    raise SpecValueError(
+                        f"this keyframe's `look_at` equals its `position` {list(key.position)}, so the camera "
+                        "looks nowhere there; aim it at another point",
+                        at=("keyframes", i, "look_at"),
+                    )
+        if self.motion == "orbit":
+            dx, dy, dz = (a - b for a, b in zip(self.position, self.look_at))
+            radius = self.orbit_radius if self.orbit_radius is not None else math.hypot(dx, dy)
+            height = self.orbit_height if self.orbit_height is not None else dz
+            if radius <= 1e-12 and abs(height) <= 1e-12:
+                raise SpecValueError(
+                    "the orbit has radius 0 and height 0 (`position` equals `look_at`), so the camera sits on the "
+                    "point it looks at; set `orbit_radius` or `orbit_height`, or move `position`",
+                    at=("position",),
+                )
         return self
+
+
+def _same_point(a: Vec3, b: Vec3) -> bool:
+    """Closer than look_at_cam_to_world can take a direction from (hybrid.transforms)."""
+    return math.dist(a, b) < 1e-9
 
 
 # ---------------------------------------------------------------- lights
@@ -407,14 +459,21 @@ class DirectionalLight(Spec):
     color: Color = (1.0, 1.0, 1.0)
     intensity: NonNegative = Field(3.0, description="lux-like units, as pyrender")
     shadows: bool = True
-    angular_diameter_deg: Annotated[float, Field(ge=0, le=30)] = Field(
+    angular_diameter_deg: Annotated[Float, Field(ge=0, le=30)] = Field(
         0.0,
         description="apparent size of the light (the sun is 0.53); above 0 shadows get soft edges, "
         "a penumbra of about occluder height x this angle, by averaging shadow_samples renders",
     )
-    shadow_samples: Annotated[int, Field(ge=2, le=64)] = Field(
+    shadow_samples: Annotated[Int, Field(ge=2, le=64)] = Field(
         8, description="renders averaged for soft shadows when angular_diameter_deg > 0 (each costs one rgb pass)"
     )
+
+    @field_validator("direction")
+    @classmethod
+    def _has_direction(cls, v: Vec3) -> Vec3:
+        if math.hypot(*v) < 1e-9:
+            raise SpecValueError("a directional light needs a non-zero `direction` (the way its light travels)")
+        return v
 
 
 class PointLight(Spec):
@@ -442,13 +501,19 @@ class SpotLight(Spec):
     look_at: Vec3 = (0.0, 0.0, 0.0)
     color: Color = (1.0, 1.0, 1.0)
     intensity: NonNegative = 40.0
-    inner_cone_deg: Annotated[float, Field(ge=0, lt=90)] = 15.0
-    outer_cone_deg: Annotated[float, Field(gt=0, le=89)] = 30.0
+    inner_cone_deg: Annotated[Float, Field(ge=0, lt=90)] = 15.0
+    outer_cone_deg: Annotated[Float, Field(gt=0, le=89)] = 30.0
     shadows: bool = True
 
 
     @model_validator(mode="after")
     def _cones(self) -> "SpotLight":
+        if _same_point(self.position, self.look_at):
+            raise SpecValueError(
+                f"the spot light's `look_at` equals its `position` {list(self.position)}, so it points nowhere; "
+                "aim it at another point",
+                at=("look_at",),
+            )
         if self.inner_cone_deg >= self.outer_cone_deg:
             raise SpecValueError(
                 f"inner_cone_deg ({self.inner_cone_deg}) must be smaller than outer_cone_deg ({self.outer_cone_deg})",
@@ -470,8 +535,8 @@ class PhysicsSettings(Spec):
         description="seconds of simulated time per pybullet step; default: the frame's simulated time "
         "split into equal steps of at most 1/240 s",
     )
-    substeps: Annotated[int, Field(ge=1, le=64)] = Field(1, description="pybullet numSubSteps inside each step")
-    solver_iterations: Annotated[int, Field(ge=1, le=1000)] = Field(
+    substeps: Annotated[Int, Field(ge=1, le=64)] = Field(1, description="pybullet numSubSteps inside each step")
+    solver_iterations: Annotated[Int, Field(ge=1, le=1000)] = Field(
         50, description="constraint solver iterations per step; more steadies tall stacks"
     )
     record_contacts: bool = Field(
@@ -481,6 +546,11 @@ class PhysicsSettings(Spec):
     )
     max_speed: Positive = Field(
         500.0, description="m/s; a body faster than this means the simulation blew up and stops with an error"
+    )
+    resolve_overlaps: bool = Field(
+        False,
+        description="move objects that start inside each other apart before the first frame (only translating "
+        "dynamic bodies, keeping their velocities) instead of refusing the scene",
     )
 
 
@@ -497,11 +567,11 @@ class Scene(Spec):
     """A whole scene: the root of a YAML scene file."""
 
     name: str = Field(min_length=1)
-    seed: Annotated[int, Field(ge=0, lt=2**32)] = 0
-    fps: Annotated[float, Field(gt=0, le=1000)] = 24.0
+    seed: Annotated[Int, Field(ge=0, lt=2**32)] = 0
+    fps: Annotated[Float, Field(gt=0, le=1000)] = 24.0
     duration: Optional[Positive] = Field(None, description="video seconds; give duration or frames")
-    frames: Optional[Annotated[int, Field(ge=1)]] = Field(None, description="frame count; give duration or frames")
-    resolution: tuple[Annotated[int, Field(ge=8, le=8192)], Annotated[int, Field(ge=8, le=8192)]] = Field(
+    frames: Optional[Annotated[Int, Field(ge=1)]] = Field(None, description="frame count; give duration or frames")
+    resolution: tuple[Annotated[Int, Field(ge=8, le=8192)], Annotated[Int, Field(ge=8, le=8192)]] = Field(
         (320, 240), description="width, height in pixels"
     )
     time_scale: Positive = Field(

@@ -57,7 +57,15 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from hybrid.data.manifest import read_manifest
-from hybrid.neural.checkpoint import init_from_checkpoint, load_config, load_info, save_checkpoint, tensors_sha256
+from hybrid.neural.checkpoint import (
+    CheckpointError,
+    check_checkpoint_target,
+    init_from_checkpoint,
+    load_config,
+    load_info,
+    save_checkpoint,
+    tensors_sha256,
+)
 from hybrid.neural.model import VideoDenoiser, parameter_count
 from hybrid.neural.sampler import NeuralRenderer
 from hybrid.neural.schedulers import make_scheduler
@@ -326,6 +334,10 @@ def train(
             f"{run_dir} already holds training checkpoints (newest: {existing.name}); pass --resume to continue "
             "that run, or give another --out"
         )
+    try:  # the export at the end replaces only a checkpoint of ours: refuse now, not after the whole run
+        check_checkpoint_target(run_dir / "final")
+    except CheckpointError as err:
+        raise RunFolderError(str(err)) from None
     if procs.main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "train_config.json").write_text(json.dumps(config.model_dump(mode="json"), indent=1) + "\n")

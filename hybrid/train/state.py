@@ -17,6 +17,12 @@ fsync'ed, then the folder is renamed into place and its parent fsync'ed. A run k
 at any moment leaves either the previous checkpoints or the new one complete, never
 a half-written folder under a checkpoint's name. Older checkpoints beyond ``keep``
 are deleted only after the new one is in place.
+
+Only folders this project wrote are replaced or deleted: a step folder whose
+state.json carries a "hybrid-train-state/N" format and which holds nothing but
+STATE_FILES. One holding anything else is refused (when saving that step again) or
+kept (when pruning). Hidden staging folders that a killed run left in
+``checkpoints/`` are removed by the next save (see hybrid.io.atomic).
 """
 
 from __future__ import annotations
@@ -32,17 +38,38 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from hybrid.io.atomic import staged_dir
+from hybrid.io.atomic import clean_stale_staging, ownership_problem, staged_dir
 
 STATE_FORMAT = "hybrid-train-state/1"
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
+STATE_FILES = (STATE_TENSORS, STATE_JSON)
 CHECKPOINTS_DIR = "checkpoints"
+_STEP_NAMES = r"step-\d{8}"
 _NAME = re.compile(r"^step-(\d{8})$")
 
 
 class StateError(RuntimeError):
     """A training-state checkpoint that cannot be used; the message names the folder and the problem."""
+
+
+def state_folder_problem(folder: Path) -> Optional[str]:
+    """Why the existing, non-empty `folder` is not a training checkpoint this project wrote (None when it is)."""
+    return ownership_problem(folder, STATE_JSON, STATE_FORMAT, lambda _: STATE_FILES)
+
+
+def check_state_target(folder: Path) -> None:
+    """StateError unless `folder` is absent, empty, or a training checkpoint this project wrote."""
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise StateError(f"{folder} is a file where a checkpoint folder goes; move it away, or use another run folder")
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return
+    problem = state_folder_problem(folder)
+    if problem is not None:
+        raise StateError(
+            f"{folder} does not hold a training checkpoint written by hybrid ({problem}); saving there would "
+            "delete what it holds, so nothing was written: move those files away, or use another run folder"
+        )
 
 
 def checkpoint_dir(run_dir: str | os.PathLike, step: int) -> Path:
@@ -77,13 +104,17 @@ def save_checkpoint_state(
     JSON-serialisable dict, stored with "format" and "step" added.
     """
     final = checkpoint_dir(run_dir, step)
+    check_state_target(final)
     cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
+    # Earlier killed runs may have left staging folders for other steps than this one.
+    clean_stale_staging(final.parent, _STEP_NAMES)
     # A step saved again (a run stopped exactly at a checkpoint step) replaces the old one.
-    with staged_dir(final) as tmp:
+    with staged_dir(final, check=check_state_target) as tmp:
         save_file(cpu, str(tmp / STATE_TENSORS))
         (tmp / STATE_JSON).write_text(json.dumps({"format": STATE_FORMAT, "step": step, **meta}, indent=1) + "\n")
     for _, older in list_checkpoints(run_dir)[:-keep]:
-        shutil.rmtree(older, ignore_errors=True)
+        if state_folder_problem(older) is None:  # a folder holding anything else is kept whole
+            shutil.rmtree(older, ignore_errors=True)
     return final
 
 
