@@ -261,5 +261,4 @@ def test_no_number_in_a_scene_or_recipe_takes_a_boolean():
     from hybrid.scene.spec import Scene
 
     assert _unguarded_numbers(Scene, ("hybrid.scene",)) == []
-    # The post-effect models (hybrid.render.post) are not scene-spec models and are left out.
-    assert _unguarded_numbers(Recipe, ("hybrid.scene", "hybrid.data")) == []
+    assert _unguarded_numbers(Recipe, ("hybrid.scene", "hybrid.data", "hybrid.render.post")) == []

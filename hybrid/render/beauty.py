@@ -111,6 +111,38 @@ def _tilt(angle: float, azimuth: float) -> np.ndarray:
     return m
 
 
+def _draw_order(rs: RenderScene, cam_pos: np.ndarray) -> list:
+    """The scene's meshes (``rs.object_nodes``, all of them) in pyrender's drawing order: opaque before
+    transparent, each farthest first; at equal distances in the scene's order, not in the address order
+    of pyrender's node set (with depth ties the first drawn surface keeps the pixel).
+    """
+
+    def key(node):
+        return (bool(node.mesh.is_transparent), -np.linalg.norm(rs.scene.get_pose(node)[:3, 3] - cam_pos))
+
+    return sorted(rs.object_nodes, key=key)
+
+
+class _LightsInOrder:
+    """A pyrender scene as ``Renderer._bind_lighting`` reads it, but with ``light_nodes`` a list in the scene's order.
+
+    pyrender fills the shader's light arrays in the iteration order of
+    ``Scene.light_nodes``, a set of nodes hashed by memory address, and the shader
+    sums the lights in array order. Float addition is not associative, so without a
+    fixed order a pixel's radiance (and now and then its rgb byte) would depend on
+    what the process had allocated before: the same clip rendered first in a fresh
+    worker and after other clips would differ in the last bits. Everything else is
+    the scene's own.
+    """
+
+    def __init__(self, scene: "pyrender.Scene", light_nodes: list):
+        self._scene = scene
+        self.light_nodes = list(light_nodes)
+
+    def __getattr__(self, name):
+        return getattr(self._scene, name)
+
+
 class BeautyPass:
     """The beauty pass for one ``RenderScene`` at ``width`` x ``height`` pixels.
 
@@ -177,22 +209,24 @@ class BeautyPass:
                 renderer._configure_shadow_mapping_viewport(node.light, self.flags)
             self._cleared = True
         shadowless = set(rs.shadowless)
-        for node in scene.light_nodes:
+        for node in rs.light_nodes:
             if node.light.shadow_texture is not None and node not in shadowless:
                 renderer._shadow_mapping_pass(scene, node, self.flags)
         return self._forward(renderer)
 
     def _forward(self, renderer: "pyrender.Renderer") -> np.ndarray:
         """pyrender's forward pass, step for step, with our program cache and into our target."""
-        scene = self._rs.scene
+        rs = self._rs
+        scene = rs.scene
         self._target.begin(self._background)
         view, projection = renderer._get_camera_matrices(scene)
         cam_pos = scene.get_pose(scene.main_camera_node)[:3, 3]
+        lights = _LightsInOrder(scene, rs.light_nodes)
         use_material = pyrender.constants.ProgramFlags.USE_MATERIAL
         pyrender_programs, renderer._program_cache = renderer._program_cache, self._programs
         program = None
         try:
-            for node in renderer._sorted_mesh_nodes(scene):
+            for node in _draw_order(rs, cam_pos):
                 if not node.mesh.is_visible:
                     continue
                 pose = scene.get_pose(node)
@@ -202,7 +236,7 @@ class BeautyPass:
                     program.set_uniform("V", view)
                     program.set_uniform("P", projection)
                     program.set_uniform("cam_pos", cam_pos)
-                    renderer._bind_lighting(scene, program, node, self.flags)
+                    renderer._bind_lighting(lights, program, node, self.flags)
                     renderer._bind_and_draw_primitive(primitive=primitive, pose=pose, program=program, flags=self.flags)
                     renderer._reset_active_textures()
         finally:

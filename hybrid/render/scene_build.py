@@ -34,7 +34,13 @@ class RenderScene:
 
     object_nodes[i] draws scene object i (instance id i + 1); surfaces[i] is its
     material; camera_node carries an ``IntrinsicsCamera`` whose pose is in OpenGL
-    axes; shadow_flags are the pyrender ``RenderFlags`` for the lights' shadows.
+    axes; shadow_flags are the pyrender ``RenderFlags`` for the lights' shadows;
+    light_nodes are the light nodes in the order the scene lists its lights.
+
+    The passes walk ``object_nodes`` and ``light_nodes`` rather than the pyrender
+    scene's node sets: those sets hash nodes by memory address, so their order (and
+    with it the order in which the shader sums the lights, which changes the last bit
+    of a float) would follow whatever the process allocated before this scene.
     """
 
     scene: "pyrender.Scene"
@@ -47,6 +53,7 @@ class RenderScene:
     # Area-like directional lights: (node, base pose 4x4, cone half-angle in radians).
     soft_lights: list = field(default_factory=list)
     soft_samples: int = 1
+    light_nodes: list = field(default_factory=list)
 
 
 def _frame_with_z(z_axis: np.ndarray, origin=(0.0, 0.0, 0.0)) -> np.ndarray:
@@ -92,6 +99,7 @@ def build_render_scene(scene: Scene) -> RenderScene:
         pr_scene.add_node(node)
 
     flags = pyrender.RenderFlags.NONE
+    light_nodes: list = []
     shadowed: list = []
     unshadowed: list = []
     soft: list = []
@@ -129,6 +137,7 @@ def build_render_scene(scene: Scene) -> RenderScene:
         else:
             continue
         pr_scene.add_node(node)
+        light_nodes.append(node)
         if kind_flag is not None:
             (shadowed if light.shadows else unshadowed).append((node, kind_flag))
         if isinstance(light, DirectionalLight) and light.shadows and light.angular_diameter_deg > 0:
@@ -157,4 +166,5 @@ def build_render_scene(scene: Scene) -> RenderScene:
         shadowless=shadowless,
         soft_lights=soft if nodes else [],
         soft_samples=soft_samples,
+        light_nodes=light_nodes,
     )

@@ -25,7 +25,7 @@ from typing import Annotated, ClassVar, Literal, Optional, Sequence, Union
 
 from pydantic import Field, RootModel, ConfigDict, model_validator
 
-from hybrid.scene.spec import NonNegative, Positive, Spec, SpecValueError, Unit
+from hybrid.scene.spec import Float, Int, NonNegative, Positive, Spec, SpecValueError, Unit
 
 Space = Literal["scene", "display"]
 
@@ -41,7 +41,7 @@ class Exposure(PostSpec):
     """Scale linear light by 2**ev (ev in photographic stops: +1 doubles every value)."""
 
     type: Literal["exposure"] = "exposure"
-    ev: Annotated[float, Field(ge=-24, le=24, description="exposure change in stops")] = 0.0
+    ev: Annotated[Float, Field(ge=-24, le=24, description="exposure change in stops")] = 0.0
 
 
 class ToneMap(PostSpec):
@@ -78,9 +78,9 @@ class Bloom(PostSpec):
     type: Literal["bloom"] = "bloom"
     threshold: NonNegative = Field(1.0, description="linear light level where bloom starts")
     soft_knee: Unit = Field(0.5, description="knee half-width as a fraction of the threshold (0: hard cut)")
-    intensity: Annotated[float, Field(ge=0, le=16, description="fraction of the above-threshold energy added")] = 0.5
-    levels: Annotated[int, Field(ge=1, le=8, description="pyramid levels: reach ~ 2**levels pixels")] = 5
-    scatter: Annotated[float, Field(gt=0, le=1, description="weight ratio of each coarser level to the finer one")] = 0.7
+    intensity: Annotated[Float, Field(ge=0, le=16, description="fraction of the above-threshold energy added")] = 0.5
+    levels: Annotated[Int, Field(ge=1, le=8, description="pyramid levels: reach ~ 2**levels pixels")] = 5
+    scatter: Annotated[Float, Field(gt=0, le=1, description="weight ratio of each coarser level to the finer one")] = 0.7
 
 
 class DepthOfField(PostSpec):
@@ -98,9 +98,9 @@ class DepthOfField(PostSpec):
     needs: ClassVar[tuple[str, ...]] = ("depth", "K")
     type: Literal["depth_of_field"] = "depth_of_field"
     focus_distance_m: Positive = Field(description="distance in focus, metres along the camera axis")
-    f_number: Annotated[float, Field(ge=0.5, le=64, description="aperture f-number N (focal length / aperture diameter)")] = 2.8
-    sensor_height_mm: Annotated[float, Field(gt=0, le=200, description="sensor height; 24 is full frame")] = 24.0
-    max_coc_px: Annotated[float, Field(gt=0, le=64, description="largest circle of confusion diameter, pixels")] = 16.0
+    f_number: Annotated[Float, Field(ge=0.5, le=64, description="aperture f-number N (focal length / aperture diameter)")] = 2.8
+    sensor_height_mm: Annotated[Float, Field(gt=0, le=200, description="sensor height; 24 is full frame")] = 24.0
+    max_coc_px: Annotated[Float, Field(gt=0, le=64, description="largest circle of confusion diameter, pixels")] = 16.0
 
 
 class MotionBlur(PostSpec):
@@ -113,9 +113,9 @@ class MotionBlur(PostSpec):
     """
 
     type: Literal["motion_blur"] = "motion_blur"
-    samples: Annotated[int, Field(ge=2, le=64, description="sub-frames per frame")] = 8
+    samples: Annotated[Int, Field(ge=2, le=64, description="sub-frames per frame")] = 8
     shutter: Literal["box", "triangle"] = Field("box", description="weight of sub-frames over the open interval")
-    shutter_angle_deg: Annotated[float, Field(gt=0, le=360, description="open fraction of the frame interval x 360")] = 180.0
+    shutter_angle_deg: Annotated[Float, Field(gt=0, le=360, description="open fraction of the frame interval x 360")] = 180.0
 
 
 class Vignette(PostSpec):
@@ -123,12 +123,12 @@ class Vignette(PostSpec):
 
     type: Literal["vignette"] = "vignette"
     amount: Unit = Field(0.3, description="light lost at the corners, fraction")
-    falloff: Annotated[float, Field(gt=0, le=16, description="exponent of the radial profile")] = 2.0
+    falloff: Annotated[Float, Field(gt=0, le=16, description="exponent of the radial profile")] = 2.0
 
 
-Lift = Annotated[float, Field(ge=-1, le=1)]
-GammaValue = Annotated[float, Field(gt=0, le=8)]
-Gain = Annotated[float, Field(ge=0, le=16)]
+Lift = Annotated[Float, Field(ge=-1, le=1)]
+GammaValue = Annotated[Float, Field(gt=0, le=8)]
+Gain = Annotated[Float, Field(ge=0, le=16)]
 
 
 class ColorGrade(PostSpec):
@@ -146,11 +146,11 @@ class ColorGrade(PostSpec):
     """
 
     type: Literal["color_grade"] = "color_grade"
-    temperature_k: Annotated[float, Field(ge=1667, le=25000, description="white balance temperature, kelvin")] = 6504.0
-    tint: Annotated[float, Field(ge=-1, le=1, description="white balance tint: + magenta, - green")] = 0.0
-    contrast: Annotated[float, Field(gt=0, le=4)] = 1.0
+    temperature_k: Annotated[Float, Field(ge=1667, le=25000, description="white balance temperature, kelvin")] = 6504.0
+    tint: Annotated[Float, Field(ge=-1, le=1, description="white balance tint: + magenta, - green")] = 0.0
+    contrast: Annotated[Float, Field(gt=0, le=4)] = 1.0
     pivot: Positive = Field(0.18, description="linear luminance left unchanged by contrast (mid grey)")
-    saturation: Annotated[float, Field(ge=0, le=4)] = 1.0
+    saturation: Annotated[Float, Field(ge=0, le=4)] = 1.0
     lift: tuple[Lift, Lift, Lift] = (0.0, 0.0, 0.0)
     gamma: tuple[GammaValue, GammaValue, GammaValue] = (1.0, 1.0, 1.0)
     gain: tuple[Gain, Gain, Gain] = (1.0, 1.0, 1.0)
@@ -160,7 +160,7 @@ class ChromaticAberration(PostSpec):
     """Lateral colour: red scaled outwards and blue inwards about the image centre; green stays."""
 
     type: Literal["chromatic_aberration"] = "chromatic_aberration"
-    shift_px: Annotated[float, Field(ge=-8, le=8, description="red/blue displacement at the corners, pixels")] = 1.0
+    shift_px: Annotated[Float, Field(ge=-8, le=8, description="red/blue displacement at the corners, pixels")] = 1.0
 
 
 class FilmGrain(PostSpec):
@@ -172,7 +172,7 @@ class FilmGrain(PostSpec):
 
     space: ClassVar[Space] = "display"
     type: Literal["film_grain"] = "film_grain"
-    intensity: Annotated[float, Field(ge=0, le=0.5, description="grain standard deviation at mid-grey, display units 0..1")] = 0.03
+    intensity: Annotated[Float, Field(ge=0, le=0.5, description="grain standard deviation at mid-grey, display units 0..1")] = 0.03
 
 
 EffectSpec = Annotated[
