@@ -42,7 +42,7 @@ def raster_seconds_per_frame(metadata: dict, repeats: int) -> float:
 
     info = metadata["dataset"]
     recipe = load_recipe(os.path.join(REPO, "datasets", f"{info['recipe']}.yaml"))
-    scene = sample_scene(recipe, info["seed"], info["index"])
+    scene = sample_scene(recipe, info["seed"], info["index"], draw=info.get("draw", 0))
     states = simulate(scene)
     track = camera_track(scene)
     times = []

@@ -6,6 +6,12 @@ the same whether it is made first, last or alone, in any process. The sequence i
 split into independent child streams (camera, lights, floor, object count, one per
 object slot), so the draws of one part never shift because another part drew more.
 
+A clip whose draw cannot be used (its objects do not fit: PlacementError) is drawn
+again by the dataset generator with ``draw=1, 2, ...``: draw k > 0 seeds from
+``SeedSequence([seed, index, k])``, so every redraw is as reproducible as the first
+(see ``hybrid.data.generate.draw_clip``). Draw 0 is the sequence above, so clips that
+never needed a redraw are what they always were.
+
 What the scene guarantees:
 
 - objects are named ``obj_00``, ``obj_01``, ... (width fixed by the recipe's largest
@@ -57,18 +63,23 @@ def sample_scene(
     seed: int,
     index: int,
     *,
+    draw: int = 0,
     cache_dir: Optional[Union[str, os.PathLike]] = None,
 ) -> Scene:
     """Clip ``index`` of the dataset made from ``recipe`` with ``seed``, as a validated Scene.
 
-    ``seed`` and ``index`` are whole numbers >= 0. ``cache_dir`` is where procedural
-    textures are written (default ``$HYBRID_CACHE_DIR`` or ``~/.cache/hybrid``).
+    ``seed``, ``index`` and ``draw`` are whole numbers >= 0; ``draw`` picks one of the
+    clip's independent alternatives (0, the default, is the clip as first drawn).
+    ``cache_dir`` is where procedural textures are written (default
+    ``$HYBRID_CACHE_DIR`` or ``~/.cache/hybrid``).
     Raises PlacementError when the objects cannot be placed by the recipe's rules.
     """
-    for label, value in (("seed", seed), ("index", index)):
+    for label, value in (("seed", seed), ("index", index), ("draw", draw)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"{label} must be a whole number >= 0, got {value!r}")
-    root = np.random.SeedSequence([int(seed), int(index)])
+    # SeedSequence pads its entropy with zeros, so [seed, index, 0] would be draw 0 again:
+    # only later draws add a word.
+    root = np.random.SeedSequence([int(seed), int(index)] + ([int(draw)] if draw else []))
     streams = dict(zip(_STREAMS, root.spawn(len(_STREAMS))))
     rng = {name: np.random.default_rng(s) for name, s in streams.items() if name != "objects"}
 

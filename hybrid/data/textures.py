@@ -7,8 +7,12 @@ their texture ``texture_scale`` times per metre and a seam would show as a grid.
 
 ``texture_file`` writes such an image once into a cache folder and returns its path,
 so a ``Look.texture`` of a sampled scene can point at it. The file name is the
-SHA-256 of everything that determines the pixels, so equal inputs share one file
-and concurrent writers (several dataset workers) never conflict.
+SHA-256 of everything that determines the pixels (NumPy's version included: it
+draws the random values), so equal inputs share one file and concurrent writers
+(several dataset workers) never conflict. The PNG carries its key and the SHA-256 of
+its pixels in a text chunk; a file that does not decode to exactly those pixels
+(empty, truncated, garbage, written by an older version) is drawn again and
+replaced (``hybrid.cache``).
 
 A new kind is one function ``f(rng, size, **params) -> float array (size, size, 3)
 in 0..1`` plus one line in ``TEXTURES``; its keyword arguments and defaults are the
@@ -20,13 +24,15 @@ from __future__ import annotations
 import difflib
 import hashlib
 import inspect
+import io
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
+
+from hybrid.cache import DamagedEntry, cache_root as _cache_root, cached_file, tool_version
 
 Param = Union[float, Sequence[float]]  # a number, or an sRGB colour [r, g, b] in 0..1
 TextureFn = Callable[..., np.ndarray]
@@ -36,7 +42,9 @@ MIN_SIZE, MAX_SIZE = 8, 2048
 
 # Bump when any kind's pixels change for the same inputs: cached files of the old
 # version must not be reused.
-_FORMAT_VERSION = "textures-1"
+_FORMAT_VERSION = "textures-2"  # 2: PNG text chunk with the key and pixel digest
+_SEAL_CHUNK = "hybrid-cache"
+_PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the IEND chunk: length 0, type, CRC
 
 
 # ---------------------------------------------------------------- building blocks
@@ -239,15 +247,19 @@ def procedural_texture(kind: str, seed: int, params: Optional[Mapping[str, Param
 
 def cache_root(cache_dir: Optional[Union[str, os.PathLike]] = None) -> Path:
     """``cache_dir`` if given, else ``$HYBRID_CACHE_DIR``, else ``~/.cache/hybrid``."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    return Path(os.environ.get("HYBRID_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "hybrid"))
+    return _cache_root(cache_dir)
 
 
 def texture_key(kind: str, seed: int, params: Optional[Mapping[str, Param]] = None) -> str:
-    """SHA-256 (hex) of the format version, kind, seed and all parameters (defaults filled in)."""
+    """SHA-256 (hex) of the format version, NumPy's version, kind, seed and all parameters (defaults filled in)."""
     _kind(kind)
-    payload = {"version": _FORMAT_VERSION, "kind": kind, "seed": int(seed), "params": _normalised(kind, params)}
+    payload = {
+        "version": _FORMAT_VERSION,
+        "numpy": tool_version("numpy"),
+        "kind": kind,
+        "seed": int(seed),
+        "params": _normalised(kind, params),
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
@@ -257,27 +269,52 @@ def texture_file(
     params: Optional[Mapping[str, Param]] = None,
     cache_dir: Optional[Union[str, os.PathLike]] = None,
 ) -> str:
-    """Absolute path of the texture's PNG under ``<cache>/textures/<sha256>.png``, written if missing.
+    """Absolute path of the texture's PNG under ``<cache>/textures/<sha256>.png``, written if missing or damaged.
 
     ``cache_dir`` is the cache root (default ``$HYBRID_CACHE_DIR`` or ``~/.cache/hybrid``).
     The file is written to a temporary name and renamed into place, so a reader
     never sees half a file even with several writers at once.
     """
+    key = texture_key(kind, seed, params)
+    size = int(_normalised(kind, params)["size"])  # type: ignore[call-overload]
+
+    def build() -> bytes:
+        return _png(procedural_texture(kind, seed, params), key)
+
+    target = cache_root(cache_dir) / "textures" / f"{key}.png"
+    path = cached_file(target, build, lambda data: _check_png(data, key, size))
+    return str(path.resolve())
+
+
+def _png(image: np.ndarray, key: str) -> bytes:
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text(_SEAL_CHUNK, f"key={key} sha256={hashlib.sha256(image.tobytes()).hexdigest()}")
+    out = io.BytesIO()
+    Image.fromarray(image, mode="RGB").save(out, format="PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def _check_png(data: bytes, key: str, size: int) -> None:
+    """DamagedEntry unless `data` is a PNG sealed under `key` that decodes to (size, size, 3)
+    pixels with the sealed digest."""
     from PIL import Image
 
-    folder = cache_root(cache_dir) / "textures"
-    target = folder / f"{texture_key(kind, seed, params)}.png"
-    if target.is_file():
-        return str(target.resolve())
-    folder.mkdir(parents=True, exist_ok=True)
-    image = procedural_texture(kind, seed, params)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".png")
+    if not data:
+        raise DamagedEntry("empty file")
+    if not data.endswith(_PNG_END):
+        raise DamagedEntry("no PNG end chunk (truncated?)")
     try:
-        with os.fdopen(fd, "wb") as f:
-            Image.fromarray(image, mode="RGB").save(f, format="PNG")
-        os.replace(tmp, target)  # atomic within one file system
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return str(target.resolve())
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()  # decodes every pixel: a cut-off or corrupted stream fails here
+            text = getattr(image, "text", {}).get(_SEAL_CHUNK, "")
+            pixels = np.asarray(image) if image.mode == "RGB" else None
+    except Exception as err:  # PIL raises several types (OSError, SyntaxError, ValueError, zlib.error) for bad files
+        raise DamagedEntry(f"not a readable PNG: {err}") from None
+    if not text.startswith(f"key={key} sha256="):
+        raise DamagedEntry("no seal for this key (written by another version?)")
+    if pixels is None or pixels.shape != (size, size, 3):
+        raise DamagedEntry(f"pixels of shape {None if pixels is None else pixels.shape}, expected {(size, size, 3)}")
+    if hashlib.sha256(np.ascontiguousarray(pixels).tobytes()).hexdigest() != text.rsplit("sha256=", 1)[1]:
+        raise DamagedEntry("pixels do not match their SHA-256")

@@ -7,9 +7,12 @@ with one ``o`` group per part, which ``p.createCollisionShape(GEOM_MESH, fileNam
 loads as a compound of convex hulls.
 
 Results are cached under ``${HYBRID_CACHE_DIR:-~/.cache/hybrid}/vhacd/`` by the
-SHA-256 of the vertices, faces and parameters, and written atomically (a temporary
-file, then ``os.replace``) so concurrent renders of the same scene never read half
-a file.
+SHA-256 of the vertices, faces, parameters, our format version and pybullet's
+version (``cache_key``), and written atomically (a temporary file, then
+``os.replace``) so concurrent renders of the same scene never read half a file.
+Each file ends in a seal line (``hybrid.cache.seal``) holding its key, the SHA-256
+of the parts above it and their count; an entry whose seal or parts do not check
+out (empty, truncated, garbage, an older layout) is rebuilt, never used.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import contextlib
 import ctypes
 import hashlib
 import json
+import math
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +32,8 @@ from typing import Iterator, Literal
 import numpy as np
 from hybrid.physics.pybullet_quiet import pybullet as p
 import trimesh
+
+from hybrid.cache import DamagedEntry, cache_root, cached_file, seal, tool_version, unseal
 
 # V-HACD 2.2 as built into pybullet voxelises on a grid of at least 64 cells along
 # the longest side whatever `resolution` says, and each clipping level costs about a
@@ -53,13 +60,12 @@ VHACD_PARAMS: dict[str, float | int] = {
 # `auto`: tessellation noise of a round object stays far above it, a cup far below.
 CONVEX_SOLIDITY = 0.97
 
-_FORMAT_VERSION = "vhacd-obj-1"  # bump when the cached file layout changes
+_FORMAT_VERSION = "vhacd-obj-2"  # bump when the cached file layout changes (2: the seal line)
 
 
 def cache_dir() -> Path:
     """Folder of cached decompositions: ``$HYBRID_CACHE_DIR/vhacd`` (default ``~/.cache/hybrid/vhacd``)."""
-    root = os.environ.get("HYBRID_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "hybrid")
-    return Path(root) / "vhacd"
+    return cache_root() / "vhacd"
 
 
 def is_convex(mesh: trimesh.Trimesh) -> bool:
@@ -82,8 +88,10 @@ def wants_decomposition(mesh: trimesh.Trimesh, mode: Literal["auto", "always", "
 
 
 def cache_key(mesh: trimesh.Trimesh, params: dict) -> str:
-    """SHA-256 (hex) of the vertices (float64), faces (int64) and decomposition parameters."""
+    """SHA-256 (hex) of our format version, pybullet's version (its V-HACD makes the parts), the
+    vertices (float64), faces (int64) and decomposition parameters."""
     h = hashlib.sha256(_FORMAT_VERSION.encode())
+    h.update(f"pybullet {tool_version('pybullet')}".encode())
     h.update(np.ascontiguousarray(mesh.vertices, dtype="<f8").tobytes())
     h.update(np.ascontiguousarray(mesh.faces, dtype="<i8").tobytes())
     h.update(json.dumps(params, sort_keys=True).encode())
@@ -97,23 +105,71 @@ def count_parts(obj_path: Path) -> int:
 
 
 def decompose(mesh: trimesh.Trimesh, params: dict | None = None) -> Path:
-    """Convex parts of `mesh` (shape-frame coordinates) as a cached OBJ file; returns its path."""
+    """Convex parts of `mesh` (shape-frame coordinates) as a cached OBJ file; returns its path.
+
+    A cached file is used only when it passes ``check_entry``; otherwise it is made
+    again (the same bytes a first build gives) and replaces the damaged one.
+    """
     params = dict(VHACD_PARAMS if params is None else params)
     folder = cache_dir()
-    target = folder / f"{cache_key(mesh, params)}.obj"
-    if target.is_file():
-        return target
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=folder, prefix=".work-") as work:
-        source = Path(work) / "in.obj"
-        result = Path(work) / "out.obj"
-        _write_obj(source, mesh)
-        with _quiet_native_stdout():
-            p.vhacd(str(source), str(result), str(Path(work) / "log.txt"), **params)
-        if not result.is_file() or count_parts(result) == 0:
+    key = cache_key(mesh, params)
+
+    def build() -> bytes:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder, prefix=".work-") as work:
+            source = Path(work) / "in.obj"
+            result = Path(work) / "out.obj"
+            _write_obj(source, mesh)
+            with _quiet_native_stdout():
+                p.vhacd(str(source), str(result), str(Path(work) / "log.txt"), **params)
+            body = result.read_bytes() if result.is_file() else b""
+        parts = len(_parse_parts(body)) if body else 0
+        if parts == 0:
             raise RuntimeError(f"V-HACD produced no convex parts from {len(mesh.faces)} faces")
-        os.replace(result, target)  # atomic within one file system: readers see all or nothing
-    return target
+        return seal(body, key, f"parts={parts}")
+
+    return cached_file(folder / f"{key}.obj", build, lambda data: check_entry(data, key))
+
+
+def check_entry(data: bytes, key: str) -> None:
+    """Raise DamagedEntry unless `data` is a whole decomposition sealed under `key`: the seal's
+    SHA-256 matches, and the OBJ parses into the sealed number of parts, each a solid's worth of
+    vertices and faces that index existing vertices."""
+    body, info = unseal(data, key)
+    match = re.fullmatch(r"parts=(\d+)", info)
+    parts = _parse_parts(body)
+    if match is None or int(match[1]) != len(parts) or not parts:
+        raise DamagedEntry(f"{len(parts)} parts where the seal says {info!r}")
+
+
+def _parse_parts(body: bytes) -> list[tuple[int, int]]:
+    """(vertices, faces) per ``o`` group of an OBJ body; DamagedEntry for lines that do not parse."""
+    parts: list[list[int]] = []
+    vertices = 0
+    try:
+        for line in body.decode("ascii").splitlines():
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
+                continue
+            if fields[0] == "o":
+                parts.append([0, 0])
+            elif fields[0] == "v" and parts and len(fields) == 4:
+                if not all(math.isfinite(float(x)) for x in fields[1:]):
+                    raise ValueError("a vertex is not finite")
+                vertices += 1
+                parts[-1][0] += 1
+            elif fields[0] == "f" and parts and len(fields) >= 4:
+                if not all(1 <= int(i.split("/")[0]) <= vertices for i in fields[1:]):
+                    raise ValueError("a face names a vertex that is not there")
+                parts[-1][1] += 1
+            else:
+                raise ValueError(f"unexpected line {line[:40]!r}")
+    except (UnicodeDecodeError, ValueError) as err:
+        raise DamagedEntry(f"not a decomposition OBJ: {err}") from None
+    # The smallest solid (a tetrahedron) has 4 vertices and 4 faces.
+    if any(v < 4 or f < 4 for v, f in parts):
+        raise DamagedEntry("a part has fewer than 4 vertices or faces")
+    return [(v, f) for v, f in parts]
 
 
 def _write_obj(path: Path, mesh: trimesh.Trimesh) -> None:
