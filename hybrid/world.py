@@ -16,6 +16,14 @@ plus omega x the lever from the centre of mass, so it is the time derivative of 
 reported position) and the angular velocity (rad/s, world axes); plus the frame's
 contacts (``hybrid.physics.contacts``).
 
+Velocities and motion. Between frames a body moves by what its velocity integrates
+to, plus Bullet's split-impulse corrections, which push penetrating bodies apart
+without any velocity: a fraction of a millimetre per step in resting contact, at most
+one step's travel when something lands. A body placed deep inside another would be
+pushed out by centimetres per step with zero velocity, so such placements are refused
+when the world is built, or separated first with ``physics.resolve_overlaps``
+(``hybrid.physics.overlaps``); frame 0 then shows the separated placement.
+
 Per step the world also moves kinematic bodies along their tracks and adds
 m * g * (gravity_scale - 1) at the centre of mass of bodies whose gravity is scaled
 (pybullet has one global gravity and clears external forces after every step).
@@ -40,6 +48,7 @@ from hybrid.physics.bodies import Body, create_body
 from hybrid.physics.checks import check_state
 from hybrid.physics.contacts import ContactAccumulator
 from hybrid.physics.errors import PhysicsError
+from hybrid.physics.overlaps import refuse_overlaps, separate_overlaps
 from hybrid.scene.spec import Scene
 from hybrid.state import ContactSet, State
 from hybrid.transforms import quats_to_matrices
@@ -76,7 +85,9 @@ class World:
         `collect_contacts=False` leaves ``State.contacts`` empty and skips reading
         pybullet's contact points after every step, which costs more than anything else
         the world adds to pybullet's own stepping (see benchmarks/bench_physics.py).
-        Raises ``BodyBuildError`` for an object that cannot be built (e.g. an unreadable mesh).
+        Raises ``BodyBuildError`` for an object that cannot be built (e.g. an unreadable mesh),
+        and ``OverlapError`` when objects start inside each other, unless
+        ``physics.resolve_overlaps`` asks to move them apart first (``hybrid.physics.overlaps``).
         A scene with ``fields:`` also starts its fluid solvers (``hybrid.fields.system``);
         `log` takes their one-line messages (default: stderr).
         """
@@ -93,6 +104,12 @@ class World:
             self.bodies: tuple[Body, ...] = tuple(
                 create_body(client, obj, i, scene.seed, scene.physics_dt) for i, obj in enumerate(scene.objects)
             )
+            # Checked here as well as at load time: scenes made in code (dataset recipes)
+            # never pass through the loader.
+            if scene.physics.resolve_overlaps:
+                separate_overlaps(client, scene, self.bodies)
+            else:
+                refuse_overlaps(client, scene, self.bodies)
         except BaseException:
             self.close()
             raise

@@ -83,6 +83,10 @@ CASES = [
     ("true in a gas setting", "fields:\n  gas:\n    domain: {min: [0, 0, 0], max: [1, 1, 1]}\n    resolution: true\n",
      ["fields.gas.resolution", "got true"]),
     ("flow lists nested thousands deep", "objects: " + "[" * 3000 + "]" * 3000 + "\n", ["nest"]),
+    ("a ball inside a crate", "objects:\n"
+     "  - {name: crate, shape: {type: box, size: [0.6, 0.6, 0.6]}, position: [0, 0, 0.3]}\n"
+     "  - {name: ball, shape: {type: sphere, radius: 0.1}, position: [0.1, 0, 0.3]}\n",
+     ["objects[1].position", "'crate' and 'ball' overlap", "resolve_overlaps"]),
     ("block mappings nested a hundred deep", "objects:\n" + "".join("  " * (k + 1) + f"k{k}:\n" for k in range(100))
      + "  " * 101 + "v: 1\n", ["nested more than 64"]),
 ]

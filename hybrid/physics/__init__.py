@@ -4,7 +4,8 @@
 ``bodies`` (an ObjectSpec -> a pybullet body), ``shapes`` (collision shapes),
 ``mass`` (exact mass properties), ``decomposition`` (convex parts of concave
 meshes, cached), ``kinematic`` (prescribed motion), ``contacts`` (per-frame contact
-reduction) and ``checks`` (blow-up detection).
+reduction), ``overlaps`` (objects that start inside one another) and ``checks``
+(blow-up detection).
 """
 
 from hybrid.physics.errors import BodyBuildError, PhysicsError, SimulationError

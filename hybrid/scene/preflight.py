@@ -4,7 +4,9 @@
 between loading and the first frame has to be found here too, at the line of the
 file that causes it: mesh files that cannot be parsed or give a dynamic body no
 volume, height maps with an unusable grid, a flat mesh that the fields cannot use as
-a solid, and a camera path that passes through the point it looks at. Checks that
+a solid, objects that start inside one another (deeper than the overlap tolerance,
+unless ``physics.resolve_overlaps``), and a camera path that passes through the
+point it looks at. Checks that
 need nothing but the spec live in the models (``hybrid.scene.spec``); these need
 files or the clip's frame times.
 
@@ -39,6 +41,10 @@ def preflight_issues(scene: Scene, source: SourceMap) -> list[Issue]:
     problem = _camera_problem(scene)
     if problem is not None:
         issues.append(source.issue(*problem))
+    if not issues:  # bodies are built only from shapes that passed the checks above
+        from hybrid.physics.overlaps import overlap_issues
+
+        issues.extend(overlap_issues(scene, source))
     return issues
 
 
