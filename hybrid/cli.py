@@ -46,11 +46,13 @@ ERROR_TABLE: tuple[tuple[str, int, str], ...] = (
 )
 
 
-def _exit_code(err: BaseException, writing: bool = False) -> tuple[int, str]:
+def _exit_code(err: BaseException, writing: bool = False, target: str = "") -> tuple[int, str]:
     """(exit code, one-line message) for an error that stopped a command.
 
-    The message does not name the file it was about (the caller prefixes it);
-    `writing`: the error came while writing the output, so an OSError is the output's.
+    The message does not name the input it was about (the caller prefixes it);
+    `writing`: the error came while writing the output `target` (a file or folder the
+    user named, rather than the hidden temporary file the OSError may name), so an
+    OSError is the output's.
     """
     classes = {f"{c.__module__}.{c.__qualname__}" for c in type(err).__mro__}
     for name, code, lead in ERROR_TABLE:
@@ -62,7 +64,7 @@ def _exit_code(err: BaseException, writing: bool = False) -> tuple[int, str]:
             "or lower HYBRID_MAX_MEMORY_GB so that the estimate refuses such scenes before they start"
         )
     if isinstance(err, OSError) and (writing or err.errno in _OUTPUT_ERRNOS):
-        where = f" {err.filename}" if err.filename else ""
+        where = f" {target or err.filename}" if (target or err.filename) else ""
         return EXIT_OUTPUT_ERROR, (
             f"error: cannot write{where}: {err.strerror or err}"
             + (" (free some space, or give --out a place on another disk); nothing was left half-written"
@@ -82,12 +84,13 @@ def _exit_code(err: BaseException, writing: bool = False) -> tuple[int, str]:
 _OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG})
 
 
-def _report(err: BaseException, where: str = "", writing: bool = False) -> int:
-    """Print the one-line message for `err` (prefixed with `where`) and return its exit code."""
-    code, message = _exit_code(err, writing)
+def _report(err: BaseException, where: str = "", writing: bool = False, target: str = "") -> int:
+    """Print the one-line message for `err` (prefixed with `where`, the input it was about) and
+    return its exit code; `writing` and `target` as for `_exit_code`."""
+    code, message = _exit_code(err, writing, target)
     if os.environ.get(TRACEBACK_ENV) == "1":
         traceback.print_exception(err)
-    if where and not message.startswith(where):
+    if where and where not in message:
         message = f"{where}: {message}"
     print(message, file=sys.stderr)
     return code
@@ -201,8 +204,6 @@ def _neural_frames(clip, renderer, checkpoint: Path, args: argparse.Namespace, l
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from hybrid.io.clip import check_clip_target
-
     target = Path(args.scene)
     files = _scene_files(target)
     overrides = {}
@@ -226,30 +227,32 @@ def cmd_render(args: argparse.Namespace) -> int:
     failures: list[tuple[Path, int, str]] = []
     for path in files:
         out = out_root / path.stem if folder_mode else out_root
-        code, line = _render_one(path, out, overrides, neural, args, check_clip_target)
+        code, line = _render_one(path, out, overrides, neural, args)
         if code:
             failures.append((path, code, line))
     if folder_mode and failures:
         # One scene that fails does not stop the others; this lists them all at the end.
         print(f"{len(failures)} of {len(files)} scenes failed (exit code of the first):", file=sys.stderr)
         for path, code, line in failures:
-            print(f"  exit {code}  {path}: {line.splitlines()[0][:200]}", file=sys.stderr)
+            first = line.splitlines()[0]
+            first = first if first.startswith(str(path)) else f"{path}: {first}"
+            print(f"  exit {code}  {first[:240]}", file=sys.stderr)
     return failures[0][1] if failures else 0
 
 
-def _render_one(path: Path, out: Path, overrides: dict, neural, args: argparse.Namespace, check_target) -> tuple[int, str]:
+def _render_one(path: Path, out: Path, overrides: dict, neural, args: argparse.Namespace) -> tuple[int, str]:
     """Render one scene file to the clip folder `out`: (exit code, the message printed; 0 and "" when done)."""
-    from hybrid.io.clip import write_clip
+    from hybrid.io.clip import check_clip_target, write_clip
     from hybrid.pipeline import render_clip
     from hybrid.scene import load_scene
 
     def fail(err: BaseException, writing: bool = False) -> tuple[int, str]:
-        code = _report(err, str(path), writing)
-        return code, _exit_code(err, writing)[1]
+        target = str(out) if writing else ""
+        return _report(err, str(path), writing, target), _exit_code(err, writing, target)[1]
 
     try:
         scene = load_scene(path, overrides=overrides or None)
-        check_target(out)  # an unusable --out fails now, not after the whole render
+        check_clip_target(out)  # an unusable --out fails now, not after the whole render
     except Exception as err:
         return fail(err)
     bars = _Bars(scene.name, enabled=not args.quiet)
@@ -303,7 +306,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
     text = json.dumps(scene_json_schema(), indent=2)
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        from hybrid.data.shards import atomic_write
+
+        try:
+            atomic_write(args.out, lambda fh: fh.write((text + "\n").encode()))
+        except OSError as err:
+            return _report(err, args.out, writing=True, target=args.out)
         print(f"wrote the scene JSON Schema to {args.out}")
     else:
         print(text)
@@ -313,6 +321,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_dataset_generate(args: argparse.Namespace) -> int:
     from hybrid.data.generate import generate
 
+    try:  # an unusable --out fails now, not after the first shard
+        from hybrid.io.clip import check_writable_parent
+
+        check_writable_parent(Path(args.out).resolve() / "manifest.json", what="no dataset")
+    except Exception as err:
+        return _report(err)
     bars = _Bars("", not args.quiet, unit="clip", leave=True)
     if args.workers == 1 and args.ray_address is None:
         # The one worker is this process: hold it to one thread like any worker
@@ -365,12 +379,18 @@ def cmd_dataset_preview(args: argparse.Namespace) -> int:
     out = args.out or str(Path(args.dir) / "preview.mp4")
     buffers = tuple(args.buffers.split(",")) if args.buffers else DEFAULT_BUFFERS
     try:
+        from hybrid.io.clip import check_writable_parent
+
+        check_writable_parent(Path(out).resolve(), what="no preview")
+    except Exception as err:
+        return _report(err)
+    try:
         path = write_preview(args.dir, out, clips=args.clips, buffers=buffers)
     except (DatasetError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_SCENE_ERROR
     except OSError as err:
-        return _report(err, out, writing=True)
+        return _report(err, out, writing=True, target=out)
     print(f"wrote {path}")
     return 0
 
@@ -389,6 +409,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
         long_clips=args.long_clips, long_seed=args.long_seed, recipe=args.recipe,
     )
     out = Path(args.out) if args.out else Path(args.checkpoint) / "EVAL.md"
+    try:  # an unusable --out fails now, not after the whole evaluation
+        from hybrid.io.clip import check_writable_parent
+
+        check_writable_parent(out.resolve(), what="no report")
+    except Exception as err:
+        return _report(err)
     bars = _Bars("eval", not args.quiet, unit="clip")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
@@ -406,7 +432,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     try:
         md, js = write_report(results, out, command=f"{reproduce_command(results)} --out {out}")
     except OSError as err:
-        return _report(err, str(out), writing=True)
+        return _report(err, str(out), writing=True, target=str(out))
     s = results["summary"]
     for method in ("neural", "frame_by_frame", "albedo"):
         r = s[method]

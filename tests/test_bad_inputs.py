@@ -281,6 +281,27 @@ def test_out_under_a_file_fails_with_exit_4_before_the_render(tmp_path, capsys, 
     assert blocker.read_text() == "mine" and leftovers(tmp_path) == ["a_file"]
 
 
+WRITERS = [
+    # (command, argv with OUT for the unusable output path); each must refuse before its work
+    ("dataset generate", ["dataset", "generate", "datasets/movi_a.yaml", "--clips", "1", "--workers", "1",
+                          "--out", "OUT", "-q"]),
+    ("schema", ["schema", "--out", "OUT"]),
+    ("eval", ["eval", "checkpoints/neural_64", "nowhere", "--out", "OUT", "-q"]),
+    ("dataset preview", ["dataset", "preview", "nowhere", "--out", "OUT"]),
+]
+
+
+@pytest.mark.parametrize("command, argv", WRITERS, ids=[c[0] for c in WRITERS])
+def test_every_command_refuses_an_output_under_a_file_with_exit_4(tmp_path, capsys, monkeypatch, command, argv):
+    monkeypatch.chdir(REPO)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("mine")
+    target = str(blocker / "out")
+    code, text = run([target if a == "OUT" else a for a in argv], capsys)
+    assert_clean_failure(code, text, 4, str(blocker))
+    assert blocker.read_text() == "mine" and leftovers(tmp_path) == ["a_file"]
+
+
 def _file_size_limit(limit: int):
     # Writes past RLIMIT_FSIZE fail with EFBIG (Python ignores SIGXFSZ), the same
     # path through the writer as a full disk, without needing a small file system.
@@ -357,8 +378,8 @@ def test_sigterm_during_a_render_exits_143_and_leaves_the_old_clip(tmp_path):
     out = tmp_path / "clip"
     assert main(["render", BALLS, "--out", str(out), *TINY]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    proc = _start_render(out)
-    time.sleep(3.0)  # inside the simulation or rasterisation
+    proc = _start_render(out, frames=1200)  # a minute's work or more: still simulating or drawing when stopped
+    time.sleep(3.0)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err

@@ -205,6 +205,9 @@ def _alive(pids) -> dict[int, str]:
     return {pid: table[pid][2] for pid in pids if pid in table and table[pid][1] not in "ZX"}
 
 
+# Slow (a Ray start of its own): the fast suite has test_generate's two-worker test for the bytes
+# and the killed-driver test below for the processes.
+@pytest.mark.slow
 def test_two_workers_make_the_same_bytes_and_leave_nothing_running(recipe, reference, tmp_path):
     out = tmp_path / "ray"
     summary = generate(recipe, out, CLIPS, seed=SEED, clips_per_shard=1, workers=2)

@@ -511,7 +511,7 @@ def test_anchors_and_merge_keys_are_supported(tmp_path):
             name: demo
             objects:
               - &ball {name: a, shape: {type: sphere, radius: 0.5}, physics: {mass: 2}}
-              - {<<: *ball, name: b}
+              - {<<: *ball, name: b, position: [2, 0, 0]}
             """,
         )
     )

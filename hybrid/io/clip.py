@@ -89,7 +89,7 @@ def _check_replaceable(out: Path) -> None:
         )
 
 
-def _check_writable_parent(out: Path) -> None:
+def check_writable_parent(out: Path, what: str = "no clip") -> None:
     """OutputError unless the folder that will hold `out` exists or can be made, and takes a new file.
 
     Tries it for real (permissions, read-only mounts and quotas are not all visible in
@@ -102,7 +102,7 @@ def _check_writable_parent(out: Path) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise OutputError(
-            f"{existing} is a file, so the folder {out} cannot be made under it; "
+            f"{existing} is a file, so {out} cannot be made under it; "
             "choose an --out whose parent folders are folders (or are not there yet)"
         )
     created: list[Path] = []
@@ -118,7 +118,7 @@ def _check_writable_parent(out: Path) -> None:
         os.unlink(probe)
     except OSError as err:
         raise OutputError(
-            f"cannot write into {where} ({err.strerror or err}), so no clip can be written at {out}; "
+            f"cannot write into {where} ({err.strerror or err}), so {what} can be written at {out}; "
             "choose an --out in a folder you can write to, or fix that folder's permissions"
         ) from None
     finally:
@@ -140,7 +140,7 @@ def check_clip_target(out: str | os.PathLike) -> None:
     """
     path = Path(out).resolve()
     _check_replaceable(path)
-    _check_writable_parent(path)
+    check_writable_parent(path)
 
 
 def write_clip(
