@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 
+from hybrid.fields.seeding import region_cell_span
 from hybrid.scene.fields_spec import GasSpec, LiquidSpec, grid_shape
 
 # Gas multigrid: halve (rounding up) until the longest side has COARSEST cells or fewer.
@@ -63,19 +64,13 @@ def fill_cell_count(spec: LiquidSpec) -> int:
 
     The limits check runs this before anything is allocated; ``fill_cells`` itself keeps a
     whole-grid owner array and every cell's index and velocity (gigabytes at 512^3).
-    The comparisons are the same floating-point expressions as there, so the counts agree.
+    Both take each region's cells from ``seeding.region_cell_span``, so the counts agree.
     """
     shape, dx = grid_shape(spec.domain, spec.resolution)
     lo = np.asarray(spec.domain.min, np.float64)
     spans = []
     for region in spec.fill:
-        if region.shape == "box":
-            rmin, rmax = np.asarray(region.min, float), np.asarray(region.max, float)
-        else:
-            c = np.asarray(region.center, float)
-            rmin, rmax = c - region.radius, c + region.radius
-        i0 = np.maximum(np.ceil((rmin - lo) / dx - 0.5 - 1e-9).astype(np.int64), 0)
-        i1 = np.minimum(np.floor((rmax - lo) / dx - 0.5 + 1e-9).astype(np.int64), np.asarray(shape) - 1)
+        i0, i1 = region_cell_span(region, lo, dx, shape)
         if np.all(i1 >= i0):
             spans.append((i0, i1, region))
     if not spans:

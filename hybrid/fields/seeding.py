@@ -22,14 +22,7 @@ def fill_cells(spec: LiquidSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     lo = np.asarray(spec.domain.min, np.float64)
     owner = np.full(shape, -1, np.int32)
     for r, region in enumerate(spec.fill):
-        if region.shape == "box":
-            rmin, rmax = np.asarray(region.min, float), np.asarray(region.max, float)
-        else:
-            c = np.asarray(region.center, float)
-            rmin, rmax = c - region.radius, c + region.radius
-        # Cells with centre lo + (i + 0.5) dx in [rmin, rmax]: ceil(a) <= i <= floor(b).
-        i0 = np.maximum(np.ceil((rmin - lo) / dx - 0.5 - 1e-9).astype(np.int64), 0)
-        i1 = np.minimum(np.floor((rmax - lo) / dx - 0.5 + 1e-9).astype(np.int64), np.asarray(shape) - 1)
+        i0, i1 = region_cell_span(region, lo, dx, shape)
         if np.any(i1 < i0):
             continue
         axes = [np.arange(i0[a], i1[a] + 1) for a in range(3)]
@@ -49,3 +42,18 @@ def count_particles(spec: LiquidSpec) -> int:
     """The exact number of particles the fill seeds: particles_per_cell x the grid cells whose
     centre lies inside some fill region (and inside the grid)."""
     return int(len(fill_cells(spec)[0])) * spec.particles_per_cell
+
+
+def region_cell_span(region, lo: np.ndarray, dx: float, shape) -> tuple[np.ndarray, np.ndarray]:
+    """Inclusive index bounds (i0, i1), int64 (3,), of the cells whose centre lies in the fill
+    region's bounding box; empty along an axis where i1 < i0. Shared with the memory estimate
+    (``hybrid.fields.memory.fill_cell_count``) so that both count exactly the same cells."""
+    if region.shape == "box":
+        rmin, rmax = np.asarray(region.min, float), np.asarray(region.max, float)
+    else:
+        c = np.asarray(region.center, float)
+        rmin, rmax = c - region.radius, c + region.radius
+    # Cells with centre lo + (i + 0.5) dx in [rmin, rmax]: ceil(a) <= i <= floor(b).
+    i0 = np.maximum(np.ceil((rmin - lo) / dx - 0.5 - 1e-9).astype(np.int64), 0)
+    i1 = np.minimum(np.floor((rmax - lo) / dx - 0.5 + 1e-9).astype(np.int64), np.asarray(shape) - 1)
+    return i0, i1
