@@ -266,3 +266,25 @@ def test_no_number_in_a_scene_or_recipe_takes_a_boolean():
 
     assert _unguarded_numbers(Scene, ("hybrid.scene",)) == []
     assert _unguarded_numbers(Recipe, ("hybrid.scene", "hybrid.data", "hybrid.render.post")) == []
+
+
+@pytest.mark.parametrize("resolution", [8, 13, 32])
+def test_memory_estimate_counts_the_cells_the_seeding_fills(resolution):
+    """The load-time count (no grid allocated) and the solver's seeding agree cell for cell:
+    boxes and spheres, overlapping, cut by the domain, at coarse and fine grids."""
+    from hybrid.fields.memory import fill_cell_count
+    from hybrid.fields.seeding import fill_cells
+    from hybrid.scene.fields_spec import LiquidSpec
+
+    fills = [
+        [{"min": [0.1, 0.1, 0.0], "max": [0.6, 0.9, 0.4]}],
+        [{"shape": "sphere", "center": [0.5, 0.5, 0.5], "radius": 0.3}],
+        [{"min": [0.0, 0.0, 0.0], "max": [0.5, 1.0, 0.3]},
+         {"shape": "sphere", "center": [0.4, 0.5, 0.3], "radius": 0.25},
+         {"min": [0.7, -0.5, 0.6], "max": [1.5, 0.4, 1.5]}],  # partly outside the domain
+    ]
+    for fill in fills:
+        spec = LiquidSpec.model_validate(
+            {"domain": {"min": [0, 0, 0], "max": [1, 1, 1]}, "resolution": resolution, "fill": fill}
+        )
+        assert fill_cell_count(spec) == len(fill_cells(spec)[0]), fill
