@@ -34,7 +34,7 @@ demo: setup
 	$(VENV)/bin/hybrid render scenes/showcase.yaml --out out/showcase
 
 test: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" --durations=15
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow

@@ -34,6 +34,7 @@ class Terminated(KeyboardInterrupt):
 # an error apart never loads torch or Taichi; a test checks every name still imports.
 ERROR_TABLE: tuple[tuple[str, int, str], ...] = (
     ("hybrid.scene.errors.SceneError", EXIT_SCENE_ERROR, ""),  # already located: file:line:col
+    ("hybrid.spec.errors.SpecError", EXIT_SCENE_ERROR, ""),  # recipes, training configs: located the same way
     ("hybrid.physics.errors.SimulationError", EXIT_SIMULATION_ERROR, "simulation stopped: "),
     ("hybrid.fields.errors.FieldError", EXIT_SIMULATION_ERROR, "simulation stopped: "),
     ("hybrid.physics.errors.PhysicsError", EXIT_SCENE_ERROR, ""),  # a body that cannot be built
@@ -43,6 +44,7 @@ ERROR_TABLE: tuple[tuple[str, int, str], ...] = (
     ("hybrid.neural.checkpoint.CheckpointError", EXIT_CHECKPOINT_ERROR, "error: "),
     ("hybrid.neural.conditioning.ConditionError", EXIT_CHECKPOINT_ERROR, "error: "),
     ("hybrid.data.shards.DatasetError", EXIT_SCENE_ERROR, "error: "),
+    ("hybrid.buffers.BufferNameError", EXIT_SCENE_ERROR, "error: "),
 )
 
 
@@ -122,6 +124,13 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {text!r}")
     return value
+
+
+def _buffer_list(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one buffer, e.g. rgb,depth,instance")
+    return names
 
 
 def _scene_files(target: Path) -> list[Path]:
@@ -242,8 +251,10 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def _render_one(path: Path, out: Path, overrides: dict, neural, args: argparse.Namespace) -> tuple[int, str]:
     """Render one scene file to the clip folder `out`: (exit code, the message printed; 0 and "" when done)."""
+    from hybrid.buffers import check_names, clip_buffer_names
     from hybrid.io.clip import check_clip_target, write_clip
     from hybrid.pipeline import render_clip
+    from hybrid.render.backends import DEFAULT_BEAUTY
     from hybrid.scene import load_scene
 
     def fail(err: BaseException, writing: bool = False) -> tuple[int, str]:
@@ -253,13 +264,16 @@ def _render_one(path: Path, out: Path, overrides: dict, neural, args: argparse.N
     try:
         scene = load_scene(path, overrides=overrides or None)
         check_clip_target(out)  # an unusable --out fails now, not after the whole render
+        if args.buffers is not None:  # a name the clip will not hold fails now, too
+            offered = clip_buffer_names(scene.fields is not None) + (("rgb_raster",) if neural is not None else ())
+            check_names(args.buffers, offered, f"{path}: --buffers")
     except Exception as err:
         return fail(err)
     bars = _Bars(scene.name, enabled=not args.quiet)
     start = time.perf_counter()
     note, extra = "", None
     try:
-        clip = render_clip(scene, progress=bars)
+        clip = render_clip(scene, progress=bars, beauty=args.renderer if neural is None else DEFAULT_BEAUTY)
         if neural is not None:
             clip, extra, note = _neural_frames(clip, *neural, args, scene.name)
     except Exception as err:
@@ -267,7 +281,7 @@ def _render_one(path: Path, out: Path, overrides: dict, neural, args: argparse.N
         return fail(err)
     bars.close()
     try:
-        written = write_clip(clip, out, extra_videos=extra)
+        written = write_clip(clip, out, extra_videos=extra, storage=args.storage, buffers=args.buffers)
     except Exception as err:
         return fail(err, writing=True)
     took = time.perf_counter() - start
@@ -445,6 +459,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     import hybrid
     from hybrid.data.shards import COMPRESSIONS, DEFAULT_COMPRESSION
+    from hybrid.io.clip import DEFAULT_STORAGE, STORAGES
+    from hybrid.render.backends import BEAUTY_BACKENDS, DEFAULT_BEAUTY
 
     parser = argparse.ArgumentParser(
         prog="hybrid", description="Physically consistent video from YAML scenes: physics, exact buffers, clips."
@@ -459,9 +475,19 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resolution", type=_resolution, help="override the resolution, WIDTHxHEIGHT")
     r.add_argument("--seed", type=int, help="override the scene's seed")
     r.add_argument(
-        "--renderer", choices=["raster", "neural"], default="raster",
-        help="how the beauty frames are drawn: the rasteriser, or the neural renderer from the raster buffers "
-        "(default: raster)",
+        "--renderer", choices=[*sorted(BEAUTY_BACKENDS), "neural"], default=DEFAULT_BEAUTY,
+        help="how the beauty frames are drawn: a beauty back end (raster: the rasteriser), or the neural "
+        "renderer from the raster buffers (default: raster)",
+    )
+    r.add_argument(
+        "--storage", choices=STORAGES, default=DEFAULT_STORAGE,
+        help="how the buffers are kept: compact (one file, flow to 1/64 px, depth to 1e-4 relative, ids and "
+        "colours exact), npz (exact arrays for numpy.load), png or exr (per-frame image files under frames/) "
+        f"(default: {DEFAULT_STORAGE})",
+    )
+    r.add_argument(
+        "--buffers", type=_buffer_list, metavar="NAME,NAME",
+        help="write only these buffers, comma-separated, e.g. rgb,depth,instance (default: all the clip holds)",
     )
     r.add_argument("--checkpoint", help="neural renderer checkpoint folder (default: checkpoints/neural_64 in the repository)")
     r.add_argument("--steps", type=_positive_int, default=20, help="neural renderer denoising steps per window (default 20)")
@@ -490,8 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--compression",
         choices=list(COMPRESSIONS),
-        help="how buffers are stored in shards: gzip (.npy.gz members, lossless, about 2.5x smaller) or none "
-        f"(.npy); default {DEFAULT_COMPRESSION} for a new dataset, the folder's own when resuming",
+        help="how buffers are stored in shards: gzip (.npy.gz members, lossless, about 2.5x smaller), none "
+        "(.npy), or compact (.hyb members: flow to 1/64 px, depth to 1e-4 relative, ids and colours exact, "
+        f"read by hybrid's loader); default {DEFAULT_COMPRESSION} for a new dataset, the folder's own when resuming",
     )
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_dataset_generate)

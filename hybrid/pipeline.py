@@ -1,20 +1,27 @@
-"""One scene to one clip: simulate -> camera -> rasterise -> flow -> metadata.
+"""One scene to one clip: simulate -> camera -> rasterise -> flow -> post -> metadata.
 
 Each stage takes the previous stage's plain output and nothing else: the
 rasteriser sees States and camera matrices, never pybullet; the writer sees a
 Clip, never the renderer.
+
+This is the one render path: ``hybrid render`` (``render_clip``) and the dataset
+writer (``hybrid.data.generate``, which draws a scene from a recipe first) both
+go through ``render_buffers``, so a scene's ``post:`` chain, motion blur and the
+choice of beauty back end (``hybrid.render.backends``) work the same for both.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from hybrid.camera import camera_track
+from hybrid.camera import CameraTrack, camera_track
 from hybrid.io.clip import Clip
 from hybrid.io.metadata import build_metadata
 from hybrid.render import Rasterizer
+from hybrid.render.backends import DEFAULT_BEAUTY, open_beauty
+from hybrid.render.beauty import encode_display
 from hybrid.render.flow import clip_flows
 from hybrid.scene.spec import Scene
 from hybrid.state import State
@@ -22,6 +29,7 @@ from hybrid.transforms import pose_matrices
 from hybrid.world import World
 
 Progress = Optional[Callable[[str, int, int], None]]  # (stage, done, total)
+Lap = Optional[Callable[[str], None]]  # called after each stage with its name: "raster", "flow", "post"
 
 
 def simulate(scene: Scene, progress: Progress = None) -> list[State]:
@@ -68,11 +76,90 @@ def object_poses(states: list[State]) -> np.ndarray:
     return np.stack([pose_matrices(s.position, s.quaternion) for s in states])
 
 
-def render_clip(scene: Scene, progress: Progress = None) -> Clip:
-    """Simulate and rasterise a scene into a Clip (all buffers of the contract plus metadata)."""
+def render_buffers(
+    scene: Scene,
+    states: list[State],
+    track: CameraTrack,
+    progress: Progress = None,
+    *,
+    beauty: str = DEFAULT_BEAUTY,
+    grain_key: Sequence[int] = (),
+    lap: Lap = None,
+) -> dict[str, np.ndarray]:
+    """Every buffer of the clip (registry groups core and flow, plus fields when the states carry them).
+
+    The G-buffer (depth, instance, normal, albedo, field buffers) always comes from
+    the rasteriser; the beauty frame from the back end `beauty`. With a ``post:``
+    chain in the scene, the beauty frames stay linear HDR radiance until the chain
+    makes ``rgb`` from them (a chain starting with motion_blur renders its own
+    sub-frames); without one they are encoded for display directly.
+    `grain_key`: leading entries of the film-grain seed, which ends with the frame index.
+    """
+    chain = scene.post
+    effects = chain.root if chain is not None else ()
+    blurred = bool(effects) and effects[0].type == "motion_blur"
+    raster_beauty = beauty == DEFAULT_BEAUTY and not blurred
+    buffers = rasterize(scene, states, track.cam_to_world, progress, hdr=chain is not None, beauty=raster_beauty)
+    if not raster_beauty and not blurred:
+        with open_beauty(beauty, scene) as backend:
+            buffers["hdr"] = np.stack([backend.render_hdr(s, c) for s, c in zip(states, track.cam_to_world)])
+    if lap is not None:
+        lap("raster")
+    buffers["flow_fwd"], buffers["flow_bwd"] = clip_flows(
+        buffers["depth"], buffers["instance"], track.K, track.cam_to_world, object_poses(states)
+    )
+    if lap is not None:
+        lap("flow")
+    hdr = buffers.pop("hdr", None)
+    if chain is not None:
+        buffers["rgb"] = post_process(scene, states, hdr, buffers["depth"], track.K, grain_key, beauty)
+    elif hdr is not None:
+        buffers["rgb"] = np.stack([encode_display(frame) for frame in hdr])
+    if lap is not None:
+        lap("post")
+    return buffers
+
+
+def post_process(
+    scene: Scene,
+    states: list[State],
+    hdr: Optional[np.ndarray],
+    depth: np.ndarray,
+    K: np.ndarray,
+    grain_key: Sequence[int] = (),
+    beauty: str = DEFAULT_BEAUTY,
+) -> np.ndarray:
+    """The scene's post chain on every beauty frame -> uint8 (T, H, W, 3) rgb; the other buffers stay as they are.
+
+    hdr: float32 (T, H, W, 3), the beauty pass's linear radiance, unclamped, so
+    exposure, bloom and tone mapping act on highlights brighter than white. depth:
+    float32 (T, H, W) metres (depth of field). A chain that starts with motion_blur
+    gets HDR beauty sub-frames rendered around each frame's time instead (``hdr`` may
+    then be None). Grain is seeded per (*grain_key, frame), so a clip's frames stay
+    reproducible one by one.
+    """
+    from hybrid.render.post import apply_chain
+    from hybrid.render.post.motion_blur import subframe_schedule
+
+    chain = scene.post
+    effects = chain.root
+    frames = hdr
+    if effects and effects[0].type == "motion_blur":
+        from hybrid.render.subframes import iter_beauty_subframes
+
+        offsets, _ = subframe_schedule(effects[0])
+        frames = iter_beauty_subframes(scene, states, offsets, beauty)
+    if frames is None:
+        raise ValueError("post_process needs the hdr beauty frames unless the chain starts with motion_blur")
+    out = np.empty(depth.shape + (3,), dtype=np.uint8)
+    for k, frame in enumerate(frames):
+        out[k] = apply_chain(frame, chain, depth=depth[k], K=K, rng=np.random.default_rng([*grain_key, k]))
+    return out
+
+
+def render_clip(scene: Scene, progress: Progress = None, *, beauty: str = DEFAULT_BEAUTY) -> Clip:
+    """Simulate and render a scene into a Clip (every buffer of the contract plus metadata)."""
     states = simulate(scene, progress)
     track = camera_track(scene)
-    buffers = rasterize(scene, states, track.cam_to_world, progress)
-    flow_fwd, flow_bwd = clip_flows(buffers["depth"], buffers["instance"], track.K, track.cam_to_world, object_poses(states))
-    buffers["flow_fwd"], buffers["flow_bwd"] = flow_fwd, flow_bwd
-    return Clip(buffers=buffers, metadata=build_metadata(scene, states, track.K, track.cam_to_world))
+    buffers = render_buffers(scene, states, track, progress, beauty=beauty, grain_key=(scene.seed,))
+    return Clip(buffers=buffers, metadata=build_metadata(scene, states, track.K, track.cam_to_world, buffers))

@@ -1,8 +1,8 @@
-"""Rotations and rigid transforms in the project's conventions.
+"""Rotations and rigid transforms in the project's conventions: the one home of the quaternion helpers.
 
-Quaternions are (x, y, z, w) as pybullet; Euler angles are extrinsic x-y-z
-(roll about world x, then pitch about world y, then yaw about world z), which is
-what pybullet's getQuaternionFromEuler uses. 4x4 matrices act on column vectors.
+Quaternions are (x, y, z, w) as pybullet (and scipy's ``Rotation``); Euler angles are
+extrinsic x-y-z (roll about world x, then pitch about world y, then yaw about world z),
+which is what pybullet's getQuaternionFromEuler uses. 4x4 matrices act on column vectors.
 """
 
 from __future__ import annotations
@@ -11,6 +11,52 @@ import math
 from typing import Optional, Sequence
 
 import numpy as np
+
+
+Quat = tuple[float, float, float, float]
+
+
+def quat_multiply(a, b) -> np.ndarray:
+    """Hamilton product a * b of (x, y, z, w) quaternions, (4,) or row by row (N, 4): rotate by b, then by a."""
+    ax, ay, az, aw = np.moveaxis(np.asarray(a, dtype=np.float64), -1, 0)
+    bx, by, bz, bw = np.moveaxis(np.asarray(b, dtype=np.float64), -1, 0)
+    return np.stack(
+        [
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+            aw * bw - ax * bx - ay * by - az * bz,
+        ],
+        axis=-1,
+    )
+
+
+def quat_conjugate(q) -> np.ndarray:
+    """(x, y, z, w) -> (-x, -y, -z, w), (4,) or (N, 4): the inverse rotation of a unit quaternion."""
+    out = np.array(q, dtype=np.float64)
+    out[..., :3] = -out[..., :3]
+    return out
+
+
+def quat_from_rotation_vector(rv: Sequence[float]) -> Quat:
+    """Axis * angle (radians) -> (x, y, z, w)."""
+    angle = math.sqrt(sum(c * c for c in rv))
+    if angle < 1e-300:
+        return (0.0, 0.0, 0.0, 1.0)
+    s = math.sin(angle / 2) / angle
+    return (rv[0] * s, rv[1] * s, rv[2] * s, math.cos(angle / 2))
+
+
+def rotation_vector_between(q0: Sequence[float], q1: Sequence[float]) -> np.ndarray:
+    """World-axes rotation vector (axis * angle, radians) of the shortest turn taking q0 to q1."""
+    x, y, z, w = (float(c) for c in quat_multiply(q1, quat_conjugate(q0)))
+    if w < 0:
+        x, y, z, w = -x, -y, -z, -w
+    s = math.sqrt(x * x + y * y + z * z)
+    if s < 1e-300:
+        return np.zeros(3)
+    angle = 2.0 * math.atan2(s, w)
+    return np.array([x, y, z]) * (angle / s)
 
 
 def quat_to_matrix(q: Sequence[float]) -> np.ndarray:

@@ -51,24 +51,9 @@ from hybrid.physics.errors import PhysicsError
 from hybrid.physics.overlaps import refuse_overlaps, separate_overlaps
 from hybrid.scene.spec import Scene
 from hybrid.state import ContactSet, State
-from hybrid.transforms import quats_to_matrices
+from hybrid.transforms import quat_conjugate, quat_multiply, quats_to_matrices
 
 Progress = Optional[Callable[[int, int], None]]  # (frames done, frames in total)
-
-
-def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise Hamilton product of (N, 4) (x, y, z, w) quaternions."""
-    ax, ay, az, aw = a.T
-    bx, by, bz, bw = b.T
-    return np.stack(
-        [
-            aw * bx + ax * bw + ay * bz - az * by,
-            aw * by - ax * bz + ay * bw + az * bx,
-            aw * bz + ax * by - ay * bx + az * bw,
-            aw * bw - ax * bx - ay * by - az * bz,
-        ],
-        axis=1,
-    )
 
 
 class World:
@@ -124,10 +109,8 @@ class World:
         offset = [b for b in self.bodies if b.has_offset]
         self._offset_index = np.array([b.index for b in offset], dtype=np.int64)
         self._offset_com = np.array([b.com_local for b in offset], dtype=np.float64).reshape(-1, 3)
-        self._offset_inv_quat = np.array(
-            [(-b.inertial_quat[0], -b.inertial_quat[1], -b.inertial_quat[2], b.inertial_quat[3]) for b in offset],
-            dtype=np.float64,
-        ).reshape(-1, 4)
+        inertial = np.array([b.inertial_quat for b in offset], dtype=np.float64).reshape(-1, 4)
+        self._offset_inv_quat = quat_conjugate(inertial)
         self._contacts = ContactAccumulator(
             self.names,
             self._ids,
@@ -309,7 +292,7 @@ class World:
     def _to_shape_frame(self, position: np.ndarray, quaternion: np.ndarray, linear: np.ndarray, angular: np.ndarray) -> None:
         """Turn pybullet's inertial-frame poses (and COM velocities) of offset bodies into shape-frame ones, in place."""
         idx = self._offset_index
-        q_shape = _quat_mul(quaternion[idx], self._offset_inv_quat)
+        q_shape = quat_multiply(quaternion[idx], self._offset_inv_quat)
         q_shape /= np.linalg.norm(q_shape, axis=1, keepdims=True)
         lever = np.einsum("nij,nj->ni", quats_to_matrices(q_shape), self._offset_com)  # shape origin -> COM, world axes
         com = position[idx]

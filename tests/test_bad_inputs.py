@@ -237,6 +237,7 @@ fields:
 """
 
 
+@pytest.mark.slow  # a gas run until it outgrows max_substeps; the solver's own CFL error is fast in test_fields_gas
 def test_a_gas_that_speeds_up_mid_run_stops_with_exit_3(tmp_path, capsys):
     """Buoyant fire accelerates until one CFL substep per frame is not enough: a located stop, not a traceback."""
     scene = tmp_path / "fire.yaml"
@@ -374,6 +375,8 @@ def _wait_for_partial(parent: Path, proc: subprocess.Popen, timeout: float = 120
         time.sleep(0.005)
 
 
+@pytest.mark.slow  # a real render in a child process, signalled mid-write
+@pytest.mark.timeout(600)
 def test_sigterm_during_a_render_exits_143_and_leaves_the_old_clip(tmp_path):
     out = tmp_path / "clip"
     assert main(["render", BALLS, "--out", str(out), *TINY]) == 0
@@ -388,6 +391,8 @@ def test_sigterm_during_a_render_exits_143_and_leaves_the_old_clip(tmp_path):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+@pytest.mark.slow  # two renders in child processes
+@pytest.mark.timeout(600)
 def test_sigkill_while_writing_keeps_the_old_clip_and_the_next_run_cleans_up(tmp_path):
     out = tmp_path / "clip"
     assert main(["render", BALLS, "--out", str(out), *TINY]) == 0

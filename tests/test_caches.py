@@ -55,6 +55,7 @@ def test_seal_round_trip_and_refusals():
         unseal(data, other)
 
 
+@pytest.mark.slow  # one V-HACD decomposition per kind of damage
 def test_decomposition_cache_rebuilds_every_kind_of_damage(cache, caplog):
     mesh = small_cup()
     path = decomposition.decompose(mesh, FAST_VHACD)

@@ -39,7 +39,7 @@ def test_render_command_writes_the_clip_folder(tmp_path):
         capture_output=True, text=True, timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    for name in ("rgb.mp4", "buffers.npz", "metadata.json", "preview.png"):
+    for name in ("rgb.mp4", "buffers.hyb", "metadata.json", "preview.png"):
         assert (out / name).is_file() and name in proc.stdout
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["seed"] == 5 and meta["frame_count"] == 3 and meta["resolution"] == [64, 48]

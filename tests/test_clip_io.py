@@ -37,7 +37,7 @@ def test_mp4_roundtrip_keeps_frame_count_size_and_colour(tmp_path):
 
 def test_write_clip_makes_every_file_and_round_trips(tmp_path):
     clip = _fake_clip()
-    written = write_clip(clip, tmp_path / "clip")
+    written = write_clip(clip, tmp_path / "clip", storage="npz")
     assert sorted(p.name for p in written.values()) == sorted(CLIP_FILES)
     back = read_clip(tmp_path / "clip")
     for k, v in clip.buffers.items():

@@ -84,6 +84,7 @@ def test_projection_is_divergence_free_around_a_sphere_with_an_open_top(solvers)
     assert not u[0].any() and not u[-1].any() and not w[:, :, 0].any()
 
 
+@pytest.mark.slow
 def test_taylor_green_energy_decays_at_the_viscous_rate(solvers):
     """u = U sin(kx) cos(ky), v = -U cos(kx) sin(ky) in [0, pi/k]^2 with free-slip walls.
 
@@ -132,6 +133,7 @@ def test_taylor_green_energy_decays_at_the_viscous_rate(solvers):
     assert np.corrcoef(uu.ravel(), u.ravel())[0, 1] > 0.999
 
 
+@pytest.mark.slow
 def test_hot_gas_rises_with_the_boussinesq_acceleration(solvers):
     """A uniformly hot column (open bottom and top, walls around) accelerates as a whole at a = g T / T_amb."""
     spec = _spec(boundaries=dict(z_min="open", z_max="open"))
@@ -197,6 +199,7 @@ def test_inflow_conserves_mass_goes_around_a_sphere_and_lifts_it(solvers):
         gas.advance(2.0, t)
 
 
+@pytest.mark.slow  # substep counting is also checked (2 substeps) by the inflow test
 def test_cfl_substeps_follow_cfl_number(solvers):
     """Inflow 2 m/s, dx 1/16 m: dt 0.1 s at cfl 0.5 -> ceil(0.1 * 2 / (0.5 / 16)) = ceil(6.4) = 7."""
     spec = _spec(cfl=0.5, boundaries=dict(z_min={"type": "inflow", "velocity": [0, 0, 2.0]}, z_max="open"))
@@ -227,6 +230,7 @@ def test_combustion_burns_fuel_exponentially_in_a_closed_box(solvers):
     assert np.abs(f.velocity).max() < 1e-3  # uniform buoyancy is all pressure in a closed box
 
 
+@pytest.mark.slow
 def test_emitters_respect_start_and_stop(solvers):
     """Emitter active in [0.2, 0.4): density = rate x 0.2 s in the cells whose centre is inside it, nothing before."""
     em = dict(center=[0.5, 0.5, 0.5], radius=0.2, density=2.0, temperature=0.0, heating=0.0, start=0.2, stop=0.4)
@@ -247,6 +251,7 @@ def test_emitters_respect_start_and_stop(solvers):
     assert d[inside] == pytest.approx(0.4, rel=1e-5) and not d[~inside].any()
 
 
+@pytest.mark.slow
 def test_moving_box_pushes_the_gas(solvers):
     """A box moving at 1 m/s along x: the faces on it carry 1 m/s, so the cells just ahead and behind move with it."""
     spec = _spec()
@@ -264,6 +269,7 @@ def test_moving_box_pushes_the_gas(solvers):
     assert ahead.min() > 0.5 and behind.min() > 0.5  # half of it is the 1 m/s face on the box
 
 
+@pytest.mark.slow
 def test_air_sealed_under_a_body_does_not_push_it(solvers):
     """A slab as wide as the domain moves down at 1 m/s towards the floor: the air under it has
     no way out on the grid, so no pressure field can make it divergence-free (its volume
@@ -286,6 +292,7 @@ def test_air_sealed_under_a_body_does_not_push_it(solvers):
     assert np.abs(div).max() * gas.dx < 1e-4
 
 
+@pytest.mark.slow
 def test_same_scene_twice_is_bit_identical(solvers):
     spec = _spec(
         vorticity=0.4,

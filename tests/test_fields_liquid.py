@@ -108,6 +108,7 @@ def test_dam_break_keeps_its_volume():
         solver.close()
 
 
+@pytest.mark.slow  # coupling forces are fast in the moving-box test
 def test_submerged_box_feels_archimedes():
     # A fixed 0.2 m cube (8 cells) centred 0.2 m deep in a 0.4 m tank of still water. Net force
     # from the liquid, averaged over three slosh periods (4 H / c = 0.16 s) after 0.2 s:
@@ -202,6 +203,7 @@ def test_two_runs_are_bit_identical():
     assert not np.array_equal(p0, p2)  # the seed matters
 
 
+@pytest.mark.slow
 def test_sand_piles_no_steeper_than_its_friction_angle():
     # A 0.1 x 0.1 x 0.2 m column of sand (friction angle 30 degrees) on a sticky floor
     # collapses into a cone: its flank is no steeper than 30 degrees (+10 for the
@@ -254,6 +256,7 @@ def test_jelly_bounces_back():
         solver.close()
 
 
+@pytest.mark.slow
 def test_snow_falls_and_stays_finite():
     spec = _spec(domain=dict(min=[0, 0, 0], max=[0.6, 0.6, 0.6]), resolution=16, material="snow", density=400.0,
                  fill=[dict(shape="sphere", center=[0.3, 0.3, 0.3], radius=0.1)])

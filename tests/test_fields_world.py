@@ -40,6 +40,7 @@ def _tank(frames=36, s=0.15, rho=500.0, h=0.24, z0=None, coupling="two_way"):
     return load_scene_text(TANK.format(frames=frames, s=s, rho=rho, h=h, z0=z0, coupling=coupling), "tank.yaml")
 
 
+@pytest.mark.slow  # seconds of liquid until the crate settles
 def test_crate_floats_at_archimedes_depth():
     """A 500 kg/m^3 cube in water floats with half its height below the surface.
 
@@ -74,6 +75,7 @@ def test_one_way_coupling_leaves_bodies_alone():
     assert states[-1].position[1, 2] == pytest.approx(0.5 - 9.81 * dt * dt * n * (n + 1) / 2, abs=1e-6)
 
 
+@pytest.mark.slow  # two runs; each solver's bit-identity is fast in test_fields_liquid
 def test_fields_are_deterministic_run_to_run():
     scene = _tank(frames=4)
     runs = []
@@ -106,6 +108,7 @@ fields:
 """
 
 
+@pytest.mark.slow
 def test_upward_wind_carries_a_light_ball():
     """A 4 g ball at gravity_scale 0.1 (weight 0.0039 N) in a 3 m/s updraft.
 

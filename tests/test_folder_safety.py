@@ -114,11 +114,11 @@ def test_the_refusal_names_what_the_folder_holds(tmp_path):
 def test_a_genuine_previous_clip_is_replaced_with_its_extra_videos(tmp_path):
     out = tmp_path / "clip"
     frames = tiny_clip().buffers["rgb"]
-    write_clip(tiny_clip(t=2), out, extra_videos={"compare.mp4": frames, "side.mp4": frames})
+    write_clip(tiny_clip(t=2), out, extra_videos={"compare.mp4": frames, "side.mp4": frames}, storage="npz")
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["format"] == CLIP_FORMAT and meta["files"] == [*CLIP_FILES, "compare.mp4", "side.mp4"]
     check_clip_target(out)
-    write_clip(tiny_clip(t=3, seed=2), out)
+    write_clip(tiny_clip(t=3, seed=2), out, storage="npz")
     assert sorted(p.name for p in out.iterdir()) == sorted(CLIP_FILES)
     assert read_clip(out).buffers["rgb"].shape[0] == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip"]
@@ -127,11 +127,11 @@ def test_a_genuine_previous_clip_is_replaced_with_its_extra_videos(tmp_path):
 def test_a_clip_written_before_the_file_list_is_read_and_replaced(tmp_path):
     """Clips of earlier versions: metadata.json has the format but no `files`; compare.mp4 was the only extra."""
     out = tmp_path / "clip"
-    write_clip(tiny_clip(), out, extra_videos={"compare.mp4": tiny_clip().buffers["rgb"]})
+    write_clip(tiny_clip(), out, extra_videos={"compare.mp4": tiny_clip().buffers["rgb"]}, storage="npz")
     meta = json.loads((out / "metadata.json").read_text())
     del meta["files"]
     (out / "metadata.json").write_text(json.dumps(meta))
-    write_clip(tiny_clip(seed=3), out)
+    write_clip(tiny_clip(seed=3), out, storage="npz")
     assert read_clip(out).metadata["scene"] == "tiny3"
 
 
@@ -148,7 +148,7 @@ def test_a_clip_without_the_format_marker_stays_readable_but_is_not_replaced(tmp
 
 def test_files_the_user_adds_while_the_clip_is_written_are_not_deleted(tmp_path, monkeypatch):
     out = tmp_path / "clip"
-    write_clip(tiny_clip(), out)
+    write_clip(tiny_clip(), out, storage="npz")
     import hybrid.io.clip as clip_module
 
     real = clip_module.save_npz
@@ -159,7 +159,7 @@ def test_files_the_user_adds_while_the_clip_is_written_are_not_deleted(tmp_path,
 
     monkeypatch.setattr(clip_module, "save_npz", save_and_meanwhile)
     with pytest.raises(OutputError, match="notes.txt"):
-        write_clip(tiny_clip(seed=1), out)
+        write_clip(tiny_clip(seed=1), out, storage="npz")
     assert (out / "notes.txt").read_text() == "written during the render"
     assert read_clip(out).metadata["scene"] == "tiny0"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip"]

@@ -72,6 +72,8 @@ def test_another_seed_gives_other_clips(tiny_recipe, reference, tmp_path):
     assert a.tobytes() != b.tobytes()
 
 
+@pytest.mark.slow  # several runs of the command, killed and resumed
+@pytest.mark.timeout(900)
 def test_run_killed_at_random_points_resumes_to_exactly_the_same_dataset(tiny_recipe, reference, tmp_path):
     """SIGKILL the command at random moments, rerun it each time: the end is every clip once, same bytes."""
     out = tmp_path / "killed"

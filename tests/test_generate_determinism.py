@@ -119,6 +119,7 @@ def _generate_cmd(recipe, out: Path, clips: int) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_killed_and_resumed_run_writes_the_bytes_of_an_uninterrupted_one(tiny_recipe, tmp_path):
     """SIGKILL a 3-clip run once clip 0 is committed, resume it (clips 1 and 2 are then rendered
     by a fresh process, not after clip 0), and compare with an uninterrupted 2-clip run:

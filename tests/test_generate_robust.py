@@ -208,6 +208,7 @@ def _alive(pids) -> dict[int, str]:
 # Slow (a Ray start of its own): the fast suite has test_generate's two-worker test for the bytes
 # and the killed-driver test below for the processes.
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_two_workers_make_the_same_bytes_and_leave_nothing_running(recipe, reference, tmp_path):
     out = tmp_path / "ray"
     summary = generate(recipe, out, CLIPS, seed=SEED, clips_per_shard=1, workers=2)
@@ -221,6 +222,8 @@ def test_two_workers_make_the_same_bytes_and_leave_nothing_running(recipe, refer
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the watchdog finds processes through /proc")
+@pytest.mark.slow  # starts and kills a local Ray instance
+@pytest.mark.timeout(600)
 def test_killed_driver_leaves_no_ray_process_and_the_run_resumes_to_the_same_bytes(recipe, reference, tmp_path):
     """SIGKILL the command (and only it) once it has committed a shard: every process Ray
     started for it is gone within seconds, and running the command again finishes the

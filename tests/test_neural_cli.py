@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from hybrid.cli import EXIT_CHECKPOINT_ERROR, main
+from hybrid.io.clip import read_clip
 from hybrid.io.video import read_mp4
 from hybrid.neural.checkpoint import save_checkpoint
 from hybrid.neural.conditioning import CONDITIONS, condition_group
@@ -43,10 +44,10 @@ def test_neural_render_writes_the_clip_folder_with_neural_frames(tmp_path, capsy
     assert code == 0
     stdout = capsys.readouterr().out
     assert "neural frames made at 20x14" in stdout and "resized to the scene's 48x32" in stdout
-    assert sorted(p.name for p in out.iterdir()) == ["buffers.npz", "compare.mp4", "metadata.json", "preview.png", "rgb.mp4"]
-    with np.load(out / "buffers.npz") as data:
-        rgb, raster = data["rgb"], data["rgb_raster"]
-        assert {"depth", "instance", "normal", "albedo", "flow_fwd", "flow_bwd"} <= set(data.files)
+    assert sorted(p.name for p in out.iterdir()) == ["buffers.hyb", "compare.mp4", "metadata.json", "preview.png", "rgb.mp4"]
+    data = read_clip(out).buffers
+    rgb, raster = data["rgb"], data["rgb_raster"]
+    assert {"depth", "instance", "normal", "albedo", "flow_fwd", "flow_bwd"} <= set(data)
     assert rgb.shape == raster.shape == (3, 32, 48, 3) and not np.array_equal(rgb, raster)
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["renderer"]["name"] == "neural" and meta["renderer"]["render_size"] == [20, 14]

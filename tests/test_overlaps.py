@@ -178,6 +178,7 @@ def test_a_decomposed_cup_resting_where_it_is_drawn_passes_and_sunk_is_refused()
 # Slow (8 clips of every recipe): the fast suite validates every example scene, overlaps included
 # (test_cli), and datasets redraw a clip whose objects start inside each other.
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_every_example_scene_and_recipe_clip_starts_without_overlaps():
     from hybrid.data.recipe import load_recipe
     from hybrid.data.sampler import sample_scene

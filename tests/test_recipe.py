@@ -13,18 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hybrid.data.recipe import (
-    MATERIAL_PRESETS,
-    Choice,
-    Constant,
-    Normal,
-    RandInt,
-    Recipe,
-    RecipeError,
-    Uniform,
-    load_recipe,
-    load_recipe_text,
-)
+from hybrid.data.distributions import Choice, Constant, Normal, RandInt, Uniform
+from hybrid.data.recipe import MATERIAL_PRESETS, Recipe, RecipeError, load_recipe, load_recipe_text
 from hybrid.data.textures import TEXTURES, procedural_texture, texture_file, texture_key
 from hybrid.scene import SceneError
 

@@ -104,7 +104,7 @@ def test_bad_field_recipes_are_located(kw, words):
 def test_clips_without_fields_in_a_fields_recipe_get_zero_field_buffers():
     """One buffer layout per dataset: a clip that drew no field still holds the five field buffers, all zero."""
     from hybrid.data.generate import render_dataset_clip
-    from hybrid.fields.frames import FIELD_BUFFER_LAYOUT
+    from hybrid.buffers import layout, names
 
     text = f"""
 name: no_fields_drawn
@@ -119,7 +119,7 @@ fields:
 """
     recipe = load_recipe_text(text, "no_fields.yaml")
     buffers, metadata, _ = render_dataset_clip(recipe, 0, 0)
-    for name, (dtype, tail) in FIELD_BUFFER_LAYOUT.items():
+    for name, (dtype, tail) in layout(names("fields")).items():
         assert buffers[name].dtype == np.dtype(dtype)
         assert buffers[name].shape == (3, 24, 32, *tail)
         assert not buffers[name].any()

@@ -7,7 +7,8 @@ import pytest
 
 from hybrid.camera import camera_track
 from hybrid.geometry import build_mesh
-from hybrid.scene.spec import Scene, SphereShape
+from hybrid.scene.spec import Scene
+from hybrid.shapes import SphereShape
 from hybrid.state import State
 from hybrid.transforms import euler_deg_to_quat, look_at_cam_to_world, quat_to_matrix
 

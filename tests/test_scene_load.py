@@ -470,7 +470,7 @@ def test_minimal_scene_loads_with_defaults(tmp_path):
     assert scene.resolution == (320, 240)
     assert scene.frame_count == 48  # two seconds at 24 fps
     assert [light.type for light in scene.lights] == ["ambient", "directional"]
-    assert scene.objects == []
+    assert scene.objects == ()
 
 
 def test_relative_paths_resolve_against_the_scene_folder(tmp_path, monkeypatch):

@@ -233,6 +233,28 @@ def test_round_trip_is_bit_exact_for_every_dtype(tmp_path, compression):
         assert got.flags.writeable, "arrays must be writable for torch.from_numpy"
 
 
+def test_compact_members_keep_each_buffer_to_its_registry_bound(tmp_path):
+    """Unregistered names are kept exactly (above); the contract's buffers by their codecs' bounds."""
+    buffers, metadata, mp4 = fake_clip(0)
+    path = tmp_path / "s.tar"
+    write_shard(path, encode_clip(0, buffers, metadata, mp4, compression="compact"))
+    ((_, record),) = list(iter_shard(path))
+    got = record["buffers"]
+    assert set(record["compression"].values()) == {"compact"}
+    assert np.array_equal(got["rgb"], buffers["rgb"]) and np.array_equal(got["instance"], buffers["instance"])
+    # depth: 13 mantissa bits, a relative error of at most 2**-14.
+    assert np.all(np.abs(got["depth"] - buffers["depth"]) <= 2.0**-14 * np.abs(buffers["depth"]))
+    # flow: multiples of 1/64 px, an absolute error of at most 1/128 px; NaN kept.
+    assert np.array_equal(np.isnan(got["flow_fwd"]), np.isnan(buffers["flow_fwd"]))
+    ok = ~np.isnan(buffers["flow_fwd"])
+    assert np.all(np.abs(got["flow_fwd"][ok] - buffers["flow_fwd"][ok]) <= 1 / 128)
+    damaged = dict(encode_clip(0, buffers, metadata, mp4, compression="compact"))
+    damaged["00000000.depth.hyb"] = damaged["00000000.depth.hyb"][:-20]
+    write_shard(path, list(damaged.items()))
+    with pytest.raises(ShardReadError, match=r"member '00000000.depth.hyb' holds damaged compact data"):
+        list(iter_shard(path))
+
+
 def test_gzip_members_are_standard_gzip_around_the_npy_bytes(tmp_path):
     buffers = fake_clip(0)[0]
     members = dict(encode_clip(0, buffers, {}, b"mp4", compression="gzip"))
@@ -262,7 +284,7 @@ def test_gzip_compresses_real_buffers_and_none_stores_them_as_they_are():
     instance = np.zeros((t, h, w), np.uint16)
     instance[:, 8:16, 8:16] = 3
     raw = encode_array(depth)
-    assert COMPRESSIONS["none"].encode(raw) is raw
+    assert COMPRESSIONS["none"].encode("depth", depth) == raw
     assert len(gzip_bytes(raw)) < len(raw) / 4
     assert len(gzip_bytes(encode_array(instance))) < instance.nbytes / 20
 
@@ -503,7 +525,7 @@ def test_read_manifest_explains_what_is_wrong(tmp_path):
         read_manifest(tmp_path)
     fields = {"format": "hybrid-dataset/2", "recipe": {}, "buffers": {"depth": {"dtype": "float32", "shape": [4, 8, 8]}}, "shards": []}
     (tmp_path / MANIFEST_NAME).write_text(json.dumps({**fields, "compression": "zip"}))
-    with pytest.raises(DatasetError, match="field 'compression' must be one of 'none', 'gzip', found 'zip'"):
+    with pytest.raises(DatasetError, match="field 'compression' must be one of 'none', 'gzip', 'compact', found 'zip'"):
         read_manifest(tmp_path)
 
 

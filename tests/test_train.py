@@ -336,6 +336,8 @@ def _tiny_run_env():
     return env
 
 
+@pytest.mark.slow  # torchrun: two training processes
+@pytest.mark.timeout(900)
 def test_two_process_gloo_ddp_trains_with_identical_weights(data_root, tmp_path):
     config_path = data_root / "ddp.yaml"
     config_path.write_text(TINY_CONFIG.replace("steps: 6,", "steps: 8,"))
@@ -356,6 +358,8 @@ def test_two_process_gloo_ddp_trains_with_identical_weights(data_root, tmp_path)
     assert meta["data"]["world_size"] == 2
 
 
+@pytest.mark.slow  # three training processes
+@pytest.mark.timeout(900)
 def test_train_script_exit_codes(data_root, tmp_path):
     bad = data_root / "bad_cli.yaml"
     bad.write_text(TINY_CONFIG.replace("lr: 2.0e-3", "lr: 0"))

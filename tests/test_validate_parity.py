@@ -225,7 +225,7 @@ def test_a_hull_over_pybullets_vertex_limit_is_reduced_to_extreme_points():
 def _unguarded_numbers(root: type[BaseModel], modules: tuple[str, ...]) -> list[str]:
     """'Model.field' for every float or int in the models under `root` defined in `modules`
     that is not spec.Float / spec.Int."""
-    from hybrid.scene.spec import _not_bool
+    from hybrid.spec.types import _not_bool
 
     found: list[str] = []
     seen: set[type] = set()
@@ -264,8 +264,8 @@ def test_no_number_in_a_scene_or_recipe_takes_a_boolean():
     from hybrid.data.recipe import Recipe
     from hybrid.scene.spec import Scene
 
-    assert _unguarded_numbers(Scene, ("hybrid.scene",)) == []
-    assert _unguarded_numbers(Recipe, ("hybrid.scene", "hybrid.data", "hybrid.render.post")) == []
+    assert _unguarded_numbers(Scene, ("hybrid.scene", "hybrid.spec", "hybrid.shapes", "hybrid.render.post")) == []
+    assert _unguarded_numbers(Recipe, ("hybrid.scene", "hybrid.spec", "hybrid.shapes", "hybrid.data", "hybrid.render.post")) == []
 
 
 @pytest.mark.parametrize("resolution", [8, 13, 32])

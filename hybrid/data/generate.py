@@ -208,12 +208,17 @@ def probe_recipe(recipe, seed: int):
 
 
 def render_dataset_clip(recipe, seed: int, index: int, times: Optional[StageTimes] = None):
-    """Clip `index` of the dataset: (buffers, metadata, mp4 bytes), depending only on (recipe, seed, index)."""
+    """Clip `index` of the dataset: (buffers, metadata, mp4 bytes), depending only on (recipe, seed, index).
+
+    The drawn scene goes through the same render path as ``hybrid render``
+    (``hybrid.pipeline.render_buffers``), with the recipe's post chain (the drawn
+    scene carries it) and film grain seeded per (seed, index, frame).
+    """
+    from hybrid.buffers import empty_buffers, names
     from hybrid.camera import camera_track
     from hybrid.io.metadata import build_metadata
     from hybrid.io.video import mp4_bytes
-    from hybrid.pipeline import object_poses, rasterize
-    from hybrid.render.flow import clip_flows
+    from hybrid.pipeline import render_buffers
 
     t = StageTimes() if times is None else times
     scene, states, draw = draw_clip(recipe, seed, index, t)  # times "sample" and "physics" itself
@@ -226,25 +231,11 @@ def render_dataset_clip(recipe, seed: int, index: int, times: Optional[StageTime
         clock = now
 
     track = camera_track(scene)
-    # A post chain gets the beauty frames as linear HDR radiance and makes rgb from them;
-    # one that starts with motion blur renders its own beauty sub-frames instead.
-    blurred = recipe.post is not None and bool(recipe.post.root) and recipe.post.root[0].type == "motion_blur"
-    buffers = rasterize(scene, states, track.cam_to_world, hdr=recipe.post is not None, beauty=not blurred)
-    lap("raster")
-    buffers["flow_fwd"], buffers["flow_bwd"] = clip_flows(
-        buffers["depth"], buffers["instance"], track.K, track.cam_to_world, object_poses(states)
-    )
-    lap("flow")
-    if recipe.post is not None:
-        hdr = buffers.pop("hdr", None)
-        buffers["rgb"] = apply_post(scene, states, hdr, buffers["depth"], recipe.post, track.K, seed, index)
-    lap("post")
+    buffers = render_buffers(scene, states, track, grain_key=(seed, index), lap=lap)
     if recipe.fields is not None and scene.fields is None:
         # Every clip of a recipe with fields holds the field buffers (zeros here), so
         # the dataset has one buffer layout.
-        from hybrid.fields.frames import empty_field_buffers
-
-        buffers.update(empty_field_buffers(scene.frame_count, scene.height, scene.width))
+        buffers.update(empty_buffers(names("fields"), scene.frame_count, scene.height, scene.width))
     metadata = build_metadata(scene, states, track.K, track.cam_to_world)
     metadata["dataset"] = {"recipe": recipe.name, "seed": seed, "index": index, "draw": draw}
     video = mp4_bytes(buffers["rgb"], scene.fps)
@@ -252,42 +243,11 @@ def render_dataset_clip(recipe, seed: int, index: int, times: Optional[StageTime
     return buffers, metadata, video
 
 
-def apply_post(scene, states, hdr, depth, chain, K, seed: int, index: int):
-    """The recipe's post chain on every beauty frame -> uint8 (T, H, W, 3) rgb; the other buffers stay as they are.
-
-    hdr: float32 (T, H, W, 3), the beauty pass's linear radiance, unclamped, so
-    exposure, bloom and tone mapping act on highlights brighter than white. depth:
-    float32 (T, H, W) metres (depth of field). A chain that starts with motion_blur
-    gets HDR beauty sub-frames rendered around each frame's time instead (``hdr`` may
-    then be None).
-    Grain is seeded per (seed, clip, frame), so a clip's frames stay reproducible one
-    by one.
-    """
-    import numpy as np
-
-    from hybrid.render.post import apply_chain
-    from hybrid.render.post.motion_blur import subframe_schedule
-
-    effects = chain.root
-    frames = hdr
-    if effects and effects[0].type == "motion_blur":
-        from hybrid.render.subframes import iter_beauty_subframes
-
-        offsets, _ = subframe_schedule(effects[0])
-        frames = iter_beauty_subframes(scene, states, offsets)
-    if frames is None:
-        raise ValueError("apply_post needs the hdr beauty frames unless the chain starts with motion_blur")
-    out = np.empty(depth.shape + (3,), dtype=np.uint8)
-    for k, frame in enumerate(frames):
-        out[k] = apply_chain(frame, chain, depth=depth[k], K=K, rng=np.random.default_rng([seed, index, k]))
-    return out
-
-
 def build_shard(
     recipe_path: str, seed: int, shard: int, first_clip: int, clip_count: int, dataset_dir: str, compression: str
 ) -> ShardResult:
     """Render clips [first_clip, first_clip + clip_count) and write shard `shard` atomically,
-    buffers stored with `compression` ("gzip" or "none", the dataset's)."""
+    buffers stored with `compression` ("gzip", "none" or "compact", the dataset's)."""
     from hybrid.data.manifest import shard_name, shard_path
     from hybrid.data.shards import encode_clip, write_shard
 
@@ -313,17 +273,6 @@ def _remote_build_shard(*args) -> ShardResult:
 
 
 # ---------------------------------------------------------------- the driver
-
-BUFFER_LAYOUT = {  # name -> (dtype, trailing shape after (T, H, W))
-    "rgb": ("uint8", (3,)),
-    "depth": ("float32", ()),
-    "instance": ("uint16", ()),
-    "normal": ("float32", (3,)),
-    "albedo": ("uint8", (3,)),
-    "flow_fwd": ("float32", (2,)),
-    "flow_bwd": ("float32", (2,)),
-}
-
 
 @dataclass
 class GenerateSummary:
@@ -366,7 +315,7 @@ def generate(
     `workers`: parallel single-threaded workers (default: this machine's cores); 1
     without `ray_address` runs in this process. `progress(done_clips, total_clips)` is
     called as shards are committed (also once at the start, with what already exists).
-    `compression`: how buffer members are stored, "gzip" or "none" (see hybrid.data.shards);
+    `compression`: how buffer members are stored, "gzip", "none" or "compact" (see hybrid.data.shards);
     None keeps an existing folder's and uses gzip for a new one.
     """
     from hybrid.data.card import CARD_NAME, write_card
@@ -377,12 +326,12 @@ def generate(
     recipe = _recipe(recipe_path)
     scene0 = probe_recipe(recipe, seed)  # before the folder exists: a refused recipe leaves nothing behind
     t, h, w = scene0.frame_count, scene0.height, scene0.width
-    layout = dict(BUFFER_LAYOUT)
-    if recipe.fields is not None:
-        from hybrid.fields.frames import FIELD_BUFFER_LAYOUT
+    from hybrid.buffers import clip_buffer_names, layout
 
-        layout.update(FIELD_BUFFER_LAYOUT)
-    specs = {name: BufferSpec(dtype, (t, h, w, *tail)) for name, (dtype, tail) in layout.items()}
+    specs = {
+        name: BufferSpec(dtype, shape)
+        for name, (dtype, shape) in layout(clip_buffer_names(recipe.fields is not None), t, h, w).items()
+    }
     out = Path(out_dir)
     manifest = open_dataset(out, _recipe_identity(recipe_path, recipe), seed, clips, clips_per_shard, specs, compression)
     plan = manifest.plan()

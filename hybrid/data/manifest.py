@@ -97,7 +97,7 @@ class ShardEntry:
 @dataclass
 class Manifest:
     """manifest.json in memory; `shards` maps shard index -> entry for committed shards only;
-    `compression` is how buffer members are written ("gzip" or "none")."""
+    `compression` is how buffer members are written ("gzip", "none" or "compact")."""
 
     recipe: object
     seed: int
@@ -313,7 +313,7 @@ def open_dataset(
     may grow (the last, partial shard is then planned again) but not shrink, since the
     shards beyond the new end would be left inconsistent.
 
-    `compression` ("gzip" or "none") is how buffer members are stored. None means
+    `compression` ("gzip", "none" or "compact") is how buffer members are stored. None means
     DEFAULT_COMPRESSION for a new folder and the folder's own for an existing one, so
     a dataset made before compression existed resumes uncompressed; naming one that
     differs from the folder's is refused like any other changed setting.

@@ -6,47 +6,50 @@ index) into one concrete ``Scene``. Models here are frozen and forbid unknown ke
 like the scene models, and a bad recipe fails at load with the same located
 ``file:line:column: path: message`` lines as a bad scene.
 
-Every varying quantity is a *distribution*, written in one of these forms:
+Every varying quantity is a *distribution* (``hybrid.data.distributions``): a
+constant, ``{uniform: [lo, hi]}``, ``{normal: [mean, std], clip: [lo, hi]}``,
+``{choice: [...], weights: [...]}`` or ``{randint: [lo, hi]}``. Units are the
+scene's: metres, kilograms, seconds; keys ending in ``_deg`` are degrees. Colours
+are sRGB as in scenes, or a colour distribution (``{palette: [...]}``, ``{hsv: [h, s, v]}``).
 
-    0.5                                 a constant
-    {uniform: [lo, hi]}                 uniform on [lo, hi]
-    {normal: [mean, std], clip: [lo, hi]}  Gaussian, clamped to [lo, hi] (clip optional)
-    {choice: [a, b, c], weights: [1, 2, 1]}  one of the values (weights optional)
-    {randint: [lo, hi]}                 a whole number from lo to hi, both included
-
-Units are the scene's: metres, kilograms, seconds; keys ending in ``_deg`` are
-degrees. Colours are sRGB as in scenes (``[r, g, b]`` in 0..1, ``'#rrggbb'`` or a
-name), or a colour distribution ``{palette: [...], weights: [...]}`` or
-``{hsv: [h, s, v]}`` (each a distribution; hue in turns, 0..1 wraps around).
-
-Per-pixel field settings (smoke, liquid) are not part of recipes yet; they will be
-added as their own key when the field solvers exist.
+Objects are drawn from the shapes that give a recipe option (``hybrid.shapes``:
+sphere, box, cylinder, capsule, mesh). Smoke, fire and liquid are the ``fields:``
+key (``FieldsRecipe``): a scene's ``fields.gas`` or ``fields.liquid`` section, present
+in a given fraction of the clips. A recipe's ``post`` chain is carried by every
+scene it draws (``Scene.post``).
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 import os
 from typing import Annotated, Literal, Optional, Union
 
-import numpy as np
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, model_validator
 
+from hybrid.data.distributions import (
+    ColorChoice,
+    Constant,
+    Distribution,
+    ElevationNumber,
+    NonNegativeNumber,
+    Number,
+    Number3,
+    PositiveNumber,
+    RecipeSpec,
+    UnitNumber,
+    bounded,
+)
 from hybrid.data.textures import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, TEXTURES, texture_params
 from hybrid.render.post.spec import PostChain
 from hybrid.scene import spec
-from hybrid.scene.errors import (
-    Issue,
-    SceneError,
-    SourceMap,
-    models_in,
-    show_value,
-)
-from hybrid.scene.limits import MAX_OBJECTS
-from hybrid.scene.load import parse_yaml, read_source, validate_located
+from hybrid.scene.errors import SceneError
 from hybrid.scene.fields_spec import Arch, GasSpec, LiquidSpec
-from hybrid.scene.spec import Color, Float, Int, NonNegative, Positive, SpecValueError, Unit, Vec2, Vec3
+from hybrid.scene.limits import MAX_OBJECTS
+from hybrid.shapes import SHAPE_OPTIONS
+from hybrid.spec.errors import Issue, SourceMap, models_in, show_value
+from hybrid.spec.load import parse_yaml, read_source, validate_located
+from hybrid.spec.types import AxisBox, Color, Float, Int, NonNegative, Positive, SpecValueError, Unit, Vec2, Vec3
 
 RECIPE_HELP_LINE = (
     "recipe fields are described in hybrid/data/recipe.py; datasets/movi_a.yaml is a complete example"
@@ -59,284 +62,9 @@ class RecipeError(SceneError):
     A ``SceneError``, so anything that reports scene errors reports these too.
     """
 
-    def _text(self) -> str:
-        return "\n".join([str(issue) for issue in self.issues] + [RECIPE_HELP_LINE])
+    help_line = RECIPE_HELP_LINE
 
 
-class RecipeSpec(spec.Spec):
-    """Base of recipe models: frozen, unknown keys are errors, and defaults go through
-    validation so they can be written in YAML form (``size: 0.5``, ``color: gray``)."""
-
-    model_config = ConfigDict(validate_default=True)
-
-
-# ---------------------------------------------------------------- distributions
-
-
-class Distribution(RecipeSpec):
-    """A distribution over numbers. Every form defines ``sample(rng) -> float`` (one draw)
-    and ``support() -> (lo, hi)`` (bounds of every draw)."""
-
-
-class Constant(Distribution):
-    kind: Literal["constant"] = "constant"
-    constant: Float
-
-    def sample(self, rng: np.random.Generator) -> float:
-        return float(self.constant)
-
-    def support(self) -> tuple[float, float]:
-        return (self.constant, self.constant)
-
-
-def _ordered(pair: tuple[float, float], form: str, what: str = "[lo, hi]") -> None:
-    if pair[0] > pair[1]:
-        raise SpecValueError(
-            f"`{form}: {what}` needs lo <= hi, got {show_value(list(pair))}; swap the two numbers", at=(form,)
-        )
-
-
-class Uniform(Distribution):
-    kind: Literal["uniform"] = "uniform"
-    uniform: tuple[Float, Float] = Field(description="[lo, hi]")
-
-    @model_validator(mode="after")
-    def _check(self) -> "Uniform":
-        _ordered(self.uniform, "uniform")
-        return self
-
-    def sample(self, rng: np.random.Generator) -> float:
-        return float(rng.uniform(*self.uniform))
-
-    def support(self) -> tuple[float, float]:
-        return self.uniform
-
-
-class Normal(Distribution):
-    kind: Literal["normal"] = "normal"
-    normal: tuple[Float, NonNegative] = Field(description="[mean, standard deviation]")
-    clip: Optional[tuple[Float, Float]] = Field(None, description="[lo, hi]: draws outside are clamped")
-
-    @model_validator(mode="after")
-    def _check(self) -> "Normal":
-        if self.clip is not None:
-            _ordered(self.clip, "clip")
-        return self
-
-    def sample(self, rng: np.random.Generator) -> float:
-        value = float(rng.normal(*self.normal))
-        return float(np.clip(value, *self.clip)) if self.clip is not None else value
-
-    def support(self) -> tuple[float, float]:
-        return self.clip if self.clip is not None else (-math.inf, math.inf)
-
-
-class Choice(Distribution):
-    kind: Literal["choice"] = "choice"
-    choice: list[Float] = Field(min_length=1)
-    weights: Optional[list[NonNegative]] = Field(None, description="relative; need not sum to 1")
-
-    @model_validator(mode="after")
-    def _check(self) -> "Choice":
-        if self.weights is not None:
-            if len(self.weights) != len(self.choice):
-                raise SpecValueError(
-                    f"`weights` has {len(self.weights)} entries but `choice` has {len(self.choice)}; give one weight per value",
-                    at=("weights",),
-                )
-            if sum(self.weights) <= 0:
-                raise SpecValueError("`weights` must not all be 0", at=("weights",))
-        return self
-
-    def sample(self, rng: np.random.Generator) -> float:
-        return float(self.choice[pick_index(rng, self.weights, len(self.choice))])
-
-    def support(self) -> tuple[float, float]:
-        return (min(self.choice), max(self.choice))
-
-
-class RandInt(Distribution):
-    kind: Literal["randint"] = "randint"
-    randint: tuple[Int, Int] = Field(description="[lo, hi], both included")
-
-    @model_validator(mode="after")
-    def _check(self) -> "RandInt":
-        _ordered(self.randint, "randint")
-        return self
-
-    def sample(self, rng: np.random.Generator) -> float:
-        return float(rng.integers(self.randint[0], self.randint[1], endpoint=True))
-
-    def support(self) -> tuple[float, float]:
-        return (float(self.randint[0]), float(self.randint[1]))
-
-
-# Written forms, by the key that names them. A new form is one model plus one line.
-FORMS: dict[str, type[Distribution]] = {
-    "constant": Constant,
-    "uniform": Uniform,
-    "normal": Normal,
-    "choice": Choice,
-    "randint": RandInt,
-}
-_FORMS_HELP = "a number, {uniform: [lo, hi]}, {normal: [mean, std], clip: [lo, hi]}, {choice: [...]} or {randint: [lo, hi]}"
-
-
-def pick_index(rng: np.random.Generator, weights: Optional[list[float]], n: int) -> int:
-    """Index of one of ``n`` options, with relative ``weights`` (None: equally likely)."""
-    if weights is None:
-        return int(rng.integers(n))
-    p = np.asarray(weights, dtype=np.float64)
-    return int(rng.choice(n, p=p / p.sum()))
-
-
-def _distribution_form(value: object) -> object:
-    """The written form of a distribution -> a mapping tagged with its `kind`, or a located error."""
-    if isinstance(value, BaseModel):
-        return value  # built in Python
-    if isinstance(value, bool):
-        raise SpecValueError(f"expected {_FORMS_HELP}, got {show_value(value)}")
-    if isinstance(value, (int, float)):
-        return {"kind": "constant", "constant": value}
-    if isinstance(value, dict):
-        if "kind" in value:
-            return value  # already tagged (a recipe dumped by model_dump)
-        forms = [key for key in value if key in FORMS]
-        if len(forms) == 1:
-            return {"kind": forms[0], **value}
-        if len(forms) > 1:
-            raise SpecValueError(
-                f"a distribution has one form, got both `{forms[0]}` and `{forms[1]}`", at=(forms[1],)
-            )
-        if not value:
-            raise SpecValueError(f"an empty mapping is not a distribution; expected {_FORMS_HELP}")
-        unknown = [key for key in value if key not in ("weights", "clip")]
-        if not unknown:
-            raise SpecValueError(f"`{next(iter(value))}` needs a distribution form next to it: {_FORMS_HELP}")
-        key = unknown[0]
-        close = difflib.get_close_matches(str(key), list(FORMS), n=1, cutoff=0.5)
-        raise SpecValueError(
-            f"unknown distribution `{key}`; expected {_FORMS_HELP}", at=(key,), suggestion=close[0] if close else None
-        )
-    if isinstance(value, list):
-        raise SpecValueError(
-            f"a list is not a distribution: write {{choice: {show_value(value)}}} to pick one of these values, "
-            "or {uniform: [lo, hi]} for a range"
-        )
-    raise SpecValueError(f"expected {_FORMS_HELP}, got {show_value(value)}")
-
-
-Number = Annotated[
-    Union[Constant, Uniform, Normal, Choice, RandInt],
-    Field(discriminator="kind"),
-    BeforeValidator(_distribution_form),
-]
-
-
-def _number(x: float) -> str:
-    return f"{x:g}"
-
-
-def bounded(
-    ge: Optional[float] = None,
-    gt: Optional[float] = None,
-    le: Optional[float] = None,
-    lt: Optional[float] = None,
-    whole: bool = False,
-) -> AfterValidator:
-    """A check that every value a distribution can give lies in the given bounds (and is whole)."""
-    words = []
-    if ge is not None:
-        words.append(f"at least {_number(ge)}")
-    if gt is not None:
-        words.append(f"greater than {_number(gt)}")
-    if le is not None:
-        words.append(f"at most {_number(le)}")
-    if lt is not None:
-        words.append(f"less than {_number(lt)}")
-    need = " and ".join(words)
-
-    def check(dist: Distribution) -> Distribution:
-        lo, hi = dist.support()
-        if whole:
-            wholes = (
-                isinstance(dist, RandInt)
-                or (isinstance(dist, Constant) and float(dist.constant).is_integer())
-                or (isinstance(dist, Choice) and all(float(v).is_integer() for v in dist.choice))
-            )
-            if not wholes:
-                raise SpecValueError(
-                    "this must be a whole number: use {randint: [lo, hi]}, {choice: [...]} of whole numbers, "
-                    "or a whole number"
-                )
-        bad = None
-        if (ge is not None and lo < ge) or (gt is not None and lo <= gt):
-            bad = lo
-        elif (le is not None and hi > le) or (lt is not None and hi >= lt):
-            bad = hi
-        if bad is not None:
-            if math.isinf(bad):
-                raise SpecValueError(
-                    f"values must be {need}, but an unclipped normal distribution can give any value; "
-                    "add `clip: [lo, hi]`"
-                )
-            raise SpecValueError(f"values must be {need}, but this distribution can give {_number(bad)}")
-        return dist
-
-    return AfterValidator(check)
-
-
-PositiveNumber = Annotated[Number, bounded(gt=0)]
-NonNegativeNumber = Annotated[Number, bounded(ge=0)]
-UnitNumber = Annotated[Number, bounded(ge=0, le=1)]
-ElevationNumber = Annotated[Number, bounded(gt=-90, lt=90)]
-Number3 = tuple[Number, Number, Number]
-
-
-# ---------------------------------------------------------------- colours
-
-
-def _color_form(value: object) -> object:
-    """A single colour (name, '#rrggbb', [r, g, b]) is a palette of one."""
-    if isinstance(value, str) or (
-        isinstance(value, (list, tuple)) and len(value) == 3 and all(isinstance(c, (int, float)) for c in value)
-    ):
-        return {"palette": [value]}
-    return value
-
-
-class ColorDist(RecipeSpec):
-    """A distribution over sRGB colours: one of a `palette` (optionally weighted), or `hsv` ranges."""
-
-    palette: Optional[list[Color]] = Field(None, min_length=1)
-    weights: Optional[list[NonNegative]] = Field(None, description="relative weights of the palette entries")
-    hsv: Optional[Number3] = Field(
-        None, description="[hue, saturation, value]; hue in turns (wraps around 1), saturation and value in 0..1"
-    )
-
-    @model_validator(mode="after")
-    def _check(self) -> "ColorDist":
-        if (self.palette is None) == (self.hsv is None):
-            raise SpecValueError("a colour distribution needs exactly one of `palette` or `hsv`")
-        if self.weights is not None:
-            if self.palette is None:
-                raise SpecValueError("`weights` only apply to a `palette`", at=("weights",))
-            if len(self.weights) != len(self.palette):
-                raise SpecValueError(
-                    f"`weights` has {len(self.weights)} entries but `palette` has {len(self.palette)}",
-                    at=("weights",),
-                )
-            if sum(self.weights) <= 0:
-                raise SpecValueError("`weights` must not all be 0", at=("weights",))
-        if self.hsv is not None:
-            for i, label in ((1, "saturation"), (2, "value")):
-                lo, hi = self.hsv[i].support()
-                if lo < 0 or hi > 1:
-                    raise SpecValueError(f"hsv {label} must stay in 0..1", at=("hsv", i))
-        return self
-
-
-ColorChoice = Annotated[ColorDist, BeforeValidator(_color_form)]
 
 
 # ---------------------------------------------------------------- textures
@@ -390,7 +118,7 @@ class TextureDist(RecipeSpec):
     """
 
     probability: Unit = 1.0
-    kinds: list[Annotated[TextureOption, _named("kind")]] = Field(min_length=1)
+    kinds: tuple[Annotated[TextureOption, _named("kind")], ...] = Field(min_length=1)
     variants: Annotated[Int, Field(ge=1, le=1_000_000)] = 16
     size: Annotated[Int, Field(ge=MIN_SIZE, le=MAX_SIZE)] = Field(DEFAULT_SIZE, description="pixels per side")
     tint: bool = Field(False, description="multiply the texture by the sampled colour (else white)")
@@ -433,76 +161,29 @@ class MaterialOption(RecipeSpec):
 # ---------------------------------------------------------------- shapes
 
 
-class ShapeOptionBase(RecipeSpec):
-    weight: Positive = 1.0
-    size: Optional[PositiveNumber] = Field(None, description="metres; replaces objects.size for this shape")
+def shape_option_annotation() -> object:
+    """One recipe shape option of any registered shape that has one, told apart by `type`;
+    a bare name (`sphere`) is that shape with its defaults."""
+    return SHAPE_OPTIONS.annotation(_named("type"))
 
 
-class SphereOption(ShapeOptionBase):
-    """Diameter = size."""
-
-    type: Literal["sphere"]
-
-
-class BoxOption(ShapeOptionBase):
-    """Full extents = size x aspect (a cube by default)."""
-
-    type: Literal["box"]
-    aspect: tuple[PositiveNumber, PositiveNumber, PositiveNumber] = (1.0, 1.0, 1.0)
-
-
-class CylinderOption(ShapeOptionBase):
-    """Diameter = size, length along local z = size x aspect."""
-
-    type: Literal["cylinder"]
-    aspect: PositiveNumber = 1.0
-
-
-class CapsuleOption(ShapeOptionBase):
-    """Diameter = size, straight length along local z (without the caps) = size x aspect."""
-
-    type: Literal["capsule"]
-    aspect: PositiveNumber = 1.0
-
-
-class MeshOption(ShapeOptionBase):
-    """A mesh file, re-centred at its bounding-box centre and scaled so its largest extent = size.
-
-    Dynamic concave meshes are split into convex parts once per distinct scale and
-    cached: a `choice` of a few sizes keeps that to a few decompositions.
-    """
-
-    type: Literal["mesh"]
-    file: str = Field(min_length=1, description="relative to the recipe file")
-    convex_decomposition: Literal["auto", "always", "never"] = "auto"
-
-
-ShapeOption = Annotated[
-    Union[SphereOption, BoxOption, CylinderOption, CapsuleOption, MeshOption],
-    Field(discriminator="type"),
-    _named("type"),
-]
-
-# Fields that name a file, relative to the recipe file: (model, field).
-PATH_FIELDS: tuple[tuple[type[BaseModel], str], ...] = ((MeshOption, "file"),)
+ShapeOption = shape_option_annotation()
 
 
 # ---------------------------------------------------------------- placement and motion of objects
 
 
-class Region(RecipeSpec):
+class Region(AxisBox, RecipeSpec):
     """An axis-aligned box in world coordinates, metres."""
-
-    min: Vec3
-    max: Vec3
 
     @model_validator(mode="after")
     def _check(self) -> "Region":
-        for axis, (lo, hi) in enumerate(zip(self.min, self.max)):
-            if lo > hi:
-                raise SpecValueError(
-                    f"region min {'xyz'[axis]} ({lo:g}) is above max {'xyz'[axis]} ({hi:g})", at=("min", axis)
-                )
+        self._check_axes(
+            lambda lo, hi: lo > hi,
+            lambda axis, lo, hi: SpecValueError(
+                f"region min {'xyz'[axis]} ({lo:g}) is above max {'xyz'[axis]} ({hi:g})", at=("min", axis)
+            ),
+        )
         return self
 
 
@@ -541,11 +222,13 @@ class ObjectsSpec(RecipeSpec):
     """The dynamic objects of each clip."""
 
     count: Annotated[Number, bounded(ge=0, le=MAX_OBJECTS - 1, whole=True)]
-    shapes: list[ShapeOption] = Field(min_length=1)
+    shapes: tuple[ShapeOption, ...] = Field(min_length=1)
     size: Optional[PositiveNumber] = Field(
         None, description="metres; what it measures depends on the shape (see its option); shapes may set their own"
     )
-    materials: list[Annotated[MaterialOption, _named("preset")]] = Field(default_factory=lambda: ["default"], min_length=1)
+    materials: tuple[Annotated[MaterialOption, _named("preset")], ...] = Field(
+        default_factory=lambda: ("default",), min_length=1
+    )
     color: ColorChoice = "lightgray"
     textures: Optional[TextureDist] = None
     mass: Optional[PositiveNumber] = Field(None, description="kg; replaces the material's density")
@@ -620,7 +303,7 @@ class CameraDist(RecipeSpec):
     fov_deg: Annotated[Number, bounded(gt=1, lt=170)] = Field(45.0, description="vertical field of view")
     near: Positive = 0.05
     far: Positive = 100.0
-    motion: Annotated[list[Motion], BeforeValidator(_motion_list), Field(min_length=1)] = ["static"]
+    motion: Annotated[tuple[Motion, ...], BeforeValidator(_motion_list)] = Field(("static",), min_length=1)
 
     @model_validator(mode="after")
     def _check(self) -> "CameraDist":
@@ -648,16 +331,21 @@ AngularDiameterNumber = Annotated[Number, bounded(**_scene_bounds(spec.Direction
 ShadowSamples = Annotated[Int, Field(**_scene_bounds(spec.DirectionalLight, "shadow_samples"))]
 
 
-def _soft_needs_shadows(light: "KeyLightDist | ExtraDirectional") -> None:
-    if not light.shadows and light.angular_diameter_deg.support()[1] > 0:
-        raise SpecValueError(
-            "angular_diameter_deg softens this light's shadows, but it has `shadows: false`; "
-            "set `shadows: true`, or leave angular_diameter_deg at 0",
-            at=("angular_diameter_deg",),
-        )
+class SoftShadowed(RecipeSpec):
+    """A directional light whose `angular_diameter_deg` softens its shadows, which it must cast."""
+
+    @model_validator(mode="after")
+    def _soft_needs_shadows(self) -> "SoftShadowed":
+        if not self.shadows and self.angular_diameter_deg.support()[1] > 0:  # type: ignore[attr-defined]
+            raise SpecValueError(
+                "angular_diameter_deg softens this light's shadows, but it has `shadows: false`; "
+                "set `shadows: true`, or leave angular_diameter_deg at 0",
+                at=("angular_diameter_deg",),
+            )
+        return self
 
 
-class KeyLightDist(RecipeSpec):
+class KeyLightDist(SoftShadowed):
     """A directional light arriving from `elevation_deg` above the horizon at `azimuth_deg`.
 
     `angular_diameter_deg` (degrees, drawn per clip; the sun is 0.53) is the light's
@@ -677,11 +365,6 @@ class KeyLightDist(RecipeSpec):
     angular_diameter_deg: AngularDiameterNumber = 0.0
     shadow_samples: ShadowSamples = 8
 
-    @model_validator(mode="after")
-    def _check(self) -> "KeyLightDist":
-        _soft_needs_shadows(self)
-        return self
-
 
 class ExtraLightBase(RecipeSpec):
     """A light present with `probability`, placed by elevation and azimuth around the lights' centre."""
@@ -693,18 +376,13 @@ class ExtraLightBase(RecipeSpec):
     color: ColorChoice = "white"
 
 
-class ExtraDirectional(ExtraLightBase):
+class ExtraDirectional(ExtraLightBase, SoftShadowed):
     """A directional light; no shadows unless `shadows: true`, then hard or soft as for KeyLightDist."""
 
     type: Literal["directional"]
     shadows: bool = False
     angular_diameter_deg: AngularDiameterNumber = 0.0
     shadow_samples: ShadowSamples = 8
-
-    @model_validator(mode="after")
-    def _check(self) -> "ExtraDirectional":
-        _soft_needs_shadows(self)
-        return self
 
 
 class ExtraPoint(ExtraLightBase):
@@ -719,17 +397,13 @@ class ExtraSpot(ExtraLightBase):
 
     type: Literal["spot"]
     distance: PositiveNumber = 4.0
-    inner_cone_deg: Annotated[Float, Field(ge=0, lt=90)] = 15.0
-    outer_cone_deg: Annotated[Float, Field(gt=0, le=89)] = 30.0
+    inner_cone_deg: spec.InnerConeDeg = 15.0
+    outer_cone_deg: spec.OuterConeDeg = 30.0
     shadows: bool = True
 
     @model_validator(mode="after")
     def _cones(self) -> "ExtraSpot":
-        if self.inner_cone_deg >= self.outer_cone_deg:
-            raise SpecValueError(
-                f"inner_cone_deg ({self.inner_cone_deg}) must be smaller than outer_cone_deg ({self.outer_cone_deg})",
-                at=("inner_cone_deg",),
-            )
+        spec.check_cones(self)
         return self
 
 
@@ -747,7 +421,7 @@ class LightsSpec(RecipeSpec):
     relative_to_camera: bool = False
     ambient: AmbientDist = {}
     key: Optional[KeyLightDist] = {}
-    extra: list[ExtraLight] = Field(default_factory=list)
+    extra: tuple[ExtraLight, ...] = Field(default_factory=tuple)
 
     @model_validator(mode="after")
     def _check(self) -> "LightsSpec":
@@ -899,11 +573,9 @@ def load_recipe_text(text: str, filename: str, base_dir: Optional[Union[str, os.
 
 
 def _resolve_paths(data: dict, source: SourceMap, base_dir: str) -> list[Issue]:
-    """Make mesh paths absolute (in place); report missing, unreadable or empty meshes."""
+    """Make shape options' file paths absolute (in place); report missing, unreadable or empty meshes."""
     issues: list[Issue] = []
-    wanted: dict[type[BaseModel], list[str]] = {}
-    for model, name in PATH_FIELDS:
-        wanted.setdefault(model, []).append(name)
+    wanted = {SHAPE_OPTIONS[n]: SHAPE_OPTIONS[n].file_fields for n in SHAPE_OPTIONS if SHAPE_OPTIONS[n].file_fields}
     for path, model, mapping in list(models_in(data, Recipe)):
         for name in wanted.get(model, ()):
             value = mapping.get(name)
@@ -918,20 +590,11 @@ def _resolve_paths(data: dict, source: SourceMap, base_dir: str) -> list[Issue]:
                 note = "" if os.path.isabs(os.path.expanduser(value)) else f" (relative paths start at the recipe's folder, {base_dir})"
                 issues.append(source.issue(where, f"file not found: {resolved}{note}"))
             else:
-                problem = _unreadable_mesh(resolved)
+                problem = model.check_file(name, resolved)
                 if problem:
                     issues.append(source.issue(where, problem))
     return issues
 
 
-def _unreadable_mesh(path: str) -> Optional[str]:
-    """Why a mesh file cannot be used, or None; checked at load so the error points at the recipe line."""
-    from hybrid.geometry import build_mesh
-
-    try:
-        mesh = build_mesh(spec.MeshShape(type="mesh", file=path, center="bounds"))
-    except Exception as err:  # trimesh raises many kinds for a bad file; all mean "cannot use it"
-        return f"cannot read the mesh {path} ({err}); use a triangle mesh file (obj, stl, ply, glb, off)"
-    if not np.all(np.asarray(mesh.extents) > 0):
-        return f"the mesh {path} is flat (extents {np.round(mesh.extents, 6).tolist()}); it needs volume to be a body"
-    return None
+# A shape registered after this module was built rebuilds the models that hold shape options.
+SHAPE_OPTIONS.uses(ObjectsSpec, "shapes", lambda: tuple[shape_option_annotation(), ...], then=(Recipe,))

@@ -30,7 +30,6 @@ origin (meshes re-centred at their bounding-box centre).
 
 from __future__ import annotations
 
-import colorsys
 import functools
 import math
 import os
@@ -40,9 +39,10 @@ from typing import Callable, Optional, Sequence, Union
 import numpy as np
 
 from hybrid.data import recipe as rc
+from hybrid.data.distributions import ColorDist, pick_index
 from hybrid.data.textures import texture_file
-from hybrid.scene import spec
 from hybrid.scene.spec import Scene
+from hybrid.shapes import DrawnShape
 from hybrid.transforms import look_at_cam_to_world, quat_to_matrix
 
 # Objects start this far above the floor when resting on it (metres): contact at the
@@ -105,6 +105,8 @@ def sample_scene(
         fields = _sample_fields(recipe.fields, rng["fields"])
         if fields is not None:
             data["fields"] = fields
+    if recipe.post is not None:
+        data["post"] = recipe.post  # the same effects for every clip: drawn from nothing
     return Scene.model_validate(data)
 
 
@@ -144,17 +146,12 @@ def _sample_fields(fields: rc.FieldsRecipe, rng: np.random.Generator) -> Optiona
 
 
 def _pick(rng: np.random.Generator, options: Sequence) -> object:
-    return options[rc.pick_index(rng, [o.weight for o in options], len(options))]
+    return options[pick_index(rng, [o.weight for o in options], len(options))]
 
 
-def _color(dist: rc.ColorDist, rng: np.random.Generator) -> list[float]:
+def _color(dist: ColorDist, rng: np.random.Generator) -> list[float]:
     """sRGB [r, g, b] in 0..1."""
-    if dist.palette is not None:
-        return [float(c) for c in dist.palette[rc.pick_index(rng, dist.weights, len(dist.palette))]]
-    assert dist.hsv is not None
-    h, s, v = (d.sample(rng) for d in dist.hsv)
-    rgb = colorsys.hsv_to_rgb(h % 1.0, min(max(s, 0.0), 1.0), min(max(v, 0.0), 1.0))
-    return [float(c) for c in rgb]
+    return dist.sample(rng)
 
 
 def _texture(
@@ -343,81 +340,7 @@ def _sample_floor(floor: rc.FloorSpec, rng: np.random.Generator, textures: Calla
     }
 
 
-# ---------------------------------------------------------------- object geometry
-#
-# Each shape option becomes (scene shape dict, bounding radius about the origin in
-# metres, drop(R)): drop(R) is how far the shape reaches below its origin when
-# rotated by R (3x3), so the object clears the floor when its centre is at z >= drop.
-
-
-@dataclass(frozen=True)
-class _Geometry:
-    shape: dict
-    radius: float
-    drop: Callable[[np.ndarray], float]
-
-
-def _sphere(option: rc.SphereOption, size: float, rng: np.random.Generator) -> _Geometry:
-    r = size / 2.0
-    return _Geometry({"type": "sphere", "radius": r}, r, lambda R: r)
-
-
-def _box(option: rc.BoxOption, size: float, rng: np.random.Generator) -> _Geometry:
-    ext = np.array([size * a.sample(rng) for a in option.aspect])
-    return _Geometry(
-        {"type": "box", "size": _floats(ext)},
-        float(np.linalg.norm(ext) / 2.0),
-        lambda R: float(0.5 * np.abs(R[2]) @ ext),
-    )
-
-
-def _cylinder(option: rc.CylinderOption, size: float, rng: np.random.Generator) -> _Geometry:
-    r, length = size / 2.0, size * option.aspect.sample(rng)
-    return _Geometry(
-        {"type": "cylinder", "radius": r, "length": length},
-        math.hypot(r, length / 2.0),
-        # The axis end lowest, plus the rim circle's reach below it.
-        lambda R: length / 2.0 * abs(R[2, 2]) + r * math.sqrt(max(0.0, 1.0 - R[2, 2] ** 2)),
-    )
-
-
-def _capsule(option: rc.CapsuleOption, size: float, rng: np.random.Generator) -> _Geometry:
-    r, length = size / 2.0, size * option.aspect.sample(rng)
-    return _Geometry(
-        {"type": "capsule", "radius": r, "length": length},
-        length / 2.0 + r,
-        lambda R: length / 2.0 * abs(R[2, 2]) + r,
-    )
-
-
-@functools.lru_cache(maxsize=64)
-def _mesh_points(path: str, mtime: float) -> tuple[float, np.ndarray]:
-    """(largest extent, convex hull vertices) of a mesh file centred at its bounding-box centre, at scale 1."""
-    from hybrid.geometry import build_mesh
-
-    mesh = build_mesh(spec.MeshShape(type="mesh", file=path, center="bounds"))
-    return float(np.max(mesh.extents)), np.asarray(mesh.convex_hull.vertices, dtype=np.float64)
-
-
-def _mesh(option: rc.MeshOption, size: float, rng: np.random.Generator) -> _Geometry:
-    path = os.path.abspath(option.file)
-    extent, points = _mesh_points(path, os.path.getmtime(path))
-    scale = size / extent
-    pts = points * scale
-    return _Geometry(
-        {"type": "mesh", "file": path, "scale": scale, "center": "bounds", "convex_decomposition": option.convex_decomposition},
-        float(np.max(np.linalg.norm(pts, axis=1))),
-        lambda R: float(np.max(-(pts @ R[2]))),
-    )
-
-
-GEOMETRY: dict[str, Callable[..., _Geometry]] = {
-    "sphere": _sphere,
-    "box": _box,
-    "cylinder": _cylinder,
-    "capsule": _capsule,
-    "mesh": _mesh,
-}
+# ---------------------------------------------------------------- object poses
 
 
 def _rotation(mode: str, rng: np.random.Generator) -> tuple[float, float, float, float]:
@@ -457,7 +380,7 @@ def _sample_objects(
         name = f"obj_{i:0{width}d}"
         option = _pick(rng, objs.shapes)
         size = (option.size or objs.size).sample(rng)  # type: ignore[union-attr]
-        geometry = GEOMETRY[option.type](option, size, rng)
+        geometry = option.draw(size, rng)
         material = _pick(rng, objs.materials)
         values = {k: material.value(k).sample(rng) for k in ("metallic", "roughness", "friction", "restitution", "density")}
         color = _color(objs.color, rng)
@@ -494,7 +417,7 @@ def _sample_objects(
 
 def _place(
     recipe: rc.Recipe,
-    geometry: _Geometry,
+    geometry: DrawnShape,
     rng: np.random.Generator,
     view: _View,
     placed: list[tuple[np.ndarray, float]],

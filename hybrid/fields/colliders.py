@@ -16,22 +16,26 @@ and the angular impulse about each body's centre of mass, and applies them to
 pybullet as forces over the step. Accumulators are float32 atomics; with one CPU
 thread (``fields.deterministic``) their order, hence their bits, are fixed.
 
+Each shape gives its own description (``collider`` of its model in ``hybrid.shapes``).
 Exact SDFs: sphere, box, capsule, cylinder, plane (solid below z = 0 of its frame).
-A mesh is represented by its convex hull (max of the hull's face-plane distances:
-exact inside and on the surface, a lower bound outside near edges), a heightfield by
+A mesh, and any shape without an SDF of its own, is represented by its convex hull
+(``hull_collider``: max of the hull's face-plane distances: exact inside and on the
+surface, a lower bound outside near edges), a heightfield by
 the vertical distance to its bilinear surface (exact on flat ground, conservative on
 slopes). Containers for liquids are best built from boxes, which are exact.
 """
 
 # No `from __future__ import annotations`: Taichi reads kernel annotations as objects.
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from hybrid.fields.backend import _import_taichi
-from hybrid.scene import spec
 from hybrid.transforms import quats_to_matrices
+
+if TYPE_CHECKING:
+    from hybrid.scene.spec import ObjectSpec
 
 ti = _import_taichi()
 
@@ -69,36 +73,16 @@ def _hull_planes(vertices: np.ndarray) -> np.ndarray:
     return planes[np.sort(keep)]
 
 
-def collider_shape(obj: spec.ObjectSpec, seed: int = 0) -> ColliderShape:
-    """The SDF description of a scene object (see the module docstring for what is exact)."""
-    shape = obj.shape
-    if shape.type == "sphere":
-        return ColliderShape(SPHERE, np.array([shape.radius, 0, 0, 0], float), bound_radius=shape.radius)
-    if shape.type == "box":
-        half = np.asarray(shape.size, float) / 2.0
-        return ColliderShape(BOX, np.array([*half, 0.0]), bound_radius=float(np.linalg.norm(half)))
-    if shape.type in ("capsule", "cylinder"):
-        h = shape.length / 2.0
-        kind = CAPSULE if shape.type == "capsule" else CYLINDER
-        reach = h + shape.radius if kind == CAPSULE else float(np.hypot(h, shape.radius))
-        return ColliderShape(kind, np.array([shape.radius, h, 0, 0], float), bound_radius=reach)
-    if shape.type == "plane":
-        return ColliderShape(HALFSPACE)
-    from hybrid.geometry import build_mesh
-
-    mesh = build_mesh(shape, seed)
-    vertices = np.asarray(mesh.vertices, dtype=np.float64)
-    if shape.type == "heightfield":
-        xs, ys = np.unique(np.round(vertices[:, 0], 9)), np.unique(np.round(vertices[:, 1], 9))
-        heights = np.full((len(ys), len(xs)), np.nan)
-        ix = np.searchsorted(xs, np.round(vertices[:, 0], 9))
-        iy = np.searchsorted(ys, np.round(vertices[:, 1], 9))
-        heights[iy, ix] = vertices[:, 2]
-        if np.isnan(heights).any() or not (np.allclose(xs[0], -xs[-1]) and np.allclose(ys[0], -ys[-1])):
-            raise ValueError(f"object {obj.name!r}: its heightfield mesh is not a centred regular grid")
-        return ColliderShape(HEIGHTFIELD, heights=heights, extent=(float(xs[-1] - xs[0]), float(ys[-1] - ys[0])))
+def hull_collider(vertices: np.ndarray) -> ColliderShape:
+    """A convex solid given by its points (N, 3) in the shape frame: the SDF of their convex hull."""
     planes = _hull_planes(vertices)
     return ColliderShape(HULL, planes=planes, bound_radius=float(np.linalg.norm(vertices, axis=1).max()))
+
+
+def collider_shape(obj: "ObjectSpec", seed: int = 0) -> ColliderShape:
+    """The SDF description of a scene object (see the module docstring for what is exact);
+    each shape makes its own (``collider`` of its model in ``hybrid.shapes``)."""
+    return obj.shape.collider(obj, seed)
 
 
 @ti.data_oriented

@@ -15,22 +15,12 @@ from typing import Optional
 
 import numpy as np
 
-# The buffers every clip of a scene with `fields:` holds, beside the rigid ones:
-# name -> (dtype, trailing shape after (H, W)). README "File contracts" says what each means.
-FIELD_BUFFER_LAYOUT = {
-    "gas_density": ("float32", ()),
-    "gas_temperature": ("float32", ()),
-    "liquid_mask": ("uint8", ()),
-    "liquid_thickness": ("float32", ()),
-    "fluid_velocity": ("float32", (2,)),
-}
-FIELD_BUFFER_NAMES = tuple(FIELD_BUFFER_LAYOUT)
-
-
 def empty_field_buffers(*lead: int) -> dict[str, np.ndarray]:
-    """The field buffers where there is no field at all (zeros), shaped (*lead, ...):
-    ``empty_field_buffers(H, W)`` for a frame, ``empty_field_buffers(T, H, W)`` for a clip."""
-    return {name: np.zeros((*lead, *tail), dtype=dtype) for name, (dtype, tail) in FIELD_BUFFER_LAYOUT.items()}
+    """The field buffers (``hybrid.buffers`` group "fields") where there is no field at all (zeros),
+    shaped (*lead, ...): ``empty_field_buffers(H, W)`` for a frame, ``empty_field_buffers(T, H, W)`` for a clip."""
+    from hybrid.buffers import empty_buffers, names
+
+    return empty_buffers(names("fields"), *lead)
 
 
 @dataclass(frozen=True)

@@ -10,24 +10,20 @@ above ambient), ``fuel`` (unburnt fuel) and ``flame`` (fuel burnt per second).
 One substep (``GasSolver.advance`` takes as many as the CFL number needs):
 
 1. mark the cells whose centre is inside a rigid body as solid, give the faces
-   touching them the body's velocity and the domain faces their boundary values;
+   touching them the body's velocity and the domain faces their boundary values
+   (``hybrid.fields.gas_boundaries``);
 2. advect velocity and scalars (MacCormack with a min/max clamp, or semi-Lagrangian;
    RK2 back-traces) through the velocity at the start of the substep;
 3. emitters, combustion, cooling and dissipation (exponential decays);
 4. Boussinesq buoyancy along -gravity, a = |g| (thermal T / T_ambient -
    smoke_weight density), and vorticity confinement eps dx (N x omega);
 5. viscosity (explicit diffusion, sub-cycled to stay stable);
-6. pressure projection: a conjugate-gradient Poisson solve (multigrid- or
-   Jacobi-preconditioned) with p = 0 outside open faces and no flux through walls,
-   inflow faces and bodies, then u -= dt grad p;
+6. pressure projection (``hybrid.fields.pressure``): a conjugate-gradient Poisson
+   solve (multigrid- or Jacobi-preconditioned) with p = 0 outside open faces and no
+   flux through walls, inflow faces and bodies, then u -= dt grad p;
 7. the pressure on every fluid-body face pushes that body (``Colliders.add_impulse``).
 
-Boundaries. ``wall``/``free_slip``: normal velocity 0, tangential velocity mirrored
-into the ghost cells (no shear); ``no_slip``: tangential velocity negated in the ghost
-(0 on the wall); ``open``: pressure 0 outside, velocity and scalars extrapolated with
-zero gradient when leaving, ambient (0) scalars entering; inflow: the normal velocity
-is the inflow's, the ghost tangential velocity makes the wall value the inflow's, and
-the ghost scalars are the inflow's density and temperature.
+Boundaries (walls, no-slip, open faces, inflows, bodies): ``hybrid.fields.gas_boundaries``.
 
 Determinism: every kernel writes each element from one loop iteration, except the
 impulses on bodies (float atomics; fixed order with one CPU thread). Dot products sum
@@ -46,38 +42,20 @@ from hybrid.fields import backend
 from hybrid.fields.backend import _import_taichi
 from hybrid.fields.colliders import Colliders
 from hybrid.fields.errors import FieldError
-from hybrid.fields.memory import gas_bytes as estimate_bytes, level_shapes  # noqa: F401 (re-exported)
 from hybrid.fields.frames import FieldStats, GasFrame
-from hybrid.scene.fields_spec import FACE_NAMES, GasSpec, grid_shape
+from hybrid.fields.gas_boundaries import INFLOW, OPEN, GasBoundaries, face_kinds
+from hybrid.fields.memory import gas_bytes as estimate_bytes  # noqa: F401 (re-exported)
+from hybrid.fields.pressure import PressureProjection
+from hybrid.fields.stencil import corner, face_grid, face_shapes, trilinear_weight, unit
+from hybrid.scene.fields_spec import GasSpec, grid_shape
 
 ti = _import_taichi()
 
-# Face kinds (one per domain face, x_min, x_max, y_min, y_max, z_min, z_max).
-WALL, NO_SLIP, OPEN, INFLOW = 0, 1, 2, 3
-_KIND = {"wall": WALL, "free_slip": WALL, "no_slip": NO_SLIP, "open": OPEN}
-
-# Multigrid preconditioner: red-black Gauss-Seidel sweeps per level and at the bottom.
-PRE_SWEEPS = 2
-BOTTOM_SWEEPS = 16
 BIG = 3.0e38
-
-
-def face_kinds(spec: GasSpec) -> list[int]:
-    """The six domain faces' kinds (WALL, NO_SLIP, OPEN, INFLOW) in FACE_NAMES order."""
-    out = []
-    for name in FACE_NAMES:
-        face = spec.boundaries.face(name)
-        out.append(INFLOW if not isinstance(face, str) else _KIND[face])
-    return out
 
 
 def _padded(shape) -> tuple[int, int, int]:
     return tuple(int(s) + 2 for s in shape)  # type: ignore[return-value]
-
-
-def _ghost_ranges(shape, axis: int):
-    """ndrange bounds of the two ghost slabs across `axis` (0 low, 1 high), spanning the ghosts of the other axes."""
-    return tuple((0, 2) if c == axis else (-1, int(shape[c]) + 1) for c in range(3))
 
 
 def _interior(a: np.ndarray) -> np.ndarray:
@@ -145,13 +123,18 @@ def _trilinear_min_max(F: ti.template(), base, fr):
     lo = BIG
     hi = -BIG
     for c in range(8):
-        o = ti.Vector([c & 1, (c >> 1) & 1, (c >> 2) & 1])
-        wv = o * fr + (1 - o) * (1.0 - fr)
+        o = corner(c)
         v = F[base + o]
-        val += wv[0] * wv[1] * wv[2] * v
+        val += trilinear_weight(o, fr) * v
         lo = ti.min(lo, v)
         hi = ti.max(hi, v)
     return val, lo, hi
+
+
+@ti.func
+def _clamped(hat, old, back, lo, hi):
+    """MacCormack's corrected value hat + (old - back) / 2, clamped to [lo, hi]."""
+    return ti.min(ti.max(hat + 0.5 * (old - back), lo), hi)
 
 
 @ti.data_oriented
@@ -176,17 +159,15 @@ class GasSolver:
                 "fields.gas.boundaries has an inflow face but no open face: the air blown in has nowhere to go; "
                 "make the opposite face (or another one) `open`"
             )
-        self.singular = OPEN not in self.kinds  # closed box: pressure defined up to a constant
         if colliders is None:
             colliders = Colliders([], [])
         self.colliders = colliders
         self._closed = False
         self._last_dt = 1.0
-        nx, ny, nz = self.shape
         f32 = ti.f32
 
         # Velocity on faces: value, MacCormack intermediate, result (also diffusion scratch).
-        self.face_shapes = ((nx + 1, ny, nz), (nx, ny + 1, nz), (nx, ny, nz + 1))
+        self.face_shapes = face_shapes(self.shape)
         # vel and vel_hat have one ghost layer all round (index -1 and n), filled before they are sampled.
         pad = dict(offset=(-1, -1, -1))
         self.vel = [ti.field(f32, _padded(s), **pad) for s in self.face_shapes]
@@ -197,27 +178,12 @@ class GasSolver:
         self.sc_hat = [ti.field(f32, _padded(self.shape), **pad) for _ in range(3)]
         self.sc_new = [ti.field(f32, self.shape) for _ in range(3)]
         self.flame = ti.field(f32, self.shape)
-        self.body = ti.field(ti.i32, self.shape)  # -1 fluid, else the body covering the cell centre
         self.tvel = ti.Vector.field(3, f32, _padded(self.shape), **pad)  # cell-centred velocity for back-traces
         self.cvel = ti.Vector.field(3, f32, self.shape)  # cell-centred velocity, then confinement force
         self.omega = ti.Vector.field(3, f32, self.shape)  # vorticity, 1/s
-        # Pressure solve. phi = dt p_kin / dx (m/s): u -= phi[i] - phi[i-1].
-        self.phi = ti.field(f32, self.shape)
-        self.d = ti.field(f32, self.shape)
-        self.q = ti.field(f32, self.shape)
-        self.levels = level_shapes(self.shape)
-        self.mg_r = [ti.field(f32, s) for s in self.levels]  # level 0: the CG residual
-        self.mg_z = [ti.field(f32, s) for s in self.levels]  # level 0: the preconditioned residual
-        self.mg_fl = [ti.field(ti.i32, s) for s in self.levels]  # 1 where the (coarse) cell is fluid
-        self.mg_t = [self.q] + [ti.field(f32, s) for s in self.levels[1:]]  # level residual r - A z (scratch)
-        self.part2 = ti.field(f32, (nx, ny))
-        self.part1 = ti.field(f32, nx)
         self.speed = ti.field(f32, 3)
 
         # Configuration read by kernels at run time (so one compiled kernel serves every scene).
-        self.btype = ti.field(ti.i32, 6)
-        self.inflow_vel = ti.Vector.field(3, f32, 6)
-        self.inflow_sc = ti.Vector.field(3, f32, 6)  # density, temperature, fuel carried in
         self.geom = ti.field(f32, 8)  # dx, origin xyz, -g xyz
         n_em = max(1, len(spec.emitters))
         self.em_count = ti.field(ti.i32, ())
@@ -228,9 +194,14 @@ class GasSolver:
         self.em_vel = ti.Vector.field(3, f32, n_em)
         self.em_window = ti.Vector.field(3, f32, n_em)  # start, stop, sets velocity (0/1)
 
+        # Walls, inflows and bodies (owns the solid and fluid cell flags), then the pressure solve over them.
+        self.bounds = GasBoundaries(spec, self.shape, self.geom, colliders, self.vel, self.sc, self.flame)
+        self.body = self.bounds.body  # -1 fluid, else the body covering the cell centre
+        self.projection = PressureProjection(spec.pressure, self.bounds, self.vel)
+
         self._upload_config()
-        self._mark_cells()
-        self._enforce()
+        self.bounds.mark_cells()
+        self.bounds.enforce()
         self.report = GasReport()
         backend.acquire()
 
@@ -238,16 +209,6 @@ class GasSolver:
 
     def _upload_config(self) -> None:
         spec = self.spec
-        self.btype.from_numpy(np.asarray(self.kinds, np.int32))
-        inflow_vel = np.zeros((6, 3), np.float32)
-        inflow_sc = np.zeros((6, 3), np.float32)
-        for f, name in enumerate(FACE_NAMES):
-            face = spec.boundaries.face(name)
-            if not isinstance(face, str):
-                inflow_vel[f] = face.velocity
-                inflow_sc[f] = (face.density, face.temperature, 0.0)
-        self.inflow_vel.from_numpy(inflow_vel)
-        self.inflow_sc.from_numpy(inflow_sc)
         self.geom.from_numpy(np.asarray([self.dx, *self.origin, *(-self.gravity), 0.0], np.float32))
         n_em = max(1, len(spec.emitters))
         shape = np.zeros(n_em, np.int32)
@@ -271,6 +232,7 @@ class GasSolver:
         self.em_vel.from_numpy(vel)
         self.em_window.from_numpy(window)
 
+
     # ------------------------------------------------------------------ host API
 
     def set_scalars(self, density=None, temperature=None, fuel=None) -> None:
@@ -293,7 +255,8 @@ class GasSolver:
 
     def pressure(self) -> np.ndarray:
         """Kinematic pressure p / air_density (m^2/s^2) of the last projection, (nx, ny, nz); 0 in solids."""
-        return self.phi.to_numpy() * np.float32(self.dx / max(self._last_dt, 1e-30))
+        return self.projection.phi.to_numpy() * np.float32(self.dx / max(self._last_dt, 1e-30))
+
 
     def max_speed(self) -> float:
         """Fastest speed the next step must resolve (m/s): the gas, inflows, emitters, moving bodies in the domain."""
@@ -357,7 +320,7 @@ class GasSolver:
                 self.colliders.advance(sub)
             it, res = self._substep(sub, t + s * sub)
             iters, resid = max(iters, it), max(resid, res)
-        div = self._max_divergence() / self.dx
+        div = self.projection.max_divergence() / self.dx
         self.report = GasReport(n, iters, resid, div)
         return self.report
 
@@ -366,10 +329,10 @@ class GasSolver:
 
         `dt` only scales the pressure (and the impulses on bodies, which this does not apply).
         """
-        self._mark_cells()
-        self._enforce()
+        self.bounds.mark_cells()
+        self.bounds.enforce()
         it, res = self._project(dt)
-        self.report = GasReport(0, it, res, self._max_divergence() / self.dx)
+        self.report = GasReport(0, it, res, self.projection.max_divergence() / self.dx)
         return self.report
 
     def frame(self) -> GasFrame:
@@ -393,19 +356,20 @@ class GasSolver:
             self._closed = True
             backend.release()
 
+
     # ------------------------------------------------------------------ one substep
 
     def _substep(self, dt: float, t: float) -> tuple[int, float]:
         spec = self.spec
         s = dt / self.dx
-        self._mark_cells()
-        self._enforce()
-        self._extrapolate_scalars()
+        self.bounds.mark_cells()
+        self.bounds.enforce()
+        self.bounds.extrapolate_scalars()
         self._fill_ghosts(0)
-        self._advect_forward(s)
+        self._advect(s, False)
         if spec.advection == "maccormack":
             self._fill_ghosts(1)
-            self._advect_correct(s)
+            self._advect(s, True)
             self._copy_back(1)
         else:
             self._copy_back(0)
@@ -433,94 +397,20 @@ class GasSolver:
                 self._fill_ghosts(2)
                 self._diffuse(lam / cycles)
                 self._copy_diffused()
-        self._enforce()
+        self.bounds.enforce()
         it, res = self._project(dt)
-        self._impulses(spec.air_density * self.dx**3)
-        self._clear_solid_scalars()
+        self.bounds.impulses(self.projection.phi, spec.air_density * self.dx**3)
+        self.bounds.clear_solid_scalars()
         return it, res
 
-    # ------------------------------------------------------------------ pressure solve (host side)
 
     def _project(self, dt: float) -> tuple[int, float]:
-        """Solve A phi = -dx div u (A: 7-point Laplacian x dx^2, SPD) and subtract grad phi; (iterations, residual 1/s)."""
+        """Make the velocity divergence-free (``hybrid.fields.pressure``); (iterations, final residual in 1/s)."""
         self._last_dt = dt
-        p = self.spec.pressure
-        L = len(self.levels)
-        if p.method == "mgpcg" and L > 1:
-            self._coarsen_all()
-        r0 = self._rhs()
-        if self.singular:
-            self._remove_mean(self.mg_r[0])
-            r0 = self._max_abs(self.mg_r[0])
-        iters = 0
-        rmax = r0
-        if r0 > 0:
-            target = p.tolerance * r0
-            self._precondition()
-            rz = self._dot(self.mg_r[0], self.mg_z[0])
-            self._copy_field(self.mg_z[0], self.d)
-            while iters < p.max_iterations:
-                dq = self._apply_a_dot()
-                iters += 1
-                if not dq > 0:
-                    break
-                alpha = rz / dq
-                rmax = self._update_xr(alpha)
-                if rmax <= target:
-                    break
-                self._precondition()
-                rz_new = self._dot(self.mg_r[0], self.mg_z[0])
-                beta = rz_new / rz if rz != 0 else 0.0
-                rz = rz_new
-                self._update_d(beta)
-        self._subtract_gradient()
+        iters, rmax = self.projection.solve()
         return iters, rmax / self.dx
 
-    def _precondition(self) -> None:
-        if self.spec.pressure.method == "cg":
-            self._jacobi()
-        else:
-            self._vcycle()
-        if self.singular:
-            self._remove_mean(self.mg_z[0])
-
-    def _vcycle(self) -> None:
-        """z = V(r), mg_z[0] from mg_r[0]: symmetric red-black Gauss-Seidel, piecewise-constant transfers.
-
-        Linear and symmetric positive definite (post-smoothing mirrors pre-smoothing, the
-        prolongation is twice the restriction's transpose), so it is a valid CG preconditioner.
-        """
-        L = len(self.levels)
-        self.mg_z[0].fill(0.0)
-        for lvl in range(L - 1):
-            for _ in range(PRE_SWEEPS):
-                self._smooth(lvl, 0)
-                self._smooth(lvl, 1)
-            self._residual(lvl)
-            self._restrict(lvl)  # also zeroes the coarse z
-        for _ in range(BOTTOM_SWEEPS):
-            self._smooth(L - 1, 0)
-            self._smooth(L - 1, 1)
-        for _ in range(BOTTOM_SWEEPS):
-            self._smooth(L - 1, 1)
-            self._smooth(L - 1, 0)
-        for lvl in reversed(range(L - 1)):
-            self._prolong(lvl)
-            for _ in range(PRE_SWEEPS):
-                self._smooth(lvl, 1)
-                self._smooth(lvl, 0)
-
-    def _remove_mean(self, x) -> None:
-        total = self._masked_sum(x)
-        count = self._fluid_count()
-        if count > 0:
-            self._shift(x, -total / count)
-
     # ------------------------------------------------------------------ kernel helpers (ti.func)
-
-    @ti.func
-    def _unit(self, a: ti.template()):
-        return ti.Vector.unit(3, a, ti.i32)
 
     def _fill_ghosts(self, which: int) -> None:
         """Ghost layers: 0 velocity and scalars, 1 their MacCormack intermediates, 2 velocity only."""
@@ -530,68 +420,28 @@ class GasSolver:
     def _ghosts(self, which: ti.template()):
         vel = ti.static(self.vel_hat if which == 1 else self.vel)
         for a in ti.static(range(3)):
-            self._ghost_faces(vel[a], a)
+            self.bounds.ghost_faces(vel[a], a)
         if ti.static(which == 0):
             self._trace_velocity()
         if ti.static(which != 2):
             sc = ti.static(self.sc_hat if which == 1 else self.sc)
             for q in ti.static(range(3)):
-                self._ghost_cells(sc[q], q)
+                self.bounds.ghost_cells(sc[q], q)
 
     @ti.func
-    def _ghost_faces(self, F: ti.template(), a: ti.template()):
-        """Fill the ghost layer of velocity component a: zero gradient along a; across the other axes mirrored
-        (free slip, open), negated (no slip) or reflected about the inflow's tangential velocity. Axis by axis,
-        so edge and corner ghosts combine the rules."""
-        m = ti.static(self.face_shapes[a])
-        for b in ti.static(range(3)):
-            rng = ti.static(_ghost_ranges(self.face_shapes[a], b))
-            for I in ti.grouped(ti.ndrange(rng[0], rng[1], rng[2])):
-                side = I[b]
-                G = I
-                G[b] = side * (m[b] + 1) - 1
-                J = I
-                J[b] = side * (m[b] - 1)
-                val = F[J]
-                if ti.static(b != a):
-                    f = 2 * b + side
-                    t = self.btype[f]
-                    if t == NO_SLIP:
-                        val = -val
-                    elif t == INFLOW:
-                        val = 2.0 * self.inflow_vel[f][a] - val
-                F[G] = val
+    def _centre_velocity(self, I):
+        """Face velocities averaged to the centre of cell I (m/s)."""
+        c = ti.Vector([0.0, 0.0, 0.0])
+        for a in ti.static(range(3)):
+            c[a] = 0.5 * (self.vel[a][I] + self.vel[a][I + unit(a)])
+        return c
 
     @ti.func
     def _trace_velocity(self):
         """tvel = face velocities averaged to the cell centres, ghost cells included (face ghosts filled)."""
         n = ti.static(self.shape)
         for I in ti.grouped(ti.ndrange((-1, n[0] + 1), (-1, n[1] + 1), (-1, n[2] + 1))):
-            c = ti.Vector([0.0, 0.0, 0.0])
-            for a in ti.static(range(3)):
-                c[a] = 0.5 * (self.vel[a][I] + self.vel[a][I + self._unit(a)])
-            self.tvel[I] = c
-
-    @ti.func
-    def _ghost_cells(self, S: ti.template(), q: ti.template()):
-        """Fill the ghost layer of scalar q: 0 beyond open faces, the inflow's value beyond inflow faces, else zero gradient."""
-        m = ti.static(self.shape)
-        for b in ti.static(range(3)):
-            rng = ti.static(_ghost_ranges(self.shape, b))
-            for I in ti.grouped(ti.ndrange(rng[0], rng[1], rng[2])):
-                side = I[b]
-                G = I
-                G[b] = side * (m[b] + 1) - 1
-                J = I
-                J[b] = side * (m[b] - 1)
-                val = S[J]
-                f = 2 * b + side
-                t = self.btype[f]
-                if t == OPEN:
-                    val = 0.0
-                elif t == INFLOW:
-                    val = self.inflow_sc[f][q]
-                S[G] = val
+            self.tvel[I] = self._centre_velocity(I)
 
     @ti.func
     def _interp_face(self, F: ti.template(), a: ti.template(), g):
@@ -607,9 +457,8 @@ class GasSolver:
         base, fr = _corner(g - 0.5, ti.static(self.shape))
         val = ti.Vector([0.0, 0.0, 0.0])
         for c in range(8):
-            o = ti.Vector([c & 1, (c >> 1) & 1, (c >> 2) & 1])
-            wv = o * fr + (1 - o) * (1.0 - fr)
-            val += wv[0] * wv[1] * wv[2] * self.tvel[base + o]
+            o = corner(c)
+            val += trilinear_weight(o, fr) * self.tvel[base + o]
         return val
 
     @ti.func
@@ -628,229 +477,44 @@ class GasSolver:
         base, fr = _corner(g - 0.5, ti.static(self.shape))
         return _trilinear_min_max(S, base, fr)
 
-    @ti.func
-    def _kind(self, I):
-        """0: fluid cell; 1: no-flux neighbour (body, wall, inflow ghost); 2: open ghost (p = 0)."""
-        n = ti.static(self.shape)
-        k = 0
-        f = -1
-        for b in ti.static(range(3)):
-            if I[b] < 0:
-                f = 2 * b
-            elif I[b] >= n[b]:
-                f = 2 * b + 1
-        if f >= 0:
-            k = ti.select(self.btype[f] == OPEN, 2, 1)
-        elif self.body[I] >= 0:
-            k = 1
-        return k
-
-    @ti.func
-    def _free_face(self, a: ti.template(), I):
-        """Whether face I of axis a is solved for by the projection (neither side a body, wall or inflow)."""
-        return self._kind(I - self._unit(a)) != 1 and self._kind(I) != 1
-
-    @ti.func
-    def _stencil(self, x: ti.template(), fl: ti.template(), I):
-        """(diagonal, sum of fluid neighbours' x) of the 7-point operator at fluid cell I of a level."""
-        n = ti.static(x.shape)
-        diag = 0.0
-        acc = 0.0
-        for a in ti.static(range(3)):
-            for side in ti.static(range(2)):
-                J = I + self._unit(a) * (2 * side - 1)
-                if 0 <= J[a] < n[a]:
-                    if fl[J] != 0:
-                        diag += 1.0
-                        acc += x[J]
-                elif self.btype[2 * a + side] == OPEN:
-                    diag += 1.0
-        return diag, acc
-
-    @ti.func
-    def _face_pos(self, a: ti.template(), I):
-        dx = self.geom[0]
-        org = ti.Vector([self.geom[1], self.geom[2], self.geom[3]])
-        g = I + 0.5
-        g[a] -= 0.5
-        return org + dx * g
-
-    # ------------------------------------------------------------------ kernels: bodies and boundaries
-
-    def _mark_cells(self) -> None:
-        """Body cells (``mark_solids``), then sealed pockets out of the pressure solve.
-
-        A pocket is air the grid shuts in between bodies and walls with no way out: a
-        box landing next to a wall, a gap narrower than a cell. Its velocity need not
-        be divergence-free (a body moving into it changes its volume), so the pressure
-        equation there has no solution and conjugate gradients drive the pressure, and
-        the impulse on the body, without bound. Real air leaks out of such gaps (or
-        compresses a little), so pockets are left out: no pressure, no push. With an
-        open face, a pocket is a connected region of air cells that touches none; in a
-        closed box, every region but the largest.
-        """
-        self.mark_solids()
-        if self.colliders.count == 0:
-            return  # without bodies the air is one region (the walls are the domain's faces)
-        from scipy import ndimage
-
-        air = self.body.to_numpy() < 0
-        labels, count = ndimage.label(air)  # 6-connected
-        if count <= 1 and (self.singular or self._touches_open(labels).any()):
-            return
-        sizes = np.bincount(labels.ravel(), minlength=count + 1)
-        keep = np.zeros(count + 1, dtype=bool)
-        if self.singular:
-            keep[1 + int(np.argmax(sizes[1:]))] = True
-        else:
-            keep |= self._touches_open(labels, count + 1)
-        keep[0] = False
-        self.mg_fl[0].from_numpy(keep[labels].astype(np.int32))
-
-    def _touches_open(self, labels: np.ndarray, n: Optional[int] = None) -> np.ndarray:
-        """Per region label (0..n-1): whether the region has a cell on an open face of the domain."""
-        n = int(labels.max()) + 1 if n is None else n
-        out = np.zeros(n, dtype=bool)
-        for face, kind in enumerate(self.kinds):
-            if kind == OPEN:
-                axis, side = divmod(face, 2)
-                out[np.unique(np.take(labels, -1 if side else 0, axis=axis))] = True
-        out[0] = False
-        return out
-
-    @ti.kernel
-    def mark_solids(self):
-        """body[cell] = the body whose SDF is negative at the cell centre, else -1; fluid flags for the solve."""
-        dx = self.geom[0]
-        org = ti.Vector([self.geom[1], self.geom[2], self.geom[3]])
-        for I in ti.grouped(self.body):
-            b = -1
-            if self.colliders.count > 0:
-                p = org + dx * (I + 0.5)
-                bb, d = self.colliders.nearest(p, 0.0)
-                if bb >= 0 and d < 0.0:
-                    b = bb
-            self.body[I] = b
-            self.mg_fl[0][I] = ti.select(b < 0, 1, 0)
-
-    @ti.kernel
-    def _enforce(self):
-        """Body velocity on faces touching a body; wall (0) and inflow normal velocity on the domain faces."""
-        for a in ti.static(range(3)):
-            F = ti.static(self.vel[a])
-            n = ti.static(self.shape)
-            for I in ti.grouped(ti.ndrange(*self.face_shapes[a])):
-                lo_in = I[a] > 0
-                hi_in = I[a] < n[a]
-                bl = -1
-                bh = -1
-                if lo_in:
-                    bl = self.body[I - self._unit(a)]
-                if hi_in:
-                    bh = self.body[I]
-                if bl >= 0 or bh >= 0:
-                    b = ti.select(bl >= 0, bl, bh)
-                    F[I] = self.colliders.velocity(b, self._face_pos(a, I))[a]
-                else:
-                    f = -1
-                    if not lo_in:
-                        f = 2 * a
-                    elif not hi_in:
-                        f = 2 * a + 1
-                    if f >= 0:
-                        t = self.btype[f]
-                        if t == WALL or t == NO_SLIP:
-                            F[I] = 0.0
-                        elif t == INFLOW:
-                            F[I] = self.inflow_vel[f][a]
-
-    @ti.kernel
-    def _impulses(self, scale: ti.f32):
-        """Pressure on fluid-body faces pushes the body: J = air_density p_kin dx^2 dt = scale phi along the face normal into it."""
-        n = ti.static(self.shape)
-        for a in ti.static(range(3)):
-            for I in ti.grouped(ti.ndrange(*self.face_shapes[a])):
-                if 0 < I[a] < n[a]:
-                    lo = I - self._unit(a)
-                    bl = self.body[lo]
-                    bh = self.body[I]
-                    if bl < 0 and bh >= 0:  # fluid below, body above: pushes +a
-                        self.colliders.add_impulse(bh, self._face_pos(a, I), scale * self.phi[lo] * self._unit(a))
-                    elif bl >= 0 and bh < 0:
-                        self.colliders.add_impulse(bl, self._face_pos(a, I), -scale * self.phi[I] * self._unit(a))
-
-    @ti.kernel
-    def _extrapolate_scalars(self):
-        """Solid cells next to fluid take the mean of their fluid neighbours (so interpolation near bodies does not see 0)."""
-        n = ti.static(self.shape)
-        for I in ti.grouped(self.body):
-            if self.body[I] >= 0:
-                cnt = 0
-                acc = ti.Vector([0.0, 0.0, 0.0])
-                for a in ti.static(range(3)):
-                    for side in ti.static(range(2)):
-                        J = I + self._unit(a) * (2 * side - 1)
-                        if 0 <= J[a] < n[a]:
-                            if self.body[J] < 0:
-                                cnt += 1
-                                acc += ti.Vector([self.sc[0][J], self.sc[1][J], self.sc[2][J]])
-                if cnt > 0:
-                    for q in ti.static(range(3)):
-                        self.sc[q][I] = acc[q] / cnt
-
-    @ti.kernel
-    def _clear_solid_scalars(self):
-        for I in ti.grouped(self.body):
-            if self.body[I] >= 0:
-                for q in ti.static(range(3)):
-                    self.sc[q][I] = 0.0
-                self.flame[I] = 0.0
 
     # ------------------------------------------------------------------ kernels: advection
 
     @ti.kernel
-    def _advect_forward(self, s: ti.f32):
-        """Semi-Lagrangian step (RK2 back-trace) of velocity and scalars into the *_hat arrays; s = dt / dx."""
-        for a in ti.static(range(3)):
-            for I in ti.grouped(ti.ndrange(*self.face_shapes[a])):
-                g = I + 0.5
-                g[a] -= 0.5
-                val, _, _ = self._interp_face(self.vel[a], a, self._trace(g, s))
-                self.vel_hat[a][I] = val
-        for I in ti.grouped(self.body):
-            if self.body[I] < 0:
-                gb = self._trace(I + 0.5, s)
-                for q in ti.static(range(3)):
-                    val, _, _ = self._interp_cell(self.sc[q], q, gb)
-                    self.sc_hat[q][I] = val
-            else:
-                for q in ti.static(range(3)):
-                    self.sc_hat[q][I] = self.sc[q][I]
+    def _advect(self, s: ti.f32, correct: ti.template()):
+        """Advect velocity and scalars through the velocity at the start of the substep; s = dt / dx.
 
-    @ti.kernel
-    def _advect_correct(self, s: ti.f32):
-        """MacCormack: new = hat + (old - back-and-forth) / 2, clamped to the corners of the back-traced sample."""
+        correct False: semi-Lagrangian step (RK2 back-trace) into the *_hat arrays. correct True:
+        MacCormack, new = hat + (old - back-and-forth) / 2 clamped to the corners of the
+        back-traced sample, into the *_new arrays.
+        """
         for a in ti.static(range(3)):
             for I in ti.grouped(ti.ndrange(*self.face_shapes[a])):
-                g = I + 0.5
-                g[a] -= 0.5
-                _, lo, hi = self._interp_face(self.vel[a], a, self._trace(g, s))
-                back, _, _ = self._interp_face(self.vel_hat[a], a, self._trace(g, -s))
-                hat = self.vel_hat[a][I]
-                self.vel_new[a][I] = ti.min(ti.max(hat + 0.5 * (self.vel[a][I] - back), lo), hi)
+                g = face_grid(a, I)
+                val, lo, hi = self._interp_face(self.vel[a], a, self._trace(g, s))
+                if ti.static(correct):
+                    back, _, _ = self._interp_face(self.vel_hat[a], a, self._trace(g, -s))
+                    self.vel_new[a][I] = _clamped(self.vel_hat[a][I], self.vel[a][I], back, lo, hi)
+                else:
+                    self.vel_hat[a][I] = val
+        out = ti.static(self.sc_new if correct else self.sc_hat)
         for I in ti.grouped(self.body):
             if self.body[I] < 0:
                 g = I + 0.5
                 gb = self._trace(g, s)
-                gf = self._trace(g, -s)
+                gf = g
+                if ti.static(correct):
+                    gf = self._trace(g, -s)
                 for q in ti.static(range(3)):
-                    _, lo, hi = self._interp_cell(self.sc[q], q, gb)
-                    back, _, _ = self._interp_cell(self.sc_hat[q], q, gf)
-                    hat = self.sc_hat[q][I]
-                    self.sc_new[q][I] = ti.min(ti.max(hat + 0.5 * (self.sc[q][I] - back), lo), hi)
+                    val, lo, hi = self._interp_cell(self.sc[q], q, gb)
+                    if ti.static(correct):
+                        back, _, _ = self._interp_cell(self.sc_hat[q], q, gf)
+                        out[q][I] = _clamped(self.sc_hat[q][I], self.sc[q][I], back, lo, hi)
+                    else:
+                        out[q][I] = val
             else:
                 for q in ti.static(range(3)):
-                    self.sc_new[q][I] = self.sc[q][I]
+                    out[q][I] = self.sc[q][I]
 
     @ti.kernel
     def _copy_back(self, corrected: ti.i32):
@@ -907,30 +571,31 @@ class GasSolver:
             self.flame[I] = flame
         for a in ti.static(range(3)):
             for I in ti.grouped(ti.ndrange(*self.face_shapes[a])):
-                p = self._face_pos(a, I)
+                p = self.bounds.face_pos(a, I)
                 for e in range(self.em_count[None]):
                     win = self.em_window[e]
                     if win[2] > 0.0 and win[0] <= t < win[1] and self._inside_emitter(e, p):
                         self.vel[a][I] = self.em_vel[e][a]
 
+    @ti.func
+    def _neighbours(self, I, b: ti.template()):
+        """The cells either side of cell I along axis b, clamped into the grid, and the distance between them (m)."""
+        n = ti.static(self.shape)
+        ip = I + unit(b)
+        im = I - unit(b)
+        ip[b] = ti.min(ip[b], n[b] - 1)
+        im[b] = ti.max(im[b], 0)
+        return ip, im, (ip[b] - im[b]) * self.geom[0]
+
     @ti.kernel
     def _confinement(self, eps_dx: ti.f32):
         """Vorticity confinement force eps dx (N x omega) per fluid cell into cvel (m/s^2)."""
-        n = ti.static(self.shape)
-        dx = self.geom[0]
         for I in ti.grouped(self.cvel):
-            c = ti.Vector([0.0, 0.0, 0.0])
-            for a in ti.static(range(3)):
-                c[a] = 0.5 * (self.vel[a][I] + self.vel[a][I + self._unit(a)])
-            self.cvel[I] = c
+            self.cvel[I] = self._centre_velocity(I)
         for I in ti.grouped(self.omega):
             grad = ti.Matrix.zero(ti.f32, 3, 3)  # grad[a, b] = d v_a / d x_b
             for b in ti.static(range(3)):
-                ip = I + self._unit(b)
-                im = I - self._unit(b)
-                ip[b] = ti.min(ip[b], n[b] - 1)
-                im[b] = ti.max(im[b], 0)
-                h = (ip[b] - im[b]) * dx
+                ip, im, h = self._neighbours(I, b)
                 dv = self.cvel[ip] - self.cvel[im]
                 for a in ti.static(range(3)):
                     grad[a, b] = dv[a] / h
@@ -940,11 +605,7 @@ class GasSolver:
             if self.body[I] < 0:
                 eta = ti.Vector([0.0, 0.0, 0.0])
                 for b in ti.static(range(3)):
-                    ip = I + self._unit(b)
-                    im = I - self._unit(b)
-                    ip[b] = ti.min(ip[b], n[b] - 1)
-                    im[b] = ti.max(im[b], 0)
-                    h = (ip[b] - im[b]) * dx
+                    ip, im, h = self._neighbours(I, b)
                     if h > 0:
                         eta[b] = (self.omega[ip].norm() - self.omega[im].norm()) / h
                 length = eta.norm()
@@ -959,7 +620,7 @@ class GasSolver:
         for a in ti.static(range(3)):
             for I in ti.grouped(ti.ndrange(*self.face_shapes[a])):
                 ga = self.geom[4 + a]  # -g along axis a
-                lo = I - self._unit(a)
+                lo = I - unit(a)
                 T = 0.0
                 rho = 0.0
                 f = 0.0
@@ -985,10 +646,10 @@ class GasSolver:
         for a in ti.static(range(3)):
             for I in ti.grouped(ti.ndrange(*self.face_shapes[a])):
                 val = self.vel[a][I]
-                if self._free_face(a, I):
+                if self.bounds.free_face(a, I):
                     acc = 0.0
                     for b in ti.static(range(3)):
-                        acc += self.vel[a][I + self._unit(b)] + self.vel[a][I - self._unit(b)]
+                        acc += self.vel[a][I + unit(b)] + self.vel[a][I - unit(b)]
                     val += lam * (acc - 6.0 * val)
                 self.vel_new[a][I] = val
 
@@ -998,216 +659,6 @@ class GasSolver:
             for I in ti.grouped(ti.ndrange(*self.face_shapes[a])):
                 self.vel[a][I] = self.vel_new[a][I]
 
-    # ------------------------------------------------------------------ kernels: pressure projection
-
-    @ti.kernel
-    def _rhs(self) -> ti.f32:
-        """r = b = -dx div u on fluid cells (0 elsewhere and where no neighbour can take flux), phi = 0; returns max |b|."""
-        m = 0.0
-        for I in ti.grouped(self.phi):
-            b = 0.0
-            if self.body[I] < 0:
-                diag, _ = self._stencil(self.phi, self.mg_fl[0], I)
-                if diag > 0:
-                    for a in ti.static(range(3)):
-                        b -= self.vel[a][I + self._unit(a)] - self.vel[a][I]
-            self.mg_r[0][I] = b
-            self.phi[I] = 0.0
-            ti.atomic_max(m, ti.abs(b))
-        return m
-
-    @ti.kernel
-    def _max_abs(self, x: ti.template()) -> ti.f32:
-        m = 0.0
-        for I in ti.grouped(x):
-            ti.atomic_max(m, ti.abs(x[I]))
-        return m
-
-    @ti.func
-    def _sum_rows(self):
-        """The total of the row sums in `part2`: per i in parallel, then serially over i
-        (a fixed order, so the bits do not depend on the thread count). Call it at a
-        kernel's top level, after the loop that fills `part2`."""
-        n = ti.static(self.shape)
-        for i in self.part1:
-            s = 0.0
-            for j in range(n[1]):
-                s += self.part2[i, j]
-            self.part1[i] = s
-        total = 0.0
-        ti.loop_config(serialize=True)
-        for i in range(n[0]):
-            total += self.part1[i]
-        return total
-
-    @ti.kernel
-    def _dot(self, x: ti.template(), y: ti.template()) -> ti.f32:
-        """Sum of x y: per (i, j) row, then per i, then serially (bits independent of threads)."""
-        n = ti.static(self.shape)
-        for i, j in self.part2:
-            s = 0.0
-            for k in range(n[2]):
-                s += x[i, j, k] * y[i, j, k]
-            self.part2[i, j] = s
-        return self._sum_rows()
-
-    @ti.kernel
-    def _masked_sum(self, x: ti.template()) -> ti.f32:
-        n = ti.static(self.shape)
-        for i, j in self.part2:
-            s = 0.0
-            for k in range(n[2]):
-                if self.mg_fl[0][i, j, k] != 0:
-                    s += x[i, j, k]
-            self.part2[i, j] = s
-        return self._sum_rows()
-
-    @ti.kernel
-    def _fluid_count(self) -> ti.i32:
-        c = 0
-        for I in ti.grouped(self.body):
-            if self.mg_fl[0][I] != 0:
-                c += 1
-        return c
-
-    @ti.kernel
-    def _shift(self, x: ti.template(), by: ti.f32):
-        for I in ti.grouped(x):
-            if self.mg_fl[0][I] != 0:
-                x[I] += by
-
-    @ti.kernel
-    def _copy_field(self, src: ti.template(), dst: ti.template()):
-        for I in ti.grouped(src):
-            dst[I] = src[I]
-
-    @ti.kernel
-    def _apply_a_dot(self) -> ti.f32:
-        """q = A d on fluid cells; returns d . q (row sums as in _dot)."""
-        n = ti.static(self.shape)
-        for i, j in self.part2:
-            s = 0.0
-            for k in range(n[2]):
-                I = ti.Vector([i, j, k])
-                qv = 0.0
-                if self.mg_fl[0][I] != 0:
-                    diag, acc = self._stencil(self.d, self.mg_fl[0], I)
-                    qv = diag * self.d[I] - acc
-                self.q[I] = qv
-                s += self.d[I] * qv
-            self.part2[i, j] = s
-        return self._sum_rows()
-
-    @ti.kernel
-    def _update_xr(self, alpha: ti.f32) -> ti.f32:
-        """phi += alpha d, r -= alpha q; returns max |r|."""
-        m = 0.0
-        for I in ti.grouped(self.phi):
-            self.phi[I] += alpha * self.d[I]
-            r = self.mg_r[0][I] - alpha * self.q[I]
-            self.mg_r[0][I] = r
-            ti.atomic_max(m, ti.abs(r))
-        return m
-
-    @ti.kernel
-    def _update_d(self, beta: ti.f32):
-        for I in ti.grouped(self.d):
-            self.d[I] = self.mg_z[0][I] + beta * self.d[I]
-
-    @ti.kernel
-    def _jacobi(self):
-        for I in ti.grouped(self.phi):
-            z = 0.0
-            if self.mg_fl[0][I] != 0:
-                diag, _ = self._stencil(self.phi, self.mg_fl[0], I)
-                if diag > 0:
-                    z = self.mg_r[0][I] / diag
-            self.mg_z[0][I] = z
-
-    @ti.kernel
-    def _smooth(self, lvl: ti.template(), color: ti.i32):
-        """One red (color 0) or black (1) Gauss-Seidel half-sweep of A z = r on a level."""
-        r, z, fl = ti.static(self.mg_r[lvl], self.mg_z[lvl], self.mg_fl[lvl])
-        for I in ti.grouped(z):
-            if fl[I] != 0 and (I[0] + I[1] + I[2]) % 2 == color:
-                diag, acc = self._stencil(z, fl, I)
-                if diag > 0:
-                    z[I] = (r[I] + acc) / diag
-
-    @ti.kernel
-    def _residual(self, lvl: ti.template()):
-        """mg_t = r - A z on a level (0 off the fluid)."""
-        r, z, fl, t = ti.static(self.mg_r[lvl], self.mg_z[lvl], self.mg_fl[lvl], self.mg_t[lvl])
-        for I in ti.grouped(z):
-            v = 0.0
-            if fl[I] != 0:
-                diag, acc = self._stencil(z, fl, I)
-                v = r[I] - (diag * z[I] - acc)
-            t[I] = v
-
-    @ti.kernel
-    def _restrict(self, lvl: ti.template()):
-        """Coarse residual: half the sum of the fine residuals (mg_t) of its (up to 8) children."""
-        tf, rc, flc = ti.static(self.mg_t[lvl], self.mg_r[lvl + 1], self.mg_fl[lvl + 1])
-        nf = ti.static(tf.shape)
-        for I in ti.grouped(rc):
-            s = 0.0
-            for c in range(8):
-                J = I * 2 + ti.Vector([c & 1, (c >> 1) & 1, (c >> 2) & 1])
-                if J[0] < nf[0] and J[1] < nf[1] and J[2] < nf[2]:
-                    s += tf[J]
-            rc[I] = ti.select(flc[I] != 0, 0.5 * s, 0.0)
-            self.mg_z[lvl + 1][I] = 0.0
-
-    @ti.kernel
-    def _prolong(self, lvl: ti.template()):
-        zc, zf, flf = ti.static(self.mg_z[lvl + 1], self.mg_z[lvl], self.mg_fl[lvl])
-        for I in ti.grouped(zf):
-            if flf[I] != 0:
-                zf[I] += zc[I // 2]
-
-    @ti.kernel
-    def _coarsen_all(self):
-        """Coarse-level fluid flags: a coarse cell is fluid when any of its children is."""
-        for lvl in ti.static(range(len(self.levels) - 1)):
-            fine, coarse = ti.static(self.mg_fl[lvl], self.mg_fl[lvl + 1])
-            nf = ti.static(fine.shape)
-            for I in ti.grouped(coarse):
-                fl = 0
-                for c in ti.static(ti.grouped(ti.ndrange(2, 2, 2))):
-                    J = I * 2 + c
-                    if J[0] < nf[0] and J[1] < nf[1] and J[2] < nf[2]:
-                        if fine[J] != 0:
-                            fl = 1
-                coarse[I] = fl
-
-    @ti.kernel
-    def _subtract_gradient(self):
-        """u -= phi[I] - phi[I - e_a] on the free faces (phi = 0 in open ghosts)."""
-        n = ti.static(self.shape)
-        for a in ti.static(range(3)):
-            for I in ti.grouped(ti.ndrange(*self.face_shapes[a])):
-                if self._free_face(a, I):
-                    lo = I - self._unit(a)
-                    p_hi = 0.0
-                    p_lo = 0.0
-                    if I[a] < n[a]:
-                        p_hi = self.phi[I]
-                    if I[a] > 0:
-                        p_lo = self.phi[lo]
-                    self.vel[a][I] -= p_hi - p_lo
-
-    @ti.kernel
-    def _max_divergence(self) -> ti.f32:
-        """max |dx div u| over the cells the projection solves for (m/s): air, not sealed pockets."""
-        m = 0.0
-        for I in ti.grouped(self.body):
-            if self.mg_fl[0][I] != 0:
-                s = 0.0
-                for a in ti.static(range(3)):
-                    s += self.vel[a][I + self._unit(a)] - self.vel[a][I]
-                ti.atomic_max(m, ti.abs(s))
-        return m
 
     @ti.kernel
     def _face_speed(self):
@@ -1220,7 +671,4 @@ class GasSolver:
     @ti.kernel
     def _cell_velocity(self):
         for I in ti.grouped(self.cvel):
-            c = ti.Vector([0.0, 0.0, 0.0])
-            for a in ti.static(range(3)):
-                c[a] = 0.5 * (self.vel[a][I] + self.vel[a][I + self._unit(a)])
-            self.cvel[I] = c
+            self.cvel[I] = self._centre_velocity(I)

@@ -16,8 +16,11 @@ import math
 import numpy as np
 
 from hybrid.fields.errors import FieldError
-from hybrid.fields.gas import BOTTOM_SWEEPS, INFLOW, NO_SLIP, OPEN, PRE_SWEEPS, face_kinds, level_shapes
-from hybrid.scene.fields_spec import FACE_NAMES, GasSpec, grid_shape
+from hybrid.fields.gas_boundaries import INFLOW, NO_SLIP, OPEN, WALL, face_kinds, inflow_values
+from hybrid.fields.memory import level_shapes
+from hybrid.fields.pressure import BOTTOM_SWEEPS, PRE_SWEEPS
+from hybrid.fields.stencil import face_shapes
+from hybrid.scene.fields_spec import GasSpec, grid_shape
 
 F32 = np.float32
 
@@ -38,61 +41,53 @@ class NumpyGas:
         self.gravity = np.asarray(gravity, np.float64)
         self.kinds = face_kinds(spec)
         self.singular = OPEN not in self.kinds
-        nx, ny, nz = self.shape
-        self.face_shapes = ((nx + 1, ny, nz), (nx, ny + 1, nz), (nx, ny, nz + 1))
+        self.face_shapes = face_shapes(self.shape)
         self.vel = [np.zeros(s, F32) for s in self.face_shapes]
         self.sc = [np.zeros(self.shape, F32) for _ in range(3)]
         self.flame = np.zeros(self.shape, F32)
-        self.inflow_vel = np.zeros((6, 3), F32)
-        self.inflow_sc = np.zeros((6, 3), F32)
-        for f, name in enumerate(FACE_NAMES):
-            face = spec.boundaries.face(name)
-            if not isinstance(face, str):
-                self.inflow_vel[f] = face.velocity
-                self.inflow_sc[f] = (face.density, face.temperature, 0.0)
+        self.inflow_vel, self.inflow_sc = inflow_values(spec)
         self.levels = level_shapes(self.shape)
         self.phi = np.zeros(self.shape, F32)
         self._enforce()
 
     # ------------------------------------------------------------------ helpers
 
-    def _ghost_faces(self, F: np.ndarray, a: int) -> np.ndarray:
-        P = np.zeros(tuple(s + 2 for s in F.shape), F32)
-        P[1:-1, 1:-1, 1:-1] = F
+    @staticmethod
+    def _with_ghosts(A: np.ndarray, ghost) -> np.ndarray:
+        """`A` padded by one ghost layer, axis by axis: ghost(b, side, inner) gives the slab beyond face 2 b + side
+        from the inner slab next to it (a copy: edge and corner ghosts combine the rules)."""
+        P = np.zeros(tuple(s + 2 for s in A.shape), F32)
+        P[1:-1, 1:-1, 1:-1] = A
         for b in range(3):
             for side in range(2):
                 g = 0 if side == 0 else P.shape[b] - 1
                 j = 1 if side == 0 else P.shape[b] - 2
-                src = np.take(P, j, axis=b).copy()
-                if b != a:
-                    f = 2 * b + side
-                    if self.kinds[f] == NO_SLIP:
-                        src = -src
-                    elif self.kinds[f] == INFLOW:
-                        src = F32(2.0) * self.inflow_vel[f, a] - src
                 idx = [slice(None)] * 3
                 idx[b] = g
-                P[tuple(idx)] = src
+                P[tuple(idx)] = ghost(b, side, np.take(P, j, axis=b))
         return P
 
+    def _ghost_faces(self, F: np.ndarray, a: int) -> np.ndarray:
+        def ghost(b: int, side: int, src: np.ndarray) -> np.ndarray:
+            kind = self.kinds[2 * b + side]
+            if b != a and kind == NO_SLIP:
+                return -src
+            if b != a and kind == INFLOW:
+                return F32(2.0) * self.inflow_vel[2 * b + side, a] - src
+            return src
+
+        return self._with_ghosts(F, ghost)
+
     def _ghost_cells(self, S: np.ndarray, q: int) -> np.ndarray:
-        P = np.zeros(tuple(s + 2 for s in S.shape), F32)
-        P[1:-1, 1:-1, 1:-1] = S
-        for b in range(3):
-            for side in range(2):
-                g = 0 if side == 0 else P.shape[b] - 1
-                j = 1 if side == 0 else P.shape[b] - 2
-                f = 2 * b + side
-                if self.kinds[f] == OPEN:
-                    src = np.zeros_like(np.take(P, j, axis=b))
-                elif self.kinds[f] == INFLOW:
-                    src = np.full_like(np.take(P, j, axis=b), self.inflow_sc[f, q])
-                else:
-                    src = np.take(P, j, axis=b).copy()
-                idx = [slice(None)] * 3
-                idx[b] = g
-                P[tuple(idx)] = src
-        return P
+        def ghost(b: int, side: int, src: np.ndarray) -> np.ndarray:
+            kind = self.kinds[2 * b + side]
+            if kind == OPEN:
+                return np.zeros_like(src)
+            if kind == INFLOW:
+                return np.full_like(src, self.inflow_sc[2 * b + side, q])
+            return src
+
+        return self._with_ghosts(S, ghost)
 
     @staticmethod
     def _interp(P: np.ndarray, n, s: np.ndarray, bounds: bool = False):
@@ -147,7 +142,7 @@ class NumpyGas:
                 f = 2 * a + side
                 idx = [slice(None)] * 3
                 idx[a] = 0 if side == 0 else F.shape[a] - 1
-                if self.kinds[f] in (0, NO_SLIP):
+                if self.kinds[f] in (WALL, NO_SLIP):
                     F[tuple(idx)] = 0.0
                 elif self.kinds[f] == INFLOW:
                     F[tuple(idx)] = self.inflow_vel[f, a]

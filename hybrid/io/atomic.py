@@ -64,15 +64,44 @@ def ownership_problem(
     if not isinstance(fmt, str) or re.fullmatch(family, fmt) is None:
         return f'its {marker} has no "format": "{expected_format}"'
     names = set(allowed(data))
-    foreign = sorted(
-        p.name + ("/" if p.is_dir() and not p.is_symlink() else "")
-        for p in folder.iterdir()
-        if p.name not in names or p.is_symlink() or not p.is_file()
-    )
+    foreign = _foreign_entries(folder, names)
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         return f"besides {marker} it holds {shown}, which hybrid did not write"
     return None
+
+
+NOT_A_FOLDER = "not a folder"
+
+
+def target_problem(out: Path, folder_problem: Callable[[Path], Optional[str]]) -> Optional[str]:
+    """Why a writer may not replace what is at `out`: NOT_A_FOLDER (a file or the like), or
+    folder_problem(out) for a non-empty folder (why it is not one of ours); None when `out`
+    is absent, an empty folder, or ours."""
+    if os.path.lexists(out) and not out.is_dir():
+        return NOT_A_FOLDER
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    return folder_problem(out)
+
+
+def _foreign_entries(folder: Path, names: set[str], prefix: str = "") -> list[str]:
+    """Entries of `folder` (recursively) that are not listed in `names` (relative POSIX paths).
+
+    A sub-folder is ours when some listed path lies inside it and everything in it is
+    listed; a symbolic link or anything that is not a plain file is never ours.
+    """
+    foreign = []
+    for p in sorted(folder.iterdir()):
+        rel = prefix + p.name
+        if p.is_dir() and not p.is_symlink():
+            if any(n.startswith(rel + "/") for n in names):
+                foreign.extend(_foreign_entries(p, names, rel + "/"))
+            else:
+                foreign.append(rel + "/")
+        elif rel not in names or p.is_symlink() or not p.is_file():
+            foreign.append(rel)
+    return foreign
 
 
 def staging_path(out: Path, kind: str, pid: Optional[int] = None) -> Path:
@@ -141,6 +170,16 @@ def _mtime(path: Path) -> float:
         return 0.0
 
 
+def _fsync_tree(folder: Path) -> None:
+    """fsync every file under `folder`, then each folder's entries, deepest first."""
+    for path in sorted(folder.iterdir()):
+        if path.is_dir() and not path.is_symlink():
+            _fsync_tree(path)
+        elif path.is_file():
+            fsync_file(path)
+    fsync_dir(folder)
+
+
 @contextmanager
 def staged_dir(out: Path, check: Optional[Callable[[Path], None]] = None) -> Iterator[Path]:
     """A fresh hidden sibling of `out` to write into; on leaving the block without an error
@@ -158,10 +197,7 @@ def staged_dir(out: Path, check: Optional[Callable[[Path], None]] = None) -> Ite
     tmp.mkdir()
     try:
         yield tmp
-        for path in sorted(tmp.iterdir()):
-            if path.is_file():
-                fsync_file(path)
-        fsync_dir(tmp)
+        _fsync_tree(tmp)
         if check is not None:
             check(out)
         replace_dir(tmp, out)

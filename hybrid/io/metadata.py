@@ -2,34 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
 import hybrid
+from hybrid import buffers as buffer_registry
 from hybrid.io.clip import CLIP_FORMAT
 from hybrid.scene.spec import Scene
 from hybrid.state import State
-
-BUFFER_DOC = {
-    "rgb": "uint8 (T,H,W,3) final sRGB frame",
-    "depth": "float32 (T,H,W) z-depth in metres along the camera axis; 0 where nothing was hit",
-    "instance": "uint16 (T,H,W) instance_id of the visible surface; 0 background",
-    "normal": "float32 (T,H,W,3) unit surface normal in camera OpenCV axes; 0 background",
-    "albedo": "uint8 (T,H,W,3) base colour without lighting, sRGB",
-    "flow_fwd": "float32 (T,H,W,2) pixel offset (dx, dy) of this pixel's surface point in the next frame; 0 in the last frame; NaN where the point moves behind the next camera",
-    "flow_bwd": "float32 (T,H,W,2) pixel offset (dx, dy) of this pixel's surface point in the previous frame; 0 in the first frame",
-}
-
-# Present only in clips of scenes with `fields:` (all five, zeros where a field is absent).
-FIELD_BUFFER_DOC = {
-    "gas_density": "float32 (T,H,W) smoke concentration integrated along the view ray up to the opaque surface (concentration x metres)",
-    "gas_temperature": "float32 (T,H,W) highest gas temperature above ambient along the view ray up to the opaque surface (kelvin)",
-    "liquid_mask": "uint8 (T,H,W) 1 where a liquid surface lies in front of the opaque surface",
-    "liquid_thickness": "float32 (T,H,W) metres of liquid along the view ray before the opaque surface",
-    "fluid_velocity": "float32 (T,H,W,2) screen motion (dx, dy) in pixels per frame of the fluid seen at the pixel (liquid surface, else density-weighted gas); 0 where no fluid",
-}
-
 
 def _fields_metadata(states: Sequence[State]) -> dict:
     """Per-frame solver statistics and the fields' fixed facts (grid, particle count)."""
@@ -60,8 +41,18 @@ def _rows(a: np.ndarray) -> list:
     return np.asarray(a, dtype=np.float64).tolist()
 
 
-def build_metadata(scene: Scene, states: Sequence[State], K: np.ndarray, cam_to_world: np.ndarray) -> dict:
-    """The metadata.json dict: scene facts, camera per frame, objects per frame, contacts per frame."""
+def build_metadata(
+    scene: Scene,
+    states: Sequence[State],
+    K: np.ndarray,
+    cam_to_world: np.ndarray,
+    buffers: Optional[Mapping[str, np.ndarray]] = None,
+) -> dict:
+    """The metadata.json dict: scene facts, camera per frame, objects per frame, contacts per frame.
+
+    Its ``buffers`` entry describes, from the registry (``hybrid.buffers``), the
+    buffers in `buffers` (by default those a clip of this scene holds).
+    """
     positions = np.stack([s.position for s in states]) if states[0].names else np.zeros((len(states), 0, 3))
     quats = np.stack([s.quaternion for s in states]) if states[0].names else np.zeros((len(states), 0, 4))
     lin = np.stack([s.linear_velocity for s in states]) if states[0].names else positions
@@ -108,7 +99,9 @@ def build_metadata(scene: Scene, states: Sequence[State], K: np.ndarray, cam_to_
         "camera_convention": "OpenCV: x right, y down, z forward; pixel (u, v) centres at integer + 0.5",
         "K": _rows(K),
         "cam_to_world": _rows(cam_to_world),
-        "buffers": {**BUFFER_DOC, **(FIELD_BUFFER_DOC if has_fields else {})},
+        "buffers": buffer_registry.docs(
+            buffer_registry.clip_buffer_names(has_fields) if buffers is None else [n for n in buffer_registry.names() if n in buffers]
+        ),
         "objects": objects,
         "contacts": contacts,
         **({"fields": _fields_metadata(states)} if has_fields else {}),

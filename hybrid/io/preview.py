@@ -6,13 +6,12 @@ from typing import Sequence
 
 import numpy as np
 
+from hybrid.buffers import preview_columns
 from hybrid.io.visualize import visualize
 
-# The field buffers appear only in clips of scenes with `fields:` (columns absent from a clip are skipped).
-DEFAULT_COLUMNS = (
-    "rgb", "depth", "instance", "normal", "albedo", "flow_fwd",
-    "gas_density", "gas_temperature", "liquid_thickness", "fluid_velocity",
-)
+# The registry's preview columns; those absent from a clip (field buffers of a scene
+# without fields) are skipped.
+DEFAULT_COLUMNS = preview_columns()
 
 
 def contact_sheet(

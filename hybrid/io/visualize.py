@@ -1,12 +1,10 @@
 """Turn buffers into viewable sRGB images (uint8, (H, W, 3)): for previews, never for data.
 
-Registered per buffer name in ``VISUALIZERS`` so a new buffer gets a view with
-one function and one registry line.
+Each buffer's entry in the registry (``hybrid.buffers``) names the function here
+that shows it, so a new buffer gets a view with one function and its registry line.
 """
 
 from __future__ import annotations
-
-from typing import Callable
 
 import numpy as np
 
@@ -107,26 +105,13 @@ def show_temperature(kelvin: np.ndarray) -> np.ndarray:
     return (rgb * 255).astype(np.uint8)
 
 
-VISUALIZERS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "rgb": show_rgb,
-    "albedo": show_rgb,
-    "depth": show_depth,
-    "instance": show_instance,
-    "normal": show_normal,
-    "flow_fwd": show_flow,
-    "flow_bwd": show_flow,
-    "gas_density": show_amount,
-    "gas_temperature": show_temperature,
-    "liquid_mask": show_mask,
-    "liquid_thickness": show_amount,
-    "fluid_velocity": show_flow,
-}
-
-
 def visualize(name: str, array: np.ndarray) -> np.ndarray:
     """A (H, W, 3) uint8 view of one frame of buffer `name`."""
-    if name in VISUALIZERS:
-        return VISUALIZERS[name](array)
+    from hybrid.buffers import BUFFERS
+
+    entry = BUFFERS.get(name)
+    if entry is not None and entry.preview is not None:
+        return entry.preview(array)
     a = np.asarray(array, dtype=np.float32)
     if a.ndim == 3:
         a = np.linalg.norm(a, axis=-1)

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Union
 import torch
 from torch import nn
 
-from hybrid.io.atomic import ownership_problem, staged_dir
+from hybrid.io.atomic import NOT_A_FOLDER, ownership_problem, staged_dir, target_problem
 from hybrid.neural.config import FORMAT, NeuralConfig, NeuralConfigError
 
 CONFIG_FILE, WEIGHTS_FILE, INFO_FILE = "config.json", "model.safetensors", "info.json"
@@ -59,11 +59,9 @@ def checkpoint_folder_problem(folder: Path) -> str | None:
 
 def check_checkpoint_target(out: Path) -> None:
     """CheckpointError unless save_checkpoint may write `out`: absent, an empty folder, or a checkpoint of ours."""
-    if os.path.lexists(out) and not out.is_dir():
+    problem = target_problem(out, checkpoint_folder_problem)
+    if problem == NOT_A_FOLDER:
         raise CheckpointError(f"{out} is a file; a checkpoint is a folder, give a folder path")
-    if not out.is_dir() or not any(out.iterdir()):
-        return
-    problem = checkpoint_folder_problem(out)
     if problem is not None:
         raise CheckpointError(
             f"{out} does not hold a checkpoint written by hybrid ({problem}); saving there would delete "

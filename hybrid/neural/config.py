@@ -11,23 +11,24 @@ import difflib
 import json
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from hybrid.spec.errors import Issue, SpecError
+from hybrid.spec.types import Spec
 
 FORMAT = "hybrid-neural/1"
 
 
-class NeuralConfigError(ValueError):
-    """A config that cannot build a model; the message names the field and what would work."""
+class NeuralConfigError(SpecError, ValueError):
+    """A config that cannot build a model: one issue per problem, each naming the field and what would work."""
 
 
-class NeuralConfig(BaseModel):
+class NeuralConfig(Spec):
     """Architecture, frame window and diffusion schedule of a VideoDenoiser.
 
     Sizes are in pixels and frames. The default is CPU-trainable at 64 x 64: about
     4.1 M parameters, 17 MB of float32 weights.
     """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     format: Literal["hybrid-neural/1"] = Field(FORMAT, description="config.json layout version")
     resolution: tuple[int, int] = Field(
@@ -142,12 +143,15 @@ class NeuralConfig(BaseModel):
         try:
             return cls.model_validate(dict(data))
         except ValidationError as err:
-            raise NeuralConfigError(format_validation_error(err, source)) from None
+            raise NeuralConfigError(validation_issues(err, source)) from None
 
 
-def format_validation_error(err: ValidationError, source: str) -> str:
-    """One line per problem: `source: field.path: message`, with the nearest field for a misspelled key."""
-    lines = []
+def validation_issues(err: ValidationError, source: str) -> list[Issue]:
+    """One issue per problem, written `source: field.path: message`, with the nearest field for a misspelled key.
+
+    A config.json is not written by hand line by line, so the issues name no line.
+    """
+    issues = []
     fields = list(NeuralConfig.model_fields)
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
@@ -155,5 +159,6 @@ def format_validation_error(err: ValidationError, source: str) -> str:
         if e["type"] == "extra_forbidden":
             near = difflib.get_close_matches(str(e["loc"][0]), fields, n=1)
             msg = "unknown field" + (f" (did you mean {near[0]!r}?)" if near else f"; fields: {', '.join(fields)}")
-        lines.append(f"{source}: {loc}: {msg}")
-    return "\n".join(lines)
+        issues.append(Issue(source, 0, 0, loc, msg))
+    return issues
+

@@ -215,12 +215,13 @@ def neural_clip(
     """The raster Clip with the neural frames as its beauty: (Clip, extra videos, render size (h, w)).
 
     The neural frames (made at ``render_size`` and resized to the clip's resolution) become
-    ``rgb``, so ``rgb.mp4`` and ``buffers.npz["rgb"]`` keep holding the clip's final frames;
-    the raster beauty stays in ``buffers.npz`` as ``rgb_raster``. Every other buffer is the
+    ``rgb``, so ``rgb.mp4`` and the stored ``rgb`` buffer keep holding the clip's final frames;
+    the raster beauty stays among the buffers as ``rgb_raster``. Every other buffer is the
     raster pass's, exact as always. ``metadata["renderer"]`` records how the frames were
     made. With `compare`, the extra videos hold ``compare.mp4``: raster | neural side by side.
     The sampling seed is the scene's seed.
     """
+    from hybrid import buffers as buffer_registry
     from hybrid.io.clip import Clip
     from hybrid.neural.conditioning import resize_uint8_frames
 
@@ -235,7 +236,7 @@ def neural_clip(
     metadata = dict(clip.metadata)
     docs = dict(metadata.get("buffers", {}))
     docs["rgb"] = "uint8 (T,H,W,3) final sRGB frame, made by the neural renderer (see `renderer`)"
-    docs["rgb_raster"] = "uint8 (T,H,W,3) the raster beauty pass the neural frames replace"
+    docs["rgb_raster"] = buffer_registry.get("rgb_raster").doc
     metadata["buffers"] = docs
     metadata["renderer"] = {
         "name": "neural",

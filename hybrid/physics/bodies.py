@@ -47,10 +47,10 @@ from hybrid.physics.pybullet_quiet import pybullet as p
 from hybrid import geometry
 from hybrid.physics import mass as massmod
 from hybrid.physics.errors import BodyBuildError
-from hybrid.physics.kinematic import KinematicTrack, quat_multiply
-from hybrid.physics.shapes import NEEDS_MESH, collision_shape
+from hybrid.physics.kinematic import KinematicTrack
+from hybrid.physics.shapes import collision_shape
 from hybrid.scene import spec
-from hybrid.transforms import pose_matrix, quat_to_matrix, rotation_quat
+from hybrid.transforms import pose_matrix, quat_multiply, quat_to_matrix, rotation_quat
 
 IDENTITY_QUAT = (0.0, 0.0, 0.0, 1.0)
 
@@ -97,13 +97,9 @@ def _load_mesh(obj: spec.ObjectSpec, seed: int):
         ) from None
     except Exception as err:  # trimesh, numpy and imageio raise many types for a corrupt file
         what = f"file {source}" if source else f"its {obj.shape.type}"
-        hint = (
-            "use a readable mesh (obj, stl, ply, glb, off)"
-            if obj.shape.type == "mesh"
-            else "use a grayscale png or a 2D .npy array of heights"
-        )
         raise BodyBuildError(
-            f"object {obj.name!r}: cannot build its shape from {what} ({type(err).__name__}: {err}); {hint}"
+            f"object {obj.name!r}: cannot build its shape from {what} ({type(err).__name__}: {err}); "
+            f"{obj.shape.build_hint}"
         ) from None
 
 
@@ -133,7 +129,7 @@ def create_body(client: int, obj: spec.ObjectSpec, index: int, seed: int, step_d
     give a kinematic body its velocity over the first step.
     """
     kind = obj.physics.body
-    mesh = _load_mesh(obj, seed) if obj.shape.type in NEEDS_MESH else None
+    mesh = _load_mesh(obj, seed) if obj.shape.collides_as_mesh else None
     position = np.asarray(obj.position, dtype=np.float64)
     quat = rotation_quat(obj.rotation_deg, obj.quaternion)
     track = KinematicTrack.from_spec(obj) if kind == "kinematic" else None

@@ -13,48 +13,19 @@ touches through the velocity the contact solver sees.
 
 from __future__ import annotations
 
-import math
 from typing import Optional, Sequence
 
 import numpy as np
 
 from hybrid.scene import spec
-from hybrid.transforms import rotation_quat, slerp
-
-Quat = tuple[float, float, float, float]
-
-
-def quat_multiply(a: Sequence[float], b: Sequence[float]) -> Quat:
-    """Hamilton product a * b of (x, y, z, w) quaternions: rotate by b, then by a."""
-    ax, ay, az, aw = a
-    bx, by, bz, bw = b
-    return (
-        aw * bx + ax * bw + ay * bz - az * by,
-        aw * by - ax * bz + ay * bw + az * bx,
-        aw * bz + ax * by - ay * bx + az * bw,
-        aw * bw - ax * bx - ay * by - az * bz,
-    )
-
-
-def quat_from_rotation_vector(rv: Sequence[float]) -> Quat:
-    """Axis * angle (radians) -> (x, y, z, w)."""
-    angle = math.sqrt(sum(c * c for c in rv))
-    if angle < 1e-300:
-        return (0.0, 0.0, 0.0, 1.0)
-    s = math.sin(angle / 2) / angle
-    return (rv[0] * s, rv[1] * s, rv[2] * s, math.cos(angle / 2))
-
-
-def rotation_vector_between(q0: Sequence[float], q1: Sequence[float]) -> np.ndarray:
-    """World-axes rotation vector (axis * angle, radians) of the shortest turn taking q0 to q1."""
-    x, y, z, w = quat_multiply(q1, (-q0[0], -q0[1], -q0[2], q0[3]))
-    if w < 0:
-        x, y, z, w = -x, -y, -z, -w
-    s = math.sqrt(x * x + y * y + z * z)
-    if s < 1e-300:
-        return np.zeros(3)
-    angle = 2.0 * math.atan2(s, w)
-    return np.array([x, y, z]) * (angle / s)
+from hybrid.transforms import (
+    Quat,
+    quat_from_rotation_vector,
+    quat_multiply,
+    rotation_quat,
+    rotation_vector_between,
+    slerp,
+)
 
 
 class KinematicTrack:
@@ -95,7 +66,8 @@ class KinematicTrack:
     def pose(self, t: float) -> tuple[np.ndarray, Quat]:
         """Position (3,) metres and quaternion (x, y, z, w) at simulated time `t` seconds."""
         if self._constant:
-            q = quat_multiply(quat_from_rotation_vector(self.angular_velocity * t), self.quaternions[0])
+            turn = quat_from_rotation_vector(self.angular_velocity * t)
+            q = tuple(float(c) for c in quat_multiply(turn, self.quaternions[0]))
             return self.positions[0] + self.linear_velocity * t, q
         times = self.times
         if t <= times[0]:

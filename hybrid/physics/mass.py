@@ -6,15 +6,15 @@ a tumbling cup or a rolling capsule would spin wrongly. We compute the exact
 tensor of a uniform solid here (analytic for primitives, from the triangle mesh
 otherwise) and hand pybullet its principal moments and axes.
 
-Registry: ``INERTIA`` maps a shape type to a function returning the centre of mass
-(3,) in metres in the shape frame and the inertia tensor per kilogram (3, 3) in
-m^2 about that point. A new dynamic shape is one function plus one line there.
+Each shape gives its centre of mass (3,) in metres in the shape frame and its inertia
+tensor per kilogram (3, 3) in m^2 about that point (``inertia`` of its model in
+``hybrid.shapes``: analytic for primitives, integrated over the closed mesh by default).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import trimesh
@@ -40,65 +40,6 @@ class MassProperties:
     principal_quat: tuple[float, float, float, float]
 
 
-def _sphere(shape: spec.SphereShape, mesh: Optional[trimesh.Trimesh]) -> tuple[np.ndarray, np.ndarray]:
-    # Solid sphere: I = 2/5 m r^2 about any axis.
-    return np.zeros(3), np.eye(3) * 0.4 * shape.radius**2
-
-
-def _box(shape: spec.BoxShape, mesh: Optional[trimesh.Trimesh]) -> tuple[np.ndarray, np.ndarray]:
-    # Solid cuboid: I_xx = m (b^2 + c^2) / 12 and cyclic.
-    a, b, c = shape.size
-    return np.zeros(3), np.diag([(b * b + c * c) / 12.0, (a * a + c * c) / 12.0, (a * a + b * b) / 12.0])
-
-
-def _cylinder(shape: spec.CylinderShape, mesh: Optional[trimesh.Trimesh]) -> tuple[np.ndarray, np.ndarray]:
-    # Solid cylinder along z: I_zz = m r^2 / 2, I_xx = I_yy = m (3 r^2 + h^2) / 12.
-    r, h = shape.radius, shape.length
-    side = (3 * r * r + h * h) / 12.0
-    return np.zeros(3), np.diag([side, side, r * r / 2.0])
-
-
-def _capsule(shape: spec.CapsuleShape, mesh: Optional[trimesh.Trimesh]) -> tuple[np.ndarray, np.ndarray]:
-    """Cylinder of length h plus two hemispherical caps, mass shared by volume.
-
-    I_zz = m_cyl r^2 / 2 + m_sph 2 r^2 / 5;
-    I_xx = m_cyl (h^2/12 + r^2/4) + m_sph (2 r^2/5 + h^2/4 + 3 h r/8), where each cap's
-    own moment 83/320 m_cap r^2 is carried to the centre by the parallel-axis theorem
-    (cap centroid 3r/8 beyond the end of the cylinder).
-    """
-    r, h = shape.radius, shape.length
-    v_cyl = np.pi * r * r * h
-    v_sph = 4.0 / 3.0 * np.pi * r**3
-    m_cyl, m_sph = v_cyl / (v_cyl + v_sph), v_sph / (v_cyl + v_sph)
-    izz = m_cyl * r * r / 2.0 + m_sph * 0.4 * r * r
-    ixx = m_cyl * (h * h / 12.0 + r * r / 4.0) + m_sph * (0.4 * r * r + h * h / 4.0 + 3.0 * h * r / 8.0)
-    return np.zeros(3), np.diag([ixx, ixx, izz])
-
-
-def _mesh(shape: spec.MeshShape, mesh: Optional[trimesh.Trimesh]) -> tuple[np.ndarray, np.ndarray]:
-    """Integrate over the closed mesh; an open mesh is treated as its convex hull (as its volume is)."""
-    assert mesh is not None
-    solid = mesh if mesh.is_watertight else mesh.convex_hull
-    if solid.volume < 0:  # inward-facing winding: same solid, flipped sign
-        solid = solid.copy()
-        solid.invert()
-    if not solid.volume > 0:
-        raise ValueError("the mesh encloses no volume")
-    # trimesh integrates with density 1, so moment_inertia / mass is the tensor per kilogram.
-    return np.asarray(solid.center_mass, dtype=np.float64), np.asarray(solid.moment_inertia) / float(solid.mass)
-
-
-InertiaFunction = Callable[..., tuple[np.ndarray, np.ndarray]]
-
-INERTIA: dict[str, InertiaFunction] = {
-    "sphere": _sphere,
-    "box": _box,
-    "cylinder": _cylinder,
-    "capsule": _capsule,
-    "mesh": _mesh,
-}
-
-
 def body_mass(obj: spec.ObjectSpec) -> float:
     """Mass in kg: ``physics.mass``, else ``density`` (or ``spec.DEFAULT_DENSITY``) x ``geometry.shape_volume``."""
     phys = obj.physics
@@ -118,12 +59,11 @@ def _principal(tensor: np.ndarray) -> tuple[np.ndarray, tuple[float, float, floa
 
 
 def mass_properties(obj: spec.ObjectSpec, mesh: Optional[trimesh.Trimesh] = None) -> MassProperties:
-    """Mass properties of a dynamic object; `mesh` is its ``geometry.build_mesh`` for mesh shapes."""
-    kind = obj.shape.type
-    if kind not in INERTIA:
-        raise BodyBuildError(f"object {obj.name!r}: a {kind} cannot be a dynamic body (make it `body: static`)")
+    """Mass properties of a dynamic object; `mesh` is its ``geometry.build_mesh`` when its shape ``collides_as_mesh``."""
+    if obj.shape.static_only:
+        raise BodyBuildError(f"object {obj.name!r}: a {obj.shape.type} cannot be a dynamic body (make it `body: static`)")
     try:
-        com, per_kg = INERTIA[kind](obj.shape, mesh)
+        com, per_kg = obj.shape.inertia(mesh)
         mass = body_mass(obj)
     except (ValueError, RuntimeError) as err:  # RuntimeError: qhull's, for a hull of flat or too few points
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

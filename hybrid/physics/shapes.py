@@ -1,8 +1,7 @@
 """pybullet collision shapes for scene shapes, in the object's own frame.
 
-Registry: ``COLLISION_BUILDERS`` maps a shape type to a function
-``(client, obj, mesh) -> CollisionShape``; adding a shape is one function plus one
-line. Primitives use Bullet's analytic shapes with the spec's dimensions (pybullet's
+Each shape makes its own (``collision`` of its model in ``hybrid.shapes``), from the
+helpers here. Primitives use Bullet's analytic shapes with the spec's dimensions (pybullet's
 cylinder and capsule run along local z like ours, and a capsule's ``height`` is the
 straight part, our ``length``). Everything built from triangles takes exactly the
 vertices of ``geometry.build_mesh`` so what collides is what the renderer draws:
@@ -30,15 +29,16 @@ Bullet's collision queries, which visit every vertex).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 from hybrid.physics.pybullet_quiet import pybullet as p
 import trimesh
 
-from hybrid.physics import decomposition
 from hybrid.physics.errors import BodyBuildError
-from hybrid.scene import spec
+
+if TYPE_CHECKING:
+    from hybrid.scene.spec import ObjectSpec
 
 
 @dataclass(frozen=True)
@@ -50,30 +50,10 @@ class CollisionShape:
     source: str = "primitive"  # primitive | plane | concave-mesh | convex-hull | decomposition
 
 
-def _sphere(client: int, obj: spec.ObjectSpec, mesh: Optional[trimesh.Trimesh]) -> CollisionShape:
-    return CollisionShape(p.createCollisionShape(p.GEOM_SPHERE, radius=obj.shape.radius, physicsClientId=client))
-
-
-def _box(client: int, obj: spec.ObjectSpec, mesh: Optional[trimesh.Trimesh]) -> CollisionShape:
-    half = [s / 2.0 for s in obj.shape.size]
-    return CollisionShape(p.createCollisionShape(p.GEOM_BOX, halfExtents=half, physicsClientId=client))
-
-
-def _cylinder(client: int, obj: spec.ObjectSpec, mesh: Optional[trimesh.Trimesh]) -> CollisionShape:
-    shape = obj.shape
-    sid = p.createCollisionShape(p.GEOM_CYLINDER, radius=shape.radius, height=shape.length, physicsClientId=client)
-    return CollisionShape(sid)
-
-
-def _capsule(client: int, obj: spec.ObjectSpec, mesh: Optional[trimesh.Trimesh]) -> CollisionShape:
-    shape = obj.shape
-    sid = p.createCollisionShape(p.GEOM_CAPSULE, radius=shape.radius, height=shape.length, physicsClientId=client)
-    return CollisionShape(sid)
-
-
-def _plane(client: int, obj: spec.ObjectSpec, mesh: Optional[trimesh.Trimesh]) -> CollisionShape:
-    sid = p.createCollisionShape(p.GEOM_PLANE, planeNormal=[0.0, 0.0, 1.0], physicsClientId=client)
-    return CollisionShape(sid, source="plane")
+def primitive_shape(client: int, geom: str, source: str = "primitive", **params) -> CollisionShape:
+    """One of Bullet's analytic shapes: ``geom`` names pybullet's constant (``"GEOM_SPHERE"``),
+    ``params`` are ``createCollisionShape``'s (radius, halfExtents, height, planeNormal)."""
+    return CollisionShape(p.createCollisionShape(getattr(p, geom), physicsClientId=client, **params), source=source)
 
 
 # pybullet's command buffer (SharedMemoryPublic.h, B3_MAX_NUM_VERTICES and B3_MAX_NUM_INDICES).
@@ -137,48 +117,24 @@ def hull_points(hull: trimesh.Trimesh, directions: int = HULL_DIRECTIONS) -> np.
     return vertices[np.unique(keep)]
 
 
-def _heightfield(client: int, obj: spec.ObjectSpec, mesh: Optional[trimesh.Trimesh]) -> CollisionShape:
-    assert mesh is not None
-    return concave_mesh_shape(client, mesh)
+def convex_hull_shape(client: int, mesh: trimesh.Trimesh) -> CollisionShape:
+    """The convex hull of the mesh's vertices (reduced to ``hull_points`` when pybullet cannot take them all)."""
+    sid = p.createCollisionShape(p.GEOM_MESH, vertices=hull_points(mesh.convex_hull).tolist(), physicsClientId=client)
+    return CollisionShape(sid, convex_parts=1, source="convex-hull")
 
 
-def _mesh(client: int, obj: spec.ObjectSpec, mesh: Optional[trimesh.Trimesh]) -> CollisionShape:
-    assert mesh is not None
-    if obj.physics.body != "dynamic":
-        return concave_mesh_shape(client, mesh)
-    if not decomposition.wants_decomposition(mesh, obj.shape.convex_decomposition):
-        sid = p.createCollisionShape(p.GEOM_MESH, vertices=hull_points(mesh.convex_hull).tolist(), physicsClientId=client)
-        return CollisionShape(sid, convex_parts=1, source="convex-hull")
-    try:
-        path = decomposition.decompose(mesh)
-    except (RuntimeError, OSError) as err:
-        raise BodyBuildError(
-            f"object {obj.name!r}: convex decomposition of {obj.shape.file} failed ({err}); "
-            "set `convex_decomposition: never` to collide with its convex hull, or simplify the mesh"
-        ) from None
+def decomposition_shape(client: int, path) -> CollisionShape:
+    """A compound of the convex parts in the decomposition file at ``path`` (``decomposition.decompose``)."""
+    from hybrid.physics import decomposition
+
     sid = p.createCollisionShape(p.GEOM_MESH, fileName=str(path), physicsClientId=client)
     return CollisionShape(sid, convex_parts=decomposition.count_parts(path), source="decomposition")
 
 
-CollisionBuilder = Callable[[int, spec.ObjectSpec, Optional[trimesh.Trimesh]], CollisionShape]
-
-COLLISION_BUILDERS: dict[str, CollisionBuilder] = {
-    "sphere": _sphere,
-    "box": _box,
-    "cylinder": _cylinder,
-    "capsule": _capsule,
-    "plane": _plane,
-    "mesh": _mesh,
-    "heightfield": _heightfield,
-}
-
-# Shapes whose collision geometry is built from geometry.build_mesh's triangles.
-NEEDS_MESH = frozenset({"mesh", "heightfield"})
-
-
-def collision_shape(client: int, obj: spec.ObjectSpec, mesh: Optional[trimesh.Trimesh]) -> CollisionShape:
-    """Create the collision shape of `obj` in pybullet client `client`."""
-    shape_id = COLLISION_BUILDERS[obj.shape.type](client, obj, mesh)
+def collision_shape(client: int, obj: "ObjectSpec", mesh: Optional[trimesh.Trimesh]) -> CollisionShape:
+    """Create the collision shape of `obj` in pybullet client `client`; `mesh` is its
+    ``geometry.build_mesh`` when its shape ``collides_as_mesh``, else None."""
+    shape_id = obj.shape.collision(client, obj, mesh)
     if shape_id.shape_id < 0:
         raise BodyBuildError(f"object {obj.name!r}: pybullet refused its {obj.shape.type} collision shape")
     return shape_id

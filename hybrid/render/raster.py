@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hybrid.fields.frames import FIELD_BUFFER_NAMES, empty_field_buffers  # noqa: F401 (FIELD_BUFFER_NAMES re-exported)
+from hybrid import buffers as buffer_registry
 from hybrid.render.beauty import BeautyPass, encode_display
 from hybrid.render.gbuffer import GBufferPass
 from hybrid.render.gl import GLContext
@@ -32,7 +32,8 @@ from hybrid.scene.spec import Scene
 from hybrid.state import State
 from hybrid.transforms import CV_TO_GL, pose_matrices
 
-BUFFER_NAMES = ("rgb", "depth", "instance", "normal", "albedo")
+BUFFER_NAMES = buffer_registry.names("core")  # what every frame gets (hybrid.buffers)
+FIELD_BUFFER_NAMES = buffer_registry.names("fields")  # what frames of scenes with fields add
 def _has_fields(state: State) -> bool:
     f = getattr(state, "fields", None)
     return f is not None and (f.gas is not None or f.liquid is not None)
@@ -138,7 +139,7 @@ class Rasterizer:
                 frame = {"hdr": radiance} if hdr else {"rgb": encode_display(radiance)}
             return {**frame, **buffers, **field_buffers}
         if self.scene.fields is not None or getattr(state, "fields", None) is not None:
-            return {**frame, **buffers, **empty_field_buffers(self.height, self.width)}
+            return {**frame, **buffers, **buffer_registry.empty_buffers(FIELD_BUFFER_NAMES, self.height, self.width)}
         return {**frame, **buffers}
 
     def render_rgb(self, state: State, cam_to_world: np.ndarray) -> np.ndarray:
@@ -184,7 +185,7 @@ class Rasterizer:
                     backend.ensure(spec.arch, spec.deterministic)
                 else:
                     backend.ensure("cpu", True)
-            from hybrid.render.volume import FieldRenderer
+            from hybrid.render.fields.composite import FieldRenderer
 
             cam = self.scene.camera
             self._field_renderer = FieldRenderer(self.scene, intrinsics(cam.fov_deg, self.width, self.height))

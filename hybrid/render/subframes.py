@@ -54,16 +54,19 @@ def camera_at(scene: Scene, frame_times: np.ndarray) -> np.ndarray:
     return np.asarray(MOTIONS[cam.motion](cam, np.asarray(frame_times, dtype=np.float64) / scene.fps))
 
 
-def iter_beauty_subframes(scene: Scene, states: list[State], offsets: np.ndarray) -> Iterator[np.ndarray]:
+def iter_beauty_subframes(
+    scene: Scene, states: list[State], offsets: np.ndarray, beauty: str = "raster"
+) -> Iterator[np.ndarray]:
     """For every frame k in turn, float32 (S, H, W, 3): the beauty pass's linear radiance at k + offsets[s].
 
     `offsets` are in frame intervals (``hybrid.render.post.motion_blur.subframe_schedule``).
     One frame's sub-frames at a time, so a clip never holds T x S float frames.
+    `beauty` names the back end that draws them (``hybrid.render.backends``).
     """
-    from hybrid.render import Rasterizer
+    from hybrid.render.backends import open_beauty
 
     offsets = np.asarray(offsets, dtype=np.float64)
-    with Rasterizer(scene) as raster:
+    with open_beauty(beauty, scene) as raster:
         for k in range(len(states)):
             times = k + offsets
             out = np.empty((len(offsets), scene.height, scene.width, 3), dtype=np.float32)

@@ -20,25 +20,22 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import Field, model_validator
 
-from hybrid.scene.spec import Color, Float, Int, NonNegative, Positive, Spec, SpecValueError, Unit, Vec3
+from hybrid.spec.types import AxisBox, Color, Float, Int, NonNegative, Positive, Spec, SpecValueError, Unit, Vec3
 
 Arch = Literal["cpu", "cuda", "vulkan", "auto"]
 
 
-class Domain(Spec):
+class Domain(AxisBox):
     """An axis-aligned box in world coordinates, metres."""
-
-    min: Vec3
-    max: Vec3
 
     @model_validator(mode="after")
     def _ordered(self) -> "Domain":
-        for axis, (lo, hi) in enumerate(zip(self.min, self.max)):
-            if not hi > lo:
-                raise SpecValueError(
-                    f"domain.max must exceed domain.min on every axis; on {'xyz'[axis]} max {hi} <= min {lo}",
-                    at=("max",),
-                )
+        self._check_axes(
+            lambda lo, hi: not hi > lo,
+            lambda axis, lo, hi: SpecValueError(
+                f"domain.max must exceed domain.min on every axis; on {'xyz'[axis]} max {hi} <= min {lo}", at=("max",)
+            ),
+        )
         return self
 
     @property
@@ -181,7 +178,7 @@ class GasSpec(Spec):
     max_substeps: Annotated[Int, Field(ge=1, le=1000)] = Field(
         16, description="most gas substeps per video frame; more needed is an error"
     )
-    emitters: list[Emitter] = Field(default_factory=list)
+    emitters: tuple[Emitter, ...] = Field(default_factory=tuple)
     combustion: Optional[Combustion] = None
     look: GasLook = GasLook()
 
@@ -264,7 +261,7 @@ class LiquidSpec(Spec):
     resolution: Annotated[Int, Field(ge=8, le=512)] = Field(48, description="grid cells along the longest side")
     material: str = Field("water", description="water | sand | snow | jelly")
     density: Positive = Field(1000.0, description="kg/m^3 at rest")
-    fill: list[FillRegion] = Field(min_length=1)
+    fill: tuple[FillRegion, ...] = Field(min_length=1)
     particles_per_cell: Annotated[Int, Field(ge=1, le=64)] = Field(8, description="particles per grid cell at the start")
     sound_speed: Positive = Field(
         20.0,

@@ -13,23 +13,15 @@ from typing import Optional
 
 import numpy as np
 
+from hybrid import buffers as buffer_registry
 from hybrid.scene.errors import Issue, SceneError, SourceMap
 from hybrid.scene.spec import Scene
 
 GIB = 1024**3
 
-# Bytes per pixel per frame of every buffer a clip holds (see the buffer table in
-# the design notes): rgb 3 x uint8, depth float32, instance uint16, normal 3 x
-# float32, albedo 3 x uint8, flow_fwd and flow_bwd 2 x float32 each. Sum: 40.
-BUFFER_BYTES_PER_PIXEL = {
-    "rgb": 3,
-    "depth": 4,
-    "instance": 2,
-    "normal": 12,
-    "albedo": 3,
-    "flow_fwd": 8,
-    "flow_bwd": 8,
-}
+# Bytes per pixel per frame of every buffer a clip of a scene without fields holds
+# (the registry's core and flow groups, hybrid.buffers): 40.
+BUFFER_BYTES_PER_PIXEL = {name: buffer_registry.get(name).bytes_per_pixel for name in buffer_registry.names("core", "flow")}
 
 # The renderer's working set on top of the stored clip: float32 copies of one
 # frame's passes while they are converted (colour RGBA, depth, normals, positions),
@@ -45,14 +37,8 @@ MAX_OBJECTS = 5000
 
 MEMORY_ENV = "HYBRID_MAX_MEMORY_GB"
 
-def _field_buffer_bytes_per_pixel() -> int:
-    """Bytes per pixel per frame of the field buffers (hybrid.fields.frames.FIELD_BUFFER_LAYOUT): 21."""
-    from hybrid.fields.frames import FIELD_BUFFER_LAYOUT
-
-    return sum(int(np.dtype(dtype).itemsize * np.prod(tail, dtype=np.int64)) for dtype, tail in FIELD_BUFFER_LAYOUT.values())
-
-
-FIELD_BUFFER_BYTES_PER_PIXEL = _field_buffer_bytes_per_pixel()
+# ... and what the field buffers add in clips of scenes with fields: 21.
+FIELD_BUFFER_BYTES_PER_PIXEL = buffer_registry.bytes_per_pixel(buffer_registry.names("fields"))
 # Per cell per frame held in a clip's States until rendered: density, temperature,
 # fuel, flame, velocity (7 float32) and the solid flag; per particle per frame:
 # position and velocity (6 float32). The solvers' own working sets come from

@@ -3,7 +3,13 @@
 Every model here is frozen and forbids unknown keys, so a typo in a YAML file is an
 error with a suggestion rather than a silently ignored setting. Units are SI
 (metres, kilograms, seconds); fields that take degrees say so in their name
-(``fov_deg``, ``rotation_deg``). The world frame is right-handed with z up.
+(``fov_deg``, ``rotation_deg``). The world frame is right-handed with z up. Lists
+are tuples, so a Scene cannot change after validation, however deep one reaches
+(derive a new one with ``model_copy(update=...)``).
+
+The value types and the base model come from ``hybrid.spec``; each shape is a model in
+``hybrid.shapes``; the ``fields:`` section is ``hybrid.scene.fields_spec``; ``post``
+is a post-effect chain (``hybrid.render.post.spec``).
 
 This module only describes data. Loading YAML with located errors lives in
 ``hybrid.scene.load``; building a simulation from a spec lives in ``hybrid.world``.
@@ -11,152 +17,15 @@ This module only describes data. Loading YAML with located errors lives in
 
 from __future__ import annotations
 
-import difflib
 import math
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator
 
-
-
-def _not_bool(value: object) -> object:
-    """Refuse true/false where a number belongs: pydantic's lax mode would read `radius: true` as 1.0."""
-    if isinstance(value, bool):
-        # The error's type is not one the loader words specially, so the message it
-        # writes is "expected <what this field takes>, got true".
-        raise PydanticCustomError("bool_for_number", "expected a number, got a boolean")
-    return value
-
-
-# Every number in a scene or recipe goes through these two types (a test checks that no
-# bare float or int is left in the models), so a boolean never passes as 1 or 0.
-Float = Annotated[float, BeforeValidator(_not_bool)]
-Int = Annotated[int, BeforeValidator(_not_bool)]
-
-Vec2 = tuple[Float, Float]
-Vec3 = tuple[Float, Float, Float]
-Quat = tuple[Float, Float, Float, Float]  # (x, y, z, w), as pybullet
-
-
-class SpecValueError(ValueError):
-    """A failed check that names what to blame, so a loader can point at it in the file.
-
-    Raise it like a ValueError from any validator. ``at`` is a field path relative to
-    the model being validated (a model validator blaming one of its fields, e.g.
-    ``("physics", "timestep")``); empty blames the value or model being validated.
-    ``suggestion`` is the value the author most likely meant.
-    """
-
-    def __init__(self, message: str, at: tuple[Union[str, int], ...] = (), suggestion: Optional[str] = None):
-        super().__init__(message)
-        self.at = tuple(at)
-        self.suggestion = suggestion
-
-
-# A small palette so scene authors can write `color: red`.
-NAMED_COLORS: dict[str, Vec3] = {
-    "white": (1.0, 1.0, 1.0),
-    "black": (0.0, 0.0, 0.0),
-    "gray": (0.5, 0.5, 0.5),
-    "grey": (0.5, 0.5, 0.5),
-    "lightgray": (0.8, 0.8, 0.8),
-    "darkgray": (0.25, 0.25, 0.25),
-    "red": (0.86, 0.12, 0.12),
-    "green": (0.15, 0.7, 0.2),
-    "blue": (0.12, 0.3, 0.86),
-    "yellow": (0.95, 0.85, 0.15),
-    "orange": (0.95, 0.5, 0.1),
-    "purple": (0.55, 0.2, 0.75),
-    "cyan": (0.1, 0.75, 0.85),
-    "magenta": (0.85, 0.15, 0.65),
-    "brown": (0.45, 0.28, 0.14),
-    "wood": (0.62, 0.42, 0.24),
-    "sand": (0.82, 0.72, 0.52),
-    "grass": (0.3, 0.55, 0.2),
-    "steel": (0.7, 0.72, 0.75),
-    "gold": (1.0, 0.77, 0.34),
-}
-
-
-def _parse_color(value: object) -> Vec3:
-    """Accept [r, g, b] in 0..1, '#rrggbb' or a name from NAMED_COLORS."""
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text.startswith("#") and len(text) == 7:
-            try:
-                return tuple(int(text[i : i + 2], 16) / 255.0 for i in (1, 3, 5))  # type: ignore[return-value]
-            except ValueError:
-                pass
-        if text in NAMED_COLORS:
-            return NAMED_COLORS[text]
-        close = difflib.get_close_matches(text, sorted(NAMED_COLORS), n=1)
-        raise SpecValueError(
-            f"unknown colour {value!r}: use [r, g, b] with components in 0..1, "
-            f"'#rrggbb', or one of {', '.join(sorted(NAMED_COLORS))}",
-            suggestion=close[0] if close else None,
-        )
-    if isinstance(value, (list, tuple)) and len(value) == 3:
-        if any(isinstance(c, bool) for c in value):
-            from hybrid.scene.errors import show_value
-
-            raise ValueError(f"a colour [r, g, b] needs three numbers in 0..1, got {show_value(list(value))}")
-        try:
-            rgb = tuple(float(c) for c in value)
-        except (TypeError, ValueError):
-            raise ValueError("a colour [r, g, b] needs three numbers in 0..1") from None
-        if any(not 0.0 <= c <= 1.0 for c in rgb):
-            raise ValueError(
-                f"colour components must lie in 0..1, got {list(rgb)} "
-                "(for 0..255 values divide by 255, or write '#rrggbb')"
-            )
-        return rgb  # type: ignore[return-value]
-    raise ValueError("a colour is [r, g, b] in 0..1, '#rrggbb', or a colour name")
-
-
-class Spec(BaseModel):
-    """Base for every spec model: frozen, unknown keys are errors."""
-
-    # allow_inf_nan=False: an infinite or NaN number in a scene is always a mistake
-    # (inf mass, NaN position) and would only surface later as a physics blow-up.
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
-Positive = Annotated[Float, Field(gt=0)]
-NonNegative = Annotated[Float, Field(ge=0)]
-Unit = Annotated[Float, Field(ge=0, le=1)]
-# The JSON Schema of a colour lists every accepted spelling, so editors that check a
-# scene against `hybrid schema` accept `color: red` and '#rrggbb' as the loader does.
-Color = Annotated[
-    Vec3,
-    BeforeValidator(_parse_color),
-    WithJsonSchema(
-        {
-            "description": "[r, g, b] in 0..1, '#rrggbb' or a name",
-            "anyOf": [
-                {
-                    "type": "array",
-                    "items": {"type": "number", "minimum": 0, "maximum": 1},
-                    "minItems": 3,
-                    "maxItems": 3,
-                },
-                {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},
-                {"type": "string", "enum": sorted(NAMED_COLORS)},
-            ],
-        }
-    ),
-]
-
-
-def _unit_quat(q: Quat) -> Quat:
-    n = math.sqrt(sum(c * c for c in q))
-    if n < 1e-9:
-        raise ValueError("quaternion (x, y, z, w) must not be all zeros")
-    return tuple(c / n for c in q)  # type: ignore[return-value]
-
-
-# A quaternion (x, y, z, w) as written, normalised on load.
-UnitQuat = Annotated[Quat, AfterValidator(_unit_quat)]
+from hybrid.render.post.spec import PostChain
+from hybrid.scene.fields_spec import FieldsSpec
+from hybrid.shapes import SHAPES
+from hybrid.spec.types import Color, Float, Int, NonNegative, Positive, Spec, SpecValueError, Unit, UnitQuat, Vec3
 
 
 def _one_rotation(model: BaseModel) -> None:
@@ -166,101 +35,17 @@ def _one_rotation(model: BaseModel) -> None:
 
 
 # ---------------------------------------------------------------- shapes
+#
+# Every shape is a model in hybrid.shapes (one module each), registered by its `type`;
+# an object's `shape` is whichever registered model its `type` names.
 
 
-class SphereShape(Spec):
-    type: Literal["sphere"]
-    radius: Positive
+def shape_annotation() -> object:
+    """The union of every registered shape, told apart by `type` (rebuilt when a shape registers late)."""
+    return SHAPES.annotation()
 
 
-class BoxShape(Spec):
-    type: Literal["box"]
-    size: tuple[Positive, Positive, Positive] = Field(description="full extents along x, y, z in metres")
-
-
-class CylinderShape(Spec):
-    type: Literal["cylinder"]
-    radius: Positive
-    length: Positive = Field(description="along the local z axis, metres")
-
-
-class CapsuleShape(Spec):
-    type: Literal["capsule"]
-    radius: Positive
-    length: Positive = Field(description="length of the straight part along local z, excluding the caps")
-
-
-class PlaneShape(Spec):
-    """An infinite plane z = 0 in the object's frame; `size` is how much of it is drawn."""
-
-    type: Literal["plane"]
-    size: tuple[Positive, Positive] = (20.0, 20.0)
-    texture_scale: Positive = Field(1.0, description="texture repeats per metre")
-
-
-class MeshShape(Spec):
-    """A triangle mesh file read by trimesh (obj, stl, ply, glb, off). Paths are relative to the scene file."""
-
-    type: Literal["mesh"]
-    file: str
-    scale: Union[Positive, tuple[Positive, Positive, Positive]] = 1.0
-    center: Literal["none", "centroid", "bounds"] = Field(
-        "none", description="re-centre the mesh at its centre of mass (centroid) or bounding-box centre"
-    )
-    convex_decomposition: Literal["auto", "always", "never"] = Field(
-        "auto",
-        description="dynamic bodies: decompose concave meshes into convex parts (auto decides from the mesh)",
-    )
-
-
-class TerrainGenerator(Spec):
-    """A procedural height map in metres, sampled on the heightfield grid.
-
-    valley: a smooth trough along y, z = depth * (1 - cos(2 pi x / size_x)) / 2 shape.
-    hills: a sum of smooth bumps placed from the scene seed.
-    noise: fractal value noise from the scene seed.
-    """
-
-    type: Literal["valley", "hills", "noise", "flat"]
-    amplitude: NonNegative = Field(1.0, description="height range in metres")
-    frequency: Positive = Field(1.0, description="features per side (hills, noise) or troughs across x (valley)")
-    octaves: Annotated[Int, Field(ge=1, le=8)] = 4
-
-
-class HeightfieldShape(Spec):
-    """Terrain: a grid of heights over `size` metres, from a file (.png/.npy), inline `heights`, or a `generator`."""
-
-    type: Literal["heightfield"]
-    size: tuple[Positive, Positive] = Field(description="extent along x and y in metres")
-    resolution: tuple[Annotated[Int, Field(ge=2, le=1024)], Annotated[Int, Field(ge=2, le=1024)]] = (64, 64)
-    file: Optional[str] = None
-    heights: Optional[list[list[Float]]] = None
-    generator: Optional[TerrainGenerator] = None
-    height_scale: Positive = Field(1.0, description="multiplies heights (a PNG's 0..1 values)")
-    texture_scale: Positive = Field(1.0, description="texture repeats per metre")
-
-    @model_validator(mode="after")
-    def _one_source(self) -> "HeightfieldShape":
-        given = [k for k in ("file", "heights", "generator") if getattr(self, k) is not None]
-        if len(given) != 1:
-            raise SpecValueError(
-                "a heightfield needs exactly one of `file`, `heights` or `generator`"
-                + (f" (got {', '.join(given)})" if given else "")
-            )
-        if self.heights is not None:
-            rows = len(self.heights)
-            cols = {len(r) for r in self.heights}
-            if rows < 2 or len(cols) != 1 or cols.pop() < 2:
-                raise SpecValueError("`heights` must be a rectangular list of rows, at least 2 x 2", at=("heights",))
-        return self
-
-
-Shape = Annotated[
-    Union[SphereShape, BoxShape, CylinderShape, CapsuleShape, PlaneShape, MeshShape, HeightfieldShape],
-    Field(discriminator="type"),
-]
-
-SHAPE_TYPES = ("sphere", "box", "cylinder", "capsule", "plane", "mesh", "heightfield")
+Shape = shape_annotation()
 
 
 # ---------------------------------------------------------------- physics
@@ -302,7 +87,7 @@ class BodyPhysics(Spec):
     linear_velocity: Vec3 = (0.0, 0.0, 0.0)
     angular_velocity: Vec3 = Field((0.0, 0.0, 0.0), description="rad/s in world axes")
     gravity_scale: Float = Field(1.0, description="multiplies gravity for this body only (0 floats, -1 falls up)")
-    keyframes: Optional[list[Keyframe]] = Field(None, description="kinematic bodies only, sorted by t")
+    keyframes: Optional[tuple[Keyframe, ...]] = Field(None, description="kinematic bodies only, sorted by t")
 
     @model_validator(mode="after")
     def _consistent(self) -> "BodyPhysics":
@@ -349,10 +134,9 @@ class ObjectSpec(Spec):
     @model_validator(mode="after")
     def _consistent(self) -> "ObjectSpec":
         _one_rotation(self)
-        kind = self.shape.type
-        if kind in ("plane", "heightfield") and self.physics.body != "static":
+        if self.shape.static_only and self.physics.body != "static":
             raise SpecValueError(
-                f"a {kind} can only be `body: static` (got {self.physics.body})", at=("physics", "body")
+                f"a {self.shape.type} can only be `body: static` (got {self.physics.body})", at=("physics", "body")
             )
         return self
 
@@ -384,7 +168,7 @@ class Camera(Spec):
     fov_deg: Annotated[Float, Field(gt=1, lt=170)] = 45.0
     near: Positive = 0.05
     far: Positive = 100.0
-    keyframes: Optional[list[CameraKeyframe]] = None
+    keyframes: Optional[tuple[CameraKeyframe, ...]] = None
     orbit_radius: Optional[Positive] = None
     orbit_height: Optional[Float] = None
     orbit_start_deg: Float = 0.0
@@ -495,14 +279,19 @@ class PointLight(Spec):
         return v
 
 
+# Spot light cones, degrees from the axis.
+InnerConeDeg = Annotated[Float, Field(ge=0, lt=90)]
+OuterConeDeg = Annotated[Float, Field(gt=0, le=89)]
+
+
 class SpotLight(Spec):
     type: Literal["spot"]
     position: Vec3
     look_at: Vec3 = (0.0, 0.0, 0.0)
     color: Color = (1.0, 1.0, 1.0)
     intensity: NonNegative = 40.0
-    inner_cone_deg: Annotated[Float, Field(ge=0, lt=90)] = 15.0
-    outer_cone_deg: Annotated[Float, Field(gt=0, le=89)] = 30.0
+    inner_cone_deg: InnerConeDeg = 15.0
+    outer_cone_deg: OuterConeDeg = 30.0
     shadows: bool = True
 
 
@@ -514,12 +303,17 @@ class SpotLight(Spec):
                 "aim it at another point",
                 at=("look_at",),
             )
-        if self.inner_cone_deg >= self.outer_cone_deg:
-            raise SpecValueError(
-                f"inner_cone_deg ({self.inner_cone_deg}) must be smaller than outer_cone_deg ({self.outer_cone_deg})",
-                at=("inner_cone_deg",),
-            )
+        check_cones(self)
         return self
+
+
+def check_cones(light: BaseModel) -> None:
+    """A spot light's inner cone (full brightness) must be narrower than its outer one (dark beyond)."""
+    inner, outer = light.inner_cone_deg, light.outer_cone_deg  # type: ignore[attr-defined]
+    if inner >= outer:
+        raise SpecValueError(
+            f"inner_cone_deg ({inner}) must be smaller than outer_cone_deg ({outer})", at=("inner_cone_deg",)
+        )
 
 
 Light = Annotated[Union[AmbientLight, DirectionalLight, PointLight, SpotLight], Field(discriminator="type")]
@@ -557,9 +351,6 @@ class PhysicsSettings(Spec):
 # ---------------------------------------------------------------- the scene
 
 
-# The `fields:` section lives in its own module; it builds on the types above.
-from hybrid.scene.fields_spec import FieldsSpec  # noqa: E402
-
 MAX_LIGHTS_PER_TYPE = 4  # pyrender's limit per light type; more would be dropped silently
 
 
@@ -580,12 +371,17 @@ class Scene(Spec):
     background: Color = (0.62, 0.72, 0.85)
     physics: PhysicsSettings = PhysicsSettings()
     camera: Camera = Camera()
-    lights: list[Light] = Field(
-        default_factory=lambda: [AmbientLight(type="ambient"), DirectionalLight(type="directional")]
+    lights: tuple[Light, ...] = Field(
+        default_factory=lambda: (AmbientLight(type="ambient"), DirectionalLight(type="directional"))
     )
-    objects: list[ObjectSpec] = Field(default_factory=list)
+    objects: tuple[ObjectSpec, ...] = Field(default_factory=tuple)
     fields: Optional[FieldsSpec] = Field(
         None, description="smoke, fire and liquid simulated with Taichi, coupled with the bodies (see hybrid.fields)"
+    )
+    post: Optional[PostChain] = Field(
+        None,
+        description="game-engine post effects on the beauty frame, in order (see hybrid.render.post); "
+        "buffers are never touched",
     )
 
 
@@ -619,6 +415,15 @@ class Scene(Spec):
                     at=("physics", "timestep"),
                 )
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict:
+        # A scene without post effects dumps as scenes did before `post` existed: clip
+        # metadata holds this dump, and its bytes must not change.
+        data = handler(self)
+        if self.post is None:
+            data.pop("post", None)
+        return data
 
     # Derived quantities: computed here once so every stage agrees on them.
 
@@ -654,3 +459,7 @@ class Scene(Spec):
     @property
     def height(self) -> int:
         return self.resolution[1]
+
+
+# A shape registered after this module was built rebuilds the models that hold shapes.
+SHAPES.uses(ObjectSpec, "shape", shape_annotation, then=(Scene,))

@@ -32,18 +32,17 @@ from typing import Literal, Mapping, Optional, Union
 from pydantic import Field, model_validator
 
 from hybrid.neural.config import NeuralConfig
-from hybrid.scene.errors import Issue, SceneError, SourceMap
-from hybrid.scene.load import apply_overrides, parse_yaml, read_source, validate_located
-from hybrid.scene.spec import Spec, SpecValueError
+from hybrid.spec.errors import Issue, SourceMap, SpecError
+from hybrid.spec.load import apply_overrides, parse_yaml, read_source, validate_located
+from hybrid.spec.types import Spec, SpecValueError
 
 TRAIN_HELP_LINE = "training config fields are described in hybrid/train/config.py; training/neural_64.yaml is a complete example"
 
 
-class TrainConfigError(SceneError):
+class TrainConfigError(SpecError):
     """A training config that cannot be used, with every located problem in ``issues``."""
 
-    def _text(self) -> str:
-        return "\n".join([str(issue) for issue in self.issues] + [TRAIN_HELP_LINE])
+    help_line = TRAIN_HELP_LINE
 
 
 class TrainSpec(Spec):

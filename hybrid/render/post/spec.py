@@ -25,7 +25,7 @@ from typing import Annotated, ClassVar, Literal, Optional, Sequence, Union
 
 from pydantic import Field, RootModel, ConfigDict, model_validator
 
-from hybrid.scene.spec import Float, Int, NonNegative, Positive, Spec, SpecValueError, Unit
+from hybrid.spec.types import Float, Int, NonNegative, Positive, Spec, SpecValueError, Unit
 
 Space = Literal["scene", "display"]
 
@@ -210,8 +210,8 @@ def check_order(effects: Sequence[PostSpec]) -> None:
             toned = i
 
 
-class PostChain(RootModel[list[EffectSpec]]):
-    """A validated, ordered list of effects (see ``check_order``); ``.root`` is the list."""
+class PostChain(RootModel[tuple[EffectSpec, ...]]):
+    """A validated, ordered list of effects (see ``check_order``); ``.root`` is the tuple of them."""
 
     model_config = ConfigDict(frozen=True)
 

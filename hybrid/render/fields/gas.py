@@ -1,19 +1,8 @@
-"""Smoke and fire in the beauty pass: the gas grid ray marched per pixel, and the field layers composited.
+"""Smoke and fire in the beauty pass: the gas grid ray marched per pixel (``GasMarcher``).
 
-Two parts:
-
-- ``GasMarcher``: ray marches a ``GasFrame`` (Taichi kernels, CPU-friendly) and gives
-  per pixel the transmittance and in-scattered plus emitted radiance of the gas in
-  front of and behind a split depth (the liquid surface), and the gas buffers.
-- ``FieldRenderer``: one frame of every field over the HDR beauty pass: the liquid
-  surface (``hybrid.render.liquid``) layered with the gas, and the five field buffers.
-
-Ray parameter. Pixel (row r, column c) looks along d = R (x_n, y_n, 1) with
-x_n = (c + 0.5 - cx) / fx, y_n = (r + 0.5 - cy) / fy (``hybrid.camera``'s pixel-centre
-convention, R the camera-to-world rotation). A ray point is o + t d, so ``t`` is the
-point's camera z-depth in metres, directly comparable with the G-buffer ``depth``
-(0 there means background: the ray runs to infinity); a step of dt in t is
-dt |d| metres of path.
+``GasMarcher`` gives per pixel the transmittance and in-scattered plus emitted
+radiance of the gas in front of and behind a split depth (the liquid surface), and
+the gas buffers. Rays are ``hybrid.render.fields.rays``'s (t is camera z-depth).
 
 Gas optics (units: metres, kelvin, linear radiance as the beauty pass):
 
@@ -27,12 +16,12 @@ Gas optics (units: metres, kelvin, linear radiance as the beauty pass):
   scene's summed ambient lights (unshadowed: a dense bank under ambient light alone
   shows albedo x ambient, as a surface does), E_l a light's colour x intensity (over
   distance^2 for point and spot lights, times the spot cone factor of the beauty
-  shader), p = 1 / pi an isotropic phase function normalised like a Lambertian
-  surface (single scattering alone, 1 / (4 pi), leaves thick smoke several times
-  too dark; the factor 4 stands in for multiple scattering), and T_l the
-  transmittance toward the light, precomputed per frame for every cell: for
-  directional lights by one sweep through the grid from the light's side
-  (``directional_optical_depth``, linear in the cell count), for point and spot
+  shader, ``hybrid.render.fields.lights``), p = 1 / pi an isotropic phase function
+  normalised like a Lambertian surface (single scattering alone, 1 / (4 pi), leaves
+  thick smoke several times too dark; the factor 4 stands in for multiple
+  scattering), and T_l the transmittance toward the light, precomputed per frame for
+  every cell: for directional lights by one sweep through the grid from the light's
+  side (``directional_optical_depth``, linear in the cell count), for point and spot
   lights by marching from every cell of a copy of the grid coarsened to at most
   ``POINT_LIGHT_CELLS`` cells a side (block means) toward the light (one sample
   per coarse cell, to the grid's box or the light), read back trilinearly. Cells of the gas frame's ``solid`` mask
@@ -47,20 +36,6 @@ Gas optics (units: metres, kelvin, linear radiance as the beauty pass):
   R > G > B below about 5000 K;
 - each step adds (J / sigma)(1 - exp(-sigma ds)) T_before with J = sigma S +
   emission (exact for a homogeneous step), so large steps never overshoot.
-
-Compositing (``FieldRenderer.composite``): with a liquid surface at depth t_l in
-front of the opaque depth, behind = beauty T_back + L_back (the gas between t_l and
-the opaque surface), the liquid shades that into a surface colour (reflection,
-absorption: ``hybrid.render.liquid``), and out = surface T_front + L_front (the gas
-between the camera and t_l). Elsewhere out = beauty T + L. Approximations: gas
-inside the liquid is treated like gas behind its front surface; the liquid's
-refraction does not displace what is seen through it; gas and liquid do not light
-or shadow each other.
-
-The G-buffer (depth, instance, normal, albedo) stays the rigid bodies': smoke and
-liquid are translucent layers over it, so a body inside smoke or partly under
-water keeps its instance id, depth and normal at every pixel where it is the first
-opaque surface.
 """
 
 # No `from __future__ import annotations`: Taichi reads kernel annotations as objects.
@@ -70,128 +45,36 @@ from typing import Optional
 
 import numpy as np
 
-from hybrid.fields.backend import _import_taichi
-from hybrid.fields.frames import FieldFrame, GasFrame
+from hybrid.fields.frames import GasFrame
+from hybrid.fields.stencil import trilinear_weight
+from hybrid.render.fields.lights import LIGHT_DIRECTIONAL, LIGHT_ROW, LIGHT_SPOT, spot_cone
+from hybrid.render.fields.rays import (
+    BIG,
+    F32x1,
+    F32x2,
+    F32x3,
+    F32x4,
+    U8x3,
+    box_span,
+    camera_params,
+    grid_frame,
+    lerp_setup,
+    pixel_span,
+    sample,
+    ti,
+    to_camera,
+)
 from hybrid.render.materials import display_to_linear
-from hybrid.fields.frames import empty_field_buffers
-from hybrid.scene.fields_spec import GasLook, LiquidLook
-from hybrid.scene.spec import AmbientLight, DirectionalLight, PointLight, Scene, SpotLight
-
-ti = _import_taichi()
+from hybrid.scene.fields_spec import GasLook
 
 PHASE = 1.0 / math.pi  # isotropic, normalised like a Lambertian surface (see the module docstring)
 FLAME_GAIN = 5.0  # radiance per metre per unit of flame at FLAME_REFERENCE_K and flame_intensity 1
 FLAME_REFERENCE_K = 1500.0
 SOLID_TAU = 50.0  # optical depth of a cell inside a rigid body, for light (a light march stops there)
-BIG = 1.0e30  # "no hit" / "no end" in kernels
-
-# Light rows for the kernels (float32, LIGHT_ROW wide): kind, radiance (3), direction toward the light for
-# directional lights or position for point and spot lights (3), spot axis (3), cone scale, cone offset.
-LIGHT_DIRECTIONAL, LIGHT_POINT, LIGHT_SPOT = 1, 2, 3
-LIGHT_ROW = 12
 
 # Per-cell channels of the marched grid: density, source J (3), temperature above ambient, density x velocity
 # in camera axes (3).
 CHANNELS = 8
-
-
-def light_table(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
-    """The scene's lights for the kernels: (ambient linear rgb (3,), rows (L, LIGHT_ROW) float32).
-
-    Radiance E = linear colour x intensity, as the beauty pass binds it; spot cones use
-    pyrender's scale 1 / max(0.001, cos(inner) - cos(outer)) and offset -cos(outer) x scale.
-    """
-    ambient = np.zeros(3)
-    rows = []
-    for light in scene.lights:
-        color = display_to_linear(light.color) * light.intensity
-        row = np.zeros(LIGHT_ROW)
-        if isinstance(light, AmbientLight):
-            ambient += color
-            continue
-        if isinstance(light, DirectionalLight):
-            d = -np.asarray(light.direction, dtype=np.float64)
-            row[0], row[4:7] = LIGHT_DIRECTIONAL, d / np.linalg.norm(d)
-        elif isinstance(light, PointLight):
-            row[0], row[4:7] = LIGHT_POINT, light.position
-        elif isinstance(light, SpotLight):
-            axis = np.asarray(light.look_at, dtype=np.float64) - np.asarray(light.position, dtype=np.float64)
-            cos_out, cos_in = math.cos(math.radians(light.outer_cone_deg)), math.cos(math.radians(light.inner_cone_deg))
-            scale = 1.0 / max(0.001, cos_in - cos_out)
-            row[0], row[4:7], row[7:10] = LIGHT_SPOT, light.position, axis / np.linalg.norm(axis)
-            row[10], row[11] = scale, -cos_out * scale
-        else:
-            continue
-        row[1:4] = color
-        rows.append(row)
-    return ambient, np.asarray(rows, dtype=np.float32).reshape(-1, LIGHT_ROW)
-
-
-def camera_params(K: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
-    """(16,) float32 for the kernels: camera centre (3), camera-to-world rotation row-major (9), fx, fy, cx, cy."""
-    c2w = np.asarray(cam_to_world, dtype=np.float64)
-    out = np.zeros(16, np.float32)
-    out[0:3] = c2w[:3, 3]
-    out[3:12] = c2w[:3, :3].reshape(-1)
-    out[12:16] = K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    return out
-
-
-# ---------------------------------------------------------------- kernel helpers (shared with liquid.py)
-
-
-@ti.func
-def cam_ray(cam: ti.types.ndarray(dtype=ti.f32, ndim=1), r: ti.i32, c: ti.i32):
-    """World origin and direction (z-depth parameterised: camera z of o + t d is t) of pixel (r, c)."""
-    xn = (ti.cast(c, ti.f32) + 0.5 - cam[14]) / cam[12]
-    yn = (ti.cast(r, ti.f32) + 0.5 - cam[15]) / cam[13]
-    o = ti.Vector([cam[0], cam[1], cam[2]])
-    d = ti.Vector(
-        [
-            cam[3] * xn + cam[4] * yn + cam[5],
-            cam[6] * xn + cam[7] * yn + cam[8],
-            cam[9] * xn + cam[10] * yn + cam[11],
-        ]
-    )
-    return o, d
-
-
-@ti.func
-def box_span(o, d, lo, hi):
-    """(t_in, t_out) of the ray o + t d through the box [lo, hi]; t_in > t_out when it misses."""
-    t_in = -BIG
-    t_out = BIG
-    for a in ti.static(range(3)):
-        if ti.abs(d[a]) > 1e-12:
-            t0 = (lo[a] - o[a]) / d[a]
-            t1 = (hi[a] - o[a]) / d[a]
-            t_in = ti.max(t_in, ti.min(t0, t1))
-            t_out = ti.min(t_out, ti.max(t0, t1))
-        elif o[a] < lo[a] or o[a] > hi[a]:
-            t_in = BIG
-            t_out = -BIG
-    return t_in, t_out
-
-
-@ti.func
-def lerp_setup(g, n):
-    """Trilinear corner and weights of grid coordinate g (in cells, node 0 at 0), clamped to the edge nodes."""
-    gc = ti.math.clamp(g, 0.0, ti.cast(n - 1, ti.f32))
-    i0 = ti.min(ti.cast(ti.floor(gc), ti.i32), n - 2)
-    return i0, gc - ti.cast(i0, ti.f32)
-
-
-# ---------------------------------------------------------------- gas kernels
-
-
-@ti.func
-def _sigma_at(rho: ti.types.ndarray(dtype=ti.f32, ndim=3), p, lo, inv_h, n):
-    i0, f = lerp_setup((p - lo) * inv_h - 0.5, n)
-    v = 0.0
-    for dx, dy, dz in ti.static(ti.ndrange(2, 2, 2)):
-        w = (f[0] if dx else 1.0 - f[0]) * (f[1] if dy else 1.0 - f[1]) * (f[2] if dz else 1.0 - f[2])
-        v += w * rho[i0[0] + dx, i0[1] + dy, i0[2] + dz]
-    return v
 
 
 @ti.func
@@ -207,19 +90,12 @@ def _chroma(kelvin):
 
 
 @ti.kernel
-def _point_tau(
-    sigma: ti.types.ndarray(dtype=ti.f32, ndim=3),
-    solid: ti.types.ndarray(dtype=ti.u8, ndim=3),
-    prm: ti.types.ndarray(dtype=ti.f32, ndim=1),
-    out: ti.types.ndarray(dtype=ti.f32, ndim=3),
-):
+def _point_tau(sigma: F32x3, solid: U8x3, prm: F32x1, out: F32x3):
     """Optical depth from every cell centre of a (coarse) extinction grid to a point, or to the box toward it.
 
     prm: origin (3), cell size, point (3). sigma in 1/m; solid cells block (``SOLID_TAU``).
     """
-    n = ti.Vector([sigma.shape[0], sigma.shape[1], sigma.shape[2]])
-    lo = ti.Vector([prm[0], prm[1], prm[2]])
-    h = prm[3]
+    n, lo, h = grid_frame(sigma, prm)
     inv_h = 1.0 / h
     q = ti.Vector([prm[4], prm[5], prm[6]])
     hi = lo + h * ti.cast(n, ti.f32)
@@ -240,7 +116,8 @@ def _point_tau(
                 if solid[cell[0], cell[1], cell[2]] != 0 and (cell - ti.Vector([i, j, k])).any():
                     tau = SOLID_TAU
                 else:
-                    tau += _sigma_at(sigma, p, lo, inv_h, n) * ds
+                    i0, f = lerp_setup((p - lo) * inv_h - 0.5, n)
+                    tau += sample(sigma, i0, f) * ds
                 if tau >= SOLID_TAU:
                     break
         out[i, j, k] = ti.min(tau, SOLID_TAU)
@@ -248,18 +125,8 @@ def _point_tau(
 
 @ti.kernel
 def _gas_cells(
-    density: ti.types.ndarray(dtype=ti.f32, ndim=3),
-    temperature: ti.types.ndarray(dtype=ti.f32, ndim=3),
-    flame: ti.types.ndarray(dtype=ti.f32, ndim=3),
-    velocity: ti.types.ndarray(dtype=ti.f32, ndim=4),
-    near: ti.types.ndarray(dtype=ti.u8, ndim=3),
-    lights: ti.types.ndarray(dtype=ti.f32, ndim=2),
-    n_lights: ti.i32,
-    tau_dir: ti.types.ndarray(dtype=ti.f32, ndim=4),
-    tau_pt: ti.types.ndarray(dtype=ti.f32, ndim=4),
-    coarse: ti.i32,
-    prm: ti.types.ndarray(dtype=ti.f32, ndim=1),
-    out: ti.types.ndarray(dtype=ti.f32, ndim=4),
+    density: F32x3, temperature: F32x3, flame: F32x3, velocity: F32x4, near: U8x3, lights: F32x2, n_lights: ti.i32,
+    tau_dir: F32x4, tau_pt: F32x4, coarse: ti.i32, prm: F32x1, out: F32x4,
 ):
     """Per cell: density, source J (in-scattered + emitted radiance per metre), temperature, density x velocity (camera axes).
 
@@ -269,9 +136,7 @@ def _gas_cells(
     light on a grid `coarse` times coarser (``_point_tau``), read trilinearly.
     prm: origin (3), cell size, extinction, albedo (3), ambient (3), flame gain, ambient kelvin, R row-major (9).
     """
-    n = ti.Vector([density.shape[0], density.shape[1], density.shape[2]])
-    lo = ti.Vector([prm[0], prm[1], prm[2]])
-    h = prm[3]
+    n, lo, h = grid_frame(density, prm)
     ext = prm[4]
     albedo = ti.Vector([prm[5], prm[6], prm[7]])
     ambient = ti.Vector([prm[8], prm[9], prm[10]])
@@ -297,16 +162,13 @@ def _gas_cells(
                     to_light = rel / dist
                     E = E / (dist * dist)
                     if kind == LIGHT_SPOT:
-                        axis = ti.Vector([lights[l, 7], lights[l, 8], lights[l, 9]])
-                        cone = ti.math.clamp(
-                            ti.math.clamp(axis.dot(-to_light), 0.0, 1.0) * lights[l, 10] + lights[l, 11], 0.0, 1.0
-                        )
+                        cone = spot_cone(lights, l, to_light)
                         E = E * cone * cone
                     # Trilinear in the coarse grid (cell centres at (m + 0.5) coarse cells).
                     gi, gf = lerp_setup((ti.Vector([i, j, k]) + 0.5) / coarse - 0.5, nc)
                     tau = 0.0
                     for dx, dy, dz in ti.static(ti.ndrange(2, 2, 2)):
-                        w = (gf[0] if dx else 1.0 - gf[0]) * (gf[1] if dy else 1.0 - gf[1]) * (gf[2] if dz else 1.0 - gf[2])
+                        w = trilinear_weight(ti.Vector([dx, dy, dz]), gf)
                         tau += w * tau_pt[n_pt, gi[0] + dx, gi[1] + dy, gi[2] + dz]
                     n_pt += 1
                     incoming += PHASE * E * ti.exp(-tau)
@@ -318,14 +180,7 @@ def _gas_cells(
             glow = prm[11] * burn * ti.pow(kelvin / FLAME_REFERENCE_K, 4.0)
             source += glow * _chroma(kelvin)
         v = ti.Vector([velocity[i, j, k, 0], velocity[i, j, k, 1], velocity[i, j, k, 2]])
-        # Camera axes: v_cam = R^T v.
-        vc = ti.Vector(
-            [
-                prm[13] * v[0] + prm[16] * v[1] + prm[19] * v[2],
-                prm[14] * v[0] + prm[17] * v[1] + prm[20] * v[2],
-                prm[15] * v[0] + prm[18] * v[1] + prm[21] * v[2],
-            ]
-        )
+        vc = to_camera(prm, 13, v)
         out[i, j, k, 0] = rho
         out[i, j, k, 1] = source[0]
         out[i, j, k, 2] = source[1]
@@ -337,35 +192,19 @@ def _gas_cells(
 
 
 @ti.kernel
-def _gas_march(
-    chan: ti.types.ndarray(dtype=ti.f32, ndim=4),
-    occ: ti.types.ndarray(dtype=ti.u8, ndim=3),
-    depth: ti.types.ndarray(dtype=ti.f32, ndim=2),
-    split: ti.types.ndarray(dtype=ti.f32, ndim=2),
-    cam: ti.types.ndarray(dtype=ti.f32, ndim=1),
-    prm: ti.types.ndarray(dtype=ti.f32, ndim=1),
-    out: ti.types.ndarray(dtype=ti.f32, ndim=3),
-):
+def _gas_march(chan: F32x4, occ: U8x3, depth: F32x2, split: F32x2, cam: F32x1, prm: F32x1, out: F32x3):
     """Per pixel: T and L in front of `split`, T and L behind it (to the depth), integrals (see GasMarcher.march).
 
     prm: origin (3), cell size, extinction, step length (m).
     """
-    n = ti.Vector([chan.shape[0], chan.shape[1], chan.shape[2]])
-    lo = ti.Vector([prm[0], prm[1], prm[2]])
-    h = prm[3]
+    n, lo, h = grid_frame(chan, prm)
     inv_h = 1.0 / h
     ext = prm[4]
     ds_max = prm[5]
     hi = lo + h * ti.cast(n, ti.f32)
     for r, c in depth:
-        o, d = cam_ray(cam, r, c)
+        o, d, t_in, t_out = pixel_span(cam, depth, r, c, lo, hi)
         dl = d.norm()
-        t_in, t_out = box_span(o, d, lo, hi)
-        t_in = ti.max(t_in, 0.0)
-        t_end = BIG
-        if depth[r, c] > 0.0:
-            t_end = depth[r, c]
-        t_out = ti.min(t_out, t_end)
         t_split = split[r, c]
         du_num = (ti.cast(c, ti.f32) + 0.5 - cam[14])
         dv_num = (ti.cast(r, ti.f32) + 0.5 - cam[15])
@@ -392,9 +231,7 @@ def _gas_march(
                     if occ[i0[0], i0[1], i0[2]] != 0:
                         s = ti.Vector([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0])
                         for dx, dy, dz in ti.static(ti.ndrange(2, 2, 2)):
-                            w = (f[0] if dx else 1.0 - f[0]) * (f[1] if dy else 1.0 - f[1]) * (
-                                f[2] if dz else 1.0 - f[2]
-                            )
+                            w = trilinear_weight(ti.Vector([dx, dy, dz]), f)
                             for ch in ti.static(range(CHANNELS)):
                                 s[ch] += w * chan[i0[0] + dx, i0[1] + dy, i0[2] + dz, ch]
                         rho = s[0]
@@ -619,72 +456,3 @@ class GasMarcher:
             front_T=out[..., 0].copy(), front_L=out[..., 1:4].copy(), back_T=out[..., 4].copy(),
             back_L=out[..., 5:8].copy(), density=mass.copy(), temperature=out[..., 9].copy(), motion=motion,
         )
-
-
-# ---------------------------------------------------------------- every field over the beauty pass
-
-
-class FieldRenderer:
-    """Composites a scene's fields over its HDR beauty frames and draws the five field buffers.
-
-    Built once per rasterizer from the scene (intrinsics, lights, looks, background,
-    ``frame_dt_sim`` for screen motion). Looks come from ``scene.fields``; a frame
-    holding a field the scene does not declare is drawn with that field's default look.
-    """
-
-    def __init__(self, scene: Scene, K: np.ndarray):
-        from hybrid.render.liquid import LiquidTracer
-
-        fields = scene.fields
-        gas_look = fields.gas.look if fields is not None and fields.gas is not None else GasLook()
-        liquid_look = fields.liquid.look if fields is not None and fields.liquid is not None else LiquidLook()
-        ambient, lights = light_table(scene)
-        self.width, self.height = scene.width, scene.height
-        self.gas = GasMarcher(K, scene.width, scene.height, gas_look, ambient, lights, scene.frame_dt_sim)
-        self.liquid = LiquidTracer(
-            K, scene.width, scene.height, liquid_look, ambient, lights, display_to_linear(scene.background),
-            scene.frame_dt_sim,
-        )
-
-    def composite(
-        self,
-        fields: Optional[FieldFrame],
-        cam_to_world: np.ndarray,
-        depth: np.ndarray,
-        beauty: Optional[np.ndarray] = None,
-    ) -> tuple[Optional[np.ndarray], dict[str, np.ndarray]]:
-        """(beauty with the fields composited, float32 (H, W, 3) linear, or None without `beauty`; field buffers).
-
-        depth: the G-buffer's (H, W) float32 z-depth in metres, 0 on background.
-        Buffers (rows top-down): gas_density float32 (H, W), gas_temperature float32
-        (H, W), liquid_mask uint8 (H, W), liquid_thickness float32 (H, W),
-        fluid_velocity float32 (H, W, 2); zeros where a field is absent.
-        """
-        h, w = self.height, self.width
-        buffers = empty_field_buffers(h, w)
-        gas = fields.gas if fields is not None else None
-        liquid = fields.liquid if fields is not None else None
-        out = None if beauty is None else np.asarray(beauty, dtype=np.float32)
-        hits = None
-        if liquid is not None and liquid.count > 0:
-            hits = self.liquid.trace(liquid, cam_to_world, depth)
-            buffers["liquid_mask"] = hits.mask.astype(np.uint8)
-            buffers["liquid_thickness"] = hits.thickness
-        split = hits.split if hits is not None else None
-        layers = self.gas.march(gas, cam_to_world, depth, split) if gas is not None else None
-        if layers is not None:
-            buffers["gas_density"] = layers.density
-            buffers["gas_temperature"] = layers.temperature
-            buffers["fluid_velocity"] = layers.motion
-        if hits is not None:
-            buffers["fluid_velocity"] = np.where(hits.mask[..., None], hits.motion, buffers["fluid_velocity"])
-        if out is not None:
-            behind = out
-            if layers is not None:
-                behind = out * layers.back_T[..., None] + layers.back_L
-            if hits is not None:
-                behind = self.liquid.shade(hits, behind, cam_to_world)
-            if layers is not None:
-                behind = behind * layers.front_T[..., None] + layers.front_L
-            out = np.ascontiguousarray(behind, dtype=np.float32)
-        return out, buffers

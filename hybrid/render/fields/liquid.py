@@ -10,7 +10,7 @@ cells; particles beyond that are not drawn). The splat adds floats in particle o
 on one CPU thread, so the same frame gives the same bits; with several threads or
 on a GPU the order, and the last bits, vary (as for the solvers).
 
-Tracing (Taichi, per pixel): the camera ray (``hybrid.render.volume``'s
+Tracing (Taichi, per pixel): the camera ray (``hybrid.render.fields.rays``'s
 parameterisation: t is camera z-depth) is marched through the node grid in steps of
 h / 2 up to the opaque surface (G-buffer depth; 0 = background = no limit). The
 first crossing into phi >= ISO is refined by bisection (10 halvings, then linear
@@ -33,7 +33,7 @@ and n the surface normal:
 - Fresnel, Schlick with n = 1.33: F = F0 + (1 - F0)(1 - n.v)^5, F0 = ((1.33 - 1) / 2.33)^2;
 - reflection: F x the background colour (the sky; the beauty pass's background is
   uniform) plus every light's GGX specular lobe with ``look.roughness`` (the beauty
-  shader's specular term with f0 = F0), unshadowed;
+  shader's specular term with f0 = F0; spot cones as ``hybrid.render.fields.lights``), unshadowed;
 - body: what lies behind the surface (the beauty pass and any gas there) seen through
   d metres of liquid (``liquid_thickness``): tinted by color^(d / REFERENCE_DEPTH) per
   channel (``look.color`` decoded to linear light, so a white liquid does not tint),
@@ -50,18 +50,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from hybrid.fields.frames import LiquidFrame
-from hybrid.render.materials import display_to_linear
-from hybrid.render.volume import (
+from hybrid.render.fields.lights import LIGHT_DIRECTIONAL, LIGHT_ROW, LIGHT_SPOT, spot_cones
+from hybrid.render.fields.rays import (
     BIG,
-    LIGHT_DIRECTIONAL,
-    LIGHT_ROW,
-    LIGHT_SPOT,
-    box_span,
-    cam_ray,
+    F32x1,
+    F32x2,
+    F32x3,
+    F32x4,
     camera_params,
+    grid_frame,
     lerp_setup,
+    pixel_span,
+    sample_channel,
     ti,
+    to_camera,
 )
+from hybrid.render.materials import display_to_linear
 from hybrid.scene.fields_spec import LiquidLook
 
 ISO = 0.5  # surface at half the rest volume fraction
@@ -73,19 +77,13 @@ MAX_NODES = 256**3  # a larger node grid is coarsened (the splat spacing doubled
 
 
 @ti.kernel
-def _splat(
-    pos: ti.types.ndarray(dtype=ti.f32, ndim=2),
-    vel: ti.types.ndarray(dtype=ti.f32, ndim=2),
-    prm: ti.types.ndarray(dtype=ti.f32, ndim=1),
-    grid: ti.types.ndarray(dtype=ti.f32, ndim=4),
-):
+def _splat(pos: F32x2, vel: F32x2, prm: F32x1, grid: F32x4):
     """Quadratic B-spline splat of volume fraction and volume fraction x velocity to the nodes.
 
     prm: node 0 position (3), spacing h, particle volume / h^3.
     """
-    n = ti.Vector([grid.shape[0], grid.shape[1], grid.shape[2]])
-    lo = ti.Vector([prm[0], prm[1], prm[2]])
-    inv_h = 1.0 / prm[3]
+    n, lo, h = grid_frame(grid, prm)
+    inv_h = 1.0 / h
     share = prm[4]
     for p in range(pos.shape[0]):
         x = (ti.Vector([pos[p, 0], pos[p, 1], pos[p, 2]]) - lo) * inv_h
@@ -104,42 +102,26 @@ def _splat(
 
 
 @ti.func
-def _phi(grid: ti.types.ndarray(dtype=ti.f32, ndim=4), p, lo, inv_h, n, ch: ti.template()):
+def _phi(grid: F32x4, p, lo, inv_h, n, ch: ti.template()):
     """Trilinear value of channel `ch` (a static int) of the node grid at world point p."""
     i0, f = lerp_setup((p - lo) * inv_h, n)
-    v = 0.0
-    for dx, dy, dz in ti.static(ti.ndrange(2, 2, 2)):
-        w = (f[0] if dx else 1.0 - f[0]) * (f[1] if dy else 1.0 - f[1]) * (f[2] if dz else 1.0 - f[2])
-        v += w * grid[i0[0] + dx, i0[1] + dy, i0[2] + dz, ch]
-    return v
+    return sample_channel(grid, i0, f, ch)
 
 
 @ti.kernel
-def _trace(
-    grid: ti.types.ndarray(dtype=ti.f32, ndim=4),
-    depth: ti.types.ndarray(dtype=ti.f32, ndim=2),
-    cam: ti.types.ndarray(dtype=ti.f32, ndim=1),
-    prm: ti.types.ndarray(dtype=ti.f32, ndim=1),
-    out: ti.types.ndarray(dtype=ti.f32, ndim=3),
-):
+def _trace(grid: F32x4, depth: F32x2, cam: F32x1, prm: F32x1, out: F32x3):
     """Per pixel: surface depth t (BIG: none), world normal (3), thickness (m), screen motion (2, pixels per second).
 
     prm: node 0 position (3), spacing h, iso value, march step (m).
     """
-    n = ti.Vector([grid.shape[0], grid.shape[1], grid.shape[2]])
-    lo = ti.Vector([prm[0], prm[1], prm[2]])
-    h = prm[3]
+    n, lo, h = grid_frame(grid, prm)
     inv_h = 1.0 / h
     iso = prm[4]
     step = prm[5]
     hi = lo + h * ti.cast(n - 1, ti.f32)
     for r, c in depth:
-        o, d = cam_ray(cam, r, c)
+        o, d, t_in, t_out = pixel_span(cam, depth, r, c, lo, hi)
         dl = d.norm()
-        t_in, t_out = box_span(o, d, lo, hi)
-        t_in = ti.max(t_in, 0.0)
-        if depth[r, c] > 0.0:
-            t_out = ti.min(t_out, depth[r, c])
         hit = BIG
         thick = 0.0
         if t_out > t_in:
@@ -197,12 +179,10 @@ def _trace(
                         _phi(grid, p, lo, inv_h, n, 3),
                     ]
                 ) / phi
-                # Camera axes: v_cam = R^T v; then the derivative of the projection at z = hit.
-                vx = cam[3] * v[0] + cam[6] * v[1] + cam[9] * v[2]
-                vy = cam[4] * v[0] + cam[7] * v[1] + cam[10] * v[2]
-                vz = cam[5] * v[0] + cam[8] * v[1] + cam[11] * v[2]
-                du = (cam[12] * vx - (ti.cast(c, ti.f32) + 0.5 - cam[14]) * vz) / hit
-                dv = (cam[13] * vy - (ti.cast(r, ti.f32) + 0.5 - cam[15]) * vz) / hit
+                # Camera axes, then the derivative of the projection at z = hit.
+                vc = to_camera(cam, 3, v)
+                du = (cam[12] * vc[0] - (ti.cast(c, ti.f32) + 0.5 - cam[14]) * vc[2]) / hit
+                dv = (cam[13] * vc[1] - (ti.cast(r, ti.f32) + 0.5 - cam[15]) * vc[2]) / hit
         out[r, c, 0] = hit
         out[r, c, 1] = nrm[0]
         out[r, c, 2] = nrm[1]
@@ -217,7 +197,7 @@ class LiquidHits:
     """One frame of liquid seen by the camera (rows top-down).
 
     mask (H, W) bool: a liquid surface lies in front of the opaque surface;
-    split (H, W) float32: that surface's z-depth in metres, ``volume.BIG`` elsewhere;
+    split (H, W) float32: that surface's z-depth in metres, ``rays.BIG`` elsewhere;
     normal (H, W, 3) float32: its unit outward normal in world axes (0 elsewhere);
     thickness (H, W) float32: metres of liquid along the ray before the opaque surface;
     motion (H, W, 2) float32: screen motion (dx, dy) of the surface point in pixels per frame.
@@ -250,7 +230,7 @@ class LiquidTracer:
     """Finds and shades the liquid surface for one camera model, look and light set.
 
     K (3, 3) intrinsics; width, height in pixels; look: ``LiquidLook``; ambient (3,)
-    linear and lights (L, LIGHT_ROW) from ``volume.light_table``; sky (3,) linear
+    linear and lights (L, LIGHT_ROW) from ``lights.light_table``; sky (3,) linear
     background colour; frame_dt simulated seconds per frame; refine: render nodes per
     solver cell along an axis.
     """
@@ -328,8 +308,7 @@ class LiquidTracer:
                 l = rel / dist
                 radiance = E / dist**2
                 if kind == LIGHT_SPOT:
-                    cone = np.clip(np.clip(np.sum(row[7:10] * -l, axis=1), 0, 1) * row[10] + row[11], 0, 1)
-                    radiance = radiance * (cone**2)[:, None]
+                    radiance = radiance * (spot_cones(row, l) ** 2)[:, None]
             nl_raw = np.sum(n * l, axis=1)
             diffuse += radiance * np.maximum(nl_raw, 0.0)[:, None] / math.pi
             half = l + v
