@@ -503,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("files", nargs="+", help="scene .yaml files or folders")
     v.set_defaults(func=cmd_validate)
 
-    d = sub.add_parser("dataset", help="synthetic datasets from a recipe: generate, verify")
+    d = sub.add_parser("dataset", help="synthetic datasets from a recipe: generate, verify, preview")
     dsub = d.add_subparsers(dest="dataset_command", required=True)
     g = dsub.add_parser("generate", help="generate (or resume) a dataset of rendered clips in tar shards")
     g.add_argument("recipe", help="a dataset recipe .yaml (see datasets/)")

@@ -1,7 +1,7 @@
 """The smoke/fire grid solver against hand-worked physics.
 
-Grids are small (16^3, Taylor-Green 32 x 32 x 4) and shared shapes keep Taichi's
-offline kernel cache useful between runs.
+Grids are small (16^3, Taylor-Green 32 x 32 x 4); most of each test's time is
+Taichi compiling the solver's kernels, so the costlier cases are marked slow.
 """
 
 import math

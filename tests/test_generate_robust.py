@@ -120,7 +120,7 @@ def test_a_draw_whose_bodies_overlap_in_the_world_is_drawn_again(recipe, monkeyp
             return scene
         data = scene.model_dump()
         twin = dict(data["objects"][-1], name="twin")
-        data["objects"].append(twin)  # the same ball twice, in one place
+        data["objects"] = (*data["objects"], twin)  # the same ball twice, in one place
         return type(scene).model_validate(data)
 
     def places(draw: int) -> bool:

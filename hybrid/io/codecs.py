@@ -244,6 +244,36 @@ def _left_lag(shape: tuple[int, ...]) -> int:
     return 1
 
 
+def _choose_layout(codes: np.ndarray, level: int) -> tuple[int, bool]:
+    """(lag, byte planes or not) that deflates `codes` smallest, judged on a sample of frames.
+
+    Candidates: the left neighbour (along W) and, for (T, H, W, ...) arrays of two or
+    more frames, the same pixel in the previous frame, each with and without byte
+    planes. The sample is every 24th frame or so (at least one), with its predecessor.
+    """
+    shape = codes.shape
+    lag_x = _left_lag(shape)
+    shuffles = (True, False) if codes.dtype.itemsize > 1 else (False,)
+    if len(shape) < 3 or shape[0] < 2 or codes.size < 4096:
+        return lag_x, shuffles[0]
+    frames = shape[0]
+    count = max(1, -(-(frames - 1) // 24))
+    picks = np.linspace(1, frames - 1, count).round().astype(int)
+    now = codes[picks].reshape(count, -1)
+    residuals = {
+        "x": np.concatenate([_predict(row, lag_x) for row in now]),
+        "t": (now - codes[picks - 1].reshape(count, -1)).reshape(-1),
+    }
+    best = None
+    for name, res in residuals.items():
+        for shuffle in shuffles:
+            size = len(zlib.compress(_shuffle(res) if shuffle else res.tobytes(), level))
+            if best is None or size < best[0]:
+                best = (size, name, shuffle)
+    _, name, shuffle = best
+    return (lag_x if name == "x" else int(np.prod(shape[1:], dtype=np.int64))), shuffle
+
+
 def _predict(codes: np.ndarray, lag: int) -> np.ndarray:
     """Flat unsigned codes minus the code `lag` places earlier (wrapping): the residuals."""
     flat = codes.reshape(-1)
@@ -263,7 +293,14 @@ def _unpredict(residuals: np.ndarray, lag: int) -> np.ndarray:
     if rows * lag != n:
         padded = np.zeros(rows * lag, dtype=residuals.dtype)
         padded[:n] = residuals
-    out = np.cumsum(padded.reshape(rows, lag), axis=0, dtype=residuals.dtype)
+    grid = padded.reshape(rows, lag)
+    if rows <= 4096:
+        # Few long rows (the previous frame's pixel): row by row is far faster than cumsum over axis 0.
+        out = grid.copy()
+        for i in range(1, rows):
+            np.add(out[i], out[i - 1], out=out[i])
+    else:
+        out = np.cumsum(grid, axis=0, dtype=residuals.dtype)
     return out.reshape(-1)[:n]
 
 
@@ -276,15 +313,21 @@ def _shuffle(codes: np.ndarray) -> bytes:
     return np.ascontiguousarray(little.view(np.uint8).reshape(-1, size).T).tobytes()
 
 
-def _unshuffle(raw: bytes, dtype: np.dtype, count: int) -> np.ndarray:
-    size = np.dtype(dtype).itemsize
+def _unshuffle(raw: bytes, dtype: np.dtype, count: int, shuffled: bool = True) -> np.ndarray:
+    """Codes from `raw`: byte planes (lowest byte first) or plain little-endian codes."""
+    dtype = np.dtype(dtype)
+    size = dtype.itemsize
     planes = np.frombuffer(raw, dtype=np.uint8)
     if planes.size != count * size:
         raise ValueError(f"payload holds {planes.size} bytes, expected {count * size}")
-    if size == 1:
-        return planes.view(dtype).copy()
-    little = np.dtype(dtype).newbyteorder("<")
-    return np.ascontiguousarray(planes.reshape(size, count).T).view(little).reshape(-1).astype(dtype, copy=False)
+    if size == 1 or not shuffled:
+        return planes.view(dtype.newbyteorder("<")).astype(dtype)
+    planes = planes.reshape(size, count)
+    out = planes[size - 1].astype(dtype)
+    for i in range(size - 2, -1, -1):
+        out <<= dtype.type(8)
+        out |= planes[i]
+    return out
 
 
 def _float_dtype(array: np.ndarray, kind: str) -> None:
@@ -292,25 +335,51 @@ def _float_dtype(array: np.ndarray, kind: str) -> None:
         raise ValueError(f"codec {kind!r} stores float16/32/64 arrays, not {array.dtype}")
 
 
+def _blocks(n: int, per: int) -> Iterable[slice]:
+    """Slices of about `per` elements' worth of rows out of `n` rows (quantising in cache-sized pieces)."""
+    step = max(1, per)
+    return (slice(i, min(n, i + step)) for i in range(0, n, step))
+
+
+_BLOCK = 1 << 20  # elements quantised at a time
+
+
+def _is_pow2(step: float) -> bool:
+    mantissa, exponent = math.frexp(step)
+    return mantissa == 0.5 and -100 < exponent < 100
+
+
 def _encode_fixed(array: np.ndarray, step: float) -> tuple[np.ndarray, dict]:
     """Signed codes round(x / step) in the narrowest type that holds them and three sentinels."""
     _float_dtype(array, "fixed")
-    mantissa, exponent = math.frexp(step)
-    if mantissa == 0.5 and array.dtype == np.float32:
-        # A power of two: x * (1/step) and its rounding are exact in float32 (up to overflow to inf).
-        scaled = array * np.float32(1.0 / step)
+    flat = array.reshape(-1)
+    if _is_pow2(step) and array.dtype == np.float32:
+        # x * (1/step) and its rounding are exact in float32 (up to overflow to inf, caught below).
+        scaled = np.empty(flat.shape, np.float32)
+        factor = np.float32(1.0 / step)
     else:
-        scaled = array.astype(np.float64) / step
-    nan = np.isnan(array)
-    posinf = np.isposinf(array)
-    neginf = np.isneginf(array)
-    finite_scaled = np.isfinite(scaled)
-    if np.any(~finite_scaled & ~nan & ~posinf & ~neginf):
-        raise ValueError(f"values up to {np.nanmax(np.abs(array[np.isfinite(array)]))!r} are too large for step {step!r}")
-    special = nan | posinf | neginf
-    q = np.rint(np.where(special, 0, scaled))
-    lo = float(q.min()) if q.size else 0.0
-    hi = float(q.max()) if q.size else 0.0
+        scaled = np.empty(flat.shape, np.float64)
+        factor = 1.0 / step if _is_pow2(step) else None
+    special = []
+    lo, hi = 0.0, 0.0
+    for block in _blocks(flat.size, _BLOCK):
+        part = scaled[block]
+        if factor is not None:
+            np.multiply(flat[block], factor, out=part)
+        else:
+            np.divide(flat[block], step, out=part)
+        np.rint(part, out=part)
+        bad = ~np.isfinite(part)
+        if bad.any():
+            where = np.flatnonzero(bad)
+            special.append(where + block.start)
+            part[where] = 0
+        if part.size:
+            lo, hi = min(lo, float(part.min())), max(hi, float(part.max()))
+    special_idx = np.concatenate(special) if special else np.zeros(0, np.int64)
+    values = flat[special_idx]
+    if np.any(np.isfinite(values)):
+        raise ValueError(f"values up to {float(np.max(np.abs(values[np.isfinite(values)])))!r} are too large for step {step!r}")
     for itype in (np.int8, np.int16, np.int32, np.int64):
         info = np.iinfo(itype)
         # The top two codes and the bottom one are the sentinels of NaN, +inf and -inf.
@@ -319,11 +388,11 @@ def _encode_fixed(array: np.ndarray, step: float) -> tuple[np.ndarray, dict]:
     else:
         raise ValueError(f"values up to {max(abs(lo), abs(hi)) * step!r} need more than 64-bit codes at step {step!r}")
     info = np.iinfo(itype)
-    codes = q.astype(itype)
-    codes[nan] = info.max
-    codes[posinf] = info.max - 1
-    codes[neginf] = info.min
-    return codes.view(_UNSIGNED[codes.dtype.itemsize]), {"int": np.dtype(itype).name}
+    codes = scaled.astype(itype)
+    codes[special_idx[np.isnan(values)]] = info.max
+    codes[special_idx[values > 0]] = info.max - 1
+    codes[special_idx[values < 0]] = info.min
+    return codes.reshape(array.shape).view(_UNSIGNED[codes.dtype.itemsize]), {"int": np.dtype(itype).name}
 
 
 def _decode_fixed(codes: np.ndarray, step: float, dtype: np.dtype, layout: dict) -> np.ndarray:
@@ -332,15 +401,18 @@ def _decode_fixed(codes: np.ndarray, step: float, dtype: np.dtype, layout: dict)
         raise ValueError(f"header names integer type {itype}, payload has {codes.dtype.itemsize}-byte codes")
     q = codes.view(itype)
     info = np.iinfo(itype)
-    mantissa, _ = math.frexp(step)
-    if mantissa == 0.5 and itype.itemsize <= 2 and dtype == np.float32:
-        out = q.astype(np.float32) * np.float32(step)  # exact: 16-bit integers times a power of two
+    if _is_pow2(step) and itype.itemsize <= 2 and dtype == np.float32:
+        out = q.astype(np.float32)
+        out *= np.float32(step)  # exact: 16-bit integers times a power of two
     else:
         out = (q.astype(np.float64) * step).astype(dtype)
-    out[q == info.max] = np.nan
-    out[q == info.max - 1] = np.inf
-    out[q == info.min] = -np.inf
-    return out.astype(dtype, copy=False)
+    special = np.flatnonzero((q >= info.max - 1) | (q == info.min))
+    if special.size:
+        sq = q[special]
+        out[special[sq == info.max]] = np.nan
+        out[special[sq == info.max - 1]] = np.inf
+        out[special[sq == info.min]] = -np.inf
+    return out
 
 
 def _encode_relative(array: np.ndarray, bits: int) -> np.ndarray:
@@ -349,64 +421,90 @@ def _encode_relative(array: np.ndarray, bits: int) -> np.ndarray:
     size = array.dtype.itemsize
     mant = _MANTISSA_BITS[size]
     utype = _UNSIGNED[size]
-    u = array.view(utype)
+    u = array.view(utype).reshape(-1)
     drop = mant - max(0, min(bits, mant))
     if drop == 0:
-        return u.copy()
+        return u.reshape(array.shape).copy()
     one = utype(1)
-    half = utype(1) << utype(drop - 1)
+    half = one << utype(drop - 1)
     mask = ~((one << utype(drop)) - one)
-    rounded = (u + half) & mask
-    exp_mask = ((one << utype(size * 8 - 1 - mant)) - one) << utype(mant)
-    exp = u & exp_mask
-    out_exp = rounded & exp_mask
-    # Kept bit for bit: zeros and subnormals (exponent 0), NaN and inf (exponent all ones),
-    # and a finite value that would round up to infinity.
-    keep = (exp == 0) | (exp == exp_mask) | (out_exp == exp_mask)
-    return np.where(keep, u, rounded)
+    sign = one << utype(size * 8 - 1)
+    inf_bits = ((one << utype(size * 8 - 1 - mant)) - one) << utype(mant)
+    min_normal = one << utype(mant)
+    out = np.empty_like(u)
+    for block in _blocks(u.size, _BLOCK):
+        part = u[block]
+        a = part & ~sign  # |x| as bits: ordered like |x|
+        r = a + half  # cannot wrap: a < sign
+        # Kept bit for bit: zeros and subnormals, NaN and inf, and values that would round to inf.
+        keep = (a < min_normal) | (r >= inf_bits)
+        res = out[block]
+        np.bitwise_and(r, mask, out=res)
+        res |= part & sign
+        np.copyto(res, part, where=keep)
+    return out.reshape(array.shape)
 
 
 def _oct_encode(v: np.ndarray, bits: int) -> np.ndarray:
-    """(N, 3) vectors -> (N, 2) unsigned codes; code 2**bits - 1 in both marks the zero vector."""
-    v = v.astype(np.float64)
-    if not np.all(np.isfinite(v)):
-        raise ValueError("codec 'unit_vector' cannot store non-finite vectors")
-    zero = ~v.any(axis=1)
-    l1 = np.abs(v).sum(axis=1)
-    l1[zero] = 1.0
-    p = v / l1[:, None]
-    x, y, z = p[:, 0], p[:, 1], p[:, 2]
-    low = z < 0
-    sx = np.where(x >= 0, 1.0, -1.0)
-    sy = np.where(y >= 0, 1.0, -1.0)
-    fx = np.where(low, (1.0 - np.abs(y)) * sx, x)
-    fy = np.where(low, (1.0 - np.abs(x)) * sy, y)
+    """(N, 3) vectors -> (N, 2) unsigned octahedral codes; code 2**bits - 1 in both marks the zero vector.
+
+    The vector is scaled to |x|+|y|+|z| = 1; the lower half (z < 0) is folded out over
+    the diagonals: (x, y) -> ((1 - |y|) sign x, (1 - |x|) sign y). Both coordinates,
+    in [-1, 1], are rounded to 2**bits - 1 levels.
+    """
     top = 2**bits - 2  # codes 0..top on [-1, 1]; top + 1 is the zero vector's
     utype = np.uint16 if bits <= 16 else np.uint32
-    cx = np.rint((fx + 1.0) * (top / 2.0)).clip(0, top).astype(utype)
-    cy = np.rint((fy + 1.0) * (top / 2.0)).clip(0, top).astype(utype)
-    cx[zero] = top + 1
-    cy[zero] = top + 1
-    return np.stack([cx, cy], axis=1)
+    out = np.empty((len(v), 2), utype)
+    for block in _blocks(len(v), _BLOCK // 4):
+        x, y, z = np.array(v[block].T, dtype=np.float64, order="C")
+        ax, ay = np.abs(x), np.abs(y)
+        l1 = ax + ay + np.abs(z)
+        if not np.all(np.isfinite(l1)):
+            raise ValueError("codec 'unit_vector' cannot store non-finite vectors")
+        zero = l1 == 0
+        l1[zero] = 1.0
+        inv = 1.0 / l1
+        x *= inv
+        y *= inv
+        ax *= inv
+        ay *= inv
+        low = z < 0
+        fx = np.where(low, np.copysign(1.0 - ay, x), x)
+        fy = np.where(low, np.copysign(1.0 - ax, y), y)
+        for f, col in ((fx, 0), (fy, 1)):
+            f += 1.0
+            f *= top / 2.0
+            np.rint(f, out=f)
+            np.clip(f, 0, top, out=f)
+            codes = f.astype(utype)
+            codes[zero] = top + 1
+            out[block, col] = codes
+    return out
 
 
 def _oct_decode(codes: np.ndarray, bits: int, dtype: np.dtype) -> np.ndarray:
     top = 2**bits - 2
-    zero = (codes[:, 0] == top + 1) & (codes[:, 1] == top + 1)
-    if np.any(codes[~zero] > top):
-        raise ValueError("payload holds octahedral codes out of range")
-    fx = codes[:, 0].astype(np.float64) * (2.0 / top) - 1.0
-    fy = codes[:, 1].astype(np.float64) * (2.0 / top) - 1.0
-    z = 1.0 - np.abs(fx) - np.abs(fy)
-    low = z < 0
-    sx = np.where(fx >= 0, 1.0, -1.0)
-    sy = np.where(fy >= 0, 1.0, -1.0)
-    x = np.where(low, (1.0 - np.abs(fy)) * sx, fx)
-    y = np.where(low, (1.0 - np.abs(fx)) * sy, fy)
-    v = np.stack([x, y, z], axis=1)
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    v[zero] = 0.0
-    return v.astype(dtype)
+    out = np.empty((len(codes), 3), dtype)
+    for block in _blocks(len(codes), _BLOCK // 4):
+        cx, cy = np.array(codes[block].T, order="C")
+        zero = (cx == top + 1) & (cy == top + 1)
+        if int(max(cx.max(initial=0), cy.max(initial=0))) > top and np.any((np.maximum(cx, cy) > top) & ~zero):
+            raise ValueError("payload holds octahedral codes out of range")
+        fx = cx * (2.0 / top)
+        fx -= 1.0
+        fy = cy * (2.0 / top)
+        fy -= 1.0
+        ax, ay = np.abs(fx), np.abs(fy)
+        z = 1.0 - ax - ay
+        low = z < 0
+        x = np.where(low, np.copysign(1.0 - ay, fx), fx)
+        y = np.where(low, np.copysign(1.0 - ax, fy), fy)
+        inv = 1.0 / np.sqrt(x * x + y * y + z * z)
+        for col, comp in enumerate((x, y, z)):
+            comp *= inv
+            comp[zero] = 0.0
+            out[block, col] = comp
+    return out
 
 
 def _header(data: bytes) -> tuple[dict, int]:
@@ -445,7 +543,6 @@ def encode(array: np.ndarray, codec: Mapping, level: int = DEFLATE_LEVEL) -> byt
     array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
     shape = array.shape
     layout: dict = {}
-    lag = _left_lag(shape)
     if kind == "lossless":
         codes = array.view(np.uint8 if array.dtype.kind == "b" else _UNSIGNED[array.dtype.itemsize])
     elif kind == "fixed":
@@ -458,7 +555,7 @@ def encode(array: np.ndarray, codec: Mapping, level: int = DEFLATE_LEVEL) -> byt
             raise ValueError(f"codec 'unit_vector' stores arrays of 3-vectors (last axis 3), not shape {shape}")
         bits = int(codec.get("bits", DEFAULT_UNIT_VECTOR_BITS))
         codes = _oct_encode(array.reshape(-1, 3), bits).reshape(*shape[:-1], 2)
-        lag = _left_lag(codes.shape)
+    lag, shuffle = _choose_layout(codes, level)
     residuals = _predict(codes, lag) if codes.size else codes.reshape(-1)
     head = {
         "version": FORMAT_VERSION,
@@ -467,10 +564,11 @@ def encode(array: np.ndarray, codec: Mapping, level: int = DEFLATE_LEVEL) -> byt
         "shape": list(shape),
         "codes": residuals.dtype.name,
         "lag": lag,
+        "planes": shuffle,
         **layout,
     }
     head_bytes = json.dumps(head, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    payload = zlib.compress(_shuffle(residuals), level)
+    payload = zlib.compress(_shuffle(residuals) if shuffle else residuals.tobytes(), level)
     return MAGIC + struct.pack("<I", len(head_bytes)) + head_bytes + payload
 
 
@@ -497,6 +595,7 @@ def decode(data: bytes, codec: Optional[Mapping] = None, dtype=None, shape: Opti
     try:
         ctype = np.dtype(header["codes"])
         lag = int(header["lag"])
+        planes = bool(header.get("planes", True))
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"encoded buffer has a damaged header ({err})") from None
     if ctype.kind != "u" or lag < 1:
@@ -505,7 +604,7 @@ def decode(data: bytes, codec: Optional[Mapping] = None, dtype=None, shape: Opti
         raw = zlib.decompress(memoryview(data)[start:])
     except zlib.error as err:
         raise ValueError(f"encoded payload is damaged or truncated ({err})") from None
-    codes = _unpredict(_unshuffle(raw, ctype, count), lag)
+    codes = _unpredict(_unshuffle(raw, ctype, count, planes), lag)
     if kind == "lossless":
         if ctype.itemsize != got_dtype.itemsize:
             raise ValueError("encoded buffer has a damaged header (code size)")
