@@ -34,7 +34,7 @@ GROUPS = ("core", "flow", "fields", "neural")
 # error of any flow estimator it is used to train or score.
 FLOW_STEP_PX = 1.0 / 64.0
 # 13 mantissa bits keep a float to within 2^-14 = 6.1e-5 of its value: depth to
-# better than 1e-4 relative (0.1 mm at 1 m), normals to better than 1e-4 per component.
+# better than 1e-4 relative (0.06 mm at 1 m).
 RELATIVE_BITS = 13
 
 
@@ -168,61 +168,50 @@ def markdown_table(group: str) -> str:
 _LOSSLESS = {"codec": "lossless"}
 _FLOW = {"codec": "fixed", "step": FLOW_STEP_PX}
 _RELATIVE = {"codec": "relative", "bits": RELATIVE_BITS}
+# Normals as two 16-bit octahedral coordinates: the direction to within 6.6e-5 rad, unit length.
+_NORMAL = {"codec": "unit_vector", "bits": 16}
 
-for _b in (
-    Buffer("rgb", "uint8", (3,), "sRGB code", "final sRGB frame", "core", _LOSSLESS, vis.show_rgb),
-    Buffer(
-        "depth", "float32", (), "m",
-        "z-depth in metres along the camera axis; 0 where nothing was hit", "core", _RELATIVE, vis.show_depth,
-    ),
-    Buffer("instance", "uint16", (), "id", "instance_id of the visible surface; 0 background", "core", _LOSSLESS, vis.show_instance),
-    Buffer(
-        "normal", "float32", (3,), "unit vector",
-        "unit surface normal in camera OpenCV axes; 0 background", "core", _RELATIVE, vis.show_normal,
-    ),
-    Buffer("albedo", "uint8", (3,), "sRGB code", "base colour without lighting, sRGB", "core", _LOSSLESS, vis.show_rgb),
-    Buffer(
-        "flow_fwd", "float32", (2,), "px",
-        "pixel offset (dx, dy) of this pixel's surface point in the next frame; 0 in the last frame; "
-        "NaN where the point moves behind the next camera",
-        "flow", _FLOW, vis.show_flow,
-    ),
-    Buffer(
-        "flow_bwd", "float32", (2,), "px",
-        "pixel offset (dx, dy) of this pixel's surface point in the previous frame; 0 in the first frame",
-        "flow", _FLOW, vis.show_flow, in_preview=False,
-    ),
-    Buffer(
-        "gas_density", "float32", (), "concentration x m",
-        "smoke concentration integrated along the view ray up to the opaque surface (concentration x metres)",
-        "fields", _RELATIVE, vis.show_amount,
-    ),
-    Buffer(
-        "gas_temperature", "float32", (), "K",
-        "highest gas temperature above ambient along the view ray up to the opaque surface (kelvin)",
-        "fields", _RELATIVE, vis.show_temperature,
-    ),
-    Buffer(
-        "liquid_mask", "uint8", (), "0 or 1",
-        "1 where a liquid surface lies in front of the opaque surface", "fields", _LOSSLESS, vis.show_mask, in_preview=False,
-    ),
-    Buffer(
-        "liquid_thickness", "float32", (), "m",
-        "metres of liquid along the view ray before the opaque surface", "fields", _RELATIVE, vis.show_amount,
-    ),
-    Buffer(
-        "fluid_velocity", "float32", (2,), "px/frame",
-        "screen motion (dx, dy) in pixels per frame of the fluid seen at the pixel (liquid surface, else "
-        "density-weighted gas); 0 where no fluid",
-        "fields", _FLOW, vis.show_flow,
-    ),
-    Buffer(
-        "rgb_raster", "uint8", (3,), "sRGB code",
-        "the raster beauty pass the neural frames replace", "neural", _LOSSLESS, vis.show_rgb, in_preview=False,
-    ),
-):
-    register_buffer(_b)
-del _b
+# What each buffer means, as metadata.json and the README say it.
+_MEANINGS = {
+    "rgb": "final sRGB frame",
+    "depth": "z-depth in metres along the camera axis; 0 where nothing was hit",
+    "instance": "instance_id of the visible surface; 0 background",
+    "normal": "unit surface normal in camera OpenCV axes; 0 background",
+    "albedo": "base colour without lighting, sRGB",
+    "flow_fwd": "pixel offset (dx, dy) of this pixel's surface point in the next frame; 0 in the last frame; "
+    "NaN where the point moves behind the next camera",
+    "flow_bwd": "pixel offset (dx, dy) of this pixel's surface point in the previous frame; 0 in the first frame",
+    "gas_density": "smoke concentration integrated along the view ray up to the opaque surface (concentration x metres)",
+    "gas_temperature": "highest gas temperature above ambient along the view ray up to the opaque surface (kelvin)",
+    "liquid_mask": "1 where a liquid surface lies in front of the opaque surface",
+    "liquid_thickness": "metres of liquid along the view ray before the opaque surface",
+    "fluid_velocity": "screen motion (dx, dy) in pixels per frame of the fluid seen at the pixel (liquid surface, else "
+    "density-weighted gas); 0 where no fluid",
+    "rgb_raster": "the raster beauty pass the neural frames replace",
+}
+
+# Per group: (name, dtype, channels, unit, codec, preview, a contact-sheet column).
+_TABLE = {
+    "core": [
+        ("rgb", "uint8", (3,), "sRGB code", _LOSSLESS, vis.show_rgb, True),
+        ("depth", "float32", (), "m", _RELATIVE, vis.show_depth, True),
+        ("instance", "uint16", (), "id", _LOSSLESS, vis.show_instance, True),
+        ("normal", "float32", (3,), "unit vector", _NORMAL, vis.show_normal, True),
+        ("albedo", "uint8", (3,), "sRGB code", _LOSSLESS, vis.show_rgb, True),
+    ],
+    "flow": [("flow_fwd", "float32", (2,), "px", _FLOW, vis.show_flow, True), ("flow_bwd", "float32", (2,), "px", _FLOW, vis.show_flow, False)],
+    "fields": [
+        ("gas_density", "float32", (), "concentration x m", _RELATIVE, vis.show_amount, True),
+        ("gas_temperature", "float32", (), "K", _RELATIVE, vis.show_temperature, True),
+        ("liquid_mask", "uint8", (), "0 or 1", _LOSSLESS, vis.show_mask, False),
+        ("liquid_thickness", "float32", (), "m", _RELATIVE, vis.show_amount, True),
+        ("fluid_velocity", "float32", (2,), "px/frame", _FLOW, vis.show_flow, True),
+    ],
+    "neural": [("rgb_raster", "uint8", (3,), "sRGB code", _LOSSLESS, vis.show_rgb, False)],
+}
+for _group, _rows in _TABLE.items():
+    for _name, _dtype, _channels, _unit, _codec, _preview, _column in _rows:
+        register_buffer(Buffer(_name, _dtype, _channels, _unit, _MEANINGS[_name], _group, _codec, _preview, _column))
 
 
 if __name__ == "__main__":  # python -m hybrid.buffers: the README's buffer tables

@@ -18,24 +18,29 @@ A codec is a small JSON-able dict. Each keeps an array to a documented bound
   for bit, as does a value whose rounding would overflow to infinity.
 - ``{"codec": "unit_vector", "bits": b}``: vectors along the last axis of length 3
   (normals), stored as two ``b``-bit octahedral coordinates: the direction to within
-  ``unit_vector_bound(b)`` radians (6.1e-5 rad for ``b = 16``), returned unit
+  ``unit_vector_bound(b)`` radians (6.6e-5 rad for ``b = 16``), returned unit
   length. All-zero vectors come back exactly; the length of other vectors is not
   kept; non-finite vectors raise ValueError.
 
-Every codec turns the array into unsigned integer codes, then predicts each code
-from its left neighbour along W (``code - left``, wrapping integer arithmetic,
-exactly invertible by a cumulative sum), splits the result into byte planes
-(lowest byte of every code, then the next, ...) and deflates it with zlib at
-``DEFLATE_LEVEL``. Arrays of three or more axes are read as (T, H, W, *channels):
-the left neighbour is the same channel of the pixel to the left (the last pixel of
-the previous row for the first one of a row). Other shapes are predicted along
-their last axis. The choice changes only the size, never the values.
+Every codec turns the array into unsigned integer codes, predicts each code from a
+neighbour (``code - neighbour``, wrapping integer arithmetic, exactly invertible by
+a cumulative sum), optionally splits the residuals into byte planes (the lowest
+byte of every code, then the next, ...) and deflates them with zlib at
+``DEFLATE_LEVEL``. Arrays of three or more axes are read as (T, H, W, *channels);
+the neighbour is either the same channel of the pixel to the left (the last pixel
+of the previous row for the first one of a row) or the same pixel of the previous
+frame, and byte planes are used or not, whichever of the four deflates smallest on
+a sample of about one frame in 24 (a static camera makes the previous frame win
+for flow, texture makes the left pixel win for colour). Other shapes are
+predicted along their last axis. These choices change only the size, never the
+values, and are recorded in the encoded bytes.
 
 Encoded bytes
 -------------
 ``encode(array, codec)`` returns self-describing bytes: ``b"HYBC"``, a little-endian
 uint32 length, a JSON header (format version, codec, dtype, shape and how the codes
-were laid out), then the deflated payload. ``decode(data)`` needs nothing else;
+were laid out), the header's CRC-32 (uint32), then the deflated payload (zlib
+stream, with its own Adler-32 check). ``decode(data)`` needs nothing else;
 ``codec``, ``dtype`` and ``shape`` passed to it are checked against the header.
 
 Container
@@ -70,39 +75,18 @@ FORMAT_VERSION = 1
 CONTAINER_FORMAT = "hybrid-compact"
 HEADER_MEMBER = "header.json"
 MAGIC = b"HYBC"
-# zlib level of the payloads: level 1 is the fastest, and on quantised, predicted
-# codes it is within a few per cent of the size of the higher levels
-# (benchmarks/bench_storage.py measures it).
+# zlib level of the payloads: level 1, the fastest. On the showcase clip level 3
+# shrinks colour by about 9% at 1.5x the deflate time; the clip is well under its
+# size target at level 1 (benchmarks/bench_storage.py).
 DEFLATE_LEVEL = 1
 # A fixed date for zip entries (zip cannot store an earlier one): same arrays, same bytes.
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
-# 13 mantissa bits: relative error at most 2**-14 = 6.1e-5, depth to better than 1e-4.
+# Bits a codec takes when its dict does not say: 13 mantissa bits keep a float to a
+# relative 2**-14 = 6.1e-5; 16-bit octahedral coordinates a direction to 6.6e-5 rad.
 DEFAULT_RELATIVE_BITS = 13
-DEFAULT_FLOW_STEP = 1.0 / 64.0
 DEFAULT_UNIT_VECTOR_BITS = 16
-
 _LOSSLESS = {"codec": "lossless"}
-_FLOW = {"codec": "fixed", "step": DEFAULT_FLOW_STEP}
-_RELATIVE = {"codec": "relative", "bits": DEFAULT_RELATIVE_BITS}
-_NORMAL = {"codec": "unit_vector", "bits": DEFAULT_UNIT_VECTOR_BITS}
-
-# The codec of each buffer of the contract at default settings.
-DEFAULT_CODECS: dict[str, dict] = {
-    "rgb": _LOSSLESS,
-    "depth": _RELATIVE,
-    "instance": _LOSSLESS,
-    "normal": _NORMAL,
-    "albedo": _LOSSLESS,
-    "flow_fwd": _FLOW,
-    "flow_bwd": _FLOW,
-    "gas_density": _RELATIVE,
-    "gas_temperature": _RELATIVE,
-    "liquid_mask": _LOSSLESS,
-    "liquid_thickness": _RELATIVE,
-    "fluid_velocity": _FLOW,
-    "rgb_raster": _LOSSLESS,
-}
 
 CODECS = ("lossless", "fixed", "relative", "unit_vector")
 _UNSIGNED = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
@@ -142,11 +126,12 @@ def unit_vector_bound(bits: int) -> float:
     at most ``sqrt(6) * h/2`` (z changes by at most the sum of both), the fold of the
     lower half is 1-Lipschitz per coordinate, and projecting onto the sphere stretches
     distances by at most ``sqrt(3)`` (the octahedron's points are at least
-    ``1/sqrt(3)`` from the centre). An angle is at most ``pi/2`` times its chord, and
-    float32 adds at most 1e-6.
+    ``1/sqrt(3)`` from the centre): a chord ``c <= sqrt(18) * h/2``, an angle
+    ``2 asin(c/2)``; float32 adds at most 1e-6.
     """
     h = 2.0 / (2**bits - 2)
-    return math.sqrt(18.0) * (h / 2) * (math.pi / 2) + 1e-6
+    chord = math.sqrt(18.0) * h / 2
+    return 2.0 * math.asin(min(1.0, chord / 2)) + 1e-6
 
 
 def error_bound(codec: Mapping) -> str:
@@ -379,7 +364,8 @@ def _encode_fixed(array: np.ndarray, step: float) -> tuple[np.ndarray, dict]:
     special_idx = np.concatenate(special) if special else np.zeros(0, np.int64)
     values = flat[special_idx]
     if np.any(np.isfinite(values)):
-        raise ValueError(f"values up to {float(np.max(np.abs(values[np.isfinite(values)])))!r} are too large for step {step!r}")
+        top = float(np.max(np.abs(values[np.isfinite(values)])))
+        raise ValueError(f"values up to {top!r} are too large for step {step!r}")
     for itype in (np.int8, np.int16, np.int32, np.int64):
         info = np.iinfo(itype)
         # The top two codes and the bottom one are the sentinels of NaN, +inf and -inf.
@@ -511,8 +497,11 @@ def _header(data: bytes) -> tuple[dict, int]:
     if len(data) < 8 or data[:4] != MAGIC:
         raise ValueError("not an encoded buffer (bad magic bytes)")
     (size,) = struct.unpack("<I", data[4:8])
-    if 8 + size > len(data):
+    if 12 + size > len(data):
         raise ValueError("encoded buffer is truncated inside its header")
+    (crc,) = struct.unpack("<I", data[8 + size : 12 + size])
+    if zlib.crc32(data[8 : 8 + size]) != crc:
+        raise ValueError("encoded buffer has a damaged header (checksum)")
     try:
         header = json.loads(data[8 : 8 + size].decode("utf-8"))
         dtype = np.dtype(header["dtype"])
@@ -526,7 +515,7 @@ def _header(data: bytes) -> tuple[dict, int]:
     if any(n < 0 for n in shape) or dtype.kind not in "biuf":
         raise ValueError("encoded buffer has a damaged header (shape or dtype)")
     header["shape"], header["dtype"] = shape, dtype
-    return header, 8 + size
+    return header, 12 + size
 
 
 def encode(array: np.ndarray, codec: Mapping, level: int = DEFLATE_LEVEL) -> bytes:
@@ -540,7 +529,7 @@ def encode(array: np.ndarray, codec: Mapping, level: int = DEFLATE_LEVEL) -> byt
     array = np.asarray(array)
     if array.dtype.kind not in "biuf":
         raise ValueError(f"cannot store arrays of dtype {array.dtype}")
-    array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
+    array = np.asarray(array, dtype=array.dtype.newbyteorder("="), order="C")
     shape = array.shape
     layout: dict = {}
     if kind == "lossless":
@@ -568,11 +557,15 @@ def encode(array: np.ndarray, codec: Mapping, level: int = DEFLATE_LEVEL) -> byt
         **layout,
     }
     head_bytes = json.dumps(head, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    payload = zlib.compress(_shuffle(residuals) if shuffle else residuals.tobytes(), level)
-    return MAGIC + struct.pack("<I", len(head_bytes)) + head_bytes + payload
+    little = residuals.astype(residuals.dtype.newbyteorder("<"), copy=False)
+    payload = zlib.compress(_shuffle(residuals) if shuffle else little.tobytes(), level)
+    crc = struct.pack("<I", zlib.crc32(head_bytes))
+    return MAGIC + struct.pack("<I", len(head_bytes)) + head_bytes + crc + payload
 
 
-def decode(data: bytes, codec: Optional[Mapping] = None, dtype=None, shape: Optional[Iterable[int]] = None) -> np.ndarray:
+def decode(
+    data: bytes, codec: Optional[Mapping] = None, dtype=None, shape: Optional[Iterable[int]] = None
+) -> np.ndarray:
     """The array `encode` stored in `data`, within the codec's bound.
 
     `codec`, `dtype` and `shape` are optional: when given they must match what the
@@ -598,7 +591,7 @@ def decode(data: bytes, codec: Optional[Mapping] = None, dtype=None, shape: Opti
         planes = bool(header.get("planes", True))
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"encoded buffer has a damaged header ({err})") from None
-    if ctype.kind != "u" or lag < 1:
+    if ctype.kind != "u" or not 1 <= lag <= max(count, 1):
         raise ValueError("encoded buffer has a damaged header (codes)")
     try:
         raw = zlib.decompress(memoryview(data)[start:])
@@ -649,15 +642,18 @@ def write_compact(
 ) -> None:
     """Write `arrays` into one file at `path`, each kept by ``codecs[name]``.
 
-    A name missing from `codecs` takes ``DEFAULT_CODECS[name]``, else lossless.
+    A name missing from `codecs` takes its codec in the buffer registry
+    (``hybrid.buffers.codec``: lossless for names it does not know).
     The file appears complete or not at all (written beside it, then renamed).
     """
+    from hybrid.buffers import codec as registry_codec
+
     path = Path(path)
     codecs = dict(codecs or {})
     plan = {}
     for name, array in arrays.items():
         member = _member(name)
-        codec = check_codec(codecs.get(name, DEFAULT_CODECS.get(name, _LOSSLESS)))
+        codec = check_codec(codecs[name] if name in codecs else registry_codec(name))
         plan[name] = (member, codec)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -682,7 +678,7 @@ def write_compact(
                         "sha256": hashlib.sha256(data).hexdigest(),
                     }
                 header = {"format": CONTAINER_FORMAT, "version": FORMAT_VERSION, "buffers": entries}
-                zf.writestr(_zipinfo(HEADER_MEMBER), json.dumps(header, indent=1, sort_keys=True).encode("utf-8"))
+                zf.writestr(_zipinfo(HEADER_MEMBER), json.dumps(header, indent=1).encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -7,7 +7,7 @@ the spec (``scene_build``), and two passes per frame:
   (``hdr``, for the post chain) or display-encoded (``rgb``);
 - ``gbuffer``: depth, instance, normal, albedo in one unlit pass.
 
-Scenes with ``fields:`` add a third step (``hybrid.render.volume.FieldRenderer``,
+Scenes with ``fields:`` add a third step (``hybrid.render.fields.composite.FieldRenderer``,
 Taichi, imported only then): the frame's smoke, fire and liquid
 (``State.fields``) are composited over the HDR beauty frame before it is encoded,
 and five field buffers join the others (``FIELD_BUFFER_NAMES``). The G-buffer stays
@@ -60,7 +60,7 @@ class Rasterizer:
     (``scene.frame_dt_sim`` simulated seconds) of the fluid seen at the pixel, the
     liquid surface point's where liquid_mask, else the density-weighted mean of the
     gas along the ray, 0 where no fluid. The rgb/hdr frame then shows the fields
-    composited over the beauty pass (``hybrid.render.volume``).
+    composited over the beauty pass (``hybrid.render.fields``).
     """
 
     def __init__(self, scene: Scene):
