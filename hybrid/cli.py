@@ -584,9 +584,23 @@ def _on_sigterm_raise():
         return None
 
     def handler(signum, frame):
+        if _inside_import(frame):
+            # Some libraries import optional modules under `except BaseException` (trimesh
+            # does), which would swallow the exception and leave a half-imported module
+            # behind: ask again in a moment, once the import is over.
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            return
         raise Terminated()
 
     return signal.signal(signal.SIGTERM, handler)
+
+
+def _inside_import(frame) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 if __name__ == "__main__":

@@ -329,8 +329,9 @@ def test_a_full_disk_is_exit_4_and_leaves_nothing(tmp_path):
         pytest.skip("mounting a small tmpfs needs root and a mount namespace that allows it")
     try:
         proc = subprocess.run(
+            # npz storage: several MB for these frames, where compact storage might fit in 1 MB.
             [sys.executable, "-m", "hybrid", "render", BALLS, "--out", str(disk / "clip"), "--frames", "8",
-             "--resolution", "320x240", "-q"],
+             "--resolution", "320x240", "--storage", "npz", "-q"],
             capture_output=True, text=True, timeout=300,
         )
         assert_clean_failure(proc.returncode, proc.stderr, 4, "No space left on device", "free some space")
