@@ -21,11 +21,29 @@ import json
 import os
 import re
 import shutil
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Collection, Iterator, Optional
 
 PARTIAL, OLD = "partial", "old"
+
+
+@contextmanager
+def file_beside(path: Path, suffix: str = ".tmp") -> Iterator[tuple[int, Path]]:
+    """(open descriptor, path) of a new hidden file beside `path`; on leaving the block
+    without an error it replaces `path`, on any error it is deleted (so `path` is
+    complete or untouched). The block owns the descriptor: it must close it."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        yield fd, Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def fsync_file(path: Path) -> None:
@@ -71,18 +89,23 @@ def ownership_problem(
     return None
 
 
-NOT_A_FOLDER = "not a folder"
-
-
-def target_problem(out: Path, folder_problem: Callable[[Path], Optional[str]]) -> Optional[str]:
-    """Why a writer may not replace what is at `out`: NOT_A_FOLDER (a file or the like), or
-    folder_problem(out) for a non-empty folder (why it is not one of ours); None when `out`
-    is absent, an empty folder, or ours."""
+def refuse_unless_replaceable(
+    out: Path,
+    folder_problem: Callable[[Path], Optional[str]],
+    error: Callable[[str], BaseException],
+    not_a_folder: str,
+    foreign: Callable[[str], str],
+) -> None:
+    """Raise ``error(message)`` unless `out` is absent, an empty folder, or (folder_problem(out)
+    is None) a folder this project wrote: ``not_a_folder`` when a file or the like is there,
+    ``foreign(why)`` for a non-empty folder that is not ours."""
     if os.path.lexists(out) and not out.is_dir():
-        return NOT_A_FOLDER
+        raise error(not_a_folder)
     if not out.is_dir() or not any(out.iterdir()):
-        return None
-    return folder_problem(out)
+        return
+    problem = folder_problem(out)
+    if problem is not None:
+        raise error(foreign(problem))
 
 
 def _foreign_entries(folder: Path, names: set[str], prefix: str = "") -> list[str]:

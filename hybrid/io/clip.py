@@ -39,7 +39,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from hybrid.io.atomic import NOT_A_FOLDER, ownership_problem, staged_dir, target_problem
+from hybrid.io.atomic import ownership_problem, refuse_unless_replaceable, staged_dir
 from hybrid.io.preview import contact_sheet
 from hybrid.io.video import write_mp4
 
@@ -94,14 +94,12 @@ def _check_replaceable(out: Path) -> None:
     """OutputError unless `out` is absent, an empty folder, or a clip folder this project wrote."""
     if out.is_symlink():
         raise OutputError(f"{out} is a symbolic link; give --out the folder it points to, or a new folder")
-    problem = target_problem(out, clip_folder_problem)
-    if problem == NOT_A_FOLDER:
-        raise OutputError(f"{out} is a file, not a folder; give --out a folder path (a new one, or a clip folder to replace)")
-    if problem is not None:
-        raise OutputError(
-            f"{out} does not hold a clip written by hybrid ({problem}); writing a clip there would delete "
-            f"what it holds, so nothing was written: {_CHOOSE}"
-        )
+    refuse_unless_replaceable(
+        out, clip_folder_problem, OutputError,
+        f"{out} is a file, not a folder; give --out a folder path (a new one, or a clip folder to replace)",
+        lambda why: f"{out} does not hold a clip written by hybrid ({why}); writing a clip there would delete "
+        f"what it holds, so nothing was written: {_CHOOSE}",
+    )
 
 
 def check_writable_parent(out: Path, what: str = "no clip") -> None:

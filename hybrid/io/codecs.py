@@ -63,13 +63,14 @@ import json
 import math
 import os
 import struct
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
 from typing import Iterable, Mapping, Optional
 
 import numpy as np
+
+from hybrid.io.atomic import file_beside
 
 FORMAT_VERSION = 1
 CONTAINER_FORMAT = "hybrid-compact"
@@ -655,8 +656,7 @@ def write_compact(
         member = _member(name)
         codec = check_codec(codecs[name] if name in codecs else registry_codec(name))
         plan[name] = (member, codec)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
+    with file_beside(path) as (fd, _):
         entries = {}
         with os.fdopen(fd, "wb") as fh:
             with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
@@ -681,13 +681,6 @@ def write_compact(
                 zf.writestr(_zipinfo(HEADER_MEMBER), json.dumps(header, indent=1).encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def _read_member(zf: zipfile.ZipFile, path: Path, member: str) -> bytes:

@@ -49,12 +49,13 @@ from __future__ import annotations
 import math
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Mapping, Optional
 
 import numpy as np
+
+from hybrid.io.atomic import file_beside
 
 FORMATS = ("png", "exr")
 PNG_LEVEL = 6
@@ -302,21 +303,13 @@ def _frame_image(frame: np.ndarray, entry: Mapping) -> np.ndarray:
 
 
 def _write_atomic(path: Path, data: Optional[bytes] = None, exr: Optional[tuple] = None) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    try:
+    with file_beside(path, path.suffix) as (fd, tmp):
         if data is not None:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
         else:
             os.close(fd)
-            _write_exr(Path(tmp), *exr)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            _write_exr(tmp, *exr)
 
 
 def export_frames(

@@ -24,7 +24,7 @@ from typing import Any, Mapping, Union
 import torch
 from torch import nn
 
-from hybrid.io.atomic import NOT_A_FOLDER, ownership_problem, staged_dir, target_problem
+from hybrid.io.atomic import ownership_problem, refuse_unless_replaceable, staged_dir
 from hybrid.neural.config import FORMAT, NeuralConfig, NeuralConfigError
 
 CONFIG_FILE, WEIGHTS_FILE, INFO_FILE = "config.json", "model.safetensors", "info.json"
@@ -59,15 +59,12 @@ def checkpoint_folder_problem(folder: Path) -> str | None:
 
 def check_checkpoint_target(out: Path) -> None:
     """CheckpointError unless save_checkpoint may write `out`: absent, an empty folder, or a checkpoint of ours."""
-    problem = target_problem(out, checkpoint_folder_problem)
-    if problem == NOT_A_FOLDER:
-        raise CheckpointError(f"{out} is a file; a checkpoint is a folder, give a folder path")
-    if problem is not None:
-        raise CheckpointError(
-            f"{out} does not hold a checkpoint written by hybrid ({problem}); saving there would delete "
-            "what it holds, so nothing was written: choose another folder, or move those files away or "
-            "delete the folder yourself"
-        )
+    refuse_unless_replaceable(
+        out, checkpoint_folder_problem, CheckpointError, f"{out} is a file; a checkpoint is a folder, give a folder path",
+        lambda why: f"{out} does not hold a checkpoint written by hybrid ({why}); saving there would delete "
+        "what it holds, so nothing was written: choose another folder, or move those files away or "
+        "delete the folder yourself",
+    )
 
 
 def save_checkpoint(path: PathLike, model: nn.Module, config: NeuralConfig, info: Mapping[str, Any] | None = None) -> Path:
@@ -117,12 +114,7 @@ def load_config(path: PathLike) -> NeuralConfig:
     file = folder / CONFIG_FILE
     if not file.is_file():
         raise CheckpointError(f"{file} is missing: {folder} is not a complete checkpoint; re-export it or {TRAIN_HINT}")
-    try:
-        data = json.loads(file.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{file} is not valid JSON ({err}); restore it from the checkpoint's source") from None
-    if not isinstance(data, dict):
-        raise CheckpointError(f"{file} must hold a JSON object, got {type(data).__name__}")
+    data = _json_object(file, "restore it from the checkpoint's source", ", got {}")
     fmt = data.get("format")
     if fmt != FORMAT:
         raise CheckpointError(
@@ -135,18 +127,24 @@ def load_config(path: PathLike) -> NeuralConfig:
         raise CheckpointError(f"{err}\n(fix config.json, or re-export the checkpoint)") from None
 
 
+def _json_object(file: Path, fix: str, got: str) -> dict:
+    """The JSON object in `file`; CheckpointError saying `fix` when it is not JSON, or when it
+    is not an object (`got`, if not empty, a format for the type found, e.g. ", got {}")."""
+    try:
+        data = json.loads(file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{file} is not valid JSON ({err}); {fix}") from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{file} must hold a JSON object" + got.format(type(data).__name__))
+    return data
+
+
 def load_info(path: PathLike) -> dict:
     """info.json of checkpoint folder `path` ({} when the folder has none)."""
     file = checkpoint_dir(path) / INFO_FILE
     if not file.is_file():
         return {}
-    try:
-        info = json.loads(file.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CheckpointError(f"{file} is not valid JSON ({err}); restore it or delete it (it only holds training facts)") from None
-    if not isinstance(info, dict):
-        raise CheckpointError(f"{file} must hold a JSON object")
-    return info
+    return _json_object(file, "restore it or delete it (it only holds training facts)", "")
 
 
 def _read_weights(file: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:

@@ -38,7 +38,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from hybrid.io.atomic import NOT_A_FOLDER, clean_stale_staging, ownership_problem, staged_dir, target_problem
+from hybrid.io.atomic import clean_stale_staging, ownership_problem, refuse_unless_replaceable, staged_dir
 
 STATE_FORMAT = "hybrid-train-state/1"
 STATE_TENSORS = "state.safetensors"
@@ -60,14 +60,12 @@ def state_folder_problem(folder: Path) -> Optional[str]:
 
 def check_state_target(folder: Path) -> None:
     """StateError unless `folder` is absent, empty, or a training checkpoint this project wrote."""
-    problem = target_problem(folder, state_folder_problem)
-    if problem == NOT_A_FOLDER:
-        raise StateError(f"{folder} is a file where a checkpoint folder goes; move it away, or use another run folder")
-    if problem is not None:
-        raise StateError(
-            f"{folder} does not hold a training checkpoint written by hybrid ({problem}); saving there would "
-            "delete what it holds, so nothing was written: move those files away, or use another run folder"
-        )
+    refuse_unless_replaceable(
+        folder, state_folder_problem, StateError,
+        f"{folder} is a file where a checkpoint folder goes; move it away, or use another run folder",
+        lambda why: f"{folder} does not hold a training checkpoint written by hybrid ({why}); saving there would "
+        "delete what it holds, so nothing was written: move those files away, or use another run folder",
+    )
 
 
 def checkpoint_dir(run_dir: str | os.PathLike, step: int) -> Path:
