@@ -263,24 +263,28 @@ class FloorSpec(RecipeSpec):
     restitution: UnitNumber = 0.0
 
 
-class StaticMotion(RecipeSpec):
-    type: Literal["static"]
+class MotionOption(RecipeSpec):
+    """One camera motion, `type` (a Literal in each kind), and its relative weight among the options."""
+
+    type: str
     weight: Positive = 1.0
 
 
-class OrbitMotion(RecipeSpec):
+class StaticMotion(MotionOption):
+    type: Literal["static"]
+
+
+class OrbitMotion(MotionOption):
     """Circle around the look-at point at the sampled distance and elevation, starting at the sampled azimuth."""
 
     type: Literal["orbit"]
-    weight: Positive = 1.0
     deg_per_s: Number = Field(20.0, description="degrees per video second; negative turns clockwise seen from above")
 
 
-class LinearMotion(RecipeSpec):
+class LinearMotion(MotionOption):
     """A straight move in a uniformly random horizontal direction, still aiming at the look-at point."""
 
     type: Literal["linear"]
-    weight: Positive = 1.0
     speed: NonNegativeNumber = Field(0.5, description="m per video second")
 
 
@@ -374,6 +378,7 @@ class ExtraLightBase(RecipeSpec):
     azimuth_deg: Number = {"uniform": [0.0, 360.0]}
     intensity: NonNegativeNumber = 1.0
     color: ColorChoice = "white"
+    type: str  # each kind's own Literal, which tells the kinds apart
 
 
 class ExtraDirectional(ExtraLightBase, SoftShadowed):
@@ -385,18 +390,22 @@ class ExtraDirectional(ExtraLightBase, SoftShadowed):
     shadow_samples: ShadowSamples = 8
 
 
-class ExtraPoint(ExtraLightBase):
+class DistantLight(ExtraLightBase):
+    """A light placed `distance` metres from the centre."""
+
+    distance: PositiveNumber = 4.0
+
+
+class ExtraPoint(DistantLight):
     """A point light `distance` metres from the centre (pyrender: intensity in candela-like units)."""
 
     type: Literal["point"]
-    distance: PositiveNumber = 4.0
 
 
-class ExtraSpot(ExtraLightBase):
+class ExtraSpot(DistantLight):
     """A spot light `distance` metres from the centre, aimed at it."""
 
     type: Literal["spot"]
-    distance: PositiveNumber = 4.0
     inner_cone_deg: spec.InnerConeDeg = 15.0
     outer_cone_deg: spec.OuterConeDeg = 30.0
     shadows: bool = True

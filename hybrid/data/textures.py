@@ -14,20 +14,22 @@ its pixels in a text chunk; a file that does not decode to exactly those pixels
 (empty, truncated, garbage, written by an older version) is drawn again and
 replaced (``hybrid.cache``).
 
-A new kind is one function ``f(rng, size, **params) -> float array (size, size, 3)
-in 0..1`` plus one line in ``TEXTURES``; its keyword arguments and defaults are the
-parameters a recipe may set (see ``texture_params``).
+A new kind is one function ``f(rng, size, p) -> float array (size, size, 3) in 0..1``
+decorated with ``@_kind_of(name, **defaults)``, which adds it to ``TEXTURES``; those
+defaults name the parameters a recipe may set (see ``texture_params``), and ``p``
+holds their values as attributes.
 """
 
 from __future__ import annotations
 
 import difflib
 import hashlib
-import inspect
 import io
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
@@ -101,15 +103,29 @@ def _grid(size: int) -> tuple[np.ndarray, np.ndarray]:
 # ---------------------------------------------------------------- kinds
 
 
-def wood(
-    rng: np.random.Generator,
-    size: int,
-    rings: float = 6,
-    wobble: float = 0.2,
-    grain: float = 0.25,
-    dark: Param = (0.42, 0.25, 0.12),
-    light: Param = (0.8, 0.6, 0.38),
-) -> np.ndarray:
+@dataclass(frozen=True)
+class TextureKind:
+    """A kind's drawing function and its parameters with their defaults (one place for both)."""
+
+    draw: TextureFn  # draw(rng, size, p): p holds every parameter by name
+    defaults: Mapping[str, Param]
+
+
+TEXTURES: dict[str, TextureKind] = {}
+
+
+def _kind_of(name: str, **defaults: Param) -> Callable[[TextureFn], TextureFn]:
+    """Registers the decorated function in ``TEXTURES`` as kind `name` with these parameters."""
+
+    def register(draw: TextureFn) -> TextureFn:
+        TEXTURES[name] = TextureKind(draw, defaults)
+        return draw
+
+    return register
+
+
+@_kind_of("wood", rings=6, wobble=0.2, grain=0.25, dark=(0.42, 0.25, 0.12), light=(0.8, 0.6, 0.38))
+def wood(rng: np.random.Generator, size: int, p: SimpleNamespace) -> np.ndarray:
     """Growth rings across x, bent by low-frequency noise, with fine grain along y.
 
     rings: ring periods per image; wobble: how far rings bend, in ring periods;
@@ -117,72 +133,45 @@ def wood(
     """
     x, _ = _grid(size)
     bend = value_noise(rng, size, 2, 2, octaves=3) - 0.5
-    phase = _periods(rings) * x + wobble * 2.0 * bend
+    phase = _periods(p.rings) * x + p.wobble * 2.0 * bend
     ring = (0.5 + 0.5 * np.cos(2 * np.pi * phase)) ** 1.5
     streaks = value_noise(rng, size, 48, 3, octaves=2) - 0.5
-    return _blend(dark, light, 0.15 + 0.75 * ring + grain * streaks)
+    return _blend(p.dark, p.light, 0.15 + 0.75 * ring + p.grain * streaks)
 
 
-def marble(
-    rng: np.random.Generator,
-    size: int,
-    veins: float = 3,
-    turbulence: float = 1.2,
-    sharpness: float = 0.4,
-    base: Param = (0.93, 0.93, 0.91),
-    vein: Param = (0.3, 0.31, 0.35),
-) -> np.ndarray:
+@_kind_of("marble", veins=3, turbulence=1.2, sharpness=0.4, base=(0.93, 0.93, 0.91), vein=(0.3, 0.31, 0.35))
+def marble(rng: np.random.Generator, size: int, p: SimpleNamespace) -> np.ndarray:
     """Dark veins along a diagonal sine, displaced by fractal noise (turbulence in vein periods).
 
     sharpness: exponent on the vein profile; smaller gives thinner veins.
     """
     x, y = _grid(size)
-    n = _periods(veins)
+    n = _periods(p.veins)
     noise = value_noise(rng, size, 3, 3, octaves=5)
-    t = np.abs(np.sin(np.pi * (n * x + n * y + turbulence * 2.0 * noise)))
-    return _blend(vein, base, t ** max(sharpness, 1e-3))
+    t = np.abs(np.sin(np.pi * (n * x + n * y + p.turbulence * 2.0 * noise)))
+    return _blend(p.vein, p.base, t ** max(p.sharpness, 1e-3))
 
 
-def noise(
-    rng: np.random.Generator,
-    size: int,
-    frequency: float = 4,
-    octaves: float = 5,
-    persistence: float = 0.5,
-    contrast: float = 1.5,
-    low: Param = (0.25, 0.25, 0.27),
-    high: Param = (0.85, 0.85, 0.82),
-) -> np.ndarray:
+@_kind_of(
+    "noise", frequency=4, octaves=5, persistence=0.5, contrast=1.5, low=(0.25, 0.25, 0.27), high=(0.85, 0.85, 0.82)
+)
+def noise(rng: np.random.Generator, size: int, p: SimpleNamespace) -> np.ndarray:
     """Fractal value noise: ``frequency`` lattice cells per side at the coarsest octave."""
-    f = _periods(frequency)
-    n = value_noise(rng, size, f, f, octaves=max(1, int(round(octaves))), persistence=persistence)
-    return _blend(low, high, 0.5 + contrast * (n - 0.5))
+    f = _periods(p.frequency)
+    n = value_noise(rng, size, f, f, octaves=max(1, int(round(p.octaves))), persistence=p.persistence)
+    return _blend(p.low, p.high, 0.5 + p.contrast * (n - 0.5))
 
 
-def checker(
-    rng: np.random.Generator,
-    size: int,
-    squares: float = 8,
-    jitter: float = 0.0,
-    a: Param = (0.92, 0.92, 0.88),
-    b: Param = (0.24, 0.25, 0.28),
-) -> np.ndarray:
+@_kind_of("checker", squares=8, jitter=0.0, a=(0.92, 0.92, 0.88), b=(0.24, 0.25, 0.28))
+def checker(rng: np.random.Generator, size: int, p: SimpleNamespace) -> np.ndarray:
     """A board of ``squares`` x ``squares`` cells; ``jitter`` varies each cell's brightness (0..1)."""
-    n = _periods(squares)
+    n = _periods(p.squares)
     cell = (np.arange(size) * n) // size
     board = (cell[:, None] + cell[None, :]) % 2
-    image = np.where(board[..., None] == 0, _rgb(a), _rgb(b))
+    image = np.where(board[..., None] == 0, _rgb(p.a), _rgb(p.b))
     # Drawn even when jitter is 0, so changing jitter never shifts what else a seed gives.
-    shade = 1.0 + jitter * (rng.random((n, n)) - 0.5)
+    shade = 1.0 + p.jitter * (rng.random((n, n)) - 0.5)
     return image * shade[cell[:, None], cell[None, :]][..., None]
-
-
-TEXTURES: dict[str, TextureFn] = {
-    "wood": wood,
-    "marble": marble,
-    "noise": noise,
-    "checker": checker,
-}
 
 
 # ---------------------------------------------------------------- public API
@@ -190,16 +179,10 @@ TEXTURES: dict[str, TextureFn] = {
 
 def texture_params(kind: str) -> dict[str, object]:
     """The parameters a kind accepts and their defaults (``size`` included), for validating recipes."""
-    fn = _kind(kind)
-    params = {
-        name: p.default
-        for name, p in inspect.signature(fn).parameters.items()
-        if name not in ("rng", "size") and p.default is not inspect.Parameter.empty
-    }
-    return {"size": DEFAULT_SIZE, **params}
+    return {"size": DEFAULT_SIZE, **_kind(kind).defaults}
 
 
-def _kind(kind: str) -> TextureFn:
+def _kind(kind: str) -> TextureKind:
     try:
         return TEXTURES[kind]
     except KeyError:
@@ -237,11 +220,11 @@ def procedural_texture(kind: str, seed: int, params: Optional[Mapping[str, Param
     ``params`` may set ``size`` (pixels per side, default 256) and the kind's own
     parameters (see ``texture_params``); colours are [r, g, b] in 0..1.
     """
-    fn = _kind(kind)
+    draw = _kind(kind).draw
     values = _normalised(kind, params)
     size = values.pop("size")
     rng = np.random.default_rng(np.random.SeedSequence([int(seed)]))
-    image = fn(rng, size, **values)
+    image = draw(rng, size, SimpleNamespace(**values))
     return np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 

@@ -10,8 +10,8 @@ spans ``origin + cell_size * ([i, j, k], [i, j, k] + 1)``, its centre at
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional
+from dataclasses import dataclass, field, make_dataclass
+from typing import Optional, Union
 
 import numpy as np
 
@@ -77,26 +77,32 @@ class LiquidFrame:
         return int(len(self.position))
 
 
-@dataclass(frozen=True)
-class FieldStats:
-    """What the solvers did during the frame (goes to metadata).
+# The statistics of one frame, in metadata order, each with its value when nothing ran
+# (which is also its type: counts are int, measurements float).
+_ZERO_STATS: dict[str, Union[int, float]] = {
+    "gas_substeps": 0, "pressure_iterations": 0, "pressure_residual": 0.0, "max_divergence": 0.0,
+    "liquid_substeps": 0, "liquid_volume": 0.0,
+}
 
-    gas_substeps / liquid_substeps: solver steps taken inside the frame;
-    pressure_iterations: the most CG iterations of one projection in the frame;
-    pressure_residual: the largest final residual (max norm of the divergence, 1/s);
-    max_divergence: max |div u| over fluid cells after the last projection (1/s);
-    liquid_volume: sum of particle volumes times their volume ratio J (m^3).
-    """
 
-    gas_substeps: int = 0
-    pressure_iterations: int = 0
-    pressure_residual: float = 0.0
-    max_divergence: float = 0.0
-    liquid_substeps: int = 0
-    liquid_volume: float = 0.0
+def _stats_to_dict(self) -> dict:
+    return {k: getattr(self, k) for k in self.__dataclass_fields__}
 
-    def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+FieldStats = make_dataclass(
+    "FieldStats",
+    [(name, type(zero), field(default=zero)) for name, zero in _ZERO_STATS.items()],
+    namespace={"to_dict": _stats_to_dict, "__module__": __name__},
+    frozen=True,
+)
+FieldStats.__doc__ = """What the solvers did during the frame (goes to metadata).
+
+gas_substeps / liquid_substeps: solver steps taken inside the frame;
+pressure_iterations: the most CG iterations of one projection in the frame;
+pressure_residual: the largest final residual (max norm of the divergence, 1/s);
+max_divergence: max |div u| over fluid cells after the last projection (1/s);
+liquid_volume: sum of particle volumes times their volume ratio J (m^3).
+"""
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,20 @@ class ShapeSpec(Spec):
         return []
 
 
+class AxialShape(ShapeSpec):
+    """A solid of revolution about the local z axis, centred on the origin: ``radius`` and ``length`` along
+    z (metres), with exact volume, inertia and collision shapes (no triangles needed).
+
+    Subclasses set ``type`` to their Literal and may say what ``length`` measures.
+    """
+
+    type: str
+    radius: Positive
+    length: Positive = Field(description="along the local z axis, metres")
+
+    collides_as_mesh = False
+
+
 # ---------------------------------------------------------------- recipes
 
 

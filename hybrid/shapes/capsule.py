@@ -8,17 +8,14 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from hybrid.shapes.base import DrawnShape, ShapeSpec, register_shape
+from hybrid.shapes.base import AxialShape, DrawnShape, register_shape
 from hybrid.shapes.cylinder import CylinderOption
 from hybrid.spec.types import Positive
 
 
-class CapsuleShape(ShapeSpec):
+class CapsuleShape(AxialShape):
     type: Literal["capsule"]
-    radius: Positive
     length: Positive = Field(description="length of the straight part along local z, excluding the caps")
-
-    collides_as_mesh = False
 
     def mesh(self, seed: int = 0):
         from hybrid.geometry import SPHERE_SEGMENTS, uv_sphere

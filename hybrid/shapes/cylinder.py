@@ -6,19 +6,13 @@ import math
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
 from hybrid.data.distributions import PositiveNumber
-from hybrid.shapes.base import DrawnShape, ShapeOption, ShapeSpec, register_shape
-from hybrid.spec.types import Positive
+from hybrid.shapes.base import AxialShape, DrawnShape, ShapeOption, register_shape
 
 
-class CylinderShape(ShapeSpec):
+class CylinderShape(AxialShape):
     type: Literal["cylinder"]
-    radius: Positive
-    length: Positive = Field(description="along the local z axis, metres")
-
-    collides_as_mesh = False
 
     def mesh(self, seed: int = 0):
         """Side with cylindrical UVs plus two caps with planar UVs; flat cap normals."""
