@@ -1,6 +1,7 @@
 # make demo / make test do all set-up themselves (idempotent):
 #   Debian GL packages for headless EGL rendering, a virtual environment in .venv,
-#   the CPU build of torch first (so no resolver ever pulls a CUDA build), then hybrid.
+#   the CPU build of torch first (so no resolver ever pulls a CUDA build), then hybrid
+#   with Blender's Cycles (bpy) for --renderer cycles.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -27,7 +28,7 @@ $(STAMP): pyproject.toml hybrid/physics/_contact_scan.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH)
-	$(PIP) install -q -e '.[dev]'
+	$(PIP) install -q -e '.[dev,cycles]'
 	touch $(STAMP)
 
 demo: setup

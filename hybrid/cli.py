@@ -45,6 +45,8 @@ ERROR_TABLE: tuple[tuple[str, int, str], ...] = (
     ("hybrid.neural.conditioning.ConditionError", EXIT_CHECKPOINT_ERROR, "error: "),
     ("hybrid.data.shards.DatasetError", EXIT_SCENE_ERROR, "error: "),
     ("hybrid.buffers.BufferNameError", EXIT_SCENE_ERROR, "error: "),
+    ("hybrid.render.backends.BeautyOptionsError", EXIT_SCENE_ERROR, "error: "),
+    ("hybrid.render.cycles.build.MappingError", EXIT_SCENE_ERROR, "error: "),
 )
 
 
@@ -233,6 +235,23 @@ def cmd_render(args: argparse.Namespace) -> int:
     elif args.compare or args.checkpoint:
         print("error: --compare and --checkpoint belong to the neural renderer; add --renderer neural", file=sys.stderr)
         return EXIT_SCENE_ERROR
+    cycles_flags = [f"--{name}" for name in ("samples", "denoise", "device") if getattr(args, name) is not None]
+    if cycles_flags and args.renderer != "cycles":
+        print(f"error: {', '.join(cycles_flags)} belong to the cycles renderer; add --renderer cycles", file=sys.stderr)
+        return EXIT_SCENE_ERROR
+    if args.renderer == "cycles":
+        from hybrid.render.backends import BeautyChoice, beauty_options
+        from hybrid.render.cycles.renderer import import_bpy
+
+        given = {name: getattr(args, name) for name in ("samples", "denoise", "device") if getattr(args, name) is not None}
+        args.beauty = BeautyChoice("cycles", given)
+        try:  # before any simulation: a missing bpy fails at once and writes nothing
+            beauty_options(args.beauty)
+            import_bpy()
+        except Exception as err:
+            return _report(err)
+    else:
+        args.beauty = args.renderer if neural is None else None
     failures: list[tuple[Path, int, str]] = []
     for path in files:
         out = out_root / path.stem if folder_mode else out_root
@@ -273,7 +292,7 @@ def _render_one(path: Path, out: Path, overrides: dict, neural, args: argparse.N
     start = time.perf_counter()
     note, extra = "", None
     try:
-        clip = render_clip(scene, progress=bars, beauty=args.renderer if neural is None else DEFAULT_BEAUTY)
+        clip = render_clip(scene, progress=bars, beauty=args.beauty if neural is None else DEFAULT_BEAUTY)
         if neural is not None:
             clip, extra, note = _neural_frames(clip, *neural, args, scene.name)
     except Exception as err:
@@ -476,8 +495,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, help="override the scene's seed")
     r.add_argument(
         "--renderer", choices=[*sorted(BEAUTY_BACKENDS), "neural"], default=DEFAULT_BEAUTY,
-        help="how the beauty frames are drawn: a beauty back end (raster: the rasteriser), or the neural "
-        "renderer from the raster buffers (default: raster)",
+        help="how the beauty frames are drawn: a beauty back end (raster: the rasteriser; cycles: Blender's "
+        "path tracer, see --samples, --denoise, --device), or the neural renderer from the raster buffers "
+        "(default: raster)",
+    )
+    r.add_argument("--samples", type=_positive_int, help="with --renderer cycles: paths per pixel (default 64)")
+    r.add_argument(
+        "--denoise", action=argparse.BooleanOptionalAction, default=None,
+        help="with --renderer cycles: OpenImageDenoise on the path-traced frames (default: on)",
+    )
+    r.add_argument(
+        "--device", choices=["cpu", "cuda", "optix"], default=None,
+        help="with --renderer cycles: where Cycles traces (default cpu)",
     )
     r.add_argument(
         "--storage", choices=STORAGES, default=DEFAULT_STORAGE,

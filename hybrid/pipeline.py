@@ -20,7 +20,7 @@ from hybrid.camera import CameraTrack, camera_track
 from hybrid.io.clip import Clip
 from hybrid.io.metadata import build_metadata
 from hybrid.render import Rasterizer
-from hybrid.render.backends import DEFAULT_BEAUTY, open_beauty
+from hybrid.render.backends import DEFAULT_BEAUTY, Beauty, beauty_name, beauty_options, open_beauty
 from hybrid.render.beauty import encode_display
 from hybrid.render.flow import clip_flows
 from hybrid.scene.spec import Scene
@@ -82,7 +82,7 @@ def render_buffers(
     track: CameraTrack,
     progress: Progress = None,
     *,
-    beauty: str = DEFAULT_BEAUTY,
+    beauty: Beauty = DEFAULT_BEAUTY,
     grain_key: Sequence[int] = (),
     lap: Lap = None,
 ) -> dict[str, np.ndarray]:
@@ -98,7 +98,8 @@ def render_buffers(
     chain = scene.post
     effects = chain.root if chain is not None else ()
     blurred = bool(effects) and effects[0].type == "motion_blur"
-    raster_beauty = beauty == DEFAULT_BEAUTY and not blurred
+    beauty_options(beauty)  # bad settings fail before any frame is drawn
+    raster_beauty = beauty_name(beauty) == DEFAULT_BEAUTY and not blurred
     buffers = rasterize(scene, states, track.cam_to_world, progress, hdr=chain is not None, beauty=raster_beauty)
     if not raster_beauty and not blurred:
         with open_beauty(beauty, scene) as backend:
@@ -127,7 +128,7 @@ def post_process(
     depth: np.ndarray,
     K: np.ndarray,
     grain_key: Sequence[int] = (),
-    beauty: str = DEFAULT_BEAUTY,
+    beauty: Beauty = DEFAULT_BEAUTY,
 ) -> np.ndarray:
     """The scene's post chain on every beauty frame -> uint8 (T, H, W, 3) rgb; the other buffers stay as they are.
 
@@ -157,7 +158,7 @@ def post_process(
     return out
 
 
-def render_clip(scene: Scene, progress: Progress = None, *, beauty: str = DEFAULT_BEAUTY) -> Clip:
+def render_clip(scene: Scene, progress: Progress = None, *, beauty: Beauty = DEFAULT_BEAUTY) -> Clip:
     """Simulate and render a scene into a Clip (every buffer of the contract plus metadata)."""
     states = simulate(scene, progress)
     track = camera_track(scene)

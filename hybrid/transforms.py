@@ -192,3 +192,15 @@ def look_at_cam_to_world(position: Sequence[float], target: Sequence[float], up:
 
 # OpenCV camera axes (x right, y down, z forward) -> OpenGL/pyrender axes (x right, y up, z back).
 CV_TO_GL = np.diag([1.0, -1.0, -1.0, 1.0])
+
+
+def frame_with_z(z_axis: np.ndarray, origin=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """A 4x4 pose whose local z axis is ``z_axis`` (pyrender and Blender lights shine along their local -z)."""
+    z = np.asarray(z_axis, dtype=np.float64)
+    z = z / np.linalg.norm(z)
+    helper = np.array([0.0, 0.0, 1.0]) if abs(z[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
+    x = np.cross(helper, z)
+    x /= np.linalg.norm(x)
+    pose = np.eye(4)
+    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = x, np.cross(z, x), z, origin
+    return pose

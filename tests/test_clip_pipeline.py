@@ -119,5 +119,5 @@ def test_motion_blur_sub_frames_come_from_the_chosen_back_end(tmp_path, flat_bac
 
 def test_unknown_back_end_is_refused_with_the_list(tmp_path):
     scene, _ = _load(_scene_text(), tmp_path)
-    with pytest.raises(ValueError, match="unknown beauty back end 'cycles'; use one of raster"):
-        backends.open_beauty("cycles", scene)
+    with pytest.raises(ValueError, match="unknown beauty back end 'mitsuba'; use one of cycles, raster"):
+        backends.open_beauty("mitsuba", scene)

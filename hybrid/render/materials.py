@@ -90,9 +90,13 @@ class MaterialLibrary:
 
     def surface(self, look: Look) -> SurfaceMaterial:
         texture = self.texture(look.texture) if look.texture else None
-        linear = display_to_linear(look.color)
+        # No refraction here: a transmissive surface keeps only the share of its base
+        # colour that it does not let through (Cycles' principled BSDF does the rest).
+        linear = display_to_linear(look.color) * (1.0 - look.transmission)
+        emissive = display_to_linear(look.emission) * look.emission_strength
         material = pyrender.MetallicRoughnessMaterial(
             baseColorFactor=np.array([*linear, 1.0]),
+            emissiveFactor=emissive if emissive.any() else None,
             metallicFactor=float(look.metallic),
             roughnessFactor=float(look.roughness),
             baseColorTexture=texture,

@@ -25,7 +25,7 @@ from hybrid.geometry import build_mesh
 from hybrid.render.gl import pyrender
 from hybrid.render.materials import MaterialLibrary, SurfaceMaterial, display_to_linear
 from hybrid.scene.spec import AmbientLight, DirectionalLight, PointLight, Scene, SpotLight
-from hybrid.transforms import pose_matrix, rotation_quat
+from hybrid.transforms import frame_with_z, pose_matrix, rotation_quat
 
 
 @dataclass
@@ -54,18 +54,6 @@ class RenderScene:
     soft_lights: list = field(default_factory=list)
     soft_samples: int = 1
     light_nodes: list = field(default_factory=list)
-
-
-def _frame_with_z(z_axis: np.ndarray, origin=(0.0, 0.0, 0.0)) -> np.ndarray:
-    """A 4x4 pose whose local z axis is ``z_axis`` (pyrender lights shine along their local -z)."""
-    z = np.asarray(z_axis, dtype=np.float64)
-    z = z / np.linalg.norm(z)
-    helper = np.array([0.0, 0.0, 1.0]) if abs(z[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
-    x = np.cross(helper, z)
-    x /= np.linalg.norm(x)
-    pose = np.eye(4)
-    pose[:3, 0], pose[:3, 1], pose[:3, 2], pose[:3, 3] = x, np.cross(z, x), z, origin
-    return pose
 
 
 def _mesh_node(obj, surface: SurfaceMaterial, seed: int) -> "pyrender.Node":
@@ -109,7 +97,7 @@ def build_render_scene(scene: Scene) -> RenderScene:
         if isinstance(light, DirectionalLight):
             node = pyrender.Node(
                 light=pyrender.DirectionalLight(color=color, intensity=light.intensity),
-                matrix=_frame_with_z(-np.asarray(light.direction, dtype=np.float64)),
+                matrix=frame_with_z(-np.asarray(light.direction, dtype=np.float64)),
             )
             kind_flag = pyrender.RenderFlags.SHADOWS_DIRECTIONAL
         elif isinstance(light, SpotLight):
@@ -123,13 +111,13 @@ def build_render_scene(scene: Scene) -> RenderScene:
                     innerConeAngle=np.radians(light.inner_cone_deg),
                     outerConeAngle=np.radians(light.outer_cone_deg),
                 ),
-                matrix=_frame_with_z(-direction, light.position),
+                matrix=frame_with_z(-direction, light.position),
             )
             kind_flag = pyrender.RenderFlags.SHADOWS_SPOT
         elif isinstance(light, PointLight):
             node = pyrender.Node(
                 light=pyrender.PointLight(color=color, intensity=light.intensity),
-                matrix=_frame_with_z((0.0, 0.0, 1.0), light.position),
+                matrix=frame_with_z((0.0, 0.0, 1.0), light.position),
             )
             if light.shadows:
                 warnings.warn("pyrender has no point-light shadows: this point light renders without them", stacklevel=2)

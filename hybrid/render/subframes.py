@@ -55,23 +55,23 @@ def camera_at(scene: Scene, frame_times: np.ndarray) -> np.ndarray:
 
 
 def iter_beauty_subframes(
-    scene: Scene, states: list[State], offsets: np.ndarray, beauty: str = "raster"
+    scene: Scene, states: list[State], offsets: np.ndarray, beauty="raster"
 ) -> Iterator[np.ndarray]:
     """For every frame k in turn, float32 (S, H, W, 3): the beauty pass's linear radiance at k + offsets[s].
 
     `offsets` are in frame intervals (``hybrid.render.post.motion_blur.subframe_schedule``).
     One frame's sub-frames at a time, so a clip never holds T x S float frames.
-    `beauty` names the back end that draws them (``hybrid.render.backends``).
+    `beauty` names the back end that draws them, or is a ``BeautyChoice`` (``hybrid.render.backends``).
     """
     from hybrid.render.backends import open_beauty
 
     offsets = np.asarray(offsets, dtype=np.float64)
-    with open_beauty(beauty, scene) as raster:
+    with open_beauty(beauty, scene) as backend:
         for k in range(len(states)):
             times = k + offsets
             out = np.empty((len(offsets), scene.height, scene.width, 3), dtype=np.float32)
             for s, (t, c2w) in enumerate(zip(times, camera_at(scene, times))):
-                out[s] = raster.render_hdr(interpolate_state(states, t), c2w)
+                out[s] = backend.render_hdr(interpolate_state(states, t), c2w)
             yield out
 
 

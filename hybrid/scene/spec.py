@@ -111,10 +111,35 @@ DEFAULT_DENSITY = 1000.0  # kg/m^3 when neither mass nor density is given
 
 
 class Look(Spec):
+    """How a surface looks: a principled BSDF in Cycles, a metallic-roughness material in the rasteriser.
+
+    `transmission`, `ior` and `emission` came later; a look that leaves them at their
+    defaults dumps as looks did before them (clip metadata holds this dump).
+    The rasteriser approximates a transmissive surface (it refracts nothing): its
+    base colour fades by (1 - transmission), leaving the reflections of lights.
+    """
+
     color: Color = (0.7, 0.7, 0.7)
     texture: Optional[str] = Field(None, description="image file (png/jpg) relative to the scene file, multiplied by color")
     metallic: Unit = 0.0
     roughness: Unit = 0.6
+    transmission: Unit = Field(0.0, description="0 opaque .. 1 clear glass or water (refracts in the path tracer)")
+    ior: Annotated[Float, Field(ge=1.0, le=4.0)] = Field(1.5, description="index of refraction (glass 1.5, water 1.33)")
+    emission: Color = Field((0.0, 0.0, 0.0), description="emitted colour (display values)")
+    emission_strength: NonNegative = Field(
+        0.0, description="emitted radiance = decoded emission colour x this, in the units of the lights"
+    )
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> dict:
+        data = handler(self)
+        for name in LATER_LOOK_FIELDS:
+            if name in data and getattr(self, name) == Look.model_fields[name].default:
+                data.pop(name)
+        return data
+
+
+LATER_LOOK_FIELDS = ("transmission", "ior", "emission", "emission_strength")
 
 
 

@@ -248,7 +248,7 @@ void main()
 #endif
 
     // glTF emission: factor times texel, added once (pyrender's own shader multiplies
-    // the factor in twice; hybrid's materials emit nothing, so the two agree here).
+    // the factor in twice). A look's emission is radiance, as in Cycles.
     vec3 emission = material.emissive_factor;
 #ifdef HAS_EMISSIVE_TEX
     emission *= decode_srgb(texture(material.emissive_texture, v_uv).rgb);

@@ -1,0 +1,282 @@
+"""Scene spec -> Blender scene, built in process through bpy (no .blend file, no Blender binary).
+
+Everything here maps one thing a scene says onto Blender's data, with the units
+chosen so that Cycles and the rasteriser light a surface the same way where both
+can (``hybrid.render.scene_build`` is the rasteriser's side):
+
+- Colours: scene colours are display values; both back ends decode them with
+  gamma 2.2 (``materials.display_to_linear``) and textures with the sRGB curve.
+- Directional light: ``intensity`` is the irradiance on a surface facing it, as in
+  pyrender; a Blender sun's strength is that irradiance, so it maps one to one (a
+  white Lambertian surface shows radiance E/pi in both). ``angular_diameter_deg`` is
+  the sun's angle, so its soft shadows come from the path tracer itself.
+- Point and spot lights: ``intensity`` is the radiant intensity I (irradiance I/d^2
+  at distance d, pyrender's convention); Blender's point and spot power P radiates
+  I = P / (4 pi), so P = 4 pi I. The spot cone maps to Blender's size (twice the
+  outer angle) and blend, chosen so that full brightness starts at the inner cone.
+  Both are points (radius 0): hard shadows, as the rasteriser's.
+- Ambient light: pyrender adds albedo x ambient to every pixel; a uniform world of
+  radiance L gives a Lambertian surface exactly albedo x L where nothing occludes it
+  (and less where something does: the path tracer's ambient occlusion). Camera rays
+  that miss everything see the scene's ``background`` instead, as in the rasteriser.
+- Camera: the pinhole K exactly (focal length from fx over a horizontal sensor fit,
+  pixel aspect from fy / fx, lens shift from the principal point); per-frame pose
+  from the OpenCV cam_to_world (Blender cameras look down their -z, y up).
+- Objects: the rasteriser's own triangle meshes (``geometry.build_mesh``) with their
+  vertex normals and UVs; ``pass_index`` = instance id (object i -> i + 1), so
+  Cycles' object-index pass is the instance buffer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from hybrid.camera import intrinsics
+from hybrid.geometry import build_mesh
+from hybrid.render.materials import display_to_linear
+from hybrid.transforms import CV_TO_GL, frame_with_z
+from hybrid.scene.spec import AmbientLight, DirectionalLight, Look, PointLight, Scene, SpotLight
+
+# Blender's point and spot lights radiate P / (4 pi) W/sr for a power of P watts.
+POINT_POWER_PER_INTENSITY = 4.0 * math.pi
+SENSOR_WIDTH_MM = 36.0  # any width works: the focal length is scaled to it
+
+
+class MappingError(ValueError):
+    """Something in the scene has no faithful Cycles counterpart; the message names it."""
+
+
+@dataclass
+class BlenderScene:
+    """Handles into the built Blender scene: what changes per frame and what tests read back."""
+
+    scene: Any  # bpy.types.Scene
+    objects: list = field(default_factory=list)  # bpy objects, scene order (instance id i + 1)
+    materials: list = field(default_factory=list)
+    lights: list = field(default_factory=list)  # bpy light objects in the scene's light order (ambient excluded)
+    camera: Any = None
+    world: Any = None
+
+
+def spot_blend(inner_deg: float, outer_deg: float) -> float:
+    """Blender's spot_blend that makes full brightness start at the inner cone.
+
+    Cycles ramps a spot from 0 at cos(outer) to 1 at cos(outer) + blend x (1 - cos(outer)).
+    """
+    c_in, c_out = math.cos(math.radians(inner_deg)), math.cos(math.radians(outer_deg))
+    return float(np.clip((c_in - c_out) / (1.0 - c_out), 0.0, 1.0))
+
+
+def camera_settings(K: np.ndarray, width: int, height: int) -> dict[str, float]:
+    """Blender camera settings that reproduce the pinhole K at width x height pixels.
+
+    With a horizontal sensor fit the frame is ``sensor_width`` wide at focal length
+    ``lens``, so fx = lens x width / sensor_width; fy differs from fx through the
+    pixel aspect. Lens shift is in units of the frame width for both axes: a point
+    on the optical axis lands at u = W/2 - shift_x W and v = H/2 + shift_y W (v down).
+    """
+    fx, fy, cx, cy = float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2])
+    if abs(K[0, 1]) > 1e-9 * fx:
+        raise MappingError("a skewed K (K[0, 1] != 0) has no Blender camera; use square pixel axes")
+    return {
+        "lens": fx * SENSOR_WIDTH_MM / width,
+        "sensor_width": SENSOR_WIDTH_MM,
+        "shift_x": (width / 2.0 - cx) / width,
+        "shift_y": (cy - height / 2.0) / width,
+        # Blender stretches pixels by aspect_y / aspect_x; fy = fx x aspect_x / aspect_y.
+        "pixel_aspect_x": max(1.0, fx / fy),
+        "pixel_aspect_y": max(1.0, fy / fx),
+    }
+
+
+def _matrix(pose: np.ndarray):
+    from mathutils import Matrix
+
+    return Matrix(np.asarray(pose, dtype=np.float64).tolist())
+
+
+def _mesh(bpy, name: str, obj, seed: int):
+    """The rasteriser's triangle mesh of `obj` as a Blender mesh, with its vertex normals and UVs."""
+    tri = build_mesh(obj.shape, seed=seed)
+    verts = np.asarray(tri.vertices, dtype=np.float32)
+    faces = np.asarray(tri.faces, dtype=np.int32)
+    me = bpy.data.meshes.new(name)
+    me.vertices.add(len(verts))
+    me.vertices.foreach_set("co", verts.ravel())
+    me.loops.add(faces.size)
+    me.loops.foreach_set("vertex_index", faces.ravel())
+    me.polygons.add(len(faces))
+    me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    me.update()
+    uv = getattr(tri.visual, "uv", None)
+    if uv is not None and len(uv) == len(verts):
+        layer = me.uv_layers.new(name="UVMap")
+        # The rasteriser samples image row 0 at v = 0 (pyrender uploads rows top-down);
+        # Blender's v = 0 is the image's bottom row.
+        loop_uv = np.asarray(uv, dtype=np.float32)[faces.ravel()].copy()
+        loop_uv[:, 1] = 1.0 - loop_uv[:, 1]
+        layer.data.foreach_set("uv", loop_uv.ravel())
+    me.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
+    me.normals_split_custom_set_from_vertices(np.asarray(tri.vertex_normals, dtype=np.float64).tolist())
+    return me
+
+
+def _material(bpy, name: str, look: Look, images: dict):
+    """A Principled BSDF for `look`: every Look field lands on one BSDF input."""
+    mat = bpy.data.materials.new(name)
+    nt = mat.node_tree
+    bsdf = nt.nodes.get("Principled BSDF")
+    if bsdf is None:  # pragma: no cover - bpy builds new materials with one
+        raise MappingError("this Blender's new materials have no Principled BSDF node")
+    color = (*display_to_linear(look.color), 1.0)
+    bsdf.inputs["Base Color"].default_value = color
+    bsdf.inputs["Metallic"].default_value = float(look.metallic)
+    bsdf.inputs["Roughness"].default_value = float(look.roughness)
+    bsdf.inputs["Transmission Weight"].default_value = float(look.transmission)
+    bsdf.inputs["IOR"].default_value = float(look.ior)
+    bsdf.inputs["Emission Color"].default_value = (*display_to_linear(look.emission), 1.0)
+    bsdf.inputs["Emission Strength"].default_value = float(look.emission_strength)
+    if look.texture:
+        import os
+
+        path = os.path.abspath(look.texture)
+        if path not in images:
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"texture image not found: {look.texture}")
+            image = bpy.data.images.load(path, check_existing=True)
+            image.colorspace_settings.name = "sRGB"
+            images[path] = image
+        tex = nt.nodes.new("ShaderNodeTexImage")
+        tex.image = images[path]
+        tex.interpolation = "Linear"
+        tex.extension = "REPEAT"  # planes tile in metres, as in the rasteriser
+        mix = nt.nodes.new("ShaderNodeMix")
+        mix.data_type = "RGBA"
+        mix.blend_type = "MULTIPLY"
+        mix.inputs["Factor"].default_value = 1.0
+        mix.inputs[6].default_value = color  # A (RGBA)
+        nt.links.new(tex.outputs["Color"], mix.inputs[7])  # B (RGBA)
+        nt.links.new(mix.outputs[2], bsdf.inputs["Base Color"])
+    return mat
+
+
+def _world(bpy, scene: Scene):
+    """Camera rays that miss see the background; every other ray sees the ambient light."""
+    ambient = np.zeros(3)
+    for light in scene.lights:
+        if isinstance(light, AmbientLight):
+            ambient += display_to_linear(light.color) * light.intensity
+    world = bpy.data.worlds.new("world")
+    nt = world.node_tree
+    nt.nodes.clear()
+    out = nt.nodes.new("ShaderNodeOutputWorld")
+    lit = nt.nodes.new("ShaderNodeBackground")
+    lit.inputs["Color"].default_value = (*ambient, 1.0)
+    lit.inputs["Strength"].default_value = 1.0
+    seen = nt.nodes.new("ShaderNodeBackground")
+    seen.inputs["Color"].default_value = (*display_to_linear(scene.background), 1.0)
+    seen.inputs["Strength"].default_value = 1.0
+    path = nt.nodes.new("ShaderNodeLightPath")
+    mix = nt.nodes.new("ShaderNodeMixShader")
+    nt.links.new(path.outputs["Is Camera Ray"], mix.inputs["Fac"])
+    nt.links.new(lit.outputs[0], mix.inputs[1])
+    nt.links.new(seen.outputs[0], mix.inputs[2])
+    nt.links.new(mix.outputs[0], out.inputs["Surface"])
+    return world
+
+
+def _light(bpy, index: int, light) -> Optional[Any]:
+    color = tuple(float(c) for c in display_to_linear(light.color))
+    if isinstance(light, DirectionalLight):
+        data = bpy.data.lights.new(f"light{index}", "SUN")
+        data.energy = float(light.intensity)
+        data.angle = math.radians(light.angular_diameter_deg)
+        pose = frame_with_z(-np.asarray(light.direction, dtype=np.float64))
+    elif isinstance(light, PointLight):
+        data = bpy.data.lights.new(f"light{index}", "POINT")
+        data.energy = float(light.intensity) * POINT_POWER_PER_INTENSITY
+        data.shadow_soft_size = 0.0
+        pose = frame_with_z((0.0, 0.0, 1.0), light.position)
+    elif isinstance(light, SpotLight):
+        data = bpy.data.lights.new(f"light{index}", "SPOT")
+        data.energy = float(light.intensity) * POINT_POWER_PER_INTENSITY
+        data.shadow_soft_size = 0.0
+        data.spot_size = 2.0 * math.radians(light.outer_cone_deg)
+        data.spot_blend = spot_blend(light.inner_cone_deg, light.outer_cone_deg)
+        direction = np.asarray(light.look_at, dtype=np.float64) - np.asarray(light.position, dtype=np.float64)
+        pose = frame_with_z(-direction, light.position)
+    elif isinstance(light, AmbientLight):
+        return None
+    else:
+        raise MappingError(f"lights[{index}]: light type {light.type!r} has no Cycles mapping")
+    data.color = color
+    data.use_shadow = bool(light.shadows)
+    ob = bpy.data.objects.new(f"light{index}", data)
+    ob.matrix_world = _matrix(pose)
+    return ob
+
+
+def build_blender_scene(bpy, scene: Scene, bscene) -> BlenderScene:
+    """Fill the empty Blender scene `bscene` with `scene`'s objects (at their initial poses), lights, world and camera.
+
+    The caller owns bpy's global state: ``hybrid.render.cycles.renderer`` resets it
+    first and renders one scene at a time.
+    """
+    from hybrid.transforms import pose_matrix, rotation_quat
+
+    built = BlenderScene(scene=bscene)
+    images: dict = {}
+    for i, obj in enumerate(scene.objects):
+        mat = _material(bpy, f"look:{obj.name}", obj.look, images)
+        me = _mesh(bpy, f"mesh:{obj.name}", obj, scene.seed)
+        me.materials.append(mat)
+        ob = bpy.data.objects.new(obj.name, me)
+        ob.pass_index = i + 1
+        ob.matrix_world = _matrix(pose_matrix(obj.position, rotation_quat(obj.rotation_deg, obj.quaternion)))
+        bscene.collection.objects.link(ob)
+        built.objects.append(ob)
+        built.materials.append(mat)
+    for i, light in enumerate(scene.lights):
+        ob = _light(bpy, i, light)
+        if ob is not None:
+            bscene.collection.objects.link(ob)
+            built.lights.append(ob)
+    built.world = _world(bpy, scene)
+    bscene.world = built.world
+
+    cam_data = bpy.data.cameras.new("camera")
+    cam_data.type = "PERSP"
+    cam_data.sensor_fit = "HORIZONTAL"
+    cam_data.clip_start = float(scene.camera.near)
+    cam_data.clip_end = float(scene.camera.far)
+    cam = bpy.data.objects.new("camera", cam_data)
+    bscene.collection.objects.link(cam)
+    bscene.camera = cam
+    built.camera = cam
+    set_camera(built, intrinsics(scene.camera.fov_deg, scene.width, scene.height), scene.width, scene.height)
+    return built
+
+
+def set_camera(built: BlenderScene, K: np.ndarray, width: int, height: int) -> None:
+    """Give the Blender camera the pinhole K for a width x height image."""
+    settings = camera_settings(K, width, height)
+    cam, render = built.camera.data, built.scene.render
+    cam.lens, cam.sensor_width = settings["lens"], settings["sensor_width"]
+    cam.shift_x, cam.shift_y = settings["shift_x"], settings["shift_y"]
+    render.resolution_x, render.resolution_y, render.resolution_percentage = width, height, 100
+    render.pixel_aspect_x, render.pixel_aspect_y = settings["pixel_aspect_x"], settings["pixel_aspect_y"]
+
+
+def pose_frame(built: BlenderScene, position: np.ndarray, quaternion: np.ndarray, cam_to_world: np.ndarray) -> None:
+    """Move every object to its pose in one frame's State, and the camera to cam_to_world (OpenCV axes)."""
+    from hybrid.transforms import pose_matrices
+
+    poses = pose_matrices(position, quaternion)
+    for ob, pose in zip(built.objects, poses):
+        ob.matrix_world = _matrix(pose)
+    # Blender cameras have OpenGL axes: x right, y up, looking down -z.
+    built.camera.matrix_world = _matrix(np.asarray(cam_to_world, dtype=np.float64) @ CV_TO_GL)

@@ -1,0 +1,385 @@
+"""The Cycles beauty back end: the scene it builds, its camera, its light units and its alignment with the exact buffers.
+
+Every render here is tiny (at most 128x96 pixels, a few samples) so the file stays
+in the fast suite. Expected values come from the mapping's definitions (light units,
+pinhole projection) and from the rasteriser's exact buffers, never from an earlier run.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybrid.camera import camera_track, intrinsics
+from hybrid.cli import main
+from hybrid.io.clip import read_clip
+from hybrid.pipeline import simulate
+from hybrid.render.backends import BeautyChoice, BeautyOptionsError, beauty_options, open_beauty
+from hybrid.render.cycles.build import MappingError, camera_settings, spot_blend
+from hybrid.render.cycles.options import CyclesOptions
+from hybrid.render.materials import display_to_linear
+from hybrid.render.raster import Rasterizer
+from hybrid.scene.load import load_scene, load_scene_text
+from hybrid.state import State
+
+REPO = Path(__file__).resolve().parents[1]
+bpy = pytest.importorskip("bpy", reason="Blender as a Python module (pip install 'hybrid[cycles]') is not installed")
+
+from hybrid.render.cycles.renderer import CyclesRenderer, CyclesUnavailable, import_bpy  # noqa: E402
+
+QUICK = CyclesOptions(samples=4, denoise=False, threads=1)
+
+
+def _scene(body: str, resolution=(64, 48), extra: str = ""):
+    text = f"name: t\nframes: 1\nresolution: [{resolution[0]}, {resolution[1]}]\nbackground: [0, 0, 0]\n{body}\n{extra}"
+    return load_scene_text(text, str(REPO / "scenes" / "t.yaml"))
+
+
+def _rest_state(scene) -> State:
+    """Frame 0 with every object at its initial pose (no physics needed for a still)."""
+    from hybrid.transforms import rotation_quat
+
+    n = len(scene.objects)
+    return State(
+        frame=0,
+        time_s=0.0,
+        names=tuple(o.name for o in scene.objects),
+        position=np.array([o.position for o in scene.objects], dtype=np.float64).reshape(n, 3),
+        quaternion=np.array([rotation_quat(o.rotation_deg, o.quaternion) for o in scene.objects]).reshape(n, 4),
+        linear_velocity=np.zeros((n, 3)),
+        angular_velocity=np.zeros((n, 3)),
+    )
+
+
+# ---------------------------------------------------------------- the scene bpy holds
+
+
+LOOKS = """
+camera: {position: [0, -4, 1], look_at: [0, 0, 0.5], fov_deg: 50, near: 0.1, far: 40}
+lights:
+  - {type: ambient, color: [0.5, 0.6, 0.7], intensity: 0.4}
+  - {type: ambient, color: [1, 1, 1], intensity: 0.1}
+  - {type: directional, direction: [0.3, -0.2, -1], intensity: 2.5, angular_diameter_deg: 4, color: [1, 0.9, 0.8]}
+  - {type: point, position: [1, 2, 3], intensity: 7}
+  - {type: spot, position: [0, 0, 4], look_at: [0, 0, 0], intensity: 30, inner_cone_deg: 10, outer_cone_deg: 25, shadows: false}
+objects:
+  - name: plain
+    shape: {type: box, size: [1, 1, 1]}
+    physics: {body: static}
+    look: {color: [0.2, 0.4, 0.6], metallic: 0.3, roughness: 0.7}
+  - name: glass
+    shape: {type: sphere, radius: 0.5}
+    position: [1.5, 0, 0.5]
+    physics: {body: static}
+    look: {color: [0.9, 0.95, 1.0], roughness: 0.05, transmission: 1.0, ior: 1.33}
+  - name: lamp
+    shape: {type: capsule, radius: 0.1, length: 0.5}
+    position: [-1.5, 0, 0.5]
+    physics: {body: static}
+    look: {color: [0, 0, 0], emission: [1, 0.5, 0.25], emission_strength: 3}
+  - name: floor
+    shape: {type: plane, size: [10, 10]}
+    physics: {body: static}
+    look: {texture: assets/checker.png}
+"""
+
+
+def test_every_look_field_reaches_the_principled_bsdf():
+    scene = _scene(LOOKS)
+    with CyclesRenderer(scene, QUICK) as r:
+        for obj, ob in zip(scene.objects, r.built.objects):
+            assert ob.name == obj.name and ob.pass_index == scene.objects.index(obj) + 1
+            bsdf = ob.data.materials[0].node_tree.nodes["Principled BSDF"]
+            look = obj.look
+            got = lambda name: bsdf.inputs[name].default_value  # noqa: E731
+            assert np.allclose(got("Base Color")[:3], display_to_linear(look.color), atol=1e-6)
+            assert got("Metallic") == pytest.approx(look.metallic)
+            assert got("Roughness") == pytest.approx(look.roughness)
+            assert got("Transmission Weight") == pytest.approx(look.transmission)
+            assert got("IOR") == pytest.approx(look.ior)
+            assert np.allclose(got("Emission Color")[:3], display_to_linear(look.emission), atol=1e-6)
+            assert got("Emission Strength") == pytest.approx(look.emission_strength)
+            linked = bsdf.inputs["Base Color"].links
+            if look.texture:
+                mix = linked[0].from_node
+                tex = mix.inputs[7].links[0].from_node
+                assert Path(tex.image.filepath).resolve() == Path(look.texture).resolve()
+                assert tex.image.colorspace_settings.name == "sRGB"
+            else:
+                assert not linked
+
+
+def test_lights_world_and_camera_carry_the_scene_units():
+    scene = _scene(LOOKS)
+    with CyclesRenderer(scene, QUICK) as r:
+        sun, point, spot = (ob.data for ob in r.built.lights)
+        d = scene.lights[2]
+        assert (sun.type, sun.energy) == ("SUN", pytest.approx(2.5))
+        assert sun.angle == pytest.approx(math.radians(4))
+        assert np.allclose(sun.color, display_to_linear(d.color), atol=1e-6)
+        # The sun shines along its local -z: that must be the light's direction.
+        travel = -np.array(r.built.lights[0].matrix_world.to_3x3())[:, 2]
+        assert np.allclose(travel, np.array(d.direction) / np.linalg.norm(d.direction), atol=1e-6)
+        assert point.energy == pytest.approx(4 * math.pi * 7) and point.shadow_soft_size == 0
+        assert not point.use_shadow
+        assert spot.spot_size == pytest.approx(math.radians(50))
+        assert spot.spot_blend == pytest.approx(spot_blend(10, 25))
+        # World: the ambient lights summed (linear), the background for camera rays.
+        nodes = r.built.world.node_tree.nodes
+        colors = sorted(tuple(n.inputs["Color"].default_value)[:3] for n in nodes if n.type == "BACKGROUND")
+        ambient = display_to_linear([0.5, 0.6, 0.7]) * 0.4 + display_to_linear([1, 1, 1]) * 0.1
+        assert np.allclose(colors[0], [0, 0, 0]) and np.allclose(colors[1], ambient, atol=1e-6)
+        cam = r.built.camera.data
+        assert cam.clip_start == pytest.approx(0.1) and cam.clip_end == pytest.approx(40)
+
+
+def test_spot_blend_starts_full_brightness_at_the_inner_cone():
+    c_out = math.cos(math.radians(30))
+    blend = spot_blend(15, 30)
+    assert c_out + blend * (1 - c_out) == pytest.approx(math.cos(math.radians(15)))
+    assert spot_blend(0, 30) == pytest.approx(1.0)
+
+
+def test_camera_settings_reproduce_k():
+    K = np.array([[100.0, 0, 40.0], [0, 100.0, 30.0], [0, 0, 1]])
+    s = camera_settings(K, 64, 48)
+    assert s["lens"] * 64 / s["sensor_width"] == pytest.approx(100.0)
+    assert s["shift_x"] == pytest.approx((32 - 40) / 64) and s["shift_y"] == pytest.approx((30 - 24) / 64)
+    with pytest.raises(MappingError, match="skewed"):
+        camera_settings(np.array([[100.0, 5, 32], [0, 100, 24], [0, 0, 1]]), 64, 48)
+
+
+# ---------------------------------------------------------------- camera: a known point lands where K says
+
+
+MARKER = """
+camera: {position: [0, -3, 0], look_at: [0, 0, 0], fov_deg: 40}
+lights: [{type: ambient, intensity: 1}]
+objects:
+  - name: marker
+    shape: {type: sphere, radius: 0.12}
+    position: [0.35, 0.0, -0.2]
+    physics: {body: static}
+"""
+
+
+@pytest.mark.parametrize("principal", [None, (50.0, 60.0)], ids=["centred", "shifted"])
+def test_a_known_point_projects_to_the_pixel_k_gives(principal):
+    """The marker's pixels are centred on K's projection of its centre (pinhole, pixel centres at +0.5).
+
+    filter_width 0.01 puts every sample at its pixel's centre, so the index pass covers the
+    pixel centres inside the sphere's image: their centroid lies within 0.15 px of the
+    image's centre for a disc about 10 px across (a half-pixel imbalance along the rim,
+    weighted by the rim's share of the disc), and the image's centre is off the
+    projected centre by about (r/d)^2 x its distance from the principal point, under
+    0.05 px here. A wrong shift or focal length moves it by whole pixels.
+    """
+    scene = _scene(MARKER, resolution=(128, 96))
+    state = _rest_state(scene)
+    cam = camera_track(scene).cam_to_world[0]
+    K = intrinsics(40, 128, 96)
+    if principal is not None:
+        K[0, 2], K[1, 2] = principal
+    opts = CyclesOptions(samples=1, denoise=False, filter_width=0.01, threads=1)
+    with CyclesRenderer(scene, opts) as r:
+        passes = r.render_passes(state, cam, K=K)
+    p_cam = np.linalg.inv(cam) @ np.array([0.35, 0.0, -0.2, 1.0])
+    u, v = K[0, 0] * p_cam[0] / p_cam[2] + K[0, 2], K[1, 1] * p_cam[1] / p_cam[2] + K[1, 2]
+    rows, cols = np.nonzero(passes["instance"] == 1)
+    assert len(rows) > 30
+    assert cols.mean() + 0.5 == pytest.approx(u, abs=0.15)
+    assert rows.mean() + 0.5 == pytest.approx(v, abs=0.15)
+
+
+# ---------------------------------------------------------------- alignment with the exact buffers
+
+
+@pytest.mark.parametrize("name", ["bouncing_balls", "dominoes"])
+def test_index_and_depth_passes_agree_with_the_exact_buffers(name):
+    """Issue 13, item 4: ids equal on >= 99.5 % of pixels away from edges, depth within 1e-3 relative."""
+    scene = load_scene(REPO / "scenes" / f"{name}.yaml", {"resolution": [64, 64], "frames": 6})
+    states = simulate(scene)
+    track = camera_track(scene)
+    with Rasterizer(scene) as raster, CyclesRenderer(scene, QUICK) as cycles:
+        for k in (0, len(states) - 1):
+            exact = raster.render(states[k], track.cam_to_world[k], beauty=False)
+            traced = cycles.render_passes(states[k], track.cam_to_world[k])
+            ids = exact["instance"].astype(np.int32)
+            # Away from edges: the 3x3 neighbourhood in the exact buffer holds one id.
+            pad = np.pad(ids, 1, mode="edge")
+            windows = np.lib.stride_tricks.sliding_window_view(pad, (3, 3))
+            inner = (windows == ids[..., None, None]).all(axis=(-1, -2))
+            assert inner.mean() > 0.5
+            assert (traced["instance"][inner] == ids[inner]).mean() >= 0.995
+            hit = inner & (ids > 0)
+            rel = np.abs(traced["depth"][hit] / exact["depth"][hit] - 1.0)
+            assert rel.max() <= 1e-3
+            assert np.array_equal(traced["depth"][inner] == 0, exact["depth"][inner] == 0)  # 0: nothing hit
+
+
+# ---------------------------------------------------------------- radiometry
+
+
+EMITTER = """
+camera: {position: [0, -3, 0], look_at: [0, 0, 0], fov_deg: 30}
+lights: []
+objects:
+  - name: lamp
+    shape: {type: sphere, radius: 0.4}
+    physics: {body: static}
+    look: {color: [0, 0, 0], roughness: 1, emission: [1, 0.5, 0.25], emission_strength: 2.0}
+"""
+
+
+def test_an_emissive_sphere_shows_its_radiance_in_both_back_ends():
+    """Radiance = decoded emission colour x strength where the camera sees the sphere (black base, black world)."""
+    scene = _scene(EMITTER)
+    state = _rest_state(scene)
+    cam = camera_track(scene).cam_to_world[0]
+    want = display_to_linear([1, 0.5, 0.25]) * 2.0
+    with CyclesRenderer(scene, QUICK) as r:
+        p = r.render_passes(state, cam)
+    inside = p["instance"] == 1
+    interior = inside & np.roll(inside, 2, 0) & np.roll(inside, -2, 0) & np.roll(inside, 2, 1) & np.roll(inside, -2, 1)
+    # Emission seen directly is not sampled: every path adds it exactly. The only other
+    # light is the sphere's own: its smooth shading normals tilt a few reflected paths
+    # (through the 4 % dielectric lobe) onto neighbouring facets, adding under 1e-3.
+    assert np.allclose(p["hdr"][interior], want, rtol=1e-3)
+    assert np.all(p["hdr"][interior] >= want * (1 - 1e-6))
+    # Beyond the pixel filter's reach (1.5 px wide) around the sphere: the black world.
+    near = inside.copy()
+    for axis in (0, 1):
+        for shift in (-2, -1, 1, 2):
+            near |= np.roll(inside, shift, axis)
+    assert np.all(p["hdr"][~near] == 0.0)
+    with Rasterizer(scene) as raster:
+        hdr = raster.render(state, cam, hdr=True)["hdr"]
+    assert np.allclose(hdr[interior], want, rtol=1e-3)
+
+
+SUN = """
+camera: {position: [0, 0, 3], quaternion: [1, 0, 0, 0], fov_deg: 20}
+lights:
+  - {type: directional, direction: [%s, 0, -1], intensity: %s, shadows: false}
+objects:
+  - name: ground
+    shape: {type: plane, size: [20, 20]}
+    physics: {body: static}
+    look: {color: [1, 1, 1], roughness: 1, ior: 1.0}
+"""
+
+
+def _gltf_radiance(E: float, n, v, l, roughness: float) -> float:
+    """The rasteriser's BRDF (shaders/beauty.frag, glTF metallic-roughness, F0 0.04) for one light, written out."""
+    n, v, l = (np.asarray(x, dtype=np.float64) / np.linalg.norm(x) for x in (n, v, l))
+    h = (l + v) / np.linalg.norm(l + v)
+    nl, nv, nh, vh = max(n @ l, 0.001), max(abs(n @ v), 0.001), max(n @ h, 0.0), max(v @ h, 0.0)
+    F = 0.04 + 0.96 * (1 - vh) ** 5
+    k = (roughness + 1) ** 2 / 8
+    G = nv / (nv * (1 - k) + k) * nl / (nl * (1 - k) + k)
+    a2 = roughness**4
+    D = a2 / (math.pi * (nh * nh * (a2 - 1) + 1) ** 2)
+    c_diff = 1.0 - 0.04  # white base colour, dielectric: glTF keeps 1 - F0 of it for diffuse
+    return nl * E * ((1 - F) * c_diff / math.pi + F * G * D / (4 * nl * nv + 0.001))
+
+
+@pytest.mark.parametrize("slope, intensity", [(0.0, 3.0), (1.0, 2.0)])
+def test_a_directional_light_gives_the_lambertian_radiance(slope, intensity):
+    """Both back ends read `intensity` as the irradiance E on a surface facing the light.
+
+    Cycles: a white principled surface with IOR 1 has no specular layer, so it is
+    Lambertian and shows E cos(theta) / pi. The light is a point on the sky and nothing
+    else is in the world, so every sample returns the same value: only float rounding
+    remains (1e-4). The rasteriser: its BRDF written out for this geometry (the camera
+    looks straight down at the centre pixel; F0 0.04 takes about 8 % off the diffuse and
+    adds a broad specular lobe). Its HDR target holds half floats, which this GL rounds
+    toward zero: one unit in the last place, at most 2^-10 relative.
+    """
+    scene = _scene(SUN % (slope, intensity))
+    state = _rest_state(scene)
+    cam = camera_track(scene).cam_to_world[0]
+    cos = 1.0 / math.hypot(slope, 1.0)
+    with CyclesRenderer(scene, CyclesOptions(samples=16, denoise=False, threads=1)) as r:
+        traced = r.render_passes(state, cam)["hdr"]
+    assert np.allclose(traced, intensity * cos / math.pi, rtol=1e-4)
+    with Rasterizer(scene) as raster:
+        rastered = raster.render(state, cam, hdr=True)["hdr"]
+    want = _gltf_radiance(intensity, (0, 0, 1), (0, 0, 1), (-slope, 0, 1), 1.0)
+    assert np.allclose(rastered[23:25, 31:33], want, rtol=2.0**-10)
+
+
+def test_a_point_light_gives_i_over_d_squared():
+    """Irradiance I / d^2 under a point light of intensity I straight above at height d: radiance I / (pi d^2)."""
+    text = """
+camera: {position: [0, 0, 3], quaternion: [1, 0, 0, 0], fov_deg: 2}
+lights: [{type: point, position: [0, 0, 2], intensity: 6}]
+objects:
+  - {name: ground, shape: {type: plane, size: [20, 20]}, physics: {body: static}, look: {color: [1, 1, 1], roughness: 1, ior: 1.0}}
+"""
+    scene = _scene(text)
+    state = _rest_state(scene)
+    cam = camera_track(scene).cam_to_world[0]
+    with CyclesRenderer(scene, CyclesOptions(samples=64, denoise=False, threads=1)) as r:
+        traced = r.render_passes(state, cam)["hdr"].mean()
+    # 2 degrees of view: the floor seen is within 0.035 m of the axis, where the cos^3
+    # falloff is under 0.1 %; a point light is sampled exactly, so no noise remains.
+    assert traced == pytest.approx(6 / 4 / math.pi, rel=2e-3)
+
+
+# ---------------------------------------------------------------- reproducibility, errors, the CLI
+
+
+def test_the_same_options_give_the_same_bytes():
+    scene = _scene(LOOKS)
+    state = _rest_state(scene)
+    cam = camera_track(scene).cam_to_world[0]
+    opts = CyclesOptions(samples=4, denoise=True, threads=2, seed=3)
+    frames = []
+    for _ in range(2):
+        with CyclesRenderer(scene, opts) as r:
+            frames.append(r.render_hdr(state, cam))
+    assert frames[0].tobytes() == frames[1].tobytes()
+    with CyclesRenderer(scene, opts.model_copy(update={"seed": 4})) as r:
+        assert r.render_hdr(state, cam).tobytes() != frames[0].tobytes()
+
+
+def test_one_renderer_at_a_time_and_a_clear_error_without_bpy(monkeypatch):
+    scene = _scene(EMITTER)
+    with CyclesRenderer(scene, QUICK):
+        with pytest.raises(Exception, match="already open in this process"):
+            CyclesRenderer(scene, QUICK)
+    monkeypatch.setitem(sys.modules, "bpy", None)
+    with pytest.raises(CyclesUnavailable, match=r"pip install 'hybrid\[cycles\]'.*--renderer raster"):
+        import_bpy()
+
+
+def test_settings_are_checked_and_fields_are_refused():
+    with pytest.raises(BeautyOptionsError, match="samples"):
+        beauty_options(BeautyChoice("cycles", {"samples": 0}))
+    with pytest.raises(BeautyOptionsError, match="takes no settings"):
+        beauty_options(BeautyChoice("raster", {"samples": 4}))
+    smoke = load_scene(REPO / "scenes" / "smoke_plume.yaml", {"resolution": [32, 32], "frames": 1})
+    with pytest.raises(MappingError, match="fields"):
+        open_beauty("cycles", smoke)
+
+
+def test_render_cli_writes_a_path_traced_clip_with_the_exact_buffers(tmp_path, capsys):
+    out = tmp_path / "clip"
+    args = ["render", str(REPO / "scenes" / "bouncing_balls.yaml"), "--out", str(out), "--frames", "2",
+            "--resolution", "48x32", "-q"]
+    assert main([*args, "--renderer", "cycles", "--samples", "2", "--no-denoise"]) == 0
+    raster_out = tmp_path / "raster"
+    assert main([*args[:3], str(raster_out), *args[4:]]) == 0
+    traced, exact = read_clip(out), read_clip(raster_out)
+    for name in ("depth", "instance", "normal", "albedo", "flow_fwd", "flow_bwd"):
+        assert np.array_equal(traced.buffers[name], exact.buffers[name]), name
+    assert not np.array_equal(traced.buffers["rgb"], exact.buffers["rgb"])
+    assert (out / "rgb.mp4").is_file()
+    # Cycles settings without the cycles renderer: refused before anything is written.
+    bad = tmp_path / "bad"
+    assert main([*args[:3], str(bad), *args[4:], "--samples", "8"]) == 2
+    assert "belong to the cycles renderer" in capsys.readouterr().err and not bad.exists()
