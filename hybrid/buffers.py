@@ -187,7 +187,7 @@ _MEANINGS = {
     "liquid_thickness": "metres of liquid along the view ray before the opaque surface",
     "fluid_velocity": "screen motion (dx, dy) in pixels per frame of the fluid seen at the pixel (liquid surface, else "
     "density-weighted gas); 0 where no fluid",
-    "rgb_raster": "the raster beauty pass the neural frames replace",
+    "rgb_raster": "the rasteriser's beauty frame, kept where another renderer (Cycles, the neural renderer) drew rgb",
 }
 
 # Per group: (name, dtype, channels, unit, codec, preview, a contact-sheet column).

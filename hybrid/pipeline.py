@@ -85,6 +85,7 @@ def render_buffers(
     beauty: Beauty = DEFAULT_BEAUTY,
     grain_key: Sequence[int] = (),
     lap: Lap = None,
+    keep_raster: bool = False,
 ) -> dict[str, np.ndarray]:
     """Every buffer of the clip (registry groups core and flow, plus fields when the states carry them).
 
@@ -94,14 +95,21 @@ def render_buffers(
     makes ``rgb`` from them (a chain starting with motion_blur renders its own
     sub-frames); without one they are encoded for display directly.
     `grain_key`: leading entries of the film-grain seed, which ends with the frame index.
+    `keep_raster`: when another back end draws rgb, also keep the rasteriser's beauty,
+    made the same way (same chain, same grain), as ``rgb_raster``.
     """
     chain = scene.post
     effects = chain.root if chain is not None else ()
     blurred = bool(effects) and effects[0].type == "motion_blur"
     beauty_options(beauty)  # bad settings fail before any frame is drawn
-    raster_beauty = beauty_name(beauty) == DEFAULT_BEAUTY and not blurred
-    buffers = rasterize(scene, states, track.cam_to_world, progress, hdr=chain is not None, beauty=raster_beauty)
-    if not raster_beauty and not blurred:
+    by_raster = beauty_name(beauty) == DEFAULT_BEAUTY
+    keep_raster = keep_raster and not by_raster
+    buffers = rasterize(
+        scene, states, track.cam_to_world, progress,
+        hdr=chain is not None or keep_raster, beauty=(by_raster or keep_raster) and not blurred,
+    )
+    raster_hdr = buffers.pop("hdr", None) if keep_raster else None
+    if not by_raster and not blurred:
         with open_beauty(beauty, scene) as backend:
             buffers["hdr"] = np.stack([backend.render_hdr(s, c) for s, c in zip(states, track.cam_to_world)])
     if lap is not None:
@@ -111,11 +119,12 @@ def render_buffers(
     )
     if lap is not None:
         lap("flow")
-    hdr = buffers.pop("hdr", None)
-    if chain is not None:
-        buffers["rgb"] = post_process(scene, states, hdr, buffers["depth"], track.K, grain_key, beauty)
-    elif hdr is not None:
-        buffers["rgb"] = np.stack([encode_display(frame) for frame in hdr])
+    made = [("rgb", buffers.pop("hdr", None), beauty)] + ([("rgb_raster", raster_hdr, DEFAULT_BEAUTY)] if keep_raster else [])
+    for name, hdr, drawn_by in made:
+        if chain is not None:
+            buffers[name] = post_process(scene, states, hdr, buffers["depth"], track.K, grain_key, drawn_by)
+        elif hdr is not None:
+            buffers[name] = np.stack([encode_display(frame) for frame in hdr])
     if lap is not None:
         lap("post")
     return buffers

@@ -383,3 +383,50 @@ def test_render_cli_writes_a_path_traced_clip_with_the_exact_buffers(tmp_path, c
     bad = tmp_path / "bad"
     assert main([*args[:3], str(bad), *args[4:], "--samples", "8"]) == 2
     assert "belong to the cycles renderer" in capsys.readouterr().err and not bad.exists()
+
+
+# ---------------------------------------------------------------- datasets
+
+
+def _recipe(tmp_path: Path, beauty: str) -> Path:
+    text = (REPO / "datasets" / "movi_a.yaml").read_text()
+    text = text.replace("frames: 24", "frames: 3").replace("resolution: [256, 256]", "resolution: [40, 32]")
+    path = tmp_path / f"recipe_{len(beauty)}.yaml"
+    path.write_text(text + (f"\nbeauty: {beauty}\n" if beauty else ""))
+    return path
+
+
+def test_a_path_traced_dataset_holds_cycles_rgb_next_to_the_raster_beauty(tmp_path):
+    """rgb from Cycles; rgb_raster and every exact buffer equal to the same clip of the raster recipe."""
+    from hybrid.data.generate import generate
+    from hybrid.data.shards import read_shard
+    from hybrid.data.verify import verify_dataset
+
+    traced_dir, raster_dir = tmp_path / "traced", tmp_path / "raster"
+    recipe = _recipe(tmp_path, "{type: cycles, samples: 2, denoise: false, threads: 1}")
+    generate(recipe, traced_dir, 1, seed=5, clips_per_shard=1, workers=1)
+    generate(_recipe(tmp_path, ""), raster_dir, 1, seed=5, clips_per_shard=1, workers=1)
+    assert verify_dataset(traced_dir).ok
+    traced = read_shard(traced_dir / "shards" / "shard-000000.tar")[0]["buffers"]
+    raster = read_shard(raster_dir / "shards" / "shard-000000.tar")[0]["buffers"]
+    assert set(traced) == set(raster) | {"rgb_raster"}
+    assert np.array_equal(traced["rgb_raster"], raster["rgb"])
+    for name in set(raster) - {"rgb"}:
+        assert np.array_equal(traced[name], raster[name]), name
+    assert not np.array_equal(traced["rgb"], raster["rgb"])
+    # Reproducible: the same recipe, seed and index give the same bytes again.
+    again = tmp_path / "again"
+    generate(recipe, again, 1, seed=5, clips_per_shard=1, workers=1)
+    assert read_shard(again / "shards" / "shard-000000.tar")[0]["buffers"]["rgb"].tobytes() == traced["rgb"].tobytes()
+
+
+def test_a_recipe_names_its_beauty_and_refuses_cycles_with_fields(tmp_path):
+    from hybrid.data.recipe import load_recipe
+
+    assert load_recipe(_recipe(tmp_path, "cycles")).beauty.samples == CyclesOptions().samples
+    assert not load_recipe(_recipe(tmp_path, "raster")).path_traced
+    fields = (REPO / "datasets" / "neural_fields.yaml").read_text() + "\nbeauty: cycles\n"
+    bad = tmp_path / "fields.yaml"
+    bad.write_text(fields)
+    with pytest.raises(Exception, match=r"fields.yaml:\d+.*beauty: raster"):
+        load_recipe(bad)

@@ -207,6 +207,31 @@ def probe_recipe(recipe, seed: int):
     return scene
 
 
+def dataset_beauty(recipe, seed: int, index: int):
+    """The beauty back end of clip `index`: the rasteriser, or Cycles with the recipe's settings.
+
+    Cycles' sampling seed is drawn from (recipe seed x 2^31 + the recipe's cycles seed,
+    clip index), so clips do not share one noise pattern and each stays reproducible.
+    """
+    import numpy as np
+
+    from hybrid.render.backends import DEFAULT_BEAUTY, BeautyChoice
+
+    if not recipe.path_traced:
+        return DEFAULT_BEAUTY
+    options = recipe.beauty.options()
+    key = np.random.SeedSequence([seed, options["seed"], index]).generate_state(1)[0]
+    options["seed"] = int(key % 2**31)
+    return BeautyChoice("cycles", options)
+
+
+def dataset_buffer_names(recipe) -> tuple[str, ...]:
+    """Every clip's buffers: the clip's own, field buffers when the recipe has fields, rgb_raster when path traced."""
+    from hybrid.buffers import clip_buffer_names
+
+    return clip_buffer_names(recipe.fields is not None) + (("rgb_raster",) if recipe.path_traced else ())
+
+
 def render_dataset_clip(recipe, seed: int, index: int, times: Optional[StageTimes] = None):
     """Clip `index` of the dataset: (buffers, metadata, mp4 bytes), depending only on (recipe, seed, index).
 
@@ -231,7 +256,10 @@ def render_dataset_clip(recipe, seed: int, index: int, times: Optional[StageTime
         clock = now
 
     track = camera_track(scene)
-    buffers = render_buffers(scene, states, track, grain_key=(seed, index), lap=lap)
+    buffers = render_buffers(
+        scene, states, track, grain_key=(seed, index), lap=lap, beauty=dataset_beauty(recipe, seed, index),
+        keep_raster=recipe.path_traced,
+    )
     if recipe.fields is not None and scene.fields is None:
         # Every clip of a recipe with fields holds the field buffers (zeros here), so
         # the dataset has one buffer layout.
@@ -326,11 +354,11 @@ def generate(
     recipe = _recipe(recipe_path)
     scene0 = probe_recipe(recipe, seed)  # before the folder exists: a refused recipe leaves nothing behind
     t, h, w = scene0.frame_count, scene0.height, scene0.width
-    from hybrid.buffers import clip_buffer_names, layout
+    from hybrid.buffers import layout
 
     specs = {
         name: BufferSpec(dtype, shape)
-        for name, (dtype, shape) in layout(clip_buffer_names(recipe.fields is not None), t, h, w).items()
+        for name, (dtype, shape) in layout(dataset_buffer_names(recipe), t, h, w).items()
     }
     out = Path(out_dir)
     manifest = open_dataset(out, _recipe_identity(recipe_path, recipe), seed, clips, clips_per_shard, specs, compression)

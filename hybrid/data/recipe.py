@@ -41,6 +41,7 @@ from hybrid.data.distributions import (
     bounded,
 )
 from hybrid.data.textures import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, TEXTURES, texture_params
+from hybrid.render.cycles.options import BeautySpec, beauty_spec
 from hybrid.render.post.spec import PostChain
 from hybrid.scene import spec
 from hybrid.scene.errors import SceneError
@@ -532,9 +533,24 @@ class Recipe(RecipeSpec):
     fields: Optional[FieldsRecipe] = Field(
         None, description="smoke, fire and liquid in some clips; their clips get the field buffers"
     )
+    beauty: Optional[Annotated[BeautySpec, BeforeValidator(beauty_spec)]] = Field(
+        None,
+        description="what draws rgb: raster (default) or cycles, e.g. {type: cycles, samples: 64, denoise: true}; "
+        "with cycles every clip also holds the raster beauty as rgb_raster",
+    )
+
+    @property
+    def path_traced(self) -> bool:
+        return self.beauty is not None and self.beauty.type == "cycles"
 
     @model_validator(mode="after")
     def _fits_a_scene(self) -> "Recipe":
+        if self.path_traced and self.fields is not None:
+            raise SpecValueError(
+                "the cycles renderer does not draw smoke, fire or liquid yet: use `beauty: raster` for a recipe "
+                "with `fields:`",
+                at=("beauty",),
+            )
         # The physics settings must suit the clip timing (a timestep dividing the frame
         # time); check it here so the error points at the recipe, not at a sampled scene.
         probe = {

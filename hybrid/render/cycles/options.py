@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Union
 
 from pydantic import Field
 
@@ -30,3 +30,26 @@ class CyclesOptions(Spec):
     filter_width: Annotated[Float, Field(ge=0.01, le=10.0)] = Field(
         1.5, description="pixel filter width in pixels (Blackman-Harris); antialiasing of the beauty frame"
     )
+
+
+class RasterBeauty(Spec):
+    """``beauty: {type: raster}`` in a recipe: the rasteriser draws rgb (the default)."""
+
+    type: Literal["raster"]
+
+
+class CyclesBeauty(CyclesOptions):
+    """``beauty: {type: cycles, samples: 64, ...}`` in a recipe: Cycles draws rgb; the raster beauty stays as rgb_raster."""
+
+    type: Literal["cycles"]
+
+    def options(self) -> dict:
+        return self.model_dump(exclude={"type"})
+
+
+BeautySpec = Annotated[Union[RasterBeauty, CyclesBeauty], Field(discriminator="type")]
+
+
+def beauty_spec(value: object) -> object:
+    """A recipe's ``beauty: raster`` / ``beauty: cycles`` shorthand -> ``{type: ...}`` with default settings."""
+    return {"type": value} if isinstance(value, str) else value

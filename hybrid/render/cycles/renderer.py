@@ -155,6 +155,9 @@ class CyclesRenderer:
         sc.render.threads_mode = "FIXED" if opts.threads else "AUTO"
         if opts.threads:
             sc.render.threads = opts.threads
+        # Keep the synced scene (shaders, meshes, BVH) between frames: per frame only
+        # transforms change, so each render refits instead of rebuilding.
+        sc.render.use_persistent_data = True
         sc.render.use_motion_blur = False  # the post chain's motion_blur renders its own sub-frames
         sc.render.film_transparent = False
         sc.view_settings.view_transform = "Standard"
