@@ -24,7 +24,7 @@ from hybrid.camera import intrinsics
 from hybrid.geometry import build_mesh
 from hybrid.render.gl import pyrender
 from hybrid.render.materials import MaterialLibrary, SurfaceMaterial, display_to_linear
-from hybrid.scene.spec import AmbientLight, DirectionalLight, PointLight, Scene, SpotLight
+from hybrid.scene.spec import AmbientLight, AreaLight, DirectionalLight, PointLight, Scene, SpotLight
 from hybrid.transforms import frame_with_z, pose_matrix, rotation_quat
 
 
@@ -93,6 +93,8 @@ def build_render_scene(scene: Scene) -> RenderScene:
     soft: list = []
     soft_samples = 1
     for light in scene.lights:
+        if isinstance(light, AreaLight):
+            light = light.as_spot()
         color = display_to_linear(light.color)
         if isinstance(light, DirectionalLight):
             node = pyrender.Node(

@@ -341,7 +341,43 @@ def check_cones(light: BaseModel) -> None:
         )
 
 
-Light = Annotated[Union[AmbientLight, DirectionalLight, PointLight, SpotLight], Field(discriminator="type")]
+class AreaLight(Spec):
+    """A glowing rectangle `size` metres across, facing `look_at`: soft shadows in the path tracer.
+
+    `intensity` is the radiant intensity along its axis, in the units of point and spot
+    lights (irradiance intensity / d^2 far away on the axis); it falls off as the cosine
+    of the angle from the axis (a Lambertian emitter, one-sided). The rasteriser draws
+    it as a spot light at its centre (cone 89 degrees, falling off as cos^2): the same
+    light on the axis, hard shadows.
+    """
+
+    type: Literal["area"]
+    position: Vec3
+    look_at: Vec3 = (0.0, 0.0, 0.0)
+    size: tuple[Positive, Positive] = Field((1.0, 1.0), description="width and height in metres")
+    color: Color = (1.0, 1.0, 1.0)
+    intensity: NonNegative = 40.0
+    shadows: bool = True
+
+    @model_validator(mode="after")
+    def _aimed(self) -> "AreaLight":
+        if _same_point(self.position, self.look_at):
+            raise SpecValueError(
+                f"the area light's `look_at` equals its `position` {list(self.position)}, so it faces nowhere; "
+                "aim it at another point",
+                at=("look_at",),
+            )
+        return self
+
+    def as_spot(self) -> SpotLight:
+        """The rasteriser's stand-in: a spot light at the centre with the same axis and intensity."""
+        return SpotLight(
+            type="spot", position=self.position, look_at=self.look_at, color=self.color, intensity=self.intensity,
+            inner_cone_deg=0.0, outer_cone_deg=89.0, shadows=self.shadows,
+        )
+
+
+Light = Annotated[Union[AmbientLight, DirectionalLight, PointLight, SpotLight, AreaLight], Field(discriminator="type")]
 
 
 # ---------------------------------------------------------------- physics settings
@@ -415,10 +451,12 @@ class Scene(Spec):
         if self.duration is not None and self.frames is not None:
             raise SpecValueError("give `duration` or `frames`, not both", at=("frames",))
         for kind in ("directional", "point", "spot"):
-            idx = [i for i, light in enumerate(self.lights) if light.type == kind]
+            # The rasteriser draws an area light as a spot light.
+            idx = [i for i, light in enumerate(self.lights) if light.type == kind or (kind, light.type) == ("spot", "area")]
             if len(idx) > MAX_LIGHTS_PER_TYPE:
                 raise SpecValueError(
-                    f"{len(idx)} {kind} lights: the rasteriser draws at most {MAX_LIGHTS_PER_TYPE} of each type; "
+                    f"{len(idx)} {kind} lights{' (area lights count as spot lights)' if kind == 'spot' else ''}: "
+                    f"the rasteriser draws at most {MAX_LIGHTS_PER_TYPE} of each type; "
                     f"remove some, or turn them into another type",
                     at=("lights", idx[MAX_LIGHTS_PER_TYPE]),
                 )

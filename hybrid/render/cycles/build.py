@@ -15,6 +15,8 @@ can (``hybrid.render.scene_build`` is the rasteriser's side):
   I = P / (4 pi), so P = 4 pi I. The spot cone maps to Blender's size (twice the
   outer angle) and blend, chosen so that full brightness starts at the inner cone.
   Both are points (radius 0): hard shadows, as the rasteriser's.
+- Area light: a one-sided rectangle whose ``intensity`` is the radiant intensity
+  on its axis; Blender's area power P radiates P / pi there, so P = pi I.
 - Ambient light: pyrender adds albedo x ambient to every pixel; a uniform world of
   radiance L gives a Lambertian surface exactly albedo x L where nothing occludes it
   (and less where something does: the path tracer's ambient occlusion). Camera rays
@@ -39,10 +41,13 @@ from hybrid.camera import intrinsics
 from hybrid.geometry import build_mesh
 from hybrid.render.materials import display_to_linear
 from hybrid.transforms import CV_TO_GL, frame_with_z
-from hybrid.scene.spec import AmbientLight, DirectionalLight, Look, PointLight, Scene, SpotLight
+from hybrid.scene.spec import AmbientLight, AreaLight, DirectionalLight, Look, PointLight, Scene, SpotLight
 
 # Blender's point and spot lights radiate P / (4 pi) W/sr for a power of P watts.
 POINT_POWER_PER_INTENSITY = 4.0 * math.pi
+# A Blender area light of power P is a one-sided Lambertian emitter of radiance
+# P / (pi A): on its axis it radiates L A = P / pi W/sr.
+AREA_POWER_PER_INTENSITY = math.pi
 SENSOR_WIDTH_MM = 36.0  # any width works: the focal length is scaled to it
 
 
@@ -207,6 +212,13 @@ def _light(bpy, index: int, light) -> Optional[Any]:
         data.shadow_soft_size = 0.0
         data.spot_size = 2.0 * math.radians(light.outer_cone_deg)
         data.spot_blend = spot_blend(light.inner_cone_deg, light.outer_cone_deg)
+        direction = np.asarray(light.look_at, dtype=np.float64) - np.asarray(light.position, dtype=np.float64)
+        pose = frame_with_z(-direction, light.position)
+    elif isinstance(light, AreaLight):
+        data = bpy.data.lights.new(f"light{index}", "AREA")
+        data.shape = "RECTANGLE"
+        data.size, data.size_y = float(light.size[0]), float(light.size[1])
+        data.energy = float(light.intensity) * AREA_POWER_PER_INTENSITY
         direction = np.asarray(light.look_at, dtype=np.float64) - np.asarray(light.position, dtype=np.float64)
         pose = frame_with_z(-direction, light.position)
     elif isinstance(light, AmbientLight):

@@ -13,7 +13,7 @@ import numpy as np
 
 from hybrid.fields.backend import _import_taichi
 from hybrid.render.materials import display_to_linear
-from hybrid.scene.spec import AmbientLight, DirectionalLight, PointLight, Scene, SpotLight
+from hybrid.scene.spec import AmbientLight, AreaLight, DirectionalLight, PointLight, Scene, SpotLight
 
 ti = _import_taichi()
 
@@ -28,6 +28,8 @@ def light_table(scene: Scene) -> tuple[np.ndarray, np.ndarray]:
     ambient = np.zeros(3)
     rows = []
     for light in scene.lights:
+        if isinstance(light, AreaLight):
+            light = light.as_spot()  # as the rasteriser draws it
         color = display_to_linear(light.color) * light.intensity
         row = np.zeros(LIGHT_ROW)
         if isinstance(light, AmbientLight):
