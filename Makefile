@@ -46,6 +46,7 @@ bench: setup
 	$(PY) benchmarks/bench_post.py
 	$(PY) benchmarks/bench_dataset.py
 	$(PY) benchmarks/bench_storage.py
+	$(PY) benchmarks/bench_cycles.py
 	$(PY) benchmarks/bench_neural.py
 	$(PY) benchmarks/bench_mpm.py
 	$(PY) benchmarks/bench_gas.py

@@ -6,7 +6,8 @@ ambient plus a directional light with shadows) at 256 x 256, one frame. Baseline
 16, 64 and 256 samples per pixel, each without and with the OIDN denoiser; quality
 is the PSNR of the display-encoded frame (gamma 1/2.2, clipped to 0..1) against a
 2048-sample Cycles reference of the same frame, denoised. Medians over --repeats,
-configurations in rotating order.
+configurations in rotating order. OIDN runs at the default quality (balanced, fast
+prefilter); the reference uses high.
 
 Then the case the dataset writer cares about: a 24-frame 128 x 128 clip of the
 MOVi-A recipe with ``beauty: {type: cycles, samples: 64, denoise: true}``, end to
@@ -78,7 +79,7 @@ def main() -> None:
     threads = os.cpu_count() or 1
     print(f"scene {scene.width}x{scene.height}, {len(scene.objects)} objects, {threads} CPU threads")
 
-    _, reference = time_cycles(scene, state, cam, CyclesOptions(samples=args.reference_samples, denoise=True, seed=99))
+    _, reference = time_cycles(scene, state, cam, CyclesOptions(samples=args.reference_samples, denoise=True, denoise_quality="high", seed=99))
 
     configs = [(s, d) for s in SAMPLES for d in (False, True)]
     times: dict = {c: [] for c in configs}

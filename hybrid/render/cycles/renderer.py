@@ -147,6 +147,11 @@ class CyclesRenderer:
         if opts.denoise:
             sc.cycles.denoiser = "OPENIMAGEDENOISE"
             sc.cycles.denoising_input_passes = "RGB_ALBEDO_NORMAL"
+            sc.cycles.denoising_quality = opts.denoise_quality.upper()
+            sc.cycles.denoising_prefilter = "ACCURATE" if opts.denoise_quality == "high" else "FAST"
+        # The light tree pays off with many lights; a scene has at most a few lamps
+        # (and emissive surfaces, which it does help to sample).
+        sc.cycles.use_light_tree = any(o.look.emission_strength > 0 for o in self.scene.objects)
         sc.cycles.seed = opts.seed
         sc.cycles.use_animated_seed = False
         sc.cycles.max_bounces = opts.max_bounces
