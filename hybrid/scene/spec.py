@@ -322,14 +322,20 @@ class SpotLight(Spec):
 
     @model_validator(mode="after")
     def _cones(self) -> "SpotLight":
-        if _same_point(self.position, self.look_at):
-            raise SpecValueError(
-                f"the spot light's `look_at` equals its `position` {list(self.position)}, so it points nowhere; "
-                "aim it at another point",
-                at=("look_at",),
-            )
+        check_aimed(self, "spot light", "points")
         check_cones(self)
         return self
+
+
+def check_aimed(light: BaseModel, noun: str, verb: str) -> None:
+    """A light aimed from `position` at `look_at` needs the two apart."""
+    position = light.position  # type: ignore[attr-defined]
+    if _same_point(position, light.look_at):  # type: ignore[attr-defined]
+        raise SpecValueError(
+            f"the {noun}'s `look_at` equals its `position` {list(position)}, so it {verb} nowhere; "
+            "aim it at another point",
+            at=("look_at",),
+        )
 
 
 def check_cones(light: BaseModel) -> None:
@@ -361,12 +367,7 @@ class AreaLight(Spec):
 
     @model_validator(mode="after")
     def _aimed(self) -> "AreaLight":
-        if _same_point(self.position, self.look_at):
-            raise SpecValueError(
-                f"the area light's `look_at` equals its `position` {list(self.position)}, so it faces nowhere; "
-                "aim it at another point",
-                at=("look_at",),
-            )
+        check_aimed(self, "area light", "faces")
         return self
 
     def as_spot(self) -> SpotLight:
