@@ -235,15 +235,15 @@ def cmd_render(args: argparse.Namespace) -> int:
     elif args.compare or args.checkpoint:
         print("error: --compare and --checkpoint belong to the neural renderer; add --renderer neural", file=sys.stderr)
         return EXIT_SCENE_ERROR
-    cycles_flags = [f"--{name}" for name in ("samples", "denoise", "device") if getattr(args, name) is not None]
-    if cycles_flags and args.renderer != "cycles":
-        print(f"error: {', '.join(cycles_flags)} belong to the cycles renderer; add --renderer cycles", file=sys.stderr)
+    given = {name: getattr(args, name) for name in ("samples", "denoise", "device") if getattr(args, name) is not None}
+    if given and args.renderer != "cycles":
+        flags = ", ".join(f"--{name}" for name in given)
+        print(f"error: {flags} belong to the cycles renderer; add --renderer cycles", file=sys.stderr)
         return EXIT_SCENE_ERROR
     if args.renderer == "cycles":
         from hybrid.render.backends import BeautyChoice, beauty_options
         from hybrid.render.cycles.renderer import import_bpy
 
-        given = {name: getattr(args, name) for name in ("samples", "denoise", "device") if getattr(args, name) is not None}
         args.beauty = BeautyChoice("cycles", given)
         try:  # before any simulation: a missing bpy fails at once and writes nothing
             beauty_options(args.beauty)

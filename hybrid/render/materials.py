@@ -32,6 +32,15 @@ def display_to_linear(rgb) -> np.ndarray:
     return np.power(np.asarray(rgb, dtype=np.float64), DISPLAY_GAMMA)
 
 
+def ambient_radiance(lights) -> np.ndarray:
+    """(3,) linear radiance of a scene's ambient lights, summed in scene order (both back ends' ambient term)."""
+    total = np.zeros(3)
+    for light in lights:
+        if light.type == "ambient":
+            total += display_to_linear(light.color) * light.intensity
+    return total
+
+
 def load_texture_image(path: str) -> np.ndarray:
     """An image file -> (H, W, 4) uint8 RGBA with opaque alpha (row 0 is the top of the image).
 

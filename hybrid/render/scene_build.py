@@ -23,8 +23,8 @@ import numpy as np
 from hybrid.camera import intrinsics
 from hybrid.geometry import build_mesh
 from hybrid.render.gl import pyrender
-from hybrid.render.materials import MaterialLibrary, SurfaceMaterial, display_to_linear
-from hybrid.scene.spec import AmbientLight, AreaLight, DirectionalLight, PointLight, Scene, SpotLight
+from hybrid.render.materials import MaterialLibrary, SurfaceMaterial, ambient_radiance, display_to_linear
+from hybrid.scene.spec import AreaLight, DirectionalLight, PointLight, Scene, SpotLight
 from hybrid.transforms import frame_with_z, pose_matrix, rotation_quat
 
 
@@ -73,10 +73,7 @@ def _mesh_node(obj, surface: SurfaceMaterial, seed: int) -> "pyrender.Node":
 
 def build_render_scene(scene: Scene) -> RenderScene:
     """The pyrender scene for ``scene``, objects at their initial poses, camera at the identity."""
-    ambient = np.zeros(3)
-    for light in scene.lights:
-        if isinstance(light, AmbientLight):
-            ambient += display_to_linear(light.color) * light.intensity
+    ambient = ambient_radiance(scene.lights)
     background = np.asarray(scene.background, dtype=np.float64)
     pr_scene = pyrender.Scene(bg_color=np.array([*background, 1.0]), ambient_light=ambient)
 

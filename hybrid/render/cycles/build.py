@@ -39,7 +39,7 @@ import numpy as np
 
 from hybrid.camera import intrinsics
 from hybrid.geometry import build_mesh
-from hybrid.render.materials import display_to_linear
+from hybrid.render.materials import ambient_radiance, display_to_linear
 from hybrid.transforms import CV_TO_GL, frame_with_z
 from hybrid.scene.spec import AmbientLight, AreaLight, DirectionalLight, Look, PointLight, Scene, SpotLight
 
@@ -171,10 +171,7 @@ def _material(bpy, name: str, look: Look, images: dict):
 
 def _world(bpy, scene: Scene):
     """Camera rays that miss see the background; every other ray sees the ambient light."""
-    ambient = np.zeros(3)
-    for light in scene.lights:
-        if isinstance(light, AmbientLight):
-            ambient += display_to_linear(light.color) * light.intensity
+    ambient = ambient_radiance(scene.lights)
     world = bpy.data.worlds.new("world")
     nt = world.node_tree
     nt.nodes.clear()
