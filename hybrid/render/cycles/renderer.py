@@ -4,7 +4,8 @@
 ``render_passes(state, cam_to_world)`` poses the objects and the camera, path-traces
 the frame and returns float arrays:
 
-- ``hdr``: (H, W, 3) linear radiance (Cycles' Combined pass, denoised when asked),
+- ``hdr``: (H, W, 3) linear radiance (Cycles' Combined pass, denoised when asked; the
+  liquid drawn as a refracting surface, ``cycles.fields``),
   in the units of the rasteriser's HDR beauty (see ``build`` for the light units);
 - ``depth``: (H, W) metres along the camera's optical axis, 0 where nothing is hit (as the depth buffer);
 - ``instance``: (H, W) int32 object index (object i -> i + 1, 0 for the background);
@@ -105,10 +106,10 @@ class CyclesRenderer:
 
     def __init__(self, scene: Scene, options: Optional[CyclesOptions] = None) -> None:
         global _open_renderer
-        if scene.fields is not None:
+        if scene.fields is not None and scene.fields.gas is not None:
             raise MappingError(
-                "fields: the cycles renderer does not draw smoke, fire or liquid yet; render this scene "
-                "with --renderer raster, or remove its `fields:` section"
+                "fields.gas: the cycles renderer does not draw smoke or fire yet; render this scene "
+                "with --renderer raster, or remove its `gas:` section"
             )
         self.scene = scene
         self.options = options if options is not None else CyclesOptions()
@@ -126,6 +127,12 @@ class CyclesRenderer:
             with _quiet():
                 self._bpy.ops.wm.read_factory_settings(use_empty=True)
                 self.built: BlenderScene = build_blender_scene(self._bpy, scene, self._bpy.context.scene)
+                self._liquid = None
+                if scene.fields is not None and scene.fields.liquid is not None:
+                    from hybrid.render.cycles.fields import LiquidObject
+
+                    f = scene.fields
+                    self._liquid = LiquidObject(self._bpy, self.built.scene, f.liquid.look, f.arch, f.deterministic)
                 self._configure()
         except BaseException:
             self.close()
@@ -188,6 +195,8 @@ class CyclesRenderer:
         if K is not None:
             set_camera(self.built, K, self.scene.width, self.scene.height)
         pose_frame(self.built, state.position, state.quaternion, cam_to_world)
+        if self._liquid is not None:
+            self._liquid.update(state.fields.liquid if state.fields is not None else None)
         path = os.path.join(self._tmp, "frame.exr")
         self.built.scene.render.filepath = path
         with _quiet():

@@ -226,6 +226,21 @@ def node_grid(frame: LiquidFrame, refine: int = 1) -> tuple[np.ndarray, float, t
         h *= 2.0
 
 
+def splat_liquid(frame: LiquidFrame, refine: int = 1) -> tuple[np.ndarray, np.ndarray, float]:
+    """The particles on the node grid (module docstring): (nodes (nx, ny, nz, 4) float32, phi and
+    phi x velocity (3); node 0 position (3,); spacing h). The surface is phi = ISO."""
+    lo, h, shape = node_grid(frame, refine)
+    grid = np.zeros(shape + (4,), np.float32)
+    prm = np.array([*lo, h, frame.particle_volume / h**3], np.float32)
+    _splat(
+        np.ascontiguousarray(frame.position, dtype=np.float32).reshape(-1, 3),
+        np.ascontiguousarray(frame.velocity, dtype=np.float32).reshape(-1, 3),
+        prm,
+        grid,
+    )
+    return grid, lo, h
+
+
 class LiquidTracer:
     """Finds and shades the liquid surface for one camera model, look and light set.
 
@@ -247,16 +262,7 @@ class LiquidTracer:
 
     def splat(self, frame: LiquidFrame) -> tuple[np.ndarray, np.ndarray, float]:
         """(nodes (nx, ny, nz, 4) float32: phi and phi x velocity (3); node 0 position (3,); spacing h)."""
-        lo, h, shape = node_grid(frame, self.refine)
-        grid = np.zeros(shape + (4,), np.float32)
-        prm = np.array([*lo, h, frame.particle_volume / h**3], np.float32)
-        _splat(
-            np.ascontiguousarray(frame.position, dtype=np.float32).reshape(-1, 3),
-            np.ascontiguousarray(frame.velocity, dtype=np.float32).reshape(-1, 3),
-            prm,
-            grid,
-        )
-        return grid, lo, h
+        return splat_liquid(frame, self.refine)
 
     def trace(self, frame: LiquidFrame, cam_to_world: np.ndarray, depth: np.ndarray) -> LiquidHits:
         """The liquid surface along every pixel's ray, up to the opaque `depth` (H, W) in m (0 = none)."""
