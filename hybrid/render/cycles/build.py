@@ -104,19 +104,27 @@ def _matrix(pose: np.ndarray):
     return Matrix(np.asarray(pose, dtype=np.float64).tolist())
 
 
-def _mesh(bpy, name: str, obj, seed: int):
-    """The rasteriser's triangle mesh of `obj` as a Blender mesh, with its vertex normals and UVs."""
-    tri = build_mesh(obj.shape, seed=seed)
-    verts = np.asarray(tri.vertices, dtype=np.float32)
-    faces = np.asarray(tri.faces, dtype=np.int32)
-    me = bpy.data.meshes.new(name)
+def fill_mesh(me, verts: np.ndarray, faces: np.ndarray) -> None:
+    """Give the empty Blender mesh `me` these vertices (V, 3) and triangles (F, 3), smooth-shaded."""
+    verts = np.ascontiguousarray(verts, dtype=np.float32)
+    faces = np.ascontiguousarray(faces, dtype=np.int32)
     me.vertices.add(len(verts))
     me.vertices.foreach_set("co", verts.ravel())
     me.loops.add(faces.size)
     me.loops.foreach_set("vertex_index", faces.ravel())
     me.polygons.add(len(faces))
     me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    me.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
     me.update()
+
+
+def _mesh(bpy, name: str, obj, seed: int):
+    """The rasteriser's triangle mesh of `obj` as a Blender mesh, with its vertex normals and UVs."""
+    tri = build_mesh(obj.shape, seed=seed)
+    verts = np.asarray(tri.vertices, dtype=np.float32)
+    faces = np.asarray(tri.faces, dtype=np.int32)
+    me = bpy.data.meshes.new(name)
+    fill_mesh(me, verts, faces)
     uv = getattr(tri.visual, "uv", None)
     if uv is not None and len(uv) == len(verts):
         layer = me.uv_layers.new(name="UVMap")
@@ -125,7 +133,6 @@ def _mesh(bpy, name: str, obj, seed: int):
         loop_uv = np.asarray(uv, dtype=np.float32)[faces.ravel()].copy()
         loop_uv[:, 1] = 1.0 - loop_uv[:, 1]
         layer.data.foreach_set("uv", loop_uv.ravel())
-    me.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
     me.normals_split_custom_set_from_vertices(np.asarray(tri.vertex_normals, dtype=np.float64).tolist())
     return me
 
@@ -182,13 +189,18 @@ def _world(bpy, scene: Scene):
     seen = nt.nodes.new("ShaderNodeBackground")
     seen.inputs["Color"].default_value = (*display_to_linear(scene.background), 1.0)
     seen.inputs["Strength"].default_value = 1.0
+    nt.links.new(by_ray(nt, "Is Camera Ray", lit.outputs[0], seen.outputs[0]), out.inputs["Surface"])
+    return world
+
+
+def by_ray(nt, ray: str, usual, on_ray):
+    """A shader socket that is `on_ray` for rays of kind `ray` (a Light Path output) and `usual` for the rest."""
     path = nt.nodes.new("ShaderNodeLightPath")
     mix = nt.nodes.new("ShaderNodeMixShader")
-    nt.links.new(path.outputs["Is Camera Ray"], mix.inputs["Fac"])
-    nt.links.new(lit.outputs[0], mix.inputs[1])
-    nt.links.new(seen.outputs[0], mix.inputs[2])
-    nt.links.new(mix.outputs[0], out.inputs["Surface"])
-    return world
+    nt.links.new(path.outputs[ray], mix.inputs["Fac"])
+    nt.links.new(usual, mix.inputs[1])
+    nt.links.new(on_ray, mix.inputs[2])
+    return mix.outputs[0]
 
 
 def _light(bpy, index: int, light) -> Optional[Any]:

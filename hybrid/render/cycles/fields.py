@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from hybrid.fields.frames import LiquidFrame
+from hybrid.render.cycles.build import by_ray, fill_mesh
 from hybrid.render.fields.liquid import IOR, ISO, REFERENCE_DEPTH, splat_liquid
 from hybrid.render.materials import display_to_linear
 from hybrid.scene.fields_spec import LiquidLook
@@ -84,13 +85,8 @@ def liquid_material(bpy, look: LiquidLook):
     # from a lamp or the sun cannot be sampled through a refracting interface, so
     # without this the floor under the water would see no direct light at all. The
     # cost: no caustics.
-    path = nt.nodes.new("ShaderNodeLightPath")
     clear = nt.nodes.new("ShaderNodeBsdfTransparent")
-    surface = nt.nodes.new("ShaderNodeMixShader")
-    nt.links.new(path.outputs["Is Shadow Ray"], surface.inputs["Fac"])
-    nt.links.new(bsdf.outputs[0], surface.inputs[1])
-    nt.links.new(clear.outputs[0], surface.inputs[2])
-    nt.links.new(surface.outputs[0], out.inputs["Surface"])
+    nt.links.new(by_ray(nt, "Is Shadow Ray", bsdf.outputs[0], clear.outputs[0]), out.inputs["Surface"])
     density, tint = absorption(look)
     absorb = nt.nodes.new("ShaderNodeVolumeAbsorption")
     absorb.inputs["Density"].default_value = density
@@ -124,12 +120,6 @@ class LiquidObject:
         me = self.object.data
         me.clear_geometry()
         if frame is not None and frame.count:
-            verts, faces = liquid_surface(frame)
-            me.vertices.add(len(verts))
-            me.vertices.foreach_set("co", verts.ravel())
-            me.loops.add(faces.size)
-            me.loops.foreach_set("vertex_index", faces.ravel())
-            me.polygons.add(len(faces))
-            me.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
-            me.polygons.foreach_set("use_smooth", np.ones(len(faces), dtype=bool))
-        me.update()
+            fill_mesh(me, *liquid_surface(frame))
+        else:
+            me.update()
