@@ -18,7 +18,7 @@ from hybrid.camera import camera_track, intrinsics
 from hybrid.cli import main
 from hybrid.io.clip import read_clip
 from hybrid.pipeline import simulate
-from hybrid.render.backends import BeautyChoice, BeautyOptionsError, beauty_options, open_beauty
+from hybrid.render.backends import BeautyChoice, BeautyOptionsError, beauty_options
 from hybrid.render.cycles.build import MappingError, camera_settings, spot_blend
 from hybrid.render.cycles.options import CyclesOptions
 from hybrid.render.materials import display_to_linear
@@ -401,14 +401,11 @@ def test_one_renderer_at_a_time_and_a_clear_error_without_bpy(monkeypatch):
         import_bpy()
 
 
-def test_settings_are_checked_and_fields_are_refused():
+def test_settings_are_checked():
     with pytest.raises(BeautyOptionsError, match="samples"):
         beauty_options(BeautyChoice("cycles", {"samples": 0}))
     with pytest.raises(BeautyOptionsError, match="takes no settings"):
         beauty_options(BeautyChoice("raster", {"samples": 4}))
-    smoke = load_scene(REPO / "scenes" / "smoke_plume.yaml", {"resolution": [32, 32], "frames": 1})
-    with pytest.raises(MappingError, match="fields"):
-        open_beauty("cycles", smoke)
 
 
 def test_render_cli_writes_a_path_traced_clip_with_the_exact_buffers(tmp_path, capsys):
@@ -464,13 +461,12 @@ def test_a_path_traced_dataset_holds_cycles_rgb_next_to_the_raster_beauty(tmp_pa
     assert read_shard(again / "shards" / "shard-000000.tar")[0]["buffers"]["rgb"].tobytes() == traced["rgb"].tobytes()
 
 
-def test_a_recipe_names_its_beauty_and_refuses_cycles_with_fields(tmp_path):
+def test_a_recipe_names_its_beauty(tmp_path):
     from hybrid.data.recipe import load_recipe
 
     assert load_recipe(_recipe(tmp_path, "cycles")).beauty.samples == CyclesOptions().samples
     assert not load_recipe(_recipe(tmp_path, "raster")).path_traced
-    fields = (REPO / "datasets" / "neural_fields.yaml").read_text() + "\nbeauty: cycles\n"
-    bad = tmp_path / "fields.yaml"
-    bad.write_text(fields)
-    with pytest.raises(Exception, match=r"fields.yaml:\d+.*beauty: raster"):
-        load_recipe(bad)
+    # Smoke, fire and liquid are all drawn by both back ends.
+    fields = tmp_path / "fields.yaml"
+    fields.write_text((REPO / "datasets" / "neural_fields.yaml").read_text() + "\nbeauty: {type: cycles, samples: 8}\n")
+    assert load_recipe(fields).beauty.samples == 8

@@ -545,12 +545,6 @@ class Recipe(RecipeSpec):
 
     @model_validator(mode="after")
     def _fits_a_scene(self) -> "Recipe":
-        if self.path_traced and self.fields is not None and (self.fields.smoke is not None or self.fields.fire is not None):
-            raise SpecValueError(
-                "the cycles renderer does not draw smoke or fire yet: use `beauty: raster` for a recipe "
-                "with smoke or fire",
-                at=("beauty",),
-            )
         # The physics settings must suit the clip timing (a timestep dividing the frame
         # time); check it here so the error points at the recipe, not at a sampled scene.
         probe = {

@@ -32,6 +32,9 @@ class CyclesOptions(Spec):
         0, description="CPU render threads; 0 = one per core. Fix it for byte-identical denoised frames"
     )
     max_bounces: Annotated[Int, Field(ge=0, le=1024)] = Field(12, description="light path length")
+    volume_bounces: Annotated[Int, Field(ge=0, le=1024)] = Field(
+        4, description="scattering events a path may have inside smoke (0: single scattering only)"
+    )
     filter_width: Annotated[Float, Field(ge=0.01, le=10.0)] = Field(
         1.5, description="pixel filter width in pixels (Blackman-Harris); antialiasing of the beauty frame"
     )

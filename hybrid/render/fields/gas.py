@@ -89,6 +89,24 @@ def _chroma(kelvin):
     return ti.Vector([wr, 1.0, wb]) / y
 
 
+def blackbody_chroma(kelvin: np.ndarray) -> np.ndarray:
+    """``_chroma`` in NumPy: (..., 3) black-body colour at `kelvin` (...), unit Rec. 709 luminance."""
+    c2 = 1.4388e-2  # m K
+    x = c2 / np.maximum(np.asarray(kelvin, dtype=np.float64), 100.0)
+    wr = (550.0 / 610.0) ** 5 * np.exp(-x * (1.0 / 610e-9 - 1.0 / 550e-9))
+    wb = (550.0 / 465.0) ** 5 * np.exp(-x * (1.0 / 465e-9 - 1.0 / 550e-9))
+    y = 0.2126 * wr + 0.7152 + 0.0722 * wb
+    return np.stack([wr, np.ones_like(wr), wb], axis=-1) / y[..., None]
+
+
+def flame_emission(gas: GasFrame, look: GasLook) -> np.ndarray:
+    """float32 (nx, ny, nz, 3) linear radiance emitted per metre of path by each cell: the glow of the module docstring."""
+    burn = np.maximum(np.asarray(gas.flame, dtype=np.float64), 0.0)
+    kelvin = gas.ambient_temperature + np.maximum(np.asarray(gas.temperature, dtype=np.float64), 0.0)
+    glow = look.flame_intensity * FLAME_GAIN * burn * (kelvin / FLAME_REFERENCE_K) ** 4
+    return (glow[..., None] * blackbody_chroma(kelvin)).astype(np.float32)
+
+
 @ti.kernel
 def _point_tau(sigma: F32x3, solid: U8x3, prm: F32x1, out: F32x3):
     """Optical depth from every cell centre of a (coarse) extinction grid to a point, or to the box toward it.
