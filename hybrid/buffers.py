@@ -17,7 +17,9 @@ Groups, in the order a clip lists them:
 - ``flow``: exact optical flow from depth, instance ids and poses (``hybrid.render.flow``);
 - ``fields``: present in clips of scenes with ``fields:`` (and in every clip of a
   dataset whose recipe has ``fields:``), zeros where a field is absent;
-- ``neural``: added when the neural renderer replaces the beauty frames.
+- ``neural``: added when the neural renderer replaces the beauty frames;
+- ``hdr``: the beauty frame's linear radiance before tone mapping and the post chain,
+  when asked (``hybrid render --hdr``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import numpy as np
 
 from hybrid.io import visualize as vis
 
-GROUPS = ("core", "flow", "fields", "neural")
+GROUPS = ("core", "flow", "fields", "neural", "hdr")
 # Flow is kept to 1/64 pixel: an absolute error of at most 1/128 px, far below the
 # error of any flow estimator it is used to train or score.
 FLOW_STEP_PX = 1.0 / 64.0
@@ -188,6 +190,8 @@ _MEANINGS = {
     "fluid_velocity": "screen motion (dx, dy) in pixels per frame of the fluid seen at the pixel (liquid surface, else "
     "density-weighted gas); 0 where no fluid",
     "rgb_raster": "the rasteriser's beauty frame, kept where another renderer (Cycles, the neural renderer) drew rgb",
+    "radiance": "linear radiance of the beauty frame (the renderer that drew rgb) before the post chain and display "
+    "encoding; unclamped, in the scene's light units",
 }
 
 # Per group: (name, dtype, channels, unit, codec, preview, a contact-sheet column).
@@ -208,6 +212,7 @@ _TABLE = {
         ("fluid_velocity", "float32", (2,), "px/frame", _FLOW, vis.show_flow, True),
     ],
     "neural": [("rgb_raster", "uint8", (3,), "sRGB code", _LOSSLESS, vis.show_rgb, False)],
+    "hdr": [("radiance", "float32", (3,), "linear, 1 = white", _RELATIVE, vis.show_radiance, False)],
 }
 for _group, _rows in _TABLE.items():
     for _name, _dtype, _channels, _unit, _codec, _preview, _column in _rows:
@@ -215,5 +220,5 @@ for _group, _rows in _TABLE.items():
 
 
 if __name__ == "__main__":  # python -m hybrid.buffers: the README's buffer tables
-    for _group in GROUPS[:3]:
+    for _group in ("core", "flow", "fields", "hdr"):
         print(f"{_group}:\n\n{markdown_table(_group)}\n")

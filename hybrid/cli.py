@@ -226,6 +226,13 @@ def cmd_render(args: argparse.Namespace) -> int:
         overrides["seed"] = args.seed
     out_root = Path(args.out)
     folder_mode = target.is_dir()
+    if args.hdr and args.renderer == "neural":
+        print(
+            "error: --hdr keeps a beauty back end's linear radiance, and the neural renderer draws display "
+            "colours; use --renderer raster or cycles with --hdr",
+            file=sys.stderr,
+        )
+        return EXIT_SCENE_ERROR
     neural = None
     if args.renderer == "neural":
         try:  # before any simulation: a bad checkpoint fails at once and writes nothing
@@ -285,6 +292,7 @@ def _render_one(path: Path, out: Path, overrides: dict, neural, args: argparse.N
         check_clip_target(out)  # an unusable --out fails now, not after the whole render
         if args.buffers is not None:  # a name the clip will not hold fails now, too
             offered = clip_buffer_names(scene.fields is not None) + (("rgb_raster",) if neural is not None else ())
+            offered += ("radiance",) if args.hdr else ()
             check_names(args.buffers, offered, f"{path}: --buffers")
     except Exception as err:
         return fail(err)
@@ -292,7 +300,7 @@ def _render_one(path: Path, out: Path, overrides: dict, neural, args: argparse.N
     start = time.perf_counter()
     note, extra = "", None
     try:
-        clip = render_clip(scene, progress=bars, beauty=args.beauty if neural is None else DEFAULT_BEAUTY)
+        clip = render_clip(scene, progress=bars, beauty=args.beauty if neural is None else DEFAULT_BEAUTY, hdr=args.hdr)
         if neural is not None:
             clip, extra, note = _neural_frames(clip, *neural, args, scene.name)
     except Exception as err:
@@ -507,6 +515,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--device", choices=["cpu", "cuda", "optix"], default=None,
         help="with --renderer cycles: where Cycles traces (default cpu)",
+    )
+    r.add_argument(
+        "--hdr", action="store_true",
+        help="also keep the beauty frames' linear radiance (before the post chain) as the float buffer `radiance`",
     )
     r.add_argument(
         "--storage", choices=STORAGES, default=DEFAULT_STORAGE,

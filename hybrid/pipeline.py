@@ -86,6 +86,7 @@ def render_buffers(
     grain_key: Sequence[int] = (),
     lap: Lap = None,
     keep_raster: bool = False,
+    keep_hdr: bool = False,
 ) -> dict[str, np.ndarray]:
     """Every buffer of the clip (registry groups core and flow, plus fields when the states carry them).
 
@@ -97,16 +98,22 @@ def render_buffers(
     `grain_key`: leading entries of the film-grain seed, which ends with the frame index.
     `keep_raster`: when another back end draws rgb, also keep the rasteriser's beauty,
     made the same way (same chain, same grain), as ``rgb_raster``.
+    `keep_hdr`: also keep the beauty back end's linear radiance, before the post chain, as ``radiance``.
     """
     chain = scene.post
     effects = chain.root if chain is not None else ()
     blurred = bool(effects) and effects[0].type == "motion_blur"
     beauty_options(beauty)  # bad settings fail before any frame is drawn
+    if keep_hdr and blurred:
+        raise ValueError(
+            "the radiance buffer (--hdr) holds one beauty frame per video frame, and this scene's post chain starts "
+            "with motion_blur, which renders its own sub-frames instead: drop --hdr, or the motion_blur effect"
+        )
     by_raster = beauty_name(beauty) == DEFAULT_BEAUTY
     keep_raster = keep_raster and not by_raster
     buffers = rasterize(
         scene, states, track.cam_to_world, progress,
-        hdr=chain is not None or keep_raster, beauty=(by_raster or keep_raster) and not blurred,
+        hdr=chain is not None or keep_raster or keep_hdr, beauty=(by_raster or keep_raster) and not blurred,
     )
     raster_hdr = buffers.pop("hdr", None) if keep_raster else None
     if not by_raster and not blurred:
@@ -119,6 +126,8 @@ def render_buffers(
     )
     if lap is not None:
         lap("flow")
+    if keep_hdr:
+        buffers["radiance"] = np.ascontiguousarray(buffers["hdr"], dtype=np.float32)
     made = [("rgb", buffers.pop("hdr", None), beauty)] + ([("rgb_raster", raster_hdr, DEFAULT_BEAUTY)] if keep_raster else [])
     for name, hdr, drawn_by in made:
         if chain is not None:
@@ -167,9 +176,9 @@ def post_process(
     return out
 
 
-def render_clip(scene: Scene, progress: Progress = None, *, beauty: Beauty = DEFAULT_BEAUTY) -> Clip:
-    """Simulate and render a scene into a Clip (every buffer of the contract plus metadata)."""
+def render_clip(scene: Scene, progress: Progress = None, *, beauty: Beauty = DEFAULT_BEAUTY, hdr: bool = False) -> Clip:
+    """Simulate and render a scene into a Clip (every buffer of the contract plus metadata; with `hdr` also ``radiance``)."""
     states = simulate(scene, progress)
     track = camera_track(scene)
-    buffers = render_buffers(scene, states, track, progress, beauty=beauty, grain_key=(scene.seed,))
+    buffers = render_buffers(scene, states, track, progress, beauty=beauty, grain_key=(scene.seed,), keep_hdr=hdr)
     return Clip(buffers=buffers, metadata=build_metadata(scene, states, track.K, track.cam_to_world, buffers))

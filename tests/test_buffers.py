@@ -79,7 +79,10 @@ def _readme_table(text: str, first_row: str) -> str:
     return text[start:end]
 
 
-@pytest.mark.parametrize("group,first", [("core", "| `rgb` |"), ("flow", "| `flow_fwd` |"), ("fields", "| `gas_density` |")])
+@pytest.mark.parametrize(
+    "group,first",
+    [("core", "| `rgb` |"), ("flow", "| `flow_fwd` |"), ("fields", "| `gas_density` |"), ("hdr", "| `radiance` |")],
+)
 def test_readme_buffer_tables_are_the_registry(group, first):
     """README tables are generated from the registry: `python -m hybrid.buffers` prints them."""
     text = (REPO / "README.md").read_text()

@@ -261,6 +261,30 @@ def test_an_emissive_sphere_shows_its_radiance_in_both_back_ends():
     assert np.allclose(hdr[interior], want, rtol=1e-3)
 
 
+def test_the_hdr_output_holds_the_emitted_radiance(tmp_path):
+    """`hybrid render --renderer cycles --hdr`: the clip's radiance buffer shows the emitter's radiance, unclamped.
+
+    Radiance 2 x (1, 0.5, 0.25) decoded exceeds 1 in red, which rgb clips; the float
+    buffer keeps it (compact storage: 13 mantissa bits, 6.1e-5 relative, inside 1e-3).
+    """
+    scene = tmp_path / "emitter.yaml"
+    scene.write_text(f"name: emitter\nframes: 1\nresolution: [64, 48]\nbackground: [0, 0, 0]\n{EMITTER}")
+    out = tmp_path / "clip"
+    assert main(["render", str(scene), "--out", str(out), "-q", "--renderer", "cycles", "--samples", "4",
+                 "--no-denoise", "--hdr"]) == 0
+    clip = read_clip(out)
+    want = display_to_linear([1, 0.5, 0.25]) * 2.0
+    inside = clip.buffers["instance"][0] == 1
+    interior = inside & np.roll(inside, 2, 0) & np.roll(inside, -2, 0) & np.roll(inside, 2, 1) & np.roll(inside, -2, 1)
+    radiance = clip.buffers["radiance"][0]
+    assert want[0] > 1 and np.allclose(radiance[interior], want, rtol=1e-3)
+    assert np.all(clip.buffers["rgb"][0][interior][:, 0] == 255)
+    # The raster back end keeps its radiance the same way; the neural renderer has none to keep.
+    assert main(["render", str(scene), "--out", str(tmp_path / "raster"), "-q", "--hdr"]) == 0
+    assert np.allclose(read_clip(tmp_path / "raster").buffers["radiance"][0][interior], want, rtol=1e-3)
+    assert main(["render", str(scene), "--out", str(tmp_path / "n"), "-q", "--hdr", "--renderer", "neural"]) == 2
+
+
 SUN = """
 camera: {position: [0, 0, 3], quaternion: [1, 0, 0, 0], fov_deg: 20}
 lights:

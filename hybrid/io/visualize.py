@@ -23,6 +23,12 @@ def show_rgb(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(rgb, dtype=np.uint8)
 
 
+def show_radiance(radiance: np.ndarray) -> np.ndarray:
+    """Linear radiance, clipped at 1 and encoded with gamma 2.2 (the beauty pass's display encoding)."""
+    x = np.clip(np.nan_to_num(np.asarray(radiance, dtype=np.float32)), 0.0, 1.0)
+    return np.floor(x ** (1.0 / 2.2) * 255.0 + 0.5).astype(np.uint8)
+
+
 def show_depth(depth: np.ndarray) -> np.ndarray:
     """Inverse depth through Turbo: near is warm, far is cool, background (0) black.
 

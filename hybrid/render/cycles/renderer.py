@@ -164,8 +164,9 @@ class CyclesRenderer:
         sc.cycles.volume_bounces = opts.volume_bounces
         # Volumes by ray marching (Cycles' "biased" mode) at one step per voxel, with a
         # random offset per path, rather than unbiased null scattering: on the solver's
-        # trilinear grids it integrates optical depth to well under 1 % and has about a
-        # twentieth of the noise at the sample counts datasets use (BENCHMARKS.md).
+        # trilinear grids it integrates optical depth to well under 1 % (the Beer-Lambert
+        # tests), and through a uniform slab at 16 samples its per-pixel standard
+        # deviation measured 0.003 against 0.06 for null scattering: a twentieth.
         sc.cycles.volume_biased = True
         sc.cycles.volume_step_rate = 1.0
         sc.cycles.filter_width = opts.filter_width
