@@ -13,7 +13,13 @@ Then the case the dataset writer cares about: a 24-frame 128 x 128 clip of the
 MOVi-A recipe with ``beauty: {type: cycles, samples: 64, denoise: true}``, end to
 end (``render_dataset_clip``: physics, raster buffers, Cycles frames, flow, encode).
 
-Run: python benchmarks/bench_cycles.py [--repeats N] [--reference-samples N]
+Last, volumes: ``scenes/campfire.yaml`` at 256 x 192, frames 40 to 48 (fire and a
+smoke column in the 32 x 32 x 48 gas grid), Cycles at 64 samples with OIDN, one
+renderer for all frames, so each frame's time includes writing its OpenVDB grids
+and Cycles rebuilding the volume; baseline: the rasteriser's HDR pass of the same
+frames (its own ray-marched gas) in the same process.
+
+Run: python benchmarks/bench_cycles.py [--repeats N] [--reference-samples N] [--part all|frame|clip|gas]
 """
 
 from __future__ import annotations
@@ -33,7 +39,6 @@ from bench_render import bench_scene  # noqa: E402
 
 from hybrid.camera import camera_track  # noqa: E402
 from hybrid.render import Rasterizer  # noqa: E402
-from hybrid.render.beauty import encode_display  # noqa: E402
 from hybrid.render.cycles.options import CyclesOptions  # noqa: E402
 from hybrid.render.cycles.renderer import CyclesRenderer  # noqa: E402
 from hybrid.state import State  # noqa: E402
@@ -71,7 +76,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--reference-samples", type=int, default=2048)
+    parser.add_argument("--part", choices=("all", "frame", "clip", "gas"), default="all")
     args = parser.parse_args()
+    if args.part in ("all", "frame"):
+        bench_frame(args)
+    if args.part in ("all", "clip"):
+        bench_clip()
+    if args.part in ("all", "gas"):
+        bench_gas()
+
+
+def bench_frame(args) -> None:
 
     scene = bench_scene().model_copy(update={"resolution": (256, 256)})
     state = rest_state(scene)
@@ -104,6 +119,8 @@ def main() -> None:
         t = statistics.median(times[c])
         print(f"| {c[0]} | {'on' if c[1] else 'off'} | {t:.2f} | {t / raster_s:.0f}x | {quality[c]:.1f} dB |")
 
+
+def bench_clip() -> None:
     from hybrid.data.generate import render_dataset_clip
     from hybrid.data.recipe import load_recipe
 
@@ -121,6 +138,31 @@ def main() -> None:
     frames = buffers["rgb"].shape[0]
     print(f"\ndataset clip: {frames} frames at 128x128, cycles 64 samples + OIDN: {took:.1f} s "
           f"({'within' if took <= CLIP_LIMIT_S else 'OVER'} the {CLIP_LIMIT_S:.0f} s target)")
+
+
+def bench_gas() -> None:
+    from hybrid.pipeline import simulate
+    from hybrid.scene import load_scene
+
+    path = os.path.join(os.path.dirname(__file__), "..", "scenes", "campfire.yaml")
+    scene = load_scene(path, {"frames": 49, "resolution": [256, 192]})
+    states = simulate(scene)
+    track = camera_track(scene).cam_to_world
+    frames = range(40, 49)
+    cycles_times, raster_times = [], []
+    with Rasterizer(scene) as raster, CyclesRenderer(scene, CyclesOptions(samples=64, denoise=True)) as cycles:
+        raster.render_hdr(states[39], track[39])  # shaders compiled, scene synced before timing
+        cycles.render_hdr(states[39], track[39])
+        for k in frames:
+            start = time.perf_counter()
+            cycles.render_hdr(states[k], track[k])
+            cycles_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            raster.render_hdr(states[k], track[k])
+            raster_times.append(time.perf_counter() - start)
+    c, r = statistics.median(cycles_times), statistics.median(raster_times)
+    print(f"\ncampfire 256x192, frames 40-48: cycles 64 samples + OIDN {c:.2f} s per frame, "
+          f"rasteriser {r * 1e3:.1f} ms per frame, ratio {c / r:.0f}x")
 
 
 if __name__ == "__main__":
