@@ -168,6 +168,33 @@ def environment_radiance(env: Union[EnvironmentMap, object], directions: np.ndar
     return env.radiance(directions)
 
 
+# ---------------------------------------------------------------- camera rays
+
+
+def pixel_ray_directions(K: np.ndarray, cam_to_world: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(H, W, 3) world directions (not unit) of the rays through the pixel centres, rows top-down.
+
+    Pixel (row r, column c) has its centre at (c + 0.5, r + 0.5) (``hybrid.camera``); its
+    ray leaves along K^-1 (c + 0.5, r + 0.5, 1) in camera (OpenCV) axes, turned by the
+    rotation of the (4, 4) OpenCV ``cam_to_world``.
+    """
+    K = np.asarray(K, dtype=np.float64)
+    fx, fy, cx, cy, skew = K[0, 0], K[1, 1], K[0, 2], K[1, 2], K[0, 1]
+    v = np.arange(height, dtype=np.float64)[:, None] + 0.5
+    u = np.arange(width, dtype=np.float64)[None, :] + 0.5
+    y = (v - cy) / fy
+    x = (u - cx - skew * y) / fx
+    cam = np.stack(np.broadcast_arrays(x, y, np.ones_like(x)), axis=-1)
+    return cam @ np.asarray(cam_to_world, dtype=np.float64)[:3, :3].T
+
+
+def background_radiance(
+    env: EnvironmentMap, K: np.ndarray, cam_to_world: np.ndarray, width: int, height: int
+) -> np.ndarray:
+    """(H, W, 3) float64 linear radiance the camera sees where its rays miss: the environment along each pixel's centre ray."""
+    return env.radiance(pixel_ray_directions(K, cam_to_world, width, height))
+
+
 # ---------------------------------------------------------------- image files
 
 
