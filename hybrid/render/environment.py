@@ -231,7 +231,7 @@ def read_environment_image(path: str) -> np.ndarray:
         raise ValueError(f"cannot use {path} as an environment image: {err}") from None
     except IndexError:
         raise ValueError(f"cannot use {path} as an environment image: the file ends early (truncated?)") from None
-    except OSError as err:
+    except (OSError, RuntimeError) as err:  # OpenEXR raises RuntimeError for files it cannot parse
         raise ValueError(f"cannot read the environment image {path} ({err})") from None
     if rgb.shape[0] < 2 or rgb.shape[1] < 2:
         raise ValueError(f"the environment image {path} is {rgb.shape[1]} x {rgb.shape[0]} pixels; it needs 2 x 2 at least")
