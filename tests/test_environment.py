@@ -9,7 +9,6 @@ tiny (at most 48x32 pixels, a few samples).
 from __future__ import annotations
 
 import math
-import struct
 from pathlib import Path
 
 import numpy as np
