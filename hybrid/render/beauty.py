@@ -26,13 +26,16 @@ the far plane, which reads as "never in shadow", and never redrawn.
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 import numpy as np
 
+from hybrid.render.environment import background_radiance
 from hybrid.render.gl import pyrender
 from hybrid.render.hdr_target import HDRTarget
 from hybrid.render.materials import DISPLAY_GAMMA, display_to_linear
 from hybrid.render.scene_build import RenderScene
+from hybrid.transforms import CV_TO_GL
 
 SHADER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shaders")
 
@@ -75,8 +78,10 @@ class BeautyPrograms(pyrender.shader_program.ShaderProgramCache):
 
     _NAMES = {"mesh.vert": "beauty.vert", "mesh.frag": "beauty.frag"}
 
-    def __init__(self) -> None:
+    def __init__(self, extra_defines: Optional[dict] = None) -> None:
         super().__init__(shader_dir=SHADER_DIR)
+        # Defines of the scene rather than the primitive (HAS_ENVIRONMENT), added to pyrender's.
+        self._extra = dict(extra_defines or {})
 
     def get_program(self, vertex_shader, fragment_shader, geometry_shader=None, defines=None):
         if vertex_shader not in self._NAMES or fragment_shader not in self._NAMES or geometry_shader is not None:
@@ -91,6 +96,7 @@ class BeautyPrograms(pyrender.shader_program.ShaderProgramCache):
                 f"roughness factors, emission, occlusion) with directional and spot light shadows; this primitive "
                 f"also needs {', '.join(unsupported)}, which it does not implement"
             )
+        defines = {**(defines or {}), **self._extra}
         return super().get_program(self._NAMES[vertex_shader], self._NAMES[fragment_shader], None, defines)
 
 
@@ -157,7 +163,11 @@ class BeautyPass:
         # pyrender cleared its 8-bit target with the display colour; in linear light that
         # is the colour decoded, which encode_display turns back into the same bytes.
         self._background = display_to_linear(rs.background)
-        self._programs = BeautyPrograms()
+        env = rs.environment
+        self._programs = BeautyPrograms({"HAS_ENVIRONMENT": 1} if env is not None else None)
+        # A visible environment is composited behind the surfaces after the pass: the
+        # target is cleared transparent, so the resolved alpha is each pixel's coverage.
+        self._env_behind = env if env is not None and env.visible else None
         self._target = HDRTarget(width, height)
 
     def delete(self) -> None:
@@ -172,7 +182,9 @@ class BeautyPass:
     def draw_hdr(self, renderer: "pyrender.Renderer") -> np.ndarray:
         """float32 (H, W, 3) linear radiance (scene units, unclamped, >= 0), rows top-down.
 
-        Background pixels hold the background colour decoded to linear light. With soft
+        Background pixels hold the background colour decoded to linear light, or with a
+        visible environment its radiance along the pixel's centre ray, blended with the
+        surfaces by their coverage of the pixel (4 samples). With soft
         lights (directional lights of non-zero angular size) the pass runs once per
         sample with each such light tilted to a point of its disc (a Vogel spiral, the
         same points every frame) and the float renders are averaged: each sample's
@@ -218,7 +230,10 @@ class BeautyPass:
         """pyrender's forward pass, step for step, with our program cache and into our target."""
         rs = self._rs
         scene = rs.scene
-        self._target.begin(self._background)
+        if self._env_behind is not None:
+            self._target.begin(np.zeros(3), clear_alpha=0.0)
+        else:
+            self._target.begin(self._background)
         view, projection = renderer._get_camera_matrices(scene)
         cam_pos = scene.get_pose(scene.main_camera_node)[:3, 3]
         lights = _LightsInOrder(scene, rs.light_nodes)
@@ -237,10 +252,21 @@ class BeautyPass:
                     program.set_uniform("P", projection)
                     program.set_uniform("cam_pos", cam_pos)
                     renderer._bind_lighting(lights, program, node, self.flags)
+                    if rs.environment_sh is not None:
+                        for k, coefficient in enumerate(rs.environment_sh):
+                            program.set_uniform(f"env_sh[{k}]", coefficient)
                     renderer._bind_and_draw_primitive(primitive=primitive, pose=pose, program=program, flags=self.flags)
                     renderer._reset_active_textures()
         finally:
             renderer._program_cache = pyrender_programs
             if program is not None:
                 program._unbind()
-        return self._target.resolve()
+        if self._env_behind is None:
+            return self._target.resolve()
+        radiance, coverage = self._target.resolve(coverage=True)
+        camera = rs.camera_node.camera
+        K = np.array([[camera.fx, 0.0, camera.cx], [0.0, camera.fy, camera.cy], [0.0, 0.0, 1.0]])
+        cam_to_world = scene.get_pose(rs.camera_node) @ CV_TO_GL  # pyrender poses cameras in OpenGL axes
+        h, w = coverage.shape
+        behind = background_radiance(self._env_behind, K, cam_to_world, w, h)
+        return (radiance + (1.0 - coverage)[..., None] * behind).astype(np.float32)

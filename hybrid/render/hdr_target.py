@@ -85,10 +85,12 @@ class HDRTarget:
                 f"on this OpenGL driver ({_driver()}): it cannot render into float colour buffers"
             )
 
-    def begin(self, clear_rgb: np.ndarray) -> None:
+    def begin(self, clear_rgb: np.ndarray, clear_alpha: float = 1.0) -> None:
         """Bind the multisampled framebuffer for drawing, with pyrender's depth state, and clear it.
 
-        clear_rgb: (3,) linear light the background keeps where nothing is drawn.
+        clear_rgb: (3,) linear light the background keeps where nothing is drawn;
+        clear_alpha: its alpha (surfaces write 1, so with 0 the resolved alpha is each
+        pixel's coverage, ``resolve(coverage=True)``).
         """
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, self._ms_fbo)
         GL.glViewport(0, 0, self.width, self.height)
@@ -98,13 +100,15 @@ class HDRTarget:
         GL.glDepthRange(0.0, 1.0)
         GL.glColorMask(GL.GL_TRUE, GL.GL_TRUE, GL.GL_TRUE, GL.GL_TRUE)
         GL.glEnable(GL.GL_MULTISAMPLE)
-        GL.glClearBufferfv(GL.GL_COLOR, 0, np.array([*np.asarray(clear_rgb, dtype=np.float64), 1.0], dtype=np.float32))
+        GL.glClearBufferfv(GL.GL_COLOR, 0, np.array([*np.asarray(clear_rgb, dtype=np.float64), clear_alpha], dtype=np.float32))
         GL.glClearBufferfv(GL.GL_DEPTH, 0, np.ones(1, dtype=np.float32))
 
-    def resolve(self) -> np.ndarray:
+    def resolve(self, coverage: bool = False):
         """Average each pixel's samples and read them back.
 
-        Returns float32 (H, W, 3) linear radiance, rows top-down, in a new array.
+        Returns float32 (H, W, 3) linear radiance, rows top-down, in a new array; with
+        ``coverage`` also the resolved alpha, float32 (H, W): the share of the pixel's
+        samples that surfaces covered when ``begin`` cleared alpha to 0.
         """
         w, h = self.width, self.height
         GL.glBindFramebuffer(GL.GL_READ_FRAMEBUFFER, self._ms_fbo)
@@ -114,6 +118,12 @@ class HDRTarget:
         GL.glReadBuffer(GL.GL_COLOR_ATTACHMENT0)
         GL.glPixelStorei(GL.GL_PACK_ALIGNMENT, 1)
         # The raw entry point writes straight into our array: no intermediate bytes object.
+        if coverage:
+            rgba = np.empty((h, w, 4), dtype=np.float32)
+            read_pixels_into(0, 0, w, h, GL.GL_RGBA, GL.GL_FLOAT, rgba.ctypes.data_as(ctypes.c_void_p))
+            GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
+            rgba = rgba[::-1]
+            return rgba[..., :3].copy(), rgba[..., 3].copy()
         read_pixels_into(0, 0, w, h, GL.GL_RGB, GL.GL_FLOAT, self._pixels.ctypes.data_as(ctypes.c_void_p))
         GL.glBindFramebuffer(GL.GL_FRAMEBUFFER, 0)
         return self._pixels[::-1].copy()

@@ -4,6 +4,11 @@ Built once per ``Rasterizer``; per frame only node poses change. Meshes come fro
 ``geometry.build_mesh`` in each object's own (shape) frame, so a node's pose is the
 object's pose from ``State`` unchanged.
 
+Environment (``Scene.environment``): its nine spherical-harmonic coefficients
+(``sh.environment_sh``) light every surface in the beauty shader, unoccluded, on top
+of the ambient term; the beauty pass composites its radiance behind the surfaces
+where camera rays miss when it is visible.
+
 Lights: ambient lights add up into the scene's ambient term; directional, point and
 spot lights become pyrender lights. pyrender's shadow switches are per light type,
 so ``RenderScene.shadow_flags`` turns on a type when any of its lights asks, and
@@ -17,11 +22,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
 from hybrid.camera import intrinsics
 from hybrid.geometry import build_mesh
+from hybrid.render.environment import EnvironmentMap, environment_map
 from hybrid.render.gl import pyrender
 from hybrid.render.materials import MaterialLibrary, SurfaceMaterial, ambient_radiance, display_to_linear
 from hybrid.scene.spec import AreaLight, DirectionalLight, PointLight, Scene, SpotLight
@@ -54,6 +61,9 @@ class RenderScene:
     soft_lights: list = field(default_factory=list)
     soft_samples: int = 1
     light_nodes: list = field(default_factory=list)
+    # The scene's environment (None without one) and its shader coefficients env_sh (9, 3).
+    environment: Optional[EnvironmentMap] = None
+    environment_sh: Optional[np.ndarray] = None
 
 
 def _mesh_node(obj, surface: SurfaceMaterial, seed: int) -> "pyrender.Node":
@@ -143,6 +153,11 @@ def build_render_scene(scene: Scene) -> RenderScene:
     )
     pr_scene.add_node(camera_node)
     pr_scene.main_camera_node = camera_node
+    env = environment_map(scene)
+    if env is not None:
+        from hybrid.render.sh import environment_sh, shader_coefficients
+
+        env_sh = shader_coefficients(environment_sh(env))
     return RenderScene(
         scene=pr_scene,
         object_nodes=nodes,
@@ -154,4 +169,6 @@ def build_render_scene(scene: Scene) -> RenderScene:
         soft_lights=soft if nodes else [],
         soft_samples=soft_samples,
         light_nodes=light_nodes,
+        environment=env,
+        environment_sh=env_sh if env is not None else None,
     )

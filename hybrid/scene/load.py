@@ -35,9 +35,9 @@ _EXCLUSIVE_OVERRIDES = {("frames",): ("duration",), ("duration",): ("frames",)}
 
 def path_fields() -> dict[type[BaseModel], tuple[str, ...]]:
     """Fields that name a file, relative to the scene file, by model: every shape's
-    ``file_fields`` and the look's texture."""
+    ``file_fields``, the look's texture and the environment image."""
     fields = {SHAPES[name]: SHAPES[name].file_fields for name in SHAPES if SHAPES[name].file_fields}
-    return {**fields, spec.Look: ("texture",)}
+    return {**fields, spec.Look: ("texture",), spec.ImageEnvironment: ("path",)}
 
 
 def load_scene(path: Union[str, os.PathLike], overrides: Optional[Mapping[str, object]] = None) -> spec.Scene:

@@ -381,6 +381,70 @@ class AreaLight(Spec):
 Light = Annotated[Union[AmbientLight, DirectionalLight, PointLight, SpotLight, AreaLight], Field(discriminator="type")]
 
 
+# ---------------------------------------------------------------- environment
+
+
+class SkyEnvironment(Spec):
+    """A sky: a smooth gradient in elevation from `ground` (straight down) through `horizon` to `zenith`.
+
+    With Z, H, G the three colours decoded to linear light (gamma 2.2, as every scene
+    colour), d_z the up component of a unit direction and k = `sharpness`, the
+    radiance seen along d is
+
+        L(d) = strength * (H + (Z - H) * w(d_z))    for d_z >= 0
+        L(d) = strength * (H + (G - H) * w(-d_z))   for d_z < 0,    w(t) = 1 - (1 - t)^k
+
+    so the horizon colour holds at the horizon, k = 1 blends linearly in d_z, and a
+    larger k keeps the horizon colour to a thinner band. It has no azimuth, so it has
+    no rotation. (``hybrid.render.environment`` evaluates it for both back ends.)
+    """
+
+    type: Literal["sky"]
+    zenith: Color = Field((0.36, 0.55, 0.85), description="colour straight up (display value)")
+    horizon: Color = Field((0.78, 0.85, 0.92), description="colour at the horizon (display value)")
+    ground: Color = Field((0.40, 0.37, 0.33), description="colour straight down (display value)")
+    sharpness: Annotated[Float, Field(ge=1, le=64)] = Field(
+        3.0, description="1 blends linearly in the direction's height; larger keeps the horizon colour to a thinner band"
+    )
+    strength: NonNegative = Field(1.0, description="multiplies the radiance (in the units of ambient lights)")
+    visible: bool = Field(True, description="camera rays that miss every object see the sky; false: they see `background`")
+
+
+ENVIRONMENT_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".exr", ".hdr")
+
+
+class ImageEnvironment(Spec):
+    """An equirectangular (latitude-longitude) image around the scene, as a light and a backdrop.
+
+    PNG and JPEG files hold sRGB-encoded texels (decoded with the sRGB curve, as
+    textures); OpenEXR (.exr) and Radiance (.hdr) files hold linear radiance as it is.
+    The radiance seen along a direction is `strength` x the image there. Convention
+    (Blender's, so Cycles needs no extra turn): the image's centre column looks along
+    +x, its top row straight up, and azimuth grows to the left across the image (from
+    +x towards +y), so seen from inside the scene the picture is not mirrored;
+    `rotation_deg` turns the image counterclockwise about +z seen from above. Any
+    aspect ratio is taken (2:1 makes square texels).
+    """
+
+    type: Literal["image"]
+    path: str = Field(description="equirectangular image file (png, jpg, exr, hdr) relative to the scene file")
+    strength: NonNegative = Field(1.0, description="multiplies the image's radiance")
+    rotation_deg: Float = Field(
+        0.0, description="turns the image about world +z, counterclockwise seen from above (the image centre faces +x at 0)"
+    )
+    visible: bool = Field(True, description="camera rays that miss every object see the image; false: they see `background`")
+
+    @classmethod
+    def check_file(cls, field: str, path: str) -> Optional[str]:
+        """Why the image at `path` cannot be an environment, or None (checked at load, so the error names the line)."""
+        from hybrid.render.environment import environment_image_problem
+
+        return environment_image_problem(path)
+
+
+Environment = Annotated[Union[SkyEnvironment, ImageEnvironment], Field(discriminator="type")]
+
+
 # ---------------------------------------------------------------- physics settings
 
 
@@ -430,7 +494,15 @@ class Scene(Spec):
     time_scale: Positive = Field(
         1.0, description="simulated seconds per video second; 0.25 is 4x slow motion"
     )
-    background: Color = (0.62, 0.72, 0.85)
+    background: Color = Field(
+        (0.62, 0.72, 0.85), description="what camera rays that miss every object see (unless a visible environment)"
+    )
+    environment: Optional[Environment] = Field(
+        None,
+        description="light from all around (a sky gradient or an equirectangular image), added to the ambient "
+        "lights; seen by camera rays that miss unless `visible: false`. Without `lights:` a scene with an "
+        "environment gets the default directional light only (no ambient light)",
+    )
     physics: PhysicsSettings = PhysicsSettings()
     camera: Camera = Camera()
     lights: tuple[Light, ...] = Field(
@@ -446,6 +518,15 @@ class Scene(Spec):
         "buffers are never touched",
     )
 
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment_replaces_default_ambient(cls, data: object) -> object:
+        # The environment is the scene's light from all around: a scene that names one and
+        # no lights gets the default sun alone, not the default ambient light on top.
+        if isinstance(data, dict) and data.get("environment") is not None and "lights" not in data:
+            data = {**data, "lights": (DirectionalLight(type="directional"),)}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> "Scene":
@@ -487,6 +568,8 @@ class Scene(Spec):
         data = handler(self)
         if self.post is None:
             data.pop("post", None)
+        if self.environment is None:  # likewise for scenes without an environment
+            data.pop("environment", None)
         return data
 
     # Derived quantities: computed here once so every stage agrees on them.

@@ -21,6 +21,13 @@ can (``hybrid.render.scene_build`` is the rasteriser's side):
   radiance L gives a Lambertian surface exactly albedo x L where nothing occludes it
   (and less where something does: the path tracer's ambient occlusion). Camera rays
   that miss everything see the scene's ``background`` instead, as in the rasteriser.
+- Environment: the world's colour for every ray but camera rays is the environment's
+  equirect table (``EnvironmentMap.table``: the image, or the sky baked from the same
+  function the rasteriser evaluates) plus the ambient radiance; camera rays that miss
+  see the environment alone when it is visible, else the background. The table is a
+  float image filled from NumPy (no file, so no format differs between the back
+  ends) on an Environment Texture node with bilinear lookup, whose (u, v) convention
+  is ``hybrid.render.environment``'s; a Mapping node turns it by ``rotation_deg``.
 - Camera: the pinhole K exactly (focal length from fx over a horizontal sensor fit,
   pixel aspect from fy / fx, lens shift from the principal point); per-frame pose
   from the OpenCV cam_to_world (Blender cameras look down their -z, y up).
@@ -39,6 +46,7 @@ import numpy as np
 
 from hybrid.camera import intrinsics
 from hybrid.geometry import build_mesh
+from hybrid.render.environment import EnvironmentMap, environment_map
 from hybrid.render.materials import ambient_radiance, display_to_linear
 from hybrid.transforms import CV_TO_GL, frame_with_z
 from hybrid.scene.spec import AmbientLight, AreaLight, DirectionalLight, Look, PointLight, Scene, SpotLight
@@ -177,8 +185,10 @@ def _material(bpy, name: str, look: Look, images: dict):
 
 
 def _world(bpy, scene: Scene):
-    """Camera rays that miss see the background; every other ray sees the ambient light."""
+    """Camera rays that miss see the background (or the visible environment); every other ray sees
+    the ambient light plus the environment."""
     ambient = ambient_radiance(scene.lights)
+    env = environment_map(scene)
     world = bpy.data.worlds.new("world")
     nt = world.node_tree
     nt.nodes.clear()
@@ -189,8 +199,50 @@ def _world(bpy, scene: Scene):
     seen = nt.nodes.new("ShaderNodeBackground")
     seen.inputs["Color"].default_value = (*display_to_linear(scene.background), 1.0)
     seen.inputs["Strength"].default_value = 1.0
+    if env is not None:
+        radiance = environment_texture(bpy, nt, env)
+        # ambient + environment, one Background node (ambient radiance as a constant colour).
+        add = nt.nodes.new("ShaderNodeMix")
+        add.data_type = "RGBA"
+        add.blend_type = "ADD"
+        add.clamp_result = False
+        add.inputs["Factor"].default_value = 1.0
+        add.inputs[6].default_value = (*ambient, 1.0)  # A (RGBA)
+        nt.links.new(radiance, add.inputs[7])  # B (RGBA)
+        nt.links.new(add.outputs[2], lit.inputs["Color"])
+        if env.visible:
+            nt.links.new(radiance, seen.inputs["Color"])
     nt.links.new(by_ray(nt, "Is Camera Ray", lit.outputs[0], seen.outputs[0]), out.inputs["Surface"])
     return world
+
+
+def environment_texture(bpy, nt, env: EnvironmentMap):
+    """A colour socket of world node tree `nt`: the environment's linear radiance along each ray.
+
+    The equirect table becomes a 32-bit float image (Blender stores rows bottom-up),
+    sampled bilinearly by an Environment Texture node; the ray direction reaches it
+    through a Mapping node that turns it by -rotation about z, so that what the
+    unturned table shows at azimuth phi is seen at phi + rotation.
+    """
+    table, rotation_deg = env.table()
+    h, w = table.shape[:2]
+    image = bpy.data.images.new("environment", width=w, height=h, alpha=True, float_buffer=True)
+    image.colorspace_settings.name = "Linear Rec.709"
+    rgba = np.ones((h, w, 4), dtype=np.float32)
+    rgba[..., :3] = table[::-1]
+    image.pixels.foreach_set(rgba.ravel())
+    image.update()
+    tex = nt.nodes.new("ShaderNodeTexEnvironment")
+    tex.image = image
+    tex.interpolation = "Linear"
+    tex.projection = "EQUIRECTANGULAR"
+    coords = nt.nodes.new("ShaderNodeTexCoord")
+    mapping = nt.nodes.new("ShaderNodeMapping")
+    mapping.vector_type = "POINT"
+    mapping.inputs["Rotation"].default_value = (0.0, 0.0, -math.radians(rotation_deg))
+    nt.links.new(coords.outputs["Generated"], mapping.inputs["Vector"])
+    nt.links.new(mapping.outputs["Vector"], tex.inputs["Vector"])
+    return tex.outputs["Color"]
 
 
 def by_ray(nt, ray: str, usual, on_ray):

@@ -30,6 +30,12 @@
 // nl and nv are clamped to at least 0.001 (as pyrender does), so a surface facing
 // away from a light still gets 0.1 % of its diffuse term. Ambient light adds
 // base x ambient_light; emission adds the emissive factor (x texture).
+//
+// A scene environment (defined HAS_ENVIRONMENT) adds base x E(n) / pi, with E the
+// environment's irradiance on the normal n from nine spherical-harmonic terms
+// (hybrid/render/sh.py computes env_sh = A_l L_lm / pi on the CPU): the ambient
+// term's convention, so a uniform environment of radiance L adds base x L exactly as
+// an ambient light L does. Nothing occludes it (no environment shadows here).
 
 #define PI 3.141592653589793
 #define MIN_ROUGHNESS 0.04
@@ -91,6 +97,10 @@ uniform PointLight point_lights[MAX_POINT_LIGHTS];
 uniform int n_point_lights;
 uniform vec3 cam_pos;        // camera centre, world frame
 uniform vec3 ambient_light;  // linear
+#ifdef HAS_ENVIRONMENT
+// Order-2 SH coefficients of the environment's irradiance / pi, in sh.py's basis order.
+uniform vec3 env_sh[9];
+#endif
 
 in vec3 v_world_position;
 #ifdef NORMAL_LOC
@@ -122,6 +132,19 @@ vec3 surface_normal()
     return normalize(cam_pos - v_world_position);
 #endif
 }
+
+#ifdef HAS_ENVIRONMENT
+// The environment's irradiance on unit normal n, over pi (sh.py: sh_basis, irradiance), clamped at 0.
+vec3 environment_irradiance_over_pi(vec3 n)
+{
+    vec3 e = env_sh[0] * 0.28209479177387814
+           + (env_sh[1] * n.y + env_sh[2] * n.z + env_sh[3] * n.x) * 0.4886025119029199
+           + (env_sh[4] * (n.x * n.y) + env_sh[5] * (n.y * n.z) + env_sh[7] * (n.x * n.z)) * 1.0925484305920792
+           + env_sh[6] * ((3.0 * n.z * n.z - 1.0) * 0.31539156525252005)
+           + env_sh[8] * ((n.x * n.x - n.y * n.y) * 0.5462742152960396);
+    return max(e, vec3(0.0));
+}
+#endif
 
 // Light reflected towards v from a light in direction l with radiance E (see the header).
 vec3 reflected(vec3 n, vec3 v, vec3 l, vec3 E, float r, vec3 f0, vec3 c_diff)
@@ -242,6 +265,9 @@ void main()
     }
 
     radiance += base.rgb * ambient_light;
+#ifdef HAS_ENVIRONMENT
+    radiance += base.rgb * environment_irradiance_over_pi(n);
+#endif
 
 #ifdef HAS_OCCLUSION_TEX
     radiance *= texture(material.occlusion_texture, v_uv).r;
