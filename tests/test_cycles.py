@@ -262,7 +262,9 @@ def test_every_example_scene_renders_in_cycles_aligned_with_its_exact_buffers(pa
             if "gas_density" in exact:
                 fluid |= exact["gas_density"] > 0
             inner, agree, rel = _alignment(exact, traced, fluid)
-            assert inner > 0.4, f"frame {k}: only {inner:.0%} of the pixels are away from edges"
+            # At least a fifth of the frame compared (over 1,000 pixels at 96 wide, so one
+            # disagreeing pixel is under 0.1 %); wind_tunnel's smoke leaves 41 % at frame 24.
+            assert inner > 0.2, f"frame {k}: only {inner:.0%} of the pixels are away from edges and fields"
             assert agree >= 0.995, f"frame {k}: ids agree on {agree:.2%} of the inner pixels"
             assert rel <= 1e-3, f"frame {k}: depth off by {rel:.2e} relative"
 
