@@ -120,11 +120,19 @@ def liquid_material(bpy, look: LiquidLook):
     scatter = nt.nodes.new("ShaderNodeVolumeScatter")
     scatter.inputs["Density"].default_value = scattering(look)
     scatter.inputs["Color"].default_value = color
-    both = nt.nodes.new("ShaderNodeAddShader")
-    nt.links.new(absorb.outputs[0], both.inputs[0])
-    nt.links.new(scatter.outputs[0], both.inputs[1])
-    nt.links.new(both.outputs[0], out.inputs["Volume"])
+    nt.links.new(add_shaders(nt, absorb.outputs[0], scatter.outputs[0]), out.inputs["Volume"])
     return mat
+
+
+def add_shaders(nt, first, *more):
+    """The sum of shader sockets as one socket (a chain of Add Shader nodes)."""
+    total = first
+    for socket in more:
+        node = nt.nodes.new("ShaderNodeAddShader")
+        nt.links.new(total, node.inputs[0])
+        nt.links.new(socket, node.inputs[1])
+        total = node.outputs[0]
+    return total
 
 
 class LiquidObject:
@@ -239,13 +247,7 @@ def gas_material(bpy, look: GasLook):
     emit = nt.nodes.new("ShaderNodeEmission")
     emit.inputs["Strength"].default_value = 1.0
     nt.links.new(glow.outputs["Color"], emit.inputs["Color"])
-    medium = nt.nodes.new("ShaderNodeAddShader")
-    nt.links.new(scatter.outputs[0], medium.inputs[0])
-    nt.links.new(absorb.outputs[0], medium.inputs[1])
-    total = nt.nodes.new("ShaderNodeAddShader")
-    nt.links.new(medium.outputs[0], total.inputs[0])
-    nt.links.new(emit.outputs[0], total.inputs[1])
-    nt.links.new(total.outputs[0], out.inputs["Volume"])
+    nt.links.new(add_shaders(nt, scatter.outputs[0], absorb.outputs[0], emit.outputs[0]), out.inputs["Volume"])
     return mat
 
 
