@@ -119,3 +119,40 @@ def test_field_groups_may_be_absent_as_a_whole_not_in_part():
     # gas_temperature is read, so a clip or dataset holding only gas_density lacks it.
     assert read_buffers(names, ["albedo", "gas_density"]) == {"albedo", "gas_density", "gas_temperature"}
     assert read_buffers(["albedo"], []) == {"albedo"}  # other groups are always read
+
+
+def test_material_channels_come_from_the_look_of_the_object_seen():
+    """Instance 1 -> objects[0]'s look, 2 -> objects[1]'s; background 0. Emission: 1 - exp(-mean decoded colour x strength)."""
+    buffers, metadata = _clip()
+    metadata["scene_spec"]["objects"] = [
+        {"name": "floor", "look": {"roughness": 0.9, "metallic": 0.0}},
+        {"name": "lamp", "look": {"roughness": 0.2, "metallic": 1.0, "transmission": 0.5,
+                                  "emission": [1.0, 1.0, 1.0], "emission_strength": 2.0}},
+    ]
+    cond = build_condition(buffers, metadata, ["material"], (8, 8))
+    assert cond.shape == (2, 4, 8, 8)
+    np.testing.assert_allclose(cond[0, :, 0, 0], [0.9, 0.0, 0.0, 0.0])
+    np.testing.assert_allclose(cond[0, :, 3, 3], [0.2, 1.0, 0.5, 1 - np.exp(-2.0)], rtol=1e-6)
+    assert np.all(cond[:, :, :, -1] == 0)  # background column
+    metadata["scene_spec"]["objects"] = metadata["scene_spec"]["objects"][:1]
+    with pytest.raises(ConditionError, match="instance id 2 has no object"):
+        build_condition(buffers, metadata, ["material"], (8, 8))
+
+
+def test_the_raster_beauty_is_resized_like_the_target():
+    """Area means, as target_frames does: a 2x2 checker of 0 and 255 averages to mid-grey at half size."""
+    buffers, metadata = _clip(size=8)
+    checker = (np.indices((8, 8)).sum(0) % 2 * 255).astype(np.uint8)
+    buffers["rgb_raster"] = np.repeat(checker[None, :, :, None], 3, axis=3).repeat(2, axis=0)
+    cond = build_condition(buffers, metadata, ["raster_beauty"], (4, 4))
+    np.testing.assert_allclose(cond, target_frames(buffers["rgb_raster"], (4, 4)), atol=1e-6)
+    np.testing.assert_allclose(cond, 0.0, atol=1e-6)
+    del buffers["rgb_raster"]
+    with pytest.raises(ConditionError, match="rgb_raster"):
+        build_condition(buffers, metadata, ["raster_beauty"], (4, 4))
+
+
+def test_detail_transfer_needs_the_raster_beauty_condition():
+    with pytest.raises((NeuralConfigError, ValueError), match="raster_beauty"):
+        NeuralConfig(output="detail_transfer", condition=("albedo", "depth"))
+    NeuralConfig(output="detail_transfer", condition=("albedo", "depth", "raster_beauty"))

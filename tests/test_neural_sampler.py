@@ -136,3 +136,23 @@ def test_non_square_clips_render_at_the_native_pixel_count_and_missing_inputs_ar
     del buffers["albedo"]
     with pytest.raises(ConditionError, match="group 'albedo' needs the buffer 'albedo'"):
         _renderer().render(buffers, metadata, steps=1, warp_noise=False)
+
+
+def test_detail_transfer_output_is_at_the_clip_resolution_and_keeps_the_raster_detail():
+    """A 64x48 clip with a 16x16 model: frames come back at 48x64. Where the model's frame equals the
+    raster beauty at its size (a model that copies its raster_beauty input), the output is the raster
+    frame itself, every pixel and texel (the correction is zero)."""
+    config = CONFIG.model_copy(update={"condition": ("albedo", "depth", "raster_beauty"), "output": "detail_transfer"})
+    buffers, metadata = _clip(frames=3, height=48, width=64)
+    rng = np.random.default_rng(0)
+    buffers["normal"] = np.tile(np.array([0, 0, -1], np.float32), (3, 48, 64, 1))
+    raster = rng.integers(0, 256, (3, 48, 64, 3), dtype=np.uint8)  # fine texture the model never sees whole
+    buffers["rgb"] = raster
+
+    class CopyRaster(torch.nn.Module):
+        def forward(self, noisy, t, cond, context, mask):
+            return cond[:, :, 4:7]  # albedo 0-2, depth 3, raster_beauty 4-6; a "sample" prediction
+
+    out = NeuralRenderer(CopyRaster(), config).render(buffers, metadata, steps=2, warp_noise=False)
+    assert out.shape == (3, 48, 64, 3)
+    assert np.abs(out.astype(int) - raster.astype(int)).max() <= 1  # float round trip of the codes

@@ -51,25 +51,37 @@ class ConditionGroup:
     # True for field buffers: a clip without them (a scene without `fields:`) has no
     # smoke or liquid anywhere, so the group's channels are exactly 0 there.
     absent_is_zero: bool = False
+    # How the group's buffers reach `size`: "nearest" (the surface at each pixel centre,
+    # for exact buffers) or "area" (float mean over the pixel, for anti-aliased images
+    # such as a beauty frame, the way the target is resized).
+    resize: str = "nearest"
 
 
 CONDITIONS: dict[str, ConditionGroup] = {}
 
 
 def condition_group(
-    name: str, channels: int, buffers: Sequence[str] = (), metadata: Sequence[str] = (), absent_is_zero: bool = False
+    name: str,
+    channels: int,
+    buffers: Sequence[str] = (),
+    metadata: Sequence[str] = (),
+    absent_is_zero: bool = False,
+    resize: str = "nearest",
 ):
     """Register the decorated function as condition group `name` (its docstring documents the channels).
 
     ``absent_is_zero``: a clip lacking all of the group's buffers gets zero channels
     instead of an error (for buffers that only scenes with some feature write).
+    ``resize``: "nearest" or "area" (see ConditionGroup).
     """
+    if resize not in ("nearest", "area"):
+        raise ValueError(f"resize must be 'nearest' or 'area', got {resize!r}")
 
     def register(fn: Callable[[Mapping[str, np.ndarray], Mapping, tuple[int, int]], np.ndarray]):
         if name in CONDITIONS:
             raise ValueError(f"condition group {name!r} is registered twice")
         CONDITIONS[name] = ConditionGroup(
-            name, channels, tuple(buffers), tuple(metadata), fn, (fn.__doc__ or "").strip(), absent_is_zero
+            name, channels, tuple(buffers), tuple(metadata), fn, (fn.__doc__ or "").strip(), absent_is_zero, resize
         )
         return fn
 
@@ -173,6 +185,46 @@ def _ndotl(buffers, metadata, size):
     return _channels_first(np.maximum(np.einsum("thwc,tc->thw", n, to_light), 0.0))
 
 
+@condition_group("raster_beauty", 3, buffers=["rgb_raster"], resize="area")
+def _raster_beauty(buffers, metadata, size):
+    """The rasteriser's beauty frame (direct light, shadow maps, ambient), sRGB mapped to [-1, 1] like
+    the target and area-resized the same way: what the model corrects (a clip rendered by the
+    rasteriser supplies its rgb)."""
+    return np.clip(_channels_first(buffers["rgb_raster"]) / 127.5 - 1.0, -1.0, 1.0)
+
+
+EMISSION_SCALE = 1.0  # emission channel = 1 - exp(-radiance / 1): 0.63 for a white emitter of strength 1
+
+
+@condition_group("material", 4, buffers=["instance"], metadata=("scene_spec",))
+def _material(buffers, metadata, size):
+    """Per pixel, from the look of the object seen (instance id -> scene object): roughness,
+    metallic, transmission and 1 - exp(-emitted radiance), the decoded emission colour's mean
+    x emission_strength; 0 on background. Exact: looks are uniform over an object."""
+    from hybrid.render.materials import display_to_linear
+
+    objects = metadata["scene_spec"].get("objects", [])
+    table = np.zeros((len(objects) + 1, 4), dtype=np.float32)  # row 0: background
+    for i, obj in enumerate(objects):
+        look = obj.get("look") or {}
+        emitted = float(np.mean(display_to_linear(look.get("emission", (0.0, 0.0, 0.0))))) * float(
+            look.get("emission_strength", 0.0)
+        )
+        table[i + 1] = (
+            look.get("roughness", 0.6),
+            look.get("metallic", 0.0),
+            look.get("transmission", 0.0),
+            1.0 - np.exp(-emitted / EMISSION_SCALE),
+        )
+    ids = np.asarray(buffers["instance"]).astype(np.int64)
+    if ids.size and ids.max() >= len(table):
+        raise ConditionError(
+            f"condition group 'material': instance id {int(ids.max())} has no object in the clip's scene_spec "
+            f"({len(objects)} objects); the buffers and metadata.json come from different clips"
+        )
+    return np.ascontiguousarray(table[ids].transpose(0, 3, 1, 2))
+
+
 # ---------------------------------------------------------------- lights from metadata
 
 
@@ -266,6 +318,14 @@ def read_buffers(names: Iterable[str], held: Iterable[str]) -> set[str]:
     }
 
 
+def condition_offsets(names: Iterable[str]) -> dict[str, int]:
+    """The first channel of each group in the stacked condition of groups `names`."""
+    out, at = {}, 0
+    for g in _groups(names):
+        out[g.name], at = at, at + g.channels
+    return out
+
+
 def condition_channels(names: Iterable[str]) -> int:
     """Channels of the stacked condition for groups `names`."""
     return sum(g.channels for g in _groups(names))
@@ -316,9 +376,9 @@ def build_condition(
     """
     groups = _groups(names)
     check_condition_inputs(buffers, metadata, names)
-    needed = {b for g in groups for b in g.buffers if b in buffers}
-    small = {b: resize_nearest(np.asarray(buffers[b]), size) for b in needed}
-    lengths = {b: len(a) for b, a in small.items()}
+    needed = {(b, g.resize) for g in groups for b in g.buffers if b in buffers}
+    small = {(b, mode): _resize_buffer(np.asarray(buffers[b]), size, mode) for b, mode in needed}
+    lengths = {b: len(a) for (b, _), a in small.items()}
     if any(key in metadata for g in groups for key in g.metadata):
         lengths["metadata cam_to_world"] = len(metadata["cam_to_world"])
     if len(set(lengths.values())) > 1:
@@ -326,16 +386,26 @@ def build_condition(
     frames = next(iter(lengths.values()), None)
     parts = []
     for g in groups:
-        if g.absent_is_zero and not any(b in small for b in g.buffers):
+        if g.absent_is_zero and not any((b, g.resize) in small for b in g.buffers):
             if frames is None:
                 raise ConditionError(f"condition group {g.name!r}: the clip has no buffer to take the frame count from")
             parts.append(np.zeros((frames, g.channels, *size), dtype=np.float32))
             continue
-        x = g.make({b: small[b] for b in g.buffers}, metadata, tuple(size))
+        x = g.make({b: small[(b, g.resize)] for b in g.buffers}, metadata, tuple(size))
         if x.shape[1] != g.channels:
             raise AssertionError(f"condition group {g.name!r} made {x.shape[1]} channels, registered {g.channels}")
         parts.append(x.astype(np.float32, copy=False))
     return np.concatenate(parts, axis=1)
+
+
+def _resize_buffer(arr: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
+    """(T, H, W, ...) at `size`: point-sampled ("nearest") or float area means ("area", float32)."""
+    if mode == "nearest":
+        return resize_nearest(arr, size)
+    x = np.asarray(arr, dtype=np.float32)
+    flat = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
+    out = _resize_float(flat, size)
+    return out[:, 0] if x.ndim == 3 else np.ascontiguousarray(out.transpose(0, 2, 3, 1))
 
 
 # ---------------------------------------------------------------- frames <-> model range

@@ -68,6 +68,13 @@ class NeuralConfig(Spec):
     prediction_type: Literal["epsilon", "v_prediction", "sample"] = Field(
         "sample", description="what the network predicts (diffusers' names): the clean frame, v or the noise"
     )
+    output: Literal["frame", "detail_transfer"] = Field(
+        "frame",
+        description="frame: the model's frame at its working size is the output (enlarged to the clip's); "
+        "detail_transfer: the model's correction to the raster beauty (its frame minus the raster_beauty "
+        "condition) is upsampled guided by the exact buffers and added to the full-resolution raster beauty "
+        "(hybrid.neural.upsample), so output is at the clip's resolution and as sharp as its buffers",
+    )
     train_timesteps: int = Field(1000, ge=10, le=10000, description="diffusion steps of the training schedule")
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = Field(
         "squaredcos_cap_v2", description="noise schedule (diffusers' names); the cosine one suits pixel space"
@@ -116,6 +123,10 @@ class NeuralConfig(Spec):
                 raise ValueError(f"groups ({self.groups}) must divide every level's channels; {ch} is not a multiple")
             if ch % self.attention_heads:
                 raise ValueError(f"attention_heads ({self.attention_heads}) must divide every level's channels ({ch})")
+        if self.output == "detail_transfer" and "raster_beauty" not in self.condition:
+            raise ValueError(
+                "output 'detail_transfer' corrects the raster beauty, so `condition` must list 'raster_beauty'"
+            )
         if self.temporal_from_level > len(self.channel_mults) - 1:
             raise ValueError(
                 f"temporal_from_level ({self.temporal_from_level}) is past the deepest level "

@@ -52,6 +52,17 @@ def plan_windows(frames: int, window: int, context: int) -> list[tuple[int, int]
     return plan
 
 
+def with_raster_beauty(buffers: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+    """`buffers` with ``rgb_raster``: a clip rendered by the rasteriser has its beauty as ``rgb``.
+
+    Path-traced clips and datasets keep the raster beauty as ``rgb_raster`` (and the
+    reference as ``rgb``), which is left as it is.
+    """
+    if "rgb_raster" in buffers or "rgb" not in buffers:
+        return buffers
+    return {**buffers, "rgb_raster": buffers["rgb"]}
+
+
 def render_size(config: NeuralConfig, height: int, width: int) -> tuple[int, int]:
     """(h, w) the model renders a height x width clip at: its native pixel count at the clip's aspect ratio,
     each side rounded to a multiple of the UNet factor."""
@@ -146,6 +157,7 @@ class NeuralRenderer:
         if scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
         warp = warp_noise and not frame_by_frame
+        buffers = with_raster_beauty(buffers)
         self.check_inputs(buffers, metadata, warp_noise=warp)
         frames, height, width = _clip_shape(buffers, self.config)
         size = self.render_size(height, width)
@@ -184,7 +196,19 @@ class NeuralRenderer:
                 if progress is not None:
                     progress(done, total)
             made[start + k : start + window] = x[k:].clamp(-1.0, 1.0)
+        if self.config.output == "detail_transfer":
+            return frames_to_uint8(self._transfer(made[:frames].cpu().numpy(), cond[:frames], buffers))
         return frames_to_uint8(made[:frames])
+
+    def _transfer(self, made: np.ndarray, cond: np.ndarray, buffers: Mapping[str, np.ndarray]) -> np.ndarray:
+        """float (T, 3, H, W) at the clip's resolution: the raster beauty plus the model's upsampled correction."""
+        from hybrid.neural.conditioning import condition_offsets
+        from hybrid.neural.upsample import detail_transfer
+
+        at = condition_offsets(self.config.condition)["raster_beauty"]
+        raster_low = cond[:, at : at + 3]
+        raster_full = np.asarray(buffers["rgb_raster"], dtype=np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
+        return detail_transfer(made, raster_low, raster_full, buffers)
 
     def _predict(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, ctx: torch.Tensor,
                  mask: torch.Tensor) -> torch.Tensor:
