@@ -255,6 +255,45 @@ def test_shipped_recipes_keep_hard_shadows(movi_samples, textured_samples):
         assert all(light.angular_diameter_deg == 0 for light in _directional(scene))
 
 
+SKY_AND_GLASS = """
+name: sky_and_glass
+environment:
+  probability: 0.5
+  zenith: {hsv: [{uniform: [0.55, 0.65]}, 0.6, 0.9]}
+  strength: {uniform: [0.5, 1.5]}
+objects:
+  count: 4
+  shapes: [sphere]
+  size: 0.2
+  materials: [rubber, glass, {preset: glass, transmission: {uniform: [0.5, 0.9]}, ior: 1.33}]
+"""
+
+
+def test_skies_and_glass_are_drawn_without_moving_other_draws():
+    """About half the clips get a sky whose strength lies in its range; glass looks are clear with their ior;
+    a recipe without them draws every other value as before (the new draws come last or in their own stream)."""
+    recipe = load_recipe_text(SKY_AND_GLASS, "sky_and_glass.yaml")
+    scenes = [sample_scene(recipe, 2, i) for i in range(80)]
+    skies = [s.environment for s in scenes if s.environment is not None]
+    assert 20 <= len(skies) <= 60  # Binomial(80, 0.5): 40 +- 20 is over 4 standard deviations
+    assert all(0.5 <= sky.strength <= 1.5 and sky.type == "sky" for sky in skies)
+    looks = [o.look for s in scenes for o in dynamic(s)]
+    clear = [lk for lk in looks if lk.transmission == 1.0]
+    partial = [lk for lk in looks if 0.5 <= lk.transmission <= 0.9]
+    assert clear and partial and all(lk.ior == 1.5 and lk.roughness == 0.02 for lk in clear)
+    assert all(lk.ior == 1.33 for lk in partial)
+    assert len(clear) + len(partial) + sum(lk.transmission == 0 for lk in looks) == len(looks)
+    plain = load_recipe_text(SKY_AND_GLASS.replace("glass, {preset: glass, transmission: {uniform: [0.5, 0.9]}, ior: 1.33}", "plastic, metal"), "plain.yaml")
+    without_sky = load_recipe_text(SKY_AND_GLASS.split("environment:")[0] + "objects:" + SKY_AND_GLASS.split("objects:")[1], "nosky.yaml")
+    for i in range(5):
+        a, b = sample_scene(recipe, 2, i).model_dump(), sample_scene(without_sky, 2, i).model_dump()
+        a.pop("environment", None), b.pop("environment", None)
+        assert a == b
+        # Same number of options, so the picks agree; only the picked material's values differ.
+        for x, y in zip(dynamic(sample_scene(recipe, 2, i)), dynamic(sample_scene(plain, 2, i))):
+            assert x.position == y.position and x.look.color == y.look.color
+
+
 # ---------------------------------------------------------------- placement
 
 

@@ -131,13 +131,18 @@ class TextureDist(RecipeSpec):
 # Physical and visual presets. rubber and metal are Kubric's CLEVR materials
 # (challenges/movi/movi_ab_worker.py: friction, restitution, roughness, metallic, and
 # densities 1.1 and 2.7 relative to water); `default` equals the scene defaults.
+_OPAQUE = {"transmission": 0.0, "ior": 1.5}
 MATERIAL_PRESETS: dict[str, dict[str, float]] = {
-    "default": {"metallic": 0.0, "roughness": 0.6, "friction": 0.5, "restitution": 0.0, "density": 1000.0},
-    "rubber": {"metallic": 0.0, "roughness": 0.7, "friction": 0.8, "restitution": 0.7, "density": 1100.0},
-    "metal": {"metallic": 1.0, "roughness": 0.2, "friction": 0.4, "restitution": 0.3, "density": 2700.0},
-    "plastic": {"metallic": 0.0, "roughness": 0.4, "friction": 0.5, "restitution": 0.5, "density": 1000.0},
-    "wood": {"metallic": 0.0, "roughness": 0.75, "friction": 0.6, "restitution": 0.35, "density": 650.0},
+    "default": {"metallic": 0.0, "roughness": 0.6, "friction": 0.5, "restitution": 0.0, "density": 1000.0, **_OPAQUE},
+    "rubber": {"metallic": 0.0, "roughness": 0.7, "friction": 0.8, "restitution": 0.7, "density": 1100.0, **_OPAQUE},
+    "metal": {"metallic": 1.0, "roughness": 0.2, "friction": 0.4, "restitution": 0.3, "density": 2700.0, **_OPAQUE},
+    "plastic": {"metallic": 0.0, "roughness": 0.4, "friction": 0.5, "restitution": 0.5, "density": 1000.0, **_OPAQUE},
+    "wood": {"metallic": 0.0, "roughness": 0.75, "friction": 0.6, "restitution": 0.35, "density": 650.0, **_OPAQUE},
+    # Soda-lime glass: clear (refracts in the path tracer, fades to its reflections in the rasteriser).
+    "glass": {"metallic": 0.0, "roughness": 0.02, "friction": 0.4, "restitution": 0.2, "density": 2500.0,
+              "transmission": 1.0, "ior": 1.5},
 }
+MATERIAL_VALUES = ("metallic", "roughness", "friction", "restitution", "density", "transmission", "ior")
 
 MaterialPreset = Literal[tuple(MATERIAL_PRESETS)]  # type: ignore[valid-type]
 
@@ -152,9 +157,11 @@ class MaterialOption(RecipeSpec):
     friction: Optional[NonNegativeNumber] = None
     restitution: Optional[UnitNumber] = None
     density: Optional[PositiveNumber] = Field(None, description="kg/m^3")
+    transmission: Optional[UnitNumber] = Field(None, description="0 opaque .. 1 clear (see the scene look)")
+    ior: Optional[Annotated[Number, bounded(ge=1.0, le=4.0)]] = Field(None, description="index of refraction")
 
     def value(self, name: str) -> Distribution:
-        """The distribution of `name` (metallic, roughness, friction, restitution, density)."""
+        """The distribution of `name` (one of MATERIAL_VALUES)."""
         given = getattr(self, name)
         return given if given is not None else Constant(constant=MATERIAL_PRESETS[self.preset][name])
 
@@ -449,6 +456,22 @@ class LightsSpec(RecipeSpec):
         return self
 
 
+class SkyDist(RecipeSpec):
+    """A sky environment (the scene's ``environment: {type: sky}``) drawn per clip, in some clips.
+
+    Colours and numbers take distributions; a clip without a sky keeps the recipe's
+    `background` and its ambient light alone.
+    """
+
+    probability: Unit = 1.0
+    zenith: ColorChoice = "#5c8cd9"
+    horizon: ColorChoice = "#c7d9eb"
+    ground: ColorChoice = "#665e54"
+    sharpness: Annotated[Number, bounded(ge=1, le=64)] = 3.0
+    strength: NonNegativeNumber = 1.0
+    visible: bool = Field(True, description="camera rays that miss see the sky (else `background`)")
+
+
 # ---------------------------------------------------------------- the recipe
 
 
@@ -522,6 +545,9 @@ class Recipe(RecipeSpec):
     physics: spec.PhysicsSettings = Field(default_factory=spec.PhysicsSettings, description="passed to every scene")
     background: ColorChoice = Field("#9fb8d6", description="sky colour behind everything")
     floor: FloorSpec = {}
+    environment: Optional[SkyDist] = Field(
+        None, description="a sky around the scene in some clips: light from every direction and the backdrop"
+    )
     camera: CameraDist = {}
     lights: LightsSpec = {}
     objects: ObjectsSpec

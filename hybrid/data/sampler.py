@@ -51,7 +51,9 @@ FLOOR_CLEARANCE = 1e-3
 
 # New streams go at the end: SeedSequence children are numbered, so adding one leaves
 # the draws of the others (and every clip of older recipes) unchanged.
-_STREAMS = ("scene", "camera", "lights", "floor", "count", "objects", "fields")
+# New streams go at the end: SeedSequence.spawn gives the same first children for any
+# count, so clips of recipes that do not use them keep their draws.
+_STREAMS = ("scene", "camera", "lights", "floor", "count", "objects", "fields", "environment")
 
 
 class PlacementError(ValueError):
@@ -105,6 +107,10 @@ def sample_scene(
         fields = _sample_fields(recipe.fields, rng["fields"])
         if fields is not None:
             data["fields"] = fields
+    if recipe.environment is not None:
+        sky = _sample_sky(recipe.environment, rng["environment"])
+        if sky is not None:
+            data["environment"] = sky
     if recipe.post is not None:
         data["post"] = recipe.post  # the same effects for every clip: drawn from nothing
     return Scene.model_validate(data)
@@ -143,6 +149,20 @@ def _sample_fields(fields: rc.FieldsRecipe, rng: np.random.Generator) -> Optiona
 
 
 # ---------------------------------------------------------------- small draws
+
+
+def _sample_sky(sky: rc.SkyDist, rng: np.random.Generator) -> Optional[dict]:
+    if rng.random() >= sky.probability:
+        return None
+    return {
+        "type": "sky",
+        "zenith": _color(sky.zenith, rng),
+        "horizon": _color(sky.horizon, rng),
+        "ground": _color(sky.ground, rng),
+        "sharpness": sky.sharpness.sample(rng),
+        "strength": sky.strength.sample(rng),
+        "visible": sky.visible,
+    }
 
 
 def _pick(rng: np.random.Generator, options: Sequence) -> object:
@@ -395,10 +415,13 @@ def _sample_objects(
         }
         if objs.throw is not None:
             physics.update(_throw(objs.throw, position, rng))
+        # Drawn last: constants draw nothing, so recipes without glass keep their clips.
+        optics = {k: material.value(k).sample(rng) for k in ("transmission", "ior")}
         look = {
             "color": [1.0, 1.0, 1.0] if texture and not objs.textures.tint else color,  # type: ignore[union-attr]
             "metallic": values["metallic"],
             "roughness": values["roughness"],
+            **optics,
         }
         if texture:
             look["texture"] = texture
