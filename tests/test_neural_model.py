@@ -101,3 +101,18 @@ def test_every_scheduler_shares_the_config_betas(name):
     assert int(sched.timesteps[0]) == config.train_timesteps - 1  # starts from pure noise
     with pytest.raises(ValueError, match="unknown scheduler"):
         make_scheduler("heun", config)
+
+
+def test_a_residual_model_starts_at_the_raster_frame():
+    """With residual: true and the zero-initialised output layer, the prediction is exactly the raster_beauty
+    channels, whatever the noise; once trained, the output is those channels plus the network's correction."""
+    config = NeuralConfig(**{**TINY, "condition": ("albedo", "raster_beauty", "mask")}, residual=True)
+    model = VideoDenoiser(config)
+    noisy, t, cond, context, mask = _inputs(config)
+    out = model(noisy, t, cond, context, mask)
+    assert torch.equal(out, cond[:, :, 3:6])
+    plain = VideoDenoiser(config.model_copy(update={"residual": False}))
+    plain.load_state_dict(_randomize(model).state_dict())
+    assert torch.allclose(model(noisy, t, cond, context, mask), plain(noisy, t, cond, context, mask) + cond[:, :, 3:6])
+    with pytest.raises(ValueError, match="residual"):
+        NeuralConfig(**TINY, residual=True)

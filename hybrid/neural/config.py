@@ -75,6 +75,12 @@ class NeuralConfig(Spec):
         "condition) is upsampled guided by the exact buffers and added to the full-resolution raster beauty "
         "(hybrid.neural.upsample), so output is at the clip's resolution and as sharp as its buffers",
     )
+    residual: bool = Field(
+        False,
+        description="the network's clean-frame prediction is the raster_beauty condition plus its output (a "
+        "correction that starts at zero), so an untrained model already gives the raster frame; needs "
+        "prediction_type 'sample' and the raster_beauty group",
+    )
     train_timesteps: int = Field(1000, ge=10, le=10000, description="diffusion steps of the training schedule")
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = Field(
         "squaredcos_cap_v2", description="noise schedule (diffusers' names); the cosine one suits pixel space"
@@ -126,6 +132,11 @@ class NeuralConfig(Spec):
         if self.output == "detail_transfer" and "raster_beauty" not in self.condition:
             raise ValueError(
                 "output 'detail_transfer' corrects the raster beauty, so `condition` must list 'raster_beauty'"
+            )
+        if self.residual and (self.prediction_type != "sample" or "raster_beauty" not in self.condition):
+            raise ValueError(
+                "residual: true adds the raster beauty to a predicted clean frame, so it needs prediction_type "
+                "'sample' and 'raster_beauty' in `condition`"
             )
         if self.temporal_from_level > len(self.channel_mults) - 1:
             raise ValueError(

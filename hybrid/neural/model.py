@@ -206,6 +206,11 @@ class VideoDenoiser(nn.Module):
 
         self.norm_out = nn.GroupNorm(groups, ch)
         self.conv_out = zero_init(nn.Conv2d(ch, 3, 3, padding=1))
+        self._base = None
+        if config.residual:
+            from hybrid.neural.conditioning import condition_offsets
+
+            self._base = condition_offsets(config.condition)["raster_beauty"]
 
     def _temporal(self, channels: int) -> nn.Module:
         if self.config.temporal == "attention":
@@ -261,8 +266,10 @@ class VideoDenoiser(nn.Module):
             for s in stages:
                 h_ = s(torch.cat([h_, skips.pop()], dim=1), emb, t)
             h_ = up(h_)
-        out = self.conv_out(F.silu(self.norm_out(h_)))
-        return out.reshape(b, t, 3, h, w)
+        out = self.conv_out(F.silu(self.norm_out(h_))).reshape(b, t, 3, h, w)
+        if self._base is not None:  # the raster frame plus the learned correction
+            out = out + cond[:, :, self._base : self._base + 3].to(out.dtype)
+        return out
 
 
 def parameter_count(model: nn.Module) -> int:
