@@ -196,3 +196,27 @@ def test_clips_with_and_without_fields_are_summarised_apart():
 def test_hybrid_eval_errors_are_clear(data_root, tmp_path, capsys):
     assert main(["eval", str(tmp_path / "missing"), str(data_root / "heldout"), "-q"]) == 6
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_path_traced_dataset_adds_the_raster_beauty_and_its_checks():
+    """Rows with a raster method (clips holding rgb_raster) get it in the summary and the issue's checks against it:
+    +3 dB over the raster frame, SSIM >= 0.90 and above the raster's, warp error <= 1.3x the reference's."""
+    from hybrid.neural.evaluate import acceptance_checks, summarise
+
+    def row(neural_psnr, raster_psnr):
+        return {"neural": {"psnr": neural_psnr, "ssim": 0.93, "warp_error": 2.0},
+                "frame_by_frame": {"psnr": 20.0, "ssim": 0.8, "warp_error": 5.0},
+                "raster": {"psnr": raster_psnr, "ssim": 0.91, "warp_error": 1.9},
+                "albedo": {"psnr": 15.0, "ssim": 0.6, "warp_error": 1.0},
+                "target": {"warp_error": 1.8}}
+
+    summary = summarise([row(30.0, 26.0), row(28.0, 26.0)])
+    assert list(summary) == ["neural", "frame_by_frame", "raster", "albedo", "target"]
+    checks = {c["check"]: c["pass"] for c in acceptance_checks({"summary": summary})}
+    gain = next(k for k in checks if k.startswith("PSNR >= the raster"))
+    assert checks[gain]  # 29 >= 26 + 3
+    assert checks[next(k for k in checks if k.startswith("warp error <= 1.3"))]  # 2.0 <= 2.34
+    summary = summarise([row(28.0, 26.0)])
+    assert not {c["check"]: c["pass"] for c in acceptance_checks({"summary": summary})}[gain]  # 28 < 29
+    plain = summarise([{k: v for k, v in row(28.0, 26.0).items() if k != "raster"}])
+    assert "raster" not in plain and not any("raster" in c["check"] for c in acceptance_checks({"summary": plain}))
