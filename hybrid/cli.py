@@ -209,7 +209,11 @@ def _neural_frames(clip, renderer, checkpoint: Path, args: argparse.Namespace, l
     message = (
         f"  neural frames made at {w}x{h} (the checkpoint's {native_w}x{native_h} pixel count at the scene's "
         f"aspect ratio), {args.steps} {args.scheduler} steps"
-        + (f"; resized to the scene's {width}x{height}\n" if (h, w) != (height, width) else "\n")
+        + (
+            f"; their correction to the raster frame upsampled to the scene's {width}x{height} by its buffers\n"
+            if renderer.config.output == "detail_transfer"
+            else f"; resized to the scene's {width}x{height}\n" if (h, w) != (height, width) else "\n"
+        )
     )
     return new_clip, extra, message
 

@@ -95,3 +95,20 @@ def test_a_condition_the_scene_cannot_supply_names_group_and_buffer_and_writes_n
     err = capsys.readouterr().err
     assert "'test_smoke' needs the buffer 'smoke_density'" in err and "condition" in err
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_a_residual_detail_transfer_checkpoint_starts_at_the_raster_frame_at_full_resolution(tmp_path, capsys):
+    """Untrained, a residual model predicts exactly its raster_beauty input, so the correction is zero and
+    the neural frames are the 48x32 raster frames themselves (to a code of float rounding), not a 20x14 enlargement."""
+    fields = dict(resolution=(16, 16), window=2, context_frames=1, base_channels=8, channel_mults=(1, 2),
+                  res_blocks=1, attention_heads=2, groups=4, condition=("albedo", "normal", "material", "raster_beauty"),
+                  residual=True, output="detail_transfer")
+    config = NeuralConfig(**fields)
+    ckpt = save_checkpoint(tmp_path / "ckpt", VideoDenoiser(config), config, {"note": "untrained, for tests"})
+    out = tmp_path / "clip"
+    assert main(["render", SCENE, "--out", str(out), "--renderer", "neural", "--checkpoint", str(ckpt),
+                 "--steps", "2", *SMALL]) == 0
+    assert "upsampled to the scene's 48x32 by its buffers" in capsys.readouterr().out
+    data = read_clip(out).buffers
+    assert data["rgb"].shape == (3, 32, 48, 3)
+    assert np.abs(data["rgb"].astype(int) - data["rgb_raster"].astype(int)).max() <= 1
