@@ -13,6 +13,8 @@ import traceback
 from pathlib import Path
 from typing import Optional, Sequence
 
+from hybrid.interrupts import Terminated, defer, exception_for  # Terminated: also this module's API
+
 EXIT_BUG = 1  # an unexpected exception: a bug in hybrid (HYBRID_TRACEBACK=1 shows where)
 EXIT_SCENE_ERROR = 2
 EXIT_SIMULATION_ERROR = 3
@@ -23,10 +25,6 @@ EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 EXIT_TERMINATED = 143  # SIGTERM (128 + SIGTERM)
 
 TRACEBACK_ENV = "HYBRID_TRACEBACK"
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the process is so that every cleanup (staged folders, Ray) runs as for Ctrl-C."""
 
 
 # The project's errors and their exit codes, most specific first: (class as "module.Class",
@@ -605,7 +603,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    previous = _on_sigterm_raise()
+    previous = _raise_on_signals()
     try:
         return args.func(args)
     except Terminated:
@@ -617,32 +615,59 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except Exception as err:  # every command's last resort: a one-line message, never a traceback
         return _report(err)
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
-def _on_sigterm_raise():
-    """Make SIGTERM raise `Terminated` (the previous handler, to restore); None off the main thread."""
+def _raise_on_signals() -> dict:
+    """SIGTERM raises `Terminated` and Ctrl-C `KeyboardInterrupt`, never inside code that would swallow them.
+
+    Returns the previous handlers to restore ({} off the main thread; SIGINT is left
+    alone where it is ignored, as in a background job).
+    """
     import threading
 
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
 
     def handler(signum, frame):
         if _inside_import(frame):
             # Some libraries import optional modules under `except BaseException` (trimesh
             # does), which would swallow the exception and leave a half-imported module
             # behind: ask again in a moment, once the import is over.
-            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
             return
-        raise Terminated()
+        if _inside_blender(frame):
+            # Blender runs its Python callbacks (the Cycles engine's) under a catch-all
+            # that prints the exception and renders on: held, and raised by the renderer
+            # as soon as the Blender call returns (hybrid.interrupts).
+            defer(signum)
+            return
+        raise exception_for(signum)
 
-    return signal.signal(signal.SIGTERM, handler)
+    previous = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
+    return previous
 
 
 def _inside_import(frame) -> bool:
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _inside_blender(frame) -> bool:
+    """True when a frame on the stack is Blender's own Python (bpy's operators, the Cycles add-on)."""
+    bpy = sys.modules.get("bpy")
+    where = getattr(bpy, "__file__", None)
+    if not where:
+        return False
+    root = os.path.dirname(os.path.abspath(where))
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(root):
             return True
         frame = frame.f_back
     return False

@@ -542,3 +542,32 @@ def test_a_recipe_names_its_beauty(tmp_path):
     fields = tmp_path / "fields.yaml"
     fields.write_text((REPO / "datasets" / "neural_fields.yaml").read_text() + "\nbeauty: {type: cycles, samples: 8}\n")
     assert load_recipe(fields).beauty.samples == 8
+
+
+@pytest.mark.timeout(300)
+def test_sigterm_while_cycles_renders_stops_the_command(tmp_path):
+    """Blender runs the Cycles engine's Python under a catch-all that would print the exception and render on;
+    the signal is held and raised once the Blender call returns: exit 143, nothing written, no traceback."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    out = tmp_path / "clip"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hybrid", "render", str(REPO / "scenes" / "bouncing_balls.yaml"), "--out", str(out),
+         "--renderer", "cycles", "--samples", "4096", "--no-denoise", "--frames", "3", "--resolution", "64x48", "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TMPDIR": str(scratch)},
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not any(scratch.glob("hybrid-cycles-*")):
+        time.sleep(0.05)
+    time.sleep(1.0)  # the renderer is open: now inside its first frame (each takes seconds at 4096 samples)
+    assert proc.poll() is None, proc.communicate()[1]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert not out.exists() and not list(scratch.glob("hybrid-cycles-*"))

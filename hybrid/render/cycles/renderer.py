@@ -31,6 +31,7 @@ from typing import Optional
 
 import numpy as np
 
+from hybrid.interrupts import raise_deferred
 from hybrid.render.cycles.build import BlenderScene, MappingError, build_blender_scene, pose_frame, set_camera
 from hybrid.render.cycles.options import CyclesOptions
 from hybrid.render.errors import RenderSetupError
@@ -210,6 +211,7 @@ class CyclesRenderer:
         self.built.scene.render.filepath = path
         with _quiet():
             self._bpy.ops.render.render(write_still=True, scene=self.built.scene.name)
+        raise_deferred()  # Ctrl-C or SIGTERM that arrived while Blender had the thread
         try:
             return _read_passes(path, self.scene.height, self.scene.width)
         finally:
