@@ -159,6 +159,12 @@ def test_hybrid_eval_writes_eval_md_and_json_with_every_row(data_root, tmp_path,
     # The albedo baseline needs no model: its numbers follow from the data alone.
     clip = results["per_clip"][0]
     assert -1.0 < clip["albedo"]["ssim"] <= 1.0 and clip["albedo"]["psnr"] > 0
+    # The contact sheet: one row per clip (2 here), reference | neural | its error map, linked from the report.
+    import imageio.v3 as iio
+
+    sheet = iio.imread(out.with_name("EVAL_contact_sheet.png"))
+    assert sheet.shape == (2 * 32, 3 * 32, 3)  # the tiny datasets are 32 x 32 (test_train.make_tiny_datasets)
+    assert results["contact_sheet"] == "EVAL_contact_sheet.png" and "](EVAL_contact_sheet.png)" in text
 
 
 def test_clips_with_and_without_fields_are_summarised_apart():

@@ -302,6 +302,7 @@ def evaluate(
 
     # ------------------------------------------------ held-out clips: quality and temporal consistency
     per_clip: list[dict] = []
+    sheet: list[np.ndarray] = []
     source = ClipDataset(dataset, buffers=None, shuffle_shards=False)
     total = min(options.clips, manifest.clips)
     for item in source:
@@ -319,6 +320,8 @@ def evaluate(
             p, s = frame_scores(frames, buffers["rgb"])
             row[method] = {"psnr": _mean(p), "ssim": _mean(s), "warp_error": warp_error(frames, buffers["flow_bwd"], visible)}
         per_clip.append(row)
+        if len(sheet) < SHEET_CLIPS:
+            sheet.append(contact_row(buffers["rgb"], outputs))
         if progress:
             progress("held-out", len(per_clip), total)
     if not per_clip:
@@ -357,7 +360,28 @@ def evaluate(
         "seconds": round(time.perf_counter() - started, 1),
     }
     results["checks"] = acceptance_checks(results)
-    return _json_ready(results)
+    results = _json_ready(results)
+    results[SHEET_KEY] = np.concatenate(sheet, axis=0)  # written as a PNG beside the report, not into the JSON
+    return results
+
+
+SHEET_CLIPS = 4  # held-out clips shown in the contact sheet
+SHEET_KEY = "_contact_sheet"
+ERROR_GAIN = 4  # error maps show |output - reference| x 4 in 8-bit codes
+
+
+def contact_row(reference: np.ndarray, outputs: dict) -> np.ndarray:
+    """uint8 (H, W x n, 3): the clip's middle frame as reference | raster (when held) | neural, then each one's
+    |difference| from the reference x ERROR_GAIN in grey."""
+    k = len(reference) // 2
+    ref = np.asarray(reference[k])
+    shown = [np.asarray(outputs[m][k]) for m in ("raster", "neural") if m in outputs]
+    errors = [
+        np.repeat(np.clip(np.abs(x.astype(np.int32) - ref.astype(np.int32)).mean(-1, keepdims=True) * ERROR_GAIN,
+                          0, 255).astype(np.uint8), 3, axis=-1)
+        for x in shown
+    ]
+    return np.concatenate([ref, *shown, *errors], axis=1)
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -514,6 +538,15 @@ def report_markdown(results: dict, command: Optional[str] = None) -> str:
         lines.append(f"| {METHOD_NAMES[m]} | {_num(r['psnr'], '.2f')} | {_num(r['ssim'], '.3f')} | "
                      f"{_num(r['warp_error'], '.2f')} | {_num(ratio, '.2f')} |")
     lines.append(f"| {METHOD_NAMES['target']} | | | {_num(t_warp, '.2f')} | 1.00 |")
+    if results.get("contact_sheet"):
+        lines += [
+            "",
+            f"![reference, outputs and error maps]({results['contact_sheet']})",
+            "",
+            f"The middle frame of the first {SHEET_CLIPS} clips, one row each: the reference (the dataset's rgb), "
+            "the raster beauty when the dataset holds one, the neural renderer, then each output's absolute "
+            f"difference from the reference x {ERROR_GAIN} (white: 64 codes or more).",
+        ]
     by_fields = results.get("summary_by_fields")
     if by_fields:
         lines += [
@@ -618,8 +651,23 @@ def write_report(results: dict, out: str | os.PathLike, command: Optional[str] =
     md = Path(out)
     md.parent.mkdir(parents=True, exist_ok=True)
     js = md.with_suffix(".json")
+    sheet = results.get(SHEET_KEY)
+    results = {k: v for k, v in results.items() if k != SHEET_KEY}
+    if sheet is not None:
+        import imageio.v3 as iio
+
+        png = sheet_path(md)
+        tmp = png.with_name(f".{png.name}.tmp")
+        iio.imwrite(tmp, sheet, extension=".png")
+        os.replace(tmp, png)
+        results["contact_sheet"] = png.name
     for path, text in ((md, report_markdown(results, command)), (js, json.dumps(results, indent=1) + "\n")):
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(text)
         os.replace(tmp, path)
     return md, js
+
+
+def sheet_path(md: Path) -> Path:
+    """The contact sheet beside a report: EVAL.md -> EVAL_contact_sheet.png."""
+    return md.with_name(f"{md.stem}_contact_sheet.png")
