@@ -571,3 +571,47 @@ def test_sigterm_while_cycles_renders_stops_the_command(tmp_path):
     assert proc.returncode == 143, err
     assert "terminated" in err and "Traceback" not in err
     assert not out.exists() and not list(scratch.glob("hybrid-cycles-*"))
+
+
+def test_a_texture_lands_the_same_way_up_in_both_back_ends(tmp_path):
+    """An image of four coloured quadrants (file: top-left red, top-right green, bottom-left blue, bottom-right
+    white) on a 1 m plane seen from above, +x right and +y up in the frame.
+
+    The plane's uv is its local (x, y) in metres x texture_scale, from -0.5 to 0.5, repeating, with v = 0 at
+    the image's bottom row. So the frame's left half (u < 0, i.e. 0.5..1 after wrapping) shows the file's
+    right half and its top half (v > 0, 0..0.5) the file's bottom half: top-left white, top-right blue,
+    bottom-left green, bottom-right red, in both back ends. A flipped or mirrored texture in either swaps
+    colours, so the dominant channel of each quadrant's interior is compared, with no tolerance to tune."""
+    import imageio.v3 as iio
+
+    quad = np.zeros((64, 64, 3), np.uint8)
+    quad[:32, :32] = (255, 0, 0)
+    quad[:32, 32:] = (0, 255, 0)
+    quad[32:, :32] = (0, 0, 255)
+    quad[32:, 32:] = (255, 255, 255)
+    iio.imwrite(tmp_path / "quad.png", quad)
+    text = f"""name: t
+frames: 1
+resolution: [64, 64]
+background: [0, 0, 0]
+camera: {{position: [0.5, 0.5, 3], look_at: [0.5, 0.5, 0], up: [0, 1, 0], fov_deg: 20}}
+lights: [{{type: ambient, intensity: 1.0}}]
+objects:
+  - name: tile
+    shape: {{type: plane, size: [1, 1], texture_scale: 1.0}}
+    position: [0.5, 0.5, 0]
+    physics: {{body: static}}
+    look: {{texture: quad.png, roughness: 1.0}}
+"""
+    scene = load_scene_text(text, str(tmp_path / "t.yaml"))
+    state, cam = _rest_state(scene), camera_track(scene).cam_to_world[0]
+    with Rasterizer(scene) as raster:
+        raster_frame = raster.render_hdr(state, cam)
+    with CyclesRenderer(scene, QUICK) as cycles:
+        traced = cycles.render_hdr(state, cam)
+    expected = {(0, 0): "white", (0, 1): "blue", (1, 0): "green", (1, 1): "red"}
+    for frame in (raster_frame, traced):
+        for (row, col), colour in expected.items():
+            block = frame[8 + 32 * row : 24 + 32 * row, 8 + 32 * col : 24 + 32 * col].reshape(-1, 3).mean(0)
+            got = "white" if block.min() > 0.5 * block.max() else ("red", "green", "blue")[int(np.argmax(block))]
+            assert got == colour, (row, col, block)

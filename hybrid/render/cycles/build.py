@@ -136,10 +136,9 @@ def _mesh(bpy, name: str, obj, seed: int):
     uv = getattr(tri.visual, "uv", None)
     if uv is not None and len(uv) == len(verts):
         layer = me.uv_layers.new(name="UVMap")
-        # The rasteriser samples image row 0 at v = 0 (pyrender uploads rows top-down);
-        # Blender's v = 0 is the image's bottom row.
-        loop_uv = np.asarray(uv, dtype=np.float32)[faces.ravel()].copy()
-        loop_uv[:, 1] = 1.0 - loop_uv[:, 1]
+        # The same (u, v) as the rasteriser: pyrender flips an image's rows before the
+        # upload, so there as in Blender v = 0 is the image's bottom row.
+        loop_uv = np.asarray(uv, dtype=np.float32)[faces.ravel()]
         layer.data.foreach_set("uv", loop_uv.ravel())
     me.normals_split_custom_set_from_vertices(np.asarray(tri.vertex_normals, dtype=np.float64).tolist())
     return me
