@@ -107,3 +107,13 @@ def test_bad_arguments_are_refused():
         joint_bilateral_upsample(np.zeros((1, 1, 2, 2), np.float32), np.zeros((1, 1, 4, 4), np.float32), taps=3)
     with pytest.raises(ValueError, match="albedo, normal and depth"):
         guide_channels({"instance": np.zeros((1, 4, 4))})
+
+
+def test_a_pixel_unlike_every_tap_falls_back_to_the_spatial_weights():
+    """Guides 1e4 sigmas from every tap underflow every range weight to 0: that pixel takes the spatially
+    weighted mean of its taps, which for a constant low image is the constant, finite."""
+    b = {"albedo": np.zeros((1, 16, 16, 3), np.uint8)}
+    b["albedo"][0, 5, 5] = 255  # one full pixel no low-pixel centre falls on
+    guides = guide_channels(b, GuideScales(albedo=1e-4))
+    up = joint_bilateral_upsample(np.full((1, 1, 4, 4), 0.3, np.float32), guides, None)
+    assert np.isfinite(up).all() and np.abs(up - 0.3).max() < 1e-6

@@ -142,7 +142,6 @@ MATERIAL_PRESETS: dict[str, dict[str, float]] = {
     "glass": {"metallic": 0.0, "roughness": 0.02, "friction": 0.4, "restitution": 0.2, "density": 2500.0,
               "transmission": 1.0, "ior": 1.5},
 }
-MATERIAL_VALUES = ("metallic", "roughness", "friction", "restitution", "density", "transmission", "ior")
 
 MaterialPreset = Literal[tuple(MATERIAL_PRESETS)]  # type: ignore[valid-type]
 
@@ -161,7 +160,7 @@ class MaterialOption(RecipeSpec):
     ior: Optional[Annotated[Number, bounded(ge=1.0, le=4.0)]] = Field(None, description="index of refraction")
 
     def value(self, name: str) -> Distribution:
-        """The distribution of `name` (one of MATERIAL_VALUES)."""
+        """The distribution of `name` (a key of the MATERIAL_PRESETS entries)."""
         given = getattr(self, name)
         return given if given is not None else Constant(constant=MATERIAL_PRESETS[self.preset][name])
 

@@ -51,8 +51,6 @@ FLOOR_CLEARANCE = 1e-3
 
 # New streams go at the end: SeedSequence children are numbered, so adding one leaves
 # the draws of the others (and every clip of older recipes) unchanged.
-# New streams go at the end: SeedSequence.spawn gives the same first children for any
-# count, so clips of recipes that do not use them keep their draws.
 _STREAMS = ("scene", "camera", "lights", "floor", "count", "objects", "fields", "environment")
 
 

@@ -109,11 +109,16 @@ def _normal(buffers, metadata, size):
     return np.nan_to_num(_channels_first(buffers["normal"]))
 
 
+def depth_channel(depth: np.ndarray) -> np.ndarray:
+    """float32, the shape of `depth`: 1 / (1 + depth / 5 m) on surfaces, in (0, 1]; 0 on background."""
+    d = np.asarray(depth, dtype=np.float32)
+    return np.where(d > 0, 1.0 / (1.0 + d / DEPTH_SCALE_M), 0.0).astype(np.float32)
+
+
 @condition_group("depth", 1, buffers=["depth"])
 def _depth(buffers, metadata, size):
     """1 / (1 + depth / 5 m) on surfaces, in (0, 1]; 0 on background (nothing hit)."""
-    d = np.asarray(buffers["depth"], dtype=np.float32)
-    return _channels_first(np.where(d > 0, 1.0 / (1.0 + d / DEPTH_SCALE_M), 0.0))
+    return _channels_first(depth_channel(buffers["depth"]))
 
 
 @condition_group("mask", 1, buffers=["depth"])
@@ -202,20 +207,14 @@ def _material(buffers, metadata, size):
     metallic, transmission and 1 - exp(-emitted radiance), the decoded emission colour's mean
     x emission_strength; 0 on background. Exact: looks are uniform over an object."""
     from hybrid.render.materials import display_to_linear
+    from hybrid.scene.spec import Look
 
     objects = metadata["scene_spec"].get("objects", [])
     table = np.zeros((len(objects) + 1, 4), dtype=np.float32)  # row 0: background
     for i, obj in enumerate(objects):
-        look = obj.get("look") or {}
-        emitted = float(np.mean(display_to_linear(look.get("emission", (0.0, 0.0, 0.0))))) * float(
-            look.get("emission_strength", 0.0)
-        )
-        table[i + 1] = (
-            look.get("roughness", 0.6),
-            look.get("metallic", 0.0),
-            look.get("transmission", 0.0),
-            1.0 - np.exp(-emitted / EMISSION_SCALE),
-        )
+        look = Look.model_validate(obj.get("look") or {})  # the dump leaves out defaults: the spec fills them in
+        emitted = float(np.mean(display_to_linear(look.emission))) * look.emission_strength
+        table[i + 1] = (look.roughness, look.metallic, look.transmission, 1.0 - np.exp(-emitted / EMISSION_SCALE))
     ids = np.asarray(buffers["instance"]).astype(np.int64)
     if ids.size and ids.max() >= len(table):
         raise ConditionError(

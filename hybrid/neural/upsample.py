@@ -38,7 +38,7 @@ from typing import Mapping, Optional
 import numpy as np
 import torch
 
-from hybrid.neural.conditioning import DEPTH_SCALE_M, resize_nearest
+from hybrid.neural.conditioning import depth_channel, resize_nearest
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class GuideScales:
     """How far apart two surfaces' guides are before they stop sharing a value (the sigma_k above).
 
     albedo: in sRGB bytes / 255; normal: unit-vector distance; depth: in the depth
-    channel 1 / (1 + d / 5 m) (0.02 there is about 10 % of the distance at 1 m);
+    channel (``conditioning.depth_channel``; 0.02 there is about 10 % of the distance at 1 m);
     spatial: in low-resolution pixels.
     """
 
@@ -67,8 +67,7 @@ def guide_channels(buffers: Mapping[str, np.ndarray], scales: GuideScales = Guid
     if "normal" in buffers:
         parts.append(np.nan_to_num(np.asarray(buffers["normal"], np.float32)).transpose(0, 3, 1, 2) / scales.normal)
     if "depth" in buffers:
-        d = np.asarray(buffers["depth"], np.float32)
-        parts.append((np.where(d > 0, 1.0 / (1.0 + d / DEPTH_SCALE_M), 0.0) / scales.depth)[:, None])
+        parts.append((depth_channel(buffers["depth"]) / scales.depth)[:, None])
     if not parts:
         raise ValueError("guided upsampling needs at least one of the albedo, normal and depth buffers")
     return np.ascontiguousarray(np.concatenate(parts, axis=1), dtype=np.float32)
@@ -127,15 +126,12 @@ def joint_bilateral_upsample(
         num = torch.zeros((n, channels, height * width))
         den = torch.zeros((n, height * width))
         num_any, den_any = num.clone(), den.clone()
-        num_s, den_s = num.clone(), den.clone()
         if instance is not None:
             i_lo = id_low[sl].reshape(n, h * w)
             i_hi = id_full[sl].reshape(n, height * width)
         for index, sw in zip(flat, spatial_w):
             value = v_low[:, :, index]
             weight = sw * torch.exp(-0.5 * ((g_hi - g_lo[:, :, index]) ** 2).sum(1))
-            num_s += sw * value
-            den_s += sw
             num_any += weight[:, None] * value
             den_any += weight
             if instance is not None:
@@ -149,10 +145,13 @@ def joint_bilateral_upsample(
             num = torch.where(alone[:, None], num_any, num)
             den = torch.where(alone, den_any, den)
         # Where every tap differs wildly by the guides the weights underflow: the spatial
-        # term alone is the fallback.
+        # term alone is the fallback (rare, so summed only when needed).
         tiny = den <= 1e-30
-        num = torch.where(tiny[:, None], num_s, num)
-        den = torch.where(tiny, den_s, den)
+        if tiny.any():
+            num_s = sum(sw * v_low[:, :, index] for index, sw in zip(flat, spatial_w))
+            den_s = sum(spatial_w)
+            num = torch.where(tiny[:, None], num_s, num)
+            den = torch.where(tiny, den_s, den)
         out[sl] = num / den[:, None]
     return out.reshape(frames, channels, height, width).numpy()
 
