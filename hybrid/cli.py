@@ -206,7 +206,7 @@ def _neural_frames(clip, renderer, checkpoint: Path, args: argparse.Namespace, l
     native_h, native_w = renderer.config.resolution
     message = (
         f"  neural frames made at {w}x{h} (the checkpoint's {native_w}x{native_h} pixel count at the scene's "
-        f"aspect ratio), {args.steps} {args.scheduler} steps"
+        f"aspect ratio), {new_clip.metadata['renderer']['steps']} {args.scheduler} steps"
         + (
             f"; their correction to the raster frame upsampled to the scene's {width}x{height} by its buffers\n"
             if renderer.config.output == "detail_transfer"
@@ -450,6 +450,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     options = EvalOptions(
         clips=args.clips, steps=args.steps, scheduler=args.scheduler, seed=args.seed,
         long_clips=args.long_clips, long_seed=args.long_seed, recipe=args.recipe,
+        resolution=args.resolution, reference_samples=args.reference_samples,
     )
     out = Path(args.out) if args.out else Path(args.checkpoint) / "EVAL.md"
     try:  # an unusable --out fails now, not after the whole evaluation
@@ -533,7 +534,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="write only these buffers, comma-separated, e.g. rgb,depth,instance (default: all the clip holds)",
     )
     r.add_argument("--checkpoint", help="neural renderer checkpoint folder (default: checkpoints/neural_64 in the repository)")
-    r.add_argument("--steps", type=_positive_int, default=20, help="neural renderer denoising steps per window (default 20)")
+    r.add_argument(
+        "--steps", type=_positive_int, default=None,
+        help="neural renderer denoising steps per window (default: the checkpoint's sample_steps)",
+    )
     r.add_argument(
         "--scheduler", choices=["dpmsolver++", "ddim", "euler", "ddpm"], default="dpmsolver++",
         help="neural renderer sampler (default dpmsolver++)",
@@ -583,7 +587,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("checkpoint", help="checkpoint folder (config.json, model.safetensors)")
     e.add_argument("dataset", help="held-out dataset folder (made by `hybrid dataset generate` with another seed)")
     e.add_argument("--clips", type=_positive_int, default=16, help="held-out clips to render and score (default 16)")
-    e.add_argument("--steps", type=_positive_int, default=20, help="denoising steps per window (default 20)")
+    e.add_argument(
+        "--steps", type=_positive_int, default=None,
+        help="denoising steps per window (default: the checkpoint's sample_steps)",
+    )
     e.add_argument(
         "--scheduler", choices=["dpmsolver++", "ddim", "euler", "ddpm"], default="dpmsolver++",
         help="sampler (default dpmsolver++)",
@@ -595,6 +602,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--long-seed", type=_non_negative_int, help="recipe seed of the long clips (default: the first from 1000 no dataset uses)")
     e.add_argument("--recipe", help="the dataset's recipe file (default: found by name in datasets/, checked by sha256)")
+    e.add_argument(
+        "--resolution", type=_resolution,
+        help="draw the held-out clips again from the dataset's recipe (the same scenes) at WIDTHxHEIGHT instead of "
+        "reading them from the dataset; long clips too",
+    )
+    e.add_argument(
+        "--reference-samples", type=_positive_int,
+        help="with a path-traced dataset: draw the held-out clips again with this many Cycles samples per pixel for "
+        "the reference (all cores)",
+    )
     e.add_argument("--out", help="report path (default: CHECKPOINT/EVAL.md); the JSON goes beside it")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_eval)

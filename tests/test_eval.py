@@ -167,6 +167,41 @@ def test_hybrid_eval_writes_eval_md_and_json_with_every_row(data_root, tmp_path,
     assert results["contact_sheet"] == "EVAL_contact_sheet.png" and "](EVAL_contact_sheet.png)" in text
 
 
+def test_eval_draws_the_held_out_clips_again_at_another_resolution(data_root, tmp_path, capsys):
+    """--resolution renders the same scenes (the dataset's recipe, seed and indices) at the size asked for."""
+    from hybrid.data.generate import render_dataset_clip
+    from hybrid.data.recipe import load_recipe
+    from hybrid.neural.checkpoint import save_checkpoint
+    from hybrid.neural.config import NeuralConfig
+    from hybrid.neural.model import VideoDenoiser
+
+    config = NeuralConfig(resolution=(16, 16), window=4, context_frames=1, base_channels=8, channel_mults=(1, 2),
+                          groups=4, attention_heads=2, sample_steps=1)
+    checkpoint = save_checkpoint(tmp_path / "ckpt", VideoDenoiser(config), config, {"steps": 0})
+    out = tmp_path / "EVAL.md"
+    recipe = str(data_root / "tiny_movi_a.yaml")
+    code = main(["eval", str(checkpoint), str(data_root / "heldout"), "--clips", "1", "--long-clips", "0",
+                 "--recipe", recipe, "--resolution", "48x40", "--out", str(out), "-q"])
+    assert code == 0, capsys.readouterr().err
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert results["options"]["steps"] == 1  # the checkpoint's sample_steps
+    assert "--resolution 48x40" in out.read_text() and "drawn again" in out.read_text()
+    import imageio.v3 as iio
+
+    assert iio.imread(out.with_name("EVAL_contact_sheet.png")).shape[:2] == (40, 3 * 48)
+    # The same scene: the albedo baseline's PSNR is that of the clip drawn at 48x40 from (seed 4, index 0).
+    tiny = load_recipe(recipe)
+    big = tiny.model_copy(update={"clip": tiny.clip.model_copy(update={"resolution": (48, 40)})})
+    buffers, _, _ = render_dataset_clip(big, 4, 0)
+    from hybrid.neural.evaluate import frame_scores
+
+    assert results["per_clip"][0]["albedo"]["psnr"] == pytest.approx(np.mean(frame_scores(buffers["albedo"], buffers["rgb"])[0]))
+    # A raster dataset has no path tracer whose samples could be set.
+    code = main(["eval", str(checkpoint), str(data_root / "heldout"), "--clips", "1", "--long-clips", "0",
+                 "--recipe", recipe, "--reference-samples", "8", "--out", str(out), "-q"])
+    assert code != 0 and "--reference-samples" in capsys.readouterr().err
+
+
 def test_clips_with_and_without_fields_are_summarised_apart():
     from hybrid.neural.evaluate import clip_fields, report_markdown, summaries_by_fields
 

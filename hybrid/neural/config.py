@@ -81,6 +81,13 @@ class NeuralConfig(Spec):
         "correction that starts at zero), so an untrained model already gives the raster frame; needs "
         "prediction_type 'sample' and the raster_beauty group",
     )
+    sample_steps: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="denoising steps per window when the caller does not say (the CLI's --steps default): the "
+        "count the checkpoint was validated with",
+    )
     train_timesteps: int = Field(1000, ge=10, le=10000, description="diffusion steps of the training schedule")
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = Field(
         "squaredcos_cap_v2", description="noise schedule (diffusers' names); the cosine one suits pixel space"

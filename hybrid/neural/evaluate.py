@@ -39,7 +39,7 @@ import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -186,12 +186,21 @@ class EvalOptions:
     """What ``evaluate`` renders: clips of the held-out dataset, long clips for drift, sampler settings."""
 
     clips: int = 16
-    steps: int = 20
+    steps: Optional[int] = None  # None: the checkpoint's sample_steps
     scheduler: str = "dpmsolver++"
     seed: int = 0
     long_clips: int = 2
     long_seed: Optional[int] = None  # None: the first seed from LONG_SEED_START that no dataset involved uses
     recipe: Optional[str] = None  # None: the dataset's recipe file, found by name in datasets/ and checked by sha256
+    # Held-out clips drawn again from the dataset's recipe (same scenes: recipe, seed and
+    # index) at this (width, height) and/or with this many Cycles samples for the
+    # reference, instead of read from the dataset; long clips are drawn the same way.
+    resolution: Optional[tuple[int, int]] = None
+    reference_samples: Optional[int] = None
+
+    @property
+    def rerender(self) -> bool:
+        return self.resolution is not None or self.reference_samples is not None
 
 
 class EvalError(RuntimeError):
@@ -283,12 +292,13 @@ def evaluate(
     called after each clip ("held-out", "long").
     """
     options = options or EvalOptions()
-    from hybrid.data.loader import ClipDataset
     from hybrid.data.manifest import read_manifest
     from hybrid.neural.sampler import NeuralRenderer
 
     started = time.perf_counter()
     renderer = NeuralRenderer.from_checkpoint(checkpoint, device=device)
+    if options.steps is None:  # the report states the count used
+        options = replace(options, steps=renderer.config.sample_steps)
     config, info = renderer.config, getattr(renderer, "info", {}) or {}
     manifest = read_manifest(dataset)
     wanted = ("rgb", "albedo", "flow_bwd", "flow_fwd", "instance")
@@ -298,18 +308,15 @@ def evaluate(
     if options.clips < 1:
         raise EvalError("--clips must be at least 1")
     # Found before any rendering, so a missing recipe fails at once.
-    recipe = find_recipe(manifest.recipe, options.recipe) if options.long_clips > 0 else None
+    recipe = find_recipe(manifest.recipe, options.recipe) if options.long_clips > 0 or options.rerender else None
+    drawn = _drawn_again(recipe[0], options) if options.rerender else None
 
     # ------------------------------------------------ held-out clips: quality and temporal consistency
     per_clip: list[dict] = []
     sheet: list[np.ndarray] = []
-    source = ClipDataset(dataset, buffers=None, shuffle_shards=False)
     total = min(options.clips, manifest.clips)
-    for item in source:
-        if len(per_clip) >= total:
-            break
-        buffers = {k: v.numpy() for k, v in item.items() if k in manifest.buffers}
-        buffers["instance"] = buffers["instance"].astype(np.int64)
+    for item in _held_out(dataset, manifest, drawn, total):
+        buffers = item["buffers"]
         outputs = render_methods(renderer, buffers, item["metadata"], options, seed=options.seed + item["index"])
         visible = covisible_masks(buffers["flow_bwd"], buffers["flow_fwd"], buffers["instance"])
         row: dict = {"index": int(item["index"]), "frames": int(len(buffers["rgb"])),
@@ -410,6 +417,50 @@ def summaries_by_fields(rows: list[dict]) -> Optional[dict]:
     return {name: {"clips": len(subset), **summarise(subset)} for name, subset in subsets.items() if subset}
 
 
+def _drawn_again(recipe_path: Path, options: EvalOptions):
+    """The dataset's recipe with the evaluation's resolution and reference sample count."""
+    from hybrid.data.recipe import load_recipe
+
+    recipe = load_recipe(recipe_path)
+    update: dict = {}
+    if options.resolution is not None:
+        w, h = options.resolution
+        if not (8 <= w <= 8192 and 8 <= h <= 8192):
+            raise EvalError(f"--resolution {w}x{h}: width and height must be 8 to 8192 pixels")
+        update["clip"] = recipe.clip.model_copy(update={"resolution": (int(w), int(h))})
+    if options.reference_samples is not None:
+        if not recipe.path_traced:
+            raise EvalError(
+                f"--reference-samples sets the path tracer's samples, but {recipe_path} draws rgb with the "
+                "rasteriser: leave it out, or evaluate on a dataset made by a recipe with `beauty: {type: cycles}`"
+            )
+        # All cores: the recipe's `threads` suits many single-threaded dataset workers.
+        update["beauty"] = recipe.beauty.model_copy(update={"samples": options.reference_samples, "threads": 0})
+    return recipe.model_copy(update=update)
+
+
+def _held_out(dataset, manifest, drawn, total: int):
+    """The first `total` held-out clips as {"index", "buffers", "metadata"}: read from the dataset, or drawn
+    again from `drawn` (the dataset's recipe at the evaluation's settings) with the dataset's seed."""
+    if drawn is not None:
+        from hybrid.data.generate import render_dataset_clip
+
+        for index in range(total):
+            buffers, metadata, _ = render_dataset_clip(drawn, int(manifest.seed), index)
+            buffers = {k: np.asarray(v) for k, v in buffers.items()}
+            buffers["instance"] = buffers["instance"].astype(np.int64)
+            yield {"index": index, "buffers": buffers, "metadata": metadata}
+        return
+    from hybrid.data.loader import ClipDataset
+
+    for n, item in enumerate(ClipDataset(dataset, buffers=None, shuffle_shards=False)):
+        if n >= total:
+            return
+        buffers = {k: v.numpy() for k, v in item.items() if k in manifest.buffers}
+        buffers["instance"] = buffers["instance"].astype(np.int64)
+        yield {"index": item["index"], "buffers": buffers, "metadata": item["metadata"]}
+
+
 def _drift(renderer, config, manifest, info: dict, options: EvalOptions, found: tuple[Path, Optional[str]],
            progress) -> dict:
     """PSNR per window position along long clips rendered from the dataset's recipe (see the module docstring).
@@ -420,7 +471,7 @@ def _drift(renderer, config, manifest, info: dict, options: EvalOptions, found: 
     from hybrid.data.recipe import load_recipe
 
     recipe_path, warning = found
-    recipe = load_recipe(recipe_path)
+    recipe = _drawn_again(recipe_path, options) if options.rerender else load_recipe(recipe_path)
     frames = DRIFT_FACTOR * config.window
     long_recipe = recipe.model_copy(update={"clip": recipe.clip.model_copy(update={"frames": frames})})
     used = {int(manifest.seed)}
@@ -525,7 +576,8 @@ def report_markdown(results: dict, command: Optional[str] = None) -> str:
         f"{_plural(results['clips'], 'clip')}, {o['steps']} {o['scheduler']} steps, sampling seed {o['seed']}. "
         f"Model: {results['model']['resolution'][0]}x{results['model']['resolution'][1]}, window "
         f"{results['model']['window']} with {_plural(results['model']['context_frames'], 'context frame')}, condition "
-        f"{', '.join(results['model']['condition'])}.",
+        f"{', '.join(results['model']['condition'])}."
+        + _drawn_again_note(o),
         "",
         "## Quality and temporal consistency",
         "",
@@ -643,7 +695,23 @@ def reproduce_command(results: dict) -> str:
         parts.append(f"--long-seed {o['long_seed']}")
     if o.get("recipe") is not None:
         parts.append(f"--recipe {o['recipe']}")
+    if o.get("resolution") is not None:
+        parts.append(f"--resolution {o['resolution'][0]}x{o['resolution'][1]}")
+    if o.get("reference_samples") is not None:
+        parts.append(f"--reference-samples {o['reference_samples']}")
     return " ".join(parts)
+
+
+def _drawn_again_note(o: dict) -> str:
+    if o.get("resolution") is None and o.get("reference_samples") is None:
+        return ""
+    what = []
+    if o.get("resolution") is not None:
+        what.append(f"at {o['resolution'][0]}x{o['resolution'][1]}")
+    if o.get("reference_samples") is not None:
+        what.append(f"with a Cycles reference of {o['reference_samples']} samples per pixel (OIDN denoised)")
+    return (" The held-out clips were drawn again from the dataset's recipe (the same scenes: its seed and their "
+            "indices) " + " and ".join(what) + ", not read from the dataset; so were the long clips.")
 
 
 def write_report(results: dict, out: str | os.PathLike, command: Optional[str] = None) -> tuple[Path, Path]:

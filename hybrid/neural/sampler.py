@@ -137,7 +137,7 @@ class NeuralRenderer:
         buffers: Mapping[str, np.ndarray],
         metadata: Mapping,
         *,
-        steps: int = 20,
+        steps: Optional[int] = None,
         scheduler: str = "dpmsolver++",
         seed: int = 0,
         warp_noise: bool = True,
@@ -148,10 +148,11 @@ class NeuralRenderer:
 
         buffers: the clip's buffers, each (T, H, W, ...) (NumPy or CPU tensors); metadata:
         its metadata.json dict (lights and camera poses for light groups). steps:
-        denoising steps per window; scheduler: one of SCHEDULERS; seed: the same seed
+        denoising steps per window (None: the checkpoint's ``sample_steps``); scheduler: one of SCHEDULERS; seed: the same seed
         gives the same frames on the same machine. progress(done, total) is called after
         every denoising step.
         """
+        steps = self.config.sample_steps if steps is None else steps
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
         if scheduler not in SCHEDULERS:
@@ -230,7 +231,7 @@ def neural_clip(
     clip,
     renderer: NeuralRenderer,
     *,
-    steps: int = 20,
+    steps: Optional[int] = None,
     scheduler: str = "dpmsolver++",
     compare: bool = False,
     checkpoint: Optional[str] = None,
@@ -253,6 +254,7 @@ def neural_clip(
     frames, height, width = buffers["rgb"].shape[:3]
     seed = int(clip.metadata.get("seed", 0))
     size = renderer.render_size(height, width)
+    steps = renderer.config.sample_steps if steps is None else steps
     made = renderer.render(buffers, clip.metadata, steps=steps, scheduler=scheduler, seed=seed, progress=progress)
     rgb = resize_uint8_frames(made, (height, width))
     new_buffers = dict(buffers)
