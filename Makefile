@@ -48,35 +48,31 @@ bench: setup
 	$(PY) benchmarks/bench_storage.py
 	$(PY) benchmarks/bench_cycles.py
 	$(PY) benchmarks/bench_neural.py
+	$(PY) benchmarks/bench_neural_clip.py
 	$(PY) benchmarks/bench_mpm.py
 	$(PY) benchmarks/bench_gas.py
 
-# The default neural checkpoint from scratch: the field-free MOVi-A data and
-# training/neural_64.yaml (about half an hour on 2 idle cores), then data with smoke,
-# fire and liquid and the fine-tune training/neural_fields.yaml (about 45 minutes
-# more), whose result becomes checkpoints/neural_64. Rerunning resumes whatever was
-# left unfinished.
-NEURAL_DATA := out/neural
-FIELDS_DATA := out/neural_fields
+# The default neural checkpoint from scratch: path-traced training data
+# (datasets/neural_pt.yaml: Cycles rgb beside the raster beauty, about 25 minutes on 2
+# idle cores), then training/neural_pt.yaml (about 45 minutes), whose result becomes
+# checkpoints/neural_pt (its model card, README.md, is kept). Rerunning resumes
+# whatever was left unfinished.
+PT_DATA := out/neural_pt
 train: setup
-	$(VENV)/bin/hybrid dataset generate datasets/neural_movi_a.yaml --out $(NEURAL_DATA)/train --clips 640 --seed 0
-	$(VENV)/bin/hybrid dataset generate datasets/neural_movi_a.yaml --out $(NEURAL_DATA)/heldout --clips 64 --seed 1
-	$(PY) training/train.py training/neural_64.yaml --resume
-	$(VENV)/bin/hybrid dataset generate datasets/neural_fields.yaml --out $(FIELDS_DATA)/train --clips 256 --seed 0
-	$(VENV)/bin/hybrid dataset generate datasets/neural_fields.yaml --out $(FIELDS_DATA)/heldout --clips 32 --seed 1
-	$(PY) training/train.py training/neural_fields.yaml --resume
-	rm -rf checkpoints/neural_64.new && cp -r $(FIELDS_DATA)/run_64/final checkpoints/neural_64.new
-	test ! -f checkpoints/neural_64/README.md || cp checkpoints/neural_64/README.md checkpoints/neural_64.new/
-	rm -rf checkpoints/neural_64 && mv checkpoints/neural_64.new checkpoints/neural_64
+	$(VENV)/bin/hybrid dataset generate datasets/neural_pt.yaml --out $(PT_DATA)/train --clips 128 --seed 0
+	$(VENV)/bin/hybrid dataset generate datasets/neural_pt.yaml --out $(PT_DATA)/heldout --clips 16 --seed 1
+	$(PY) training/train.py training/neural_pt.yaml --resume
+	rm -rf checkpoints/neural_pt.new && cp -r $(PT_DATA)/run_64/final checkpoints/neural_pt.new
+	test ! -f checkpoints/neural_pt/README.md || cp checkpoints/neural_pt/README.md checkpoints/neural_pt.new/
+	rm -rf checkpoints/neural_pt && mv checkpoints/neural_pt.new checkpoints/neural_pt
 
-# EVAL.md: the default checkpoint on held-out clips with and without fields (reported
-# apart, drift on two long clips), and EVAL_movi_a.md: the same checkpoint on the
-# field-free held-out clips its start was trained for (no long clips: EVAL.md has them).
+# EVAL.md: the default checkpoint on held-out clips of its recipe drawn again at
+# 256 x 256 against Cycles at 64 samples (clips with and without fields apart, drift
+# on two long clips); EVAL_scenes.md: every scene in scenes/ against Cycles.
 eval: setup
-	$(VENV)/bin/hybrid dataset generate datasets/neural_fields.yaml --out $(FIELDS_DATA)/heldout --clips 32 --seed 1
-	$(VENV)/bin/hybrid eval checkpoints/neural_64 $(FIELDS_DATA)/heldout --out EVAL.md
-	$(VENV)/bin/hybrid dataset generate datasets/neural_movi_a.yaml --out $(NEURAL_DATA)/heldout --clips 64 --seed 1
-	$(VENV)/bin/hybrid eval checkpoints/neural_64 $(NEURAL_DATA)/heldout --clips 8 --long-clips 0 --out EVAL_movi_a.md
+	$(VENV)/bin/hybrid dataset generate datasets/neural_pt.yaml --out $(PT_DATA)/heldout --clips 16 --seed 1
+	$(VENV)/bin/hybrid eval checkpoints/neural_pt $(PT_DATA)/heldout --clips 8 --resolution 256x256 --reference-samples 64 --out EVAL.md
+	$(PY) benchmarks/eval_scenes.py --out EVAL_scenes.md
 
 clean:
 	rm -rf out .pytest_cache

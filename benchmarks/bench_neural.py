@@ -1,9 +1,10 @@
 """The neural renderer's cost: sampling time per frame against the raster pass it replaces, and training throughput.
 
-Sampling: a held-out clip of the dataset (default out/neural/heldout, made by
-datasets/neural_movi_a.yaml) rendered by ``NeuralRenderer.render`` (overlapping
-windows, warped noise) at several step counts, with the checkpoint given (default
-checkpoints/neural_64). Baseline: the raster passes that make the same clip's
+Sampling: a held-out clip of the dataset (default out/neural_pt/heldout, made by
+datasets/neural_pt.yaml) rendered by ``NeuralRenderer.render`` (overlapping windows,
+warped noise, and for a detail_transfer checkpoint the upsampling to the clip's
+size) at several step counts, with the checkpoint given (default
+checkpoints/neural_pt). Baseline: the raster passes that make the same clip's
 frames and buffers (``Rasterizer.render``: the beauty pass and the G-buffer) for its
 scene at the same resolution, re-simulated from its recipe, in this process. The
 neural renderer needs those buffers too, so its total is raster + sampling.
@@ -13,7 +14,7 @@ windows of the checkpoint's config, in windows (of `window` frames) per second.
 Baseline: the same on one process; then two processes under DDP (gloo), one thread
 each, for the scaling ratio.
 
-Run: python benchmarks/bench_neural.py [--checkpoint DIR] [--dataset DIR] [--steps 5,10,20]
+Run: python benchmarks/bench_neural.py [--checkpoint DIR] [--dataset DIR] [--steps 1,2,4,10]
 """
 
 from __future__ import annotations
@@ -106,9 +107,9 @@ def _ddp_worker(rank: int, world: int, config_json: str, batch: int, steps: int,
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default=os.path.join(REPO, "checkpoints", "neural_64"))
-    parser.add_argument("--dataset", default=os.path.join(REPO, "out", "neural", "heldout"))
-    parser.add_argument("--steps", default="5,10,20", help="comma-separated sampling step counts")
+    parser.add_argument("--checkpoint", default=os.path.join(REPO, "checkpoints", "neural_pt"))
+    parser.add_argument("--dataset", default=os.path.join(REPO, "out", "neural_pt", "heldout"))
+    parser.add_argument("--steps", default="1,2,4,10", help="comma-separated sampling step counts")
     parser.add_argument("--train-steps", type=int, default=5)
     parser.add_argument("--batch", type=int, default=2, help="windows per training step per process")
     args = parser.parse_args()

@@ -46,7 +46,7 @@ def scene_size(scene) -> tuple[int, int]:
 def one_scene(path: str, renderer: NeuralRenderer, frames: int, samples: int) -> dict:
     scene = load_scene(path)
     width, height = scene_size(scene)
-    scene = load_scene(path, {"frames": min(frames, scene.frames), "resolution": [width, height]})
+    scene = load_scene(path, {"frames": min(frames, scene.frame_count), "resolution": [width, height]})
     start = time.perf_counter()
     states = simulate(scene)
     track = camera_track(scene)

@@ -183,8 +183,8 @@ def _load_neural_renderer(checkpoint: Optional[str]):
     if checkpoint is None and not path.exists():
         raise CheckpointError(
             f"the default neural checkpoint {path} is not there (it has not been trained in this copy of hybrid): "
-            "train one with `python training/train.py training/neural_64.yaml` and pass its folder with "
-            "--checkpoint PATH (a folder holding config.json and model.safetensors)"
+            "`make train` makes it; or train one with `python training/train.py training/neural_pt.yaml` and pass its "
+            "folder with --checkpoint PATH (a folder holding config.json and model.safetensors)"
         )
     device = "cuda" if torch.cuda.is_available() else "cpu"
     return NeuralRenderer.from_checkpoint(path, device=device), path
@@ -533,7 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--buffers", type=_buffer_list, metavar="NAME,NAME",
         help="write only these buffers, comma-separated, e.g. rgb,depth,instance (default: all the clip holds)",
     )
-    r.add_argument("--checkpoint", help="neural renderer checkpoint folder (default: checkpoints/neural_64 in the repository)")
+    r.add_argument("--checkpoint", help="neural renderer checkpoint folder (default: checkpoints/neural_pt in the repository)")
     r.add_argument(
         "--steps", type=_positive_int, default=None,
         help="neural renderer denoising steps per window (default: the checkpoint's sample_steps)",

@@ -87,7 +87,7 @@ FLAGS = [
      ["dataset", "generate", "datasets/movi_a.yaml", "--clips", "1", "--compression", "zip"], 2, ["--compression"]),
     ("generate missing recipe", ["dataset", "generate", "datasets/nothing.yaml", "--clips", "1"], 2,
      ["datasets/nothing.yaml"]),
-    ("eval clips zero", ["eval", "checkpoints/neural_64", "nowhere", "--clips", "0"], 2, ["--clips"]),
+    ("eval clips zero", ["eval", "checkpoints/neural_pt", "nowhere", "--clips", "0"], 2, ["--clips"]),
 ]
 
 
@@ -287,7 +287,7 @@ WRITERS = [
     ("dataset generate", ["dataset", "generate", "datasets/movi_a.yaml", "--clips", "1", "--workers", "1",
                           "--out", "OUT", "-q"]),
     ("schema", ["schema", "--out", "OUT"]),
-    ("eval", ["eval", "checkpoints/neural_64", "nowhere", "--out", "OUT", "-q"]),
+    ("eval", ["eval", "checkpoints/neural_pt", "nowhere", "--out", "OUT", "-q"]),
     ("dataset preview", ["dataset", "preview", "nowhere", "--out", "OUT"]),
 ]
 

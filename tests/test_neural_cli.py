@@ -60,7 +60,7 @@ def test_neural_render_writes_the_clip_folder_with_neural_frames(tmp_path, capsy
 
 def test_missing_or_corrupt_checkpoint_fails_before_anything_is_written(tmp_path, capsys, monkeypatch):
     out = tmp_path / "clip"
-    monkeypatch.setattr("hybrid.neural.sampler.DEFAULT_CHECKPOINT", tmp_path / "checkpoints" / "neural_64")
+    monkeypatch.setattr("hybrid.neural.sampler.DEFAULT_CHECKPOINT", tmp_path / "checkpoints" / "neural_pt")
     assert main(["render", SCENE, "--out", str(out), "--renderer", "neural", *SMALL]) == EXIT_CHECKPOINT_ERROR
     err = capsys.readouterr().err
     assert "default neural checkpoint" in err and "training/train.py" in err and "--checkpoint" in err

@@ -29,7 +29,7 @@ from hybrid.neural.config import FORMAT, NeuralConfig, NeuralConfigError
 
 CONFIG_FILE, WEIGHTS_FILE, INFO_FILE = "config.json", "model.safetensors", "info.json"
 CHECKPOINT_FILES = (CONFIG_FILE, WEIGHTS_FILE, INFO_FILE)
-TRAIN_HINT = "train one with `python training/train.py training/neural_64.yaml`"
+TRAIN_HINT = "train one with `python training/train.py training/neural_pt.yaml`"
 
 PathLike = Union[str, os.PathLike]
 

@@ -224,7 +224,7 @@ class NeuralRenderer:
 # ---------------------------------------------------------------- a rendered clip with neural frames
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "neural_64"
+DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "neural_pt"
 
 
 def neural_clip(

@@ -12,7 +12,7 @@ config file's folder, as paths in scenes and recipes are. Values given on the
 command line (``--steps``) go through the same validation and are named as such in
 messages.
 
-Example (``training/neural_64.yaml`` is the full one)::
+Example (``training/neural_pt.yaml`` is the full one)::
 
     seed: 0
     out: ../out/neural/run_64
@@ -36,7 +36,7 @@ from hybrid.spec.errors import Issue, SourceMap, SpecError
 from hybrid.spec.load import apply_overrides, parse_yaml, read_source, validate_located
 from hybrid.spec.types import Spec, SpecValueError
 
-TRAIN_HELP_LINE = "training config fields are described in hybrid/train/config.py; training/neural_64.yaml is a complete example"
+TRAIN_HELP_LINE = "training config fields are described in hybrid/train/config.py; training/neural_pt.yaml is a complete example"
 
 
 class TrainConfigError(SpecError):
@@ -137,7 +137,7 @@ _PATH_FIELDS: tuple[tuple[tuple[str, ...], Optional[str]], ...] = (
 )
 _MUST_HOLD = {
     "dataset": ("manifest.json", "dataset folder", "make it with `hybrid dataset generate RECIPE --out DIR`"),
-    "checkpoint": ("config.json", "checkpoint folder", "give a folder written by training (e.g. checkpoints/neural_64)"),
+    "checkpoint": ("config.json", "checkpoint folder", "give a folder written by training (e.g. checkpoints/neural_pt)"),
 }
 
 
