@@ -102,6 +102,23 @@ def test_detail_transfer_adds_only_the_upsampled_correction():
     assert np.abs(out - (raster_full + 0.15)).max() < 1e-6
 
 
+def test_no_correction_where_the_raster_frame_is_already_exact():
+    """Background pixels (instance 0) get none, unless smoke or liquid lies in front of them."""
+    rng = np.random.default_rng(2)
+    b = dict(_two_objects(24, 32, 11, frames=1))
+    b["instance"] = b["instance"].copy()
+    b["instance"][:, :, :4] = 0  # a strip of background
+    gas = np.zeros((1, 24, 32), np.float32)
+    gas[:, :12, :4] = 0.5  # smoke in front of the strip's upper half
+    b["gas_density"], b["liquid_mask"] = gas, np.zeros((1, 24, 32), np.uint8)
+    raster_full = rng.uniform(-0.8, 0.8, (1, 3, 24, 32)).astype(np.float32)
+    raster_low = rng.uniform(-0.8, 0.8, (1, 3, 6, 8)).astype(np.float32)
+    out = detail_transfer(raster_low + 0.15, raster_low, raster_full, b)
+    assert np.array_equal(out[..., 12:, :4], raster_full[..., 12:, :4])  # clear background: the raster frame
+    assert np.abs(out[..., :12, :4] - (raster_full[..., :12, :4] + 0.15)).max() < 1e-6  # smoke in front
+    assert np.abs(out[..., 4:] - (raster_full[..., 4:] + 0.15)).max() < 1e-6  # surfaces
+
+
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="taps"):
         joint_bilateral_upsample(np.zeros((1, 1, 2, 2), np.float32), np.zeros((1, 1, 4, 4), np.float32), taps=3)

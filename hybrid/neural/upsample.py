@@ -176,4 +176,24 @@ def detail_transfer(
         buffers.get("instance"),
         spatial=scales.spatial,
     )
+    exact = raster_is_exact(buffers)
+    if exact is not None:
+        correction = np.where(exact[:, None], np.float32(0.0), correction)
     return np.clip(np.asarray(raster_full, np.float32) + correction, -1.0, 1.0)
+
+
+def raster_is_exact(buffers: Mapping[str, np.ndarray]) -> Optional[np.ndarray]:
+    """bool (T, H, W): pixels whose raster frame is already the path tracer's, or None without ids.
+
+    Where a camera ray meets no surface (instance 0) and no smoke, fire or liquid lies in
+    front, both back ends draw the background colour or the environment from one radiance
+    function (hybrid.render.environment), so a correction there could only add error.
+    """
+    if "instance" not in buffers:
+        return None
+    exact = np.asarray(buffers["instance"]) == 0
+    if "gas_density" in buffers:
+        exact &= np.asarray(buffers["gas_density"]) <= 0
+    if "liquid_mask" in buffers:
+        exact &= np.asarray(buffers["liquid_mask"]) == 0
+    return exact
