@@ -200,6 +200,10 @@ def test_eval_draws_the_held_out_clips_again_at_another_resolution(data_root, tm
     code = main(["eval", str(checkpoint), str(data_root / "heldout"), "--clips", "1", "--long-clips", "0",
                  "--recipe", recipe, "--reference-samples", "8", "--out", str(out), "-q"])
     assert code != 0 and "--reference-samples" in capsys.readouterr().err
+    # A size the recipe itself would refuse is refused with the recipe's bound.
+    code = main(["eval", str(checkpoint), str(data_root / "heldout"), "--clips", "1", "--long-clips", "0",
+                 "--recipe", recipe, "--resolution", "4x40", "--out", str(out), "-q"])
+    assert code != 0 and "--resolution 4x40" in capsys.readouterr().err
 
 
 def test_clips_with_and_without_fields_are_summarised_apart():

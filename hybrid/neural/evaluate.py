@@ -309,7 +309,7 @@ def evaluate(
         raise EvalError("--clips must be at least 1")
     # Found before any rendering, so a missing recipe fails at once.
     recipe = find_recipe(manifest.recipe, options.recipe) if options.long_clips > 0 or options.rerender else None
-    drawn = _drawn_again(recipe[0], options) if options.rerender else None
+    drawn = _drawn_again(recipe[0], options) if options.rerender else None  # long clips use it too
 
     # ------------------------------------------------ held-out clips: quality and temporal consistency
     per_clip: list[dict] = []
@@ -339,7 +339,7 @@ def evaluate(
     # ------------------------------------------------ long clips: drift along a clip of 10 windows
     drift = None
     if options.long_clips > 0:
-        drift = _drift(renderer, config, manifest, info, options, recipe, progress)
+        drift = _drift(renderer, config, manifest, info, options, recipe, drawn, progress)
 
     results = {
         "checkpoint": str(checkpoint),
@@ -424,10 +424,13 @@ def _drawn_again(recipe_path: Path, options: EvalOptions):
     recipe = load_recipe(recipe_path)
     update: dict = {}
     if options.resolution is not None:
+        from pydantic import ValidationError
+
         w, h = options.resolution
-        if not (8 <= w <= 8192 and 8 <= h <= 8192):
-            raise EvalError(f"--resolution {w}x{h}: width and height must be 8 to 8192 pixels")
-        update["clip"] = recipe.clip.model_copy(update={"resolution": (int(w), int(h))})
+        try:  # the recipe's own bounds on a clip's size
+            update["clip"] = type(recipe.clip).model_validate({**recipe.clip.model_dump(), "resolution": (w, h)})
+        except ValidationError as err:
+            raise EvalError(f"--resolution {w}x{h}: {err.errors()[0]['msg']}") from None
     if options.reference_samples is not None:
         if not recipe.path_traced:
             raise EvalError(
@@ -462,16 +465,17 @@ def _held_out(dataset, manifest, drawn, total: int):
 
 
 def _drift(renderer, config, manifest, info: dict, options: EvalOptions, found: tuple[Path, Optional[str]],
-           progress) -> dict:
+           drawn, progress) -> dict:
     """PSNR per window position along long clips rendered from the dataset's recipe (see the module docstring).
 
-    found: (recipe path, warning or None) from ``find_recipe``.
+    found: (recipe path, warning or None) from ``find_recipe``; drawn: the recipe at the evaluation's
+    settings when the held-out clips were drawn again (``_drawn_again``), else None.
     """
     from hybrid.data.generate import render_dataset_clip
     from hybrid.data.recipe import load_recipe
 
     recipe_path, warning = found
-    recipe = _drawn_again(recipe_path, options) if options.rerender else load_recipe(recipe_path)
+    recipe = drawn if drawn is not None else load_recipe(recipe_path)
     frames = DRIFT_FACTOR * config.window
     long_recipe = recipe.model_copy(update={"clip": recipe.clip.model_copy(update={"frames": frames})})
     used = {int(manifest.seed)}
