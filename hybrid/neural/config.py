@@ -88,6 +88,23 @@ class NeuralConfig(Spec):
         description="denoising steps per window when the caller does not say (the CLI's --steps default): the "
         "count the checkpoint was validated with",
     )
+    sample_draws: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="independent noise draws rendered and averaged per clip (run as one batch): their mean "
+        "estimates the expected frame given the buffers, so noise the network lets through (blotches on "
+        "plain surfaces, flicker) averages out; the cost is this many forward passes per step",
+    )
+    temporal_blend: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="detail_transfer only: each frame's correction is this fraction of its own plus the rest of "
+        "the previous frame's output correction carried along the exact backward flow, on pixels visible in "
+        "both (hybrid.neural.temporal); 1 turns it off. Lighting attached to surfaces stays put; a moving "
+        "shadow's correction lags by about (1 - blend) / blend frames",
+    )
     train_timesteps: int = Field(1000, ge=10, le=10000, description="diffusion steps of the training schedule")
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = Field(
         "squaredcos_cap_v2", description="noise schedule (diffusers' names); the cosine one suits pixel space"

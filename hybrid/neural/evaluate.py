@@ -45,7 +45,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from hybrid.render.warp import covisible, warp_previous
+from hybrid.render.warp import covisible_clip, warp_previous
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -133,14 +133,6 @@ def ssim(output: np.ndarray, target: np.ndarray, data_range: float = 1.0) -> flo
     if output.ndim == 2:
         output, target = output[..., None], target[..., None]
     return float(np.mean([ssim_map(output[..., c], target[..., c], data_range).mean() for c in range(output.shape[-1])]))
-
-
-def covisible_masks(flow_bwd: np.ndarray, flow_fwd: np.ndarray, instance: np.ndarray) -> np.ndarray:
-    """bool (T, H, W): pixels of frame t visible in frame t-1 too (``hybrid.render.warp.covisible``); frame 0 all False."""
-    masks = np.zeros(instance.shape, dtype=bool)
-    for t in range(1, len(instance)):
-        masks[t] = covisible(flow_bwd[t], flow_fwd[t - 1], instance[t], instance[t - 1])
-    return masks
 
 
 def warp_error(frames: np.ndarray, flow_bwd: np.ndarray, visible: np.ndarray) -> float:
@@ -318,7 +310,7 @@ def evaluate(
     for item in _held_out(dataset, manifest, drawn, total):
         buffers = item["buffers"]
         outputs = render_methods(renderer, buffers, item["metadata"], options, seed=options.seed + item["index"])
-        visible = covisible_masks(buffers["flow_bwd"], buffers["flow_fwd"], buffers["instance"])
+        visible = covisible_clip(buffers["flow_bwd"], buffers["flow_fwd"], buffers["instance"])
         row: dict = {"index": int(item["index"]), "frames": int(len(buffers["rgb"])),
                      "fields": clip_fields(item["metadata"]),
                      "covisible_fraction": float(visible[1:].mean()) if len(visible) > 1 else 0.0}
@@ -490,7 +482,7 @@ def _drift(renderer, config, manifest, info: dict, options: EvalOptions, found: 
         buffers = {k: np.asarray(v) for k, v in buffers.items()}
         buffers["instance"] = buffers["instance"].astype(np.int64)
         outputs = render_methods(renderer, buffers, metadata, options, seed=options.seed + index)
-        visible = covisible_masks(buffers["flow_bwd"], buffers["flow_fwd"], buffers["instance"])
+        visible = covisible_clip(buffers["flow_bwd"], buffers["flow_fwd"], buffers["instance"])
         warp["target"].append(warp_error(buffers["rgb"], buffers["flow_bwd"], visible))
         for method, out in outputs.items():
             scores, _ = frame_scores(out, buffers["rgb"])

@@ -29,7 +29,7 @@ from typing import Optional
 
 import numpy as np
 
-from hybrid.render.warp import covisible
+from hybrid.render.warp import covisible_clip
 
 
 def warp_noise_anchored(
@@ -121,12 +121,9 @@ def clip_noise(
 def clip_visibility(flow_fwd: np.ndarray, flow_bwd: np.ndarray, instance: np.ndarray) -> np.ndarray:
     """bool (T, H, W): pixels of frame t whose point was visible in frame t-1 (all False in frame 0).
 
-    flow_fwd, flow_bwd: (T, H, W, 2); instance: (T, H, W). See ``hybrid.render.warp.covisible``.
+    flow_fwd, flow_bwd: (T, H, W, 2); instance: (T, H, W). See ``hybrid.render.warp.covisible_clip``.
     """
-    vis = np.zeros(instance.shape, dtype=bool)
-    for t in range(1, len(instance)):
-        vis[t] = covisible(flow_bwd[t], flow_fwd[t - 1], instance[t], instance[t - 1])
-    return vis
+    return covisible_clip(flow_bwd, flow_fwd, instance)
 
 
 def resize_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -113,8 +113,9 @@ class NeuralRenderer:
             missing = [b for b in NOISE_BUFFERS if b not in buffers]
             if missing:
                 raise ConditionError(
-                    f"warped noise needs the buffers {', '.join(NOISE_BUFFERS)}; this clip lacks {', '.join(missing)}. "
-                    "Render the clip with `hybrid render` (it writes them), or sample with warp_noise=False"
+                    f"warped noise and the correction carried along the flow need the buffers {', '.join(NOISE_BUFFERS)}; "
+                    f"this clip lacks {', '.join(missing)}. Render the clip with `hybrid render` (it writes them), or "
+                    "sample with warp_noise=False and temporal_blend=1"
                 )
 
     def clip_noise(self, buffers: Mapping[str, np.ndarray], size: tuple[int, int], frames: int, seed: int,
@@ -142,83 +143,106 @@ class NeuralRenderer:
         seed: int = 0,
         warp_noise: bool = True,
         frame_by_frame: bool = False,
+        draws: Optional[int] = None,
+        temporal_blend: Optional[float] = None,
         progress: Progress = None,
     ) -> np.ndarray:
-        """uint8 sRGB (T, h, w, 3) frames for a clip, (h, w) = ``render_size`` of its buffers.
+        """uint8 sRGB (T, h, w, 3) frames for a clip, (h, w) = ``render_size`` of its buffers
+        (the clip's own size with ``output: detail_transfer``).
 
         buffers: the clip's buffers, each (T, H, W, ...) (NumPy or CPU tensors); metadata:
         its metadata.json dict (lights and camera poses for light groups). steps:
-        denoising steps per window (None: the checkpoint's ``sample_steps``); scheduler: one of SCHEDULERS; seed: the same seed
-        gives the same frames on the same machine. progress(done, total) is called after
-        every denoising step.
+        denoising steps per window (None: the checkpoint's ``sample_steps``); scheduler: one of
+        SCHEDULERS; seed: the same seed gives the same frames on the same machine; draws,
+        temporal_blend: None takes the checkpoint's ``sample_draws`` and ``temporal_blend``.
+        ``frame_by_frame`` renders every frame alone with independent noise and no correction
+        carried between frames. progress(done, total) is called after every denoising step.
         """
         steps = self.config.sample_steps if steps is None else steps
+        draws = self.config.sample_draws if draws is None else draws
+        blend = self.config.temporal_blend if temporal_blend is None else temporal_blend
         if steps < 1:
             raise ValueError(f"steps must be at least 1, got {steps}")
+        if draws < 1:
+            raise ValueError(f"draws must be at least 1, got {draws}")
+        if not 0.0 < blend <= 1.0:
+            raise ValueError(f"temporal_blend must be in (0, 1], got {blend}")
         if scheduler not in SCHEDULERS:
             raise ValueError(f"unknown scheduler {scheduler!r}; choose one of {', '.join(SCHEDULERS)}")
         warp = warp_noise and not frame_by_frame
         buffers = with_raster_beauty(buffers)
-        self.check_inputs(buffers, metadata, warp_noise=warp)
+        carried = self.config.output == "detail_transfer" and blend < 1.0 and not frame_by_frame
+        self.check_inputs(buffers, metadata, warp_noise=warp or carried)
         frames, height, width = _clip_shape(buffers, self.config)
         size = self.render_size(height, width)
 
         cond = build_condition(buffers, metadata, self.config.condition, size)  # (T, Cc, h, w)
-        noise = self.clip_noise(buffers, size, frames, seed, warp)
+        # Draw 0 uses `seed` itself, so one draw gives the frames it always gave.
+        noise = np.stack([self.clip_noise(buffers, size, frames, seed if d == 0 else [seed, 2, d], warp) for d in range(draws)])
+        made = self._sample(cond, noise, steps, scheduler, seed, frame_by_frame, progress).mean(0)  # (T, 3, h, w)
+        if self.config.output == "detail_transfer":
+            return frames_to_uint8(self._transfer(made.cpu().numpy(), cond, buffers, blend if carried else 1.0))
+        return frames_to_uint8(made)
+
+    def _sample(self, cond: np.ndarray, noise: np.ndarray, steps: int, scheduler: str, seed: int,
+                frame_by_frame: bool, progress: Progress) -> torch.Tensor:
+        """float (D, T, 3, h, w) in [-1, 1]: the clip denoised once per draw of `noise` (D, T, 3, h, w), as one batch."""
+        draws, frames = noise.shape[:2]
+        size = noise.shape[-2:]
         window, context = (1, 0) if frame_by_frame else (self.config.window, self.config.context_frames)
         plan = plan_windows(frames, window, context)
         padded = plan[-1][0] + window
         if padded > frames:  # repeat the last frame's buffers; fresh noise for the frames that get dropped
-            extra = np.random.default_rng([seed, 1]).standard_normal((padded - frames, *noise.shape[1:]), dtype=np.float32)
-            noise = np.concatenate([noise, extra])
+            extra = np.random.default_rng([seed, 1]).standard_normal((draws, padded - frames, *noise.shape[2:]), dtype=np.float32)
+            noise = np.concatenate([noise, extra], axis=1)
             cond = np.concatenate([cond, np.repeat(cond[-1:], padded - frames, axis=0)])
 
         dev = self.device
         cond_t = torch.from_numpy(cond).to(dev)
         noise_t = torch.from_numpy(noise).to(dev)
-        made = torch.zeros((padded, 3, *size), device=dev)
+        made = torch.zeros((draws, padded, 3, *size), device=dev)
         generator = torch.Generator(device="cpu").manual_seed(seed)
         total, done = len(plan) * steps, 0
         for start, k in plan:
             sched = make_scheduler(scheduler, self.config)
             sched.set_timesteps(steps, device=dev)
             sl = slice(start, start + window)
-            eps, ctx = noise_t[sl], torch.zeros((window, 3, *size), device=dev)
-            ctx[:k] = made[start : start + k]
-            mask = torch.zeros(window, dtype=torch.bool, device=dev)
-            mask[:k] = True
+            eps, ctx = noise_t[:, sl], torch.zeros((draws, window, 3, *size), device=dev)
+            ctx[:, :k] = made[:, start : start + k]
+            mask = torch.zeros((draws, window), dtype=torch.bool, device=dev)
+            mask[:, :k] = True
+            window_cond = cond_t[sl].expand(draws, *cond_t[sl].shape)
             x = eps * sched.init_noise_sigma
             for t in sched.timesteps:
                 if k:
-                    x[:k] = sched.add_noise(ctx[:k], eps[:k], t.reshape(1))
-                pred = self._predict(sched.scale_model_input(x, t), t, cond_t[sl], ctx, mask)
+                    x[:, :k] = sched.add_noise(ctx[:, :k], eps[:, :k], t.reshape(1))
+                pred = self._predict(sched.scale_model_input(x, t), t, window_cond, ctx, mask)
                 x = sched.step(pred, t, x, generator=generator).prev_sample
                 done += 1
                 if progress is not None:
                     progress(done, total)
-            made[start + k : start + window] = x[k:].clamp(-1.0, 1.0)
-        if self.config.output == "detail_transfer":
-            return frames_to_uint8(self._transfer(made[:frames].cpu().numpy(), cond[:frames], buffers))
-        return frames_to_uint8(made[:frames])
+            made[:, start + k : start + window] = x[:, k:].clamp(-1.0, 1.0)
+        return made[:, :frames]
 
-    def _transfer(self, made: np.ndarray, cond: np.ndarray, buffers: Mapping[str, np.ndarray]) -> np.ndarray:
-        """float (T, 3, H, W) at the clip's resolution: the raster beauty plus the model's upsampled correction."""
+    def _transfer(self, made: np.ndarray, cond: np.ndarray, buffers: Mapping[str, np.ndarray], blend: float) -> np.ndarray:
+        """float (T, 3, H, W) at the clip's resolution: the raster beauty plus the model's upsampled correction,
+        carried along the flow with weight 1 - `blend` (``hybrid.neural.temporal``)."""
         from hybrid.neural.conditioning import condition_offsets
         from hybrid.neural.upsample import detail_transfer
 
         at = condition_offsets(self.config.condition)["raster_beauty"]
         raster_low = cond[:, at : at + 3]
         raster_full = np.asarray(buffers["rgb_raster"], dtype=np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
-        return detail_transfer(made, raster_low, raster_full, buffers)
+        return detail_transfer(made, raster_low, raster_full, buffers, temporal_blend=blend)
 
     def _predict(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, ctx: torch.Tensor,
                  mask: torch.Tensor) -> torch.Tensor:
-        """The model on one window (T, ...) as a batch of one; bfloat16 autocast on CUDA, float32 elsewhere."""
-        args = (x[None], t.reshape(1).to(x.device), cond[None], ctx[None], mask[None])
+        """The model on one window of every draw (D, T, ...) as a batch; bfloat16 autocast on CUDA, float32 elsewhere."""
+        args = (x, t.reshape(1).expand(len(x)).to(x.device), cond, ctx, mask)
         if self.device.type == "cuda":
             with torch.autocast("cuda", dtype=torch.bfloat16):
-                return self.model(*args)[0].float()
-        return self.model(*args)[0]
+                return self.model(*args).float()
+        return self.model(*args)
 
 
 # ---------------------------------------------------------------- a rendered clip with neural frames

@@ -162,12 +162,15 @@ def detail_transfer(
     raster_full: np.ndarray,
     buffers: Mapping[str, np.ndarray],
     scales: GuideScales = GuideScales(),
+    temporal_blend: float = 1.0,
 ) -> np.ndarray:
     """float32 (T, 3, H, W) in [-1, 1]: raster_full + the guided upsampling of (predicted_low - raster_low).
 
     predicted_low, raster_low: (T, 3, h, w) in the model's [-1, 1] sRGB range (the raster
     frame resized as the model saw it); raster_full: (T, 3, H, W); buffers: the clip's
-    full-resolution exact buffers (albedo, normal, depth, instance).
+    full-resolution exact buffers (albedo, normal, depth, instance; with temporal_blend < 1
+    also flow_bwd and flow_fwd, along which the correction is carried from frame to frame,
+    ``hybrid.neural.temporal``).
     """
     guides = guide_channels(buffers, scales)
     correction = joint_bilateral_upsample(
@@ -176,6 +179,16 @@ def detail_transfer(
         buffers.get("instance"),
         spatial=scales.spatial,
     )
+    if temporal_blend < 1.0:
+        from hybrid.neural.temporal import carry_along_flow
+        from hybrid.render.warp import covisible_clip
+
+        missing = [b for b in ("flow_bwd", "flow_fwd", "instance") if b not in buffers]
+        if missing:
+            raise ValueError(f"temporal_blend < 1 carries the correction along the flow; the clip lacks {', '.join(missing)}")
+        flow_bwd = np.asarray(buffers["flow_bwd"], np.float32)
+        visible = covisible_clip(flow_bwd, np.asarray(buffers["flow_fwd"], np.float32), np.asarray(buffers["instance"]))
+        correction = carry_along_flow(correction, flow_bwd, visible, temporal_blend)
     exact = raster_is_exact(buffers)
     if exact is not None:
         correction = np.where(exact[:, None], np.float32(0.0), correction)

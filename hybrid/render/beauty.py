@@ -35,6 +35,7 @@ from hybrid.render.gl import pyrender
 from hybrid.render.hdr_target import HDRTarget
 from hybrid.render.materials import DISPLAY_GAMMA, display_to_linear
 from hybrid.render.scene_build import RenderScene
+from hybrid.render.shadow_fit import fitted_shadow_camera, world_boxes
 from hybrid.transforms import CV_TO_GL
 
 SHADER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shaders")
@@ -221,10 +222,26 @@ class BeautyPass:
                 renderer._configure_shadow_mapping_viewport(node.light, self.flags)
             self._cleared = True
         shadowless = set(rs.shadowless)
+        self._fit_shadow_cameras(renderer)
         for node in rs.light_nodes:
             if node.light.shadow_texture is not None and node not in shadowless:
                 renderer._shadow_mapping_pass(scene, node, self.flags)
         return self._forward(renderer)
+
+    def _fit_shadow_cameras(self, renderer: "pyrender.Renderer") -> None:
+        """Directional lights' shadow cameras fitted to the casters (``shadow_fit``), for the shadow
+        passes and the lighting uniforms alike; other lights keep pyrender's."""
+        boxes = world_boxes(self._rs.scene)
+        default = type(renderer)._get_light_cam_matrices.__get__(renderer)
+
+        def light_cam_matrices(scene, light_node, flags):
+            if isinstance(light_node.light, pyrender.DirectionalLight):
+                fitted = fitted_shadow_camera(boxes, -scene.get_pose(light_node)[:3, 2], pyrender.constants.SHADOW_TEX_SZ)
+                if fitted is not None:
+                    return fitted
+            return default(scene, light_node, flags)
+
+        renderer._get_light_cam_matrices = light_cam_matrices
 
     def _forward(self, renderer: "pyrender.Renderer") -> np.ndarray:
         """pyrender's forward pass, step for step, with our program cache and into our target."""

@@ -84,3 +84,14 @@ def covisible(
     cols, rows = np.meshgrid(np.arange(width, dtype=np.float64), np.arange(height, dtype=np.float64))
     err = np.hypot(x + back[..., 0] - cols, y + back[..., 1] - rows)
     return inside & same & (err <= tolerance_px)
+
+
+def covisible_clip(flow_bwd: np.ndarray, flow_fwd: np.ndarray, instance: np.ndarray) -> np.ndarray:
+    """bool (T, H, W): pixels of frame t whose surface point was visible in frame t-1 too (``covisible``); frame 0 all False.
+
+    flow_bwd, flow_fwd: (T, H, W, 2) in pixels; instance: (T, H, W).
+    """
+    masks = np.zeros(np.shape(instance), dtype=bool)
+    for t in range(1, len(instance)):
+        masks[t] = covisible(flow_bwd[t], flow_fwd[t - 1], instance[t], instance[t - 1])
+    return masks
