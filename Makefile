@@ -72,7 +72,7 @@ train: setup
 # of every scene in scenes/ against Cycles.
 eval: setup
 	$(VENV)/bin/hybrid dataset generate datasets/neural_pt.yaml --out $(PT_DATA)/heldout --clips 16 --seed 1
-	$(VENV)/bin/hybrid eval checkpoints/neural_pt $(PT_DATA)/heldout --clips 4 --long-clips 0 --resolution 256x256 --reference-samples 32 --out EVAL.md
+	$(VENV)/bin/hybrid eval checkpoints/neural_pt $(PT_DATA)/heldout --clips 4 --long-clips 1 --resolution 256x256 --reference-samples 32 --out EVAL.md
 	$(PY) benchmarks/eval_scenes.py --frames 8 --samples 32 --out EVAL_scenes.md
 
 clean:

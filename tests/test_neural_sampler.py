@@ -156,3 +156,44 @@ def test_detail_transfer_output_is_at_the_clip_resolution_and_keeps_the_raster_d
     out = NeuralRenderer(CopyRaster(), config).render(buffers, metadata, steps=2, warp_noise=False)
     assert out.shape == (3, 48, 64, 3)
     assert np.abs(out.astype(int) - raster.astype(int)).max() <= 1  # float round trip of the codes
+
+
+def test_draws_run_as_one_batch_each_as_if_alone_and_one_draw_is_the_seeds_frames():
+    """Draws are independent chains in one batch: each equals that chain run by itself (GroupNorm and
+    attention never mix batch entries; float32 sums reordered by batching agree to 1e-5). One draw
+    gives the frames the seed always gave, and the same seed the same averaged frames."""
+    renderer = _renderer()
+    buffers, metadata = _clip(frames=8)  # windows at 0, 2 and 4 end exactly at frame 8: no padding frames
+    from hybrid.neural.conditioning import build_condition
+
+    cond = build_condition(buffers, metadata, CONFIG.condition, (16, 16))
+    noise = np.random.default_rng(5).standard_normal((3, 8, 3, 16, 16)).astype(np.float32)
+    together = renderer._sample(cond, noise, 2, "dpmsolver++", 0, False, None)
+    for d in range(3):
+        alone = renderer._sample(cond, noise[d : d + 1], 2, "dpmsolver++", 0, False, None)
+        assert torch.allclose(together[d], alone[0], atol=1e-5)
+    one = renderer.render(buffers, metadata, steps=2, seed=4)
+    assert np.array_equal(renderer.render(buffers, metadata, steps=2, seed=4, draws=1), one)
+    three = renderer.render(buffers, metadata, steps=2, seed=4, draws=3)
+    assert np.array_equal(renderer.render(buffers, metadata, steps=2, seed=4, draws=3), three)
+    assert not np.array_equal(three, one)
+    with pytest.raises(ValueError, match="draws"):
+        renderer.render(buffers, metadata, steps=2, draws=0)
+
+
+def test_correction_is_kept_where_the_draws_agree_and_shrunk_towards_the_raster_where_they_disagree():
+    """prior / (prior + variance): draws that agree keep their mean correction; draws spread with variance
+    equal to the prior keep half of it; no prior keeps the plain mean."""
+    config = CONFIG.model_copy(update={"condition": ("albedo", "depth", "raster_beauty"), "output": "detail_transfer",
+                                       "correction_prior": 0.01})
+    renderer = NeuralRenderer(torch.nn.Identity(), config)
+    t, h, w = 2, 8, 8
+    cond = np.zeros((t, 7, h, w), np.float32)
+    cond[:, 4:7] = 0.2  # the raster beauty at the working size
+    made = torch.full((4, t, 3, h, w), 0.5)  # every draw says raster + 0.3
+    assert torch.allclose(renderer._trusted_mean(made, cond), torch.full((t, 3, h, w), 0.5))
+    spread = torch.tensor([1.0, -1.0, 1.0, -1.0]).view(4, 1, 1, 1, 1) * np.sqrt(0.01 * 3 / 4)  # unbiased variance 0.01
+    shrunk = renderer._trusted_mean(made + spread, cond)
+    assert torch.allclose(shrunk, torch.full((t, 3, h, w), 0.2 + 0.3 / 2), atol=1e-6)
+    plain = NeuralRenderer(torch.nn.Identity(), config.model_copy(update={"correction_prior": 0.0}))
+    assert torch.allclose(plain._trusted_mean(made + spread, cond), torch.full((t, 3, h, w), 0.5), atol=1e-6)

@@ -103,20 +103,27 @@ def test_detail_transfer_adds_only_the_upsampled_correction():
 
 
 def test_no_correction_where_the_raster_frame_is_already_exact():
-    """Background pixels (instance 0) get none, unless smoke or liquid lies in front of them."""
+    """Background pixels (instance 0) get none, unless smoke, fire or liquid lies in front of them."""
     rng = np.random.default_rng(2)
     b = dict(_two_objects(24, 32, 11, frames=1))
     b["instance"] = b["instance"].copy()
     b["instance"][:, :, :4] = 0  # a strip of background
     gas = np.zeros((1, 24, 32), np.float32)
     gas[:, :12, :4] = 0.5  # smoke in front of the strip's upper half
-    b["gas_density"], b["liquid_mask"] = gas, np.zeros((1, 24, 32), np.uint8)
+    gas[:, 12:, :4] = 1e-18  # the solver's traces far from a plume: clear
+    heat = np.zeros((1, 24, 32), np.float32)
+    heat[:, :12, :2] = 900.0  # a flame in front of part of the smoke
+    b["gas_density"], b["gas_temperature"], b["liquid_mask"] = gas, heat, np.zeros((1, 24, 32), np.uint8)
     raster_full = rng.uniform(-0.8, 0.8, (1, 3, 24, 32)).astype(np.float32)
     raster_low = rng.uniform(-0.8, 0.8, (1, 3, 6, 8)).astype(np.float32)
     out = detail_transfer(raster_low + 0.15, raster_low, raster_full, b)
     assert np.array_equal(out[..., 12:, :4], raster_full[..., 12:, :4])  # clear background: the raster frame
     assert np.abs(out[..., :12, :4] - (raster_full[..., :12, :4] + 0.15)).max() < 1e-6  # smoke in front
     assert np.abs(out[..., 4:] - (raster_full[..., 4:] + 0.15)).max() < 1e-6  # surfaces
+    b["gas_density"] = np.zeros_like(gas)  # the flame alone still counts
+    out = detail_transfer(raster_low + 0.15, raster_low, raster_full, b)
+    assert np.abs(out[..., :12, :2] - (raster_full[..., :12, :2] + 0.15)).max() < 1e-6
+    assert np.array_equal(out[..., :12, 2:4], raster_full[..., :12, 2:4])
 
 
 def test_bad_arguments_are_refused():

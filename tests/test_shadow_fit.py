@@ -11,10 +11,8 @@ below a pixel and the edge is as sharp as the pixels.
 import numpy as np
 import pytest
 
-from hybrid.camera import camera_track
-from hybrid.pipeline import rasterize, simulate
 from hybrid.render.shadow_fit import MARGIN_TEXELS, SIZE_STEP, fitted_shadow_camera
-from hybrid.scene.spec import Scene
+from still_frames import render_still, surface_points
 
 A, HB = 0.2, 0.3  # box side and height, metres
 ELEVATION = np.radians(25.0)
@@ -72,7 +70,7 @@ def test_no_fit_without_casters_or_for_a_light_from_the_horizon():
 
 
 def _render(shadows: bool) -> dict:
-    scene = Scene.model_validate(
+    return render_still(
         {
             "name": "sun-on-a-big-floor",
             "frames": 1,
@@ -89,21 +87,6 @@ def _render(shadows: bool) -> dict:
             ],
         }
     )
-    states = simulate(scene)
-    track = camera_track(scene)
-    return {**rasterize(scene, states, track.cam_to_world), "K": track.K, "c2w": track.cam_to_world[0]}
-
-
-def _floor_points(b: dict):
-    """(world x, world y, linear brightness) of the floor's pixels (instance 1)."""
-    depth, inst = b["depth"][0], b["instance"][0]
-    v, u = np.nonzero(inst == 1)
-    z = depth[v, u]
-    K, c2w = b["K"], b["c2w"]
-    cam = np.stack([(u + 0.5 - K[0, 2]) / K[0, 0] * z, (v + 0.5 - K[1, 2]) / K[1, 1] * z, z, np.ones_like(z)])
-    world = (c2w @ cam)[:3]
-    lum = b["rgb"][0][v, u].astype(np.float64).mean(axis=1) / 255.0
-    return world[0], world[1], lum**2.2
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +98,7 @@ def test_lit_floor_is_exactly_the_unshadowed_floor(renders):
     """No shadow acne: away from the box's shadow, the floor of a 30 m scene under a low sun
     (n . l = sin 25 deg = 0.42) is the floor rendered without shadows, to the byte."""
     shadowed, plain = renders
-    x, y, _ = _floor_points(shadowed)
-    inst = shadowed["instance"][0]
-    v, u = np.nonzero(inst == 1)
+    v, u, (x, y, _), _ = surface_points(shadowed, 1)
     pixel = 0.006  # metres per pixel here, about: a band of 3 pixels around the shadow is left out
     outside = (np.abs(y) > A / 2 + 3 * pixel) | (x > FAR_EDGE + 3 * pixel) | (x < -A / 2 - 3 * pixel)
     diff = np.abs(shadowed["rgb"][0][v, u].astype(int) - plain["rgb"][0][v, u].astype(int))[outside]
@@ -126,7 +107,7 @@ def test_lit_floor_is_exactly_the_unshadowed_floor(renders):
 
 
 def test_far_edge_of_the_shadow_is_where_geometry_puts_it_and_sharp(renders):
-    x, y, lum = _floor_points(renders[0])
+    _, _, (x, y, _), lum = surface_points(renders[0], 1)
     band = np.abs(y) < A / 4
     x, lum = x[band], lum[band]
     bins = np.arange(FAR_EDGE - 0.1, FAR_EDGE + 0.1, 0.004)

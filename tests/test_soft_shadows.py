@@ -9,9 +9,7 @@ light (d = 0) leaves only the shadow map's own filtering.
 import numpy as np
 import pytest
 
-from hybrid.camera import camera_track
-from hybrid.pipeline import rasterize, simulate
-from hybrid.scene.spec import Scene
+from still_frames import render_still, surface_points
 
 H = 1.0  # bar height above the floor, metres
 EDGE = 0.5  # the bar spans x in [-0.5, 0.5]: its shadow's +x edge is at x = 0.5
@@ -21,7 +19,7 @@ def _render(diameter_deg: float) -> dict:
     light = {"type": "directional", "direction": [0, 0, -1], "intensity": 3.0, "shadows": True}
     if diameter_deg:
         light.update(angular_diameter_deg=diameter_deg, shadow_samples=16)
-    scene = Scene.model_validate(
+    return render_still(
         {
             "name": "penumbra",
             "frames": 1,
@@ -37,22 +35,13 @@ def _render(diameter_deg: float) -> dict:
             ],
         }
     )
-    states = simulate(scene)
-    track = camera_track(scene)
-    return {**rasterize(scene, states, track.cam_to_world), "K": track.K, "c2w": track.cam_to_world[0]}
 
 
 def _profile(b: dict) -> tuple[np.ndarray, np.ndarray]:
     """(world x, linear brightness) of floor pixels in a band under the bar, y in [0.6, 1.2]."""
-    depth, inst = b["depth"][0], b["instance"][0]
-    v, u = np.nonzero(inst == 1)
-    z = depth[v, u]
-    K, c2w = b["K"], b["c2w"]
-    cam = np.stack([(u + 0.5 - K[0, 2]) / K[0, 0] * z, (v + 0.5 - K[1, 2]) / K[1, 1] * z, z, np.ones_like(z)])
-    world = (c2w @ cam)[:3]
+    _, _, world, lum = surface_points(b, 1)
     band = np.abs(world[1] - 0.9) < 0.3
-    lum = b["rgb"][0][v, u].astype(np.float64).mean(axis=1) / 255.0
-    return world[0][band], lum[band] ** 2.2  # back to linear light
+    return world[0][band], lum[band]
 
 
 def _width_10_90(x: np.ndarray, lum: np.ndarray) -> float:

@@ -96,6 +96,14 @@ class NeuralConfig(Spec):
         "estimates the expected frame given the buffers, so noise the network lets through (blotches on "
         "plain surfaces, flicker) averages out; the cost is this many forward passes per step",
     )
+    correction_prior: float = Field(
+        0.0,
+        ge=0.0,
+        description="detail_transfer with sample_draws > 1: the mean squared correction of the training data "
+        "(target minus raster beauty, [-1, 1] units, at the working size); the averaged correction is multiplied "
+        "by prior / (prior + the draws' variance there), so where the draws disagree (inputs unlike the "
+        "training data) the frame falls back towards the raster beauty. 0 turns it off",
+    )
     temporal_blend: float = Field(
         1.0,
         gt=0.0,

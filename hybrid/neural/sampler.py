@@ -179,10 +179,26 @@ class NeuralRenderer:
         cond = build_condition(buffers, metadata, self.config.condition, size)  # (T, Cc, h, w)
         # Draw 0 uses `seed` itself, so one draw gives the frames it always gave.
         noise = np.stack([self.clip_noise(buffers, size, frames, seed if d == 0 else [seed, 2, d], warp) for d in range(draws)])
-        made = self._sample(cond, noise, steps, scheduler, seed, frame_by_frame, progress).mean(0)  # (T, 3, h, w)
+        made = self._sample(cond, noise, steps, scheduler, seed, frame_by_frame, progress)  # (D, T, 3, h, w)
+        made = self._trusted_mean(made, cond)
         if self.config.output == "detail_transfer":
             return frames_to_uint8(self._transfer(made.cpu().numpy(), cond, buffers, blend if carried else 1.0))
         return frames_to_uint8(made)
+
+    def _trusted_mean(self, made: torch.Tensor, cond: np.ndarray) -> torch.Tensor:
+        """(T, 3, h, w): the mean over the draws; with ``correction_prior`` and several draws, its correction
+        to the raster beauty shrunk where the draws disagree (see NeuralConfig.correction_prior)."""
+        mean = made.mean(0)
+        prior = self.config.correction_prior
+        if len(made) < 2 or not prior or self.config.output != "detail_transfer":
+            return mean
+        from hybrid.neural.conditioning import condition_offsets
+
+        at = condition_offsets(self.config.condition)["raster_beauty"]
+        raster = torch.from_numpy(cond[:, at : at + 3]).to(mean.device)
+        spread = made.var(0, unbiased=True).mean(1, keepdim=True)  # (T, 1, h, w): the draws' variance per pixel
+        spread = torch.nn.functional.avg_pool2d(spread, 3, stride=1, padding=1, count_include_pad=False)
+        return raster + prior / (prior + spread) * (mean - raster)
 
     def _sample(self, cond: np.ndarray, noise: np.ndarray, steps: int, scheduler: str, seed: int,
                 frame_by_frame: bool, progress: Progress) -> torch.Tensor:
