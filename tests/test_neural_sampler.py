@@ -168,10 +168,15 @@ def test_draws_run_as_one_batch_each_as_if_alone_and_one_draw_is_the_seeds_frame
 
     cond = build_condition(buffers, metadata, CONFIG.condition, (16, 16))
     noise = np.random.default_rng(5).standard_normal((3, 8, 3, 16, 16)).astype(np.float32)
+    renderer.shared_context = False  # each draw continues from its own frames
     together = renderer._sample(cond, noise, 2, "dpmsolver++", 0, False, None)
     for d in range(3):
         alone = renderer._sample(cond, noise[d : d + 1], 2, "dpmsolver++", 0, False, None)
         assert torch.allclose(together[d], alone[0], atol=1e-5)
+    renderer.shared_context = True  # every draw continues from the draws' mean (no correction_prior here)
+    shared = renderer._sample(cond, noise, 2, "dpmsolver++", 0, False, None)
+    assert torch.allclose(shared[:, :4], together[:, :4].mean(0).expand(3, -1, -1, -1, -1), atol=1e-6)  # first window
+    assert torch.equal(shared[0], shared[1]) and torch.equal(shared[1], shared[2])
     one = renderer.render(buffers, metadata, steps=2, seed=4)
     assert np.array_equal(renderer.render(buffers, metadata, steps=2, seed=4, draws=1), one)
     three = renderer.render(buffers, metadata, steps=2, seed=4, draws=3)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Optional
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -39,6 +39,13 @@ class NeuralConfig(Spec):
     window: int = Field(8, ge=1, le=256, description="frames denoised together")
     context_frames: int = Field(
         2, ge=0, description="frames of the previous window given as clean context to the next one"
+    )
+    sample_context_frames: Optional[int] = Field(
+        None,
+        ge=0,
+        description="context frames when sampling, if not context_frames (training always uses context_frames). "
+        "0: every window starts afresh from its warped noise; a model trained on clean context frames can "
+        "drift when fed its own frames as context instead (exposure bias), which EVAL.md's long clips measure",
     )
     condition: tuple[str, ...] = Field(
         ("albedo", "normal", "depth", "mask", "instance_edges", "light", "ndotl"),
@@ -143,6 +150,10 @@ class NeuralConfig(Spec):
 
     @model_validator(mode="after")
     def _consistent(self) -> "NeuralConfig":
+        if self.sample_context_frames is not None and self.sample_context_frames >= self.window:
+            raise ValueError(
+                f"sample_context_frames ({self.sample_context_frames}) must be smaller than window ({self.window})"
+            )
         if self.context_frames >= self.window:
             raise ValueError(
                 f"context_frames ({self.context_frames}) must be smaller than window ({self.window}): "

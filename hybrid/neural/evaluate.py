@@ -340,7 +340,9 @@ def evaluate(
         "dataset_seed": manifest.seed,
         "model": {"resolution": list(config.resolution), "window": config.window,
                   "context_frames": config.context_frames, "condition": list(config.condition),
-                  "prediction_type": config.prediction_type},
+                  "prediction_type": config.prediction_type, "sample_context_frames": renderer.sample_context,
+                  "sample_draws": config.sample_draws, "correction_prior": config.correction_prior,
+                  "temporal_blend": config.temporal_blend},
         "training": {k: info.get(k) for k in ("steps", "wall_seconds", "hardware", "final") if k in info},
         "options": asdict(options),
         "metrics": {
@@ -572,7 +574,7 @@ def report_markdown(results: dict, command: Optional[str] = None) -> str:
         f"{_plural(results['clips'], 'clip')}, {o['steps']} {o['scheduler']} steps, sampling seed {o['seed']}. "
         f"Model: {results['model']['resolution'][0]}x{results['model']['resolution'][1]}, window "
         f"{results['model']['window']} with {_plural(results['model']['context_frames'], 'context frame')}, condition "
-        f"{', '.join(results['model']['condition'])}."
+        f"{', '.join(results['model']['condition'])}." + _sampling_note(results['model'])
         + _drawn_again_note(o),
         "",
         "## Quality and temporal consistency",
@@ -696,6 +698,20 @@ def reproduce_command(results: dict) -> str:
     if o.get("reference_samples") is not None:
         parts.append(f"--reference-samples {o['reference_samples']}")
     return " ".join(parts)
+
+
+def _sampling_note(model: dict) -> str:
+    """How the frames were sampled, where the checkpoint says more than steps and scheduler."""
+    parts = []
+    ctx = model.get("sample_context_frames")
+    if ctx is not None and ctx != model.get("context_frames"):
+        parts.append(f"{_plural(ctx, 'context frame')} between windows when sampling")
+    if model.get("sample_draws", 1) > 1:
+        parts.append(f"{model['sample_draws']} noise draws averaged"
+                     + (f", their correction shrunk against a prior of {model['correction_prior']}" if model.get("correction_prior") else ""))
+    if model.get("temporal_blend", 1.0) < 1.0:
+        parts.append(f"the correction carried along the flow with blend {model['temporal_blend']}")
+    return (" Sampled with " + "; ".join(parts) + ".") if parts else ""
 
 
 def _drawn_again_note(o: dict) -> str:

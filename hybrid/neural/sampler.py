@@ -10,13 +10,19 @@ How a clip of any length is made:
    (``hybrid.neural.noise``), so detail that grows out of the noise stays on its
    surface across window boundaries too.
 3. Windows. Frames are denoised ``config.window`` at a time. Each window after the
-   first starts ``context_frames`` before the end of the previous one; those frames,
-   already made, are given to the model as clean context (and, at every step, their
-   noisy copy is the clean frame noised to that step with their own noise, as in
+   first starts ``sample_context`` frames (``sample_context_frames``, else
+   ``context_frames``) before the end of the previous one; those frames, already
+   made, are given to the model as clean context (and, at every step, their noisy
+   copy is the clean frame noised to that step with their own noise, as in
    training), so the new frames continue the old ones' look instead of starting
-   afresh. When the last window would run past the clip, the clip's last frame of
+   afresh. With 0, windows follow one another and are tied together by the warped
+   noise and, with ``output: detail_transfer``, by the correction carried along the
+   flow. When the last window would run past the clip, the clip's last frame of
    buffers is repeated to fill it and the extra frames are dropped: every window has
-   the length and context count the model was trained with.
+   the length the model was trained with.
+4. Draws. ``sample_draws`` noise videos are denoised as one batch; after each window
+   the draws' frames are combined (their mean, shrunk towards the raster beauty where
+   they disagree, ``correction_prior``) and every draw continues from that.
 
 ``frame_by_frame=True`` is the baseline the temporal machinery is measured against:
 every frame alone (a window of one, no context) with independent noise.
@@ -86,7 +92,11 @@ def _clip_shape(buffers: Mapping[str, np.ndarray], config: NeuralConfig) -> tupl
 
 
 class NeuralRenderer:
-    """Renders clips with one VideoDenoiser (see the module docstring for how)."""
+    """Renders clips with one VideoDenoiser (see the module docstring for how).
+
+    ``shared_context`` (default True): with several draws, every draw continues from their
+    combined frames; False lets each draw continue from its own (independent chains).
+    """
 
     def __init__(self, model: torch.nn.Module, config: NeuralConfig, info: Optional[dict] = None,
                  device: Union[str, torch.device] = "cpu") -> None:
@@ -94,6 +104,7 @@ class NeuralRenderer:
         self.model = model.to(self.device).eval()
         self.config = config
         self.info = dict(info or {})
+        self.shared_context = True
 
     @classmethod
     def from_checkpoint(cls, path, device: Union[str, torch.device] = "cpu") -> "NeuralRenderer":
@@ -102,6 +113,12 @@ class NeuralRenderer:
 
         model, config, info = load_checkpoint(path, device=device)
         return cls(model, config, info, device=device)
+
+    @property
+    def sample_context(self) -> int:
+        """Context frames between windows when sampling: ``sample_context_frames``, else ``context_frames``."""
+        c = self.config
+        return c.context_frames if c.sample_context_frames is None else c.sample_context_frames
 
     def render_size(self, height: int, width: int) -> tuple[int, int]:
         return render_size(self.config, height, width)
@@ -205,7 +222,7 @@ class NeuralRenderer:
         """float (D, T, 3, h, w) in [-1, 1]: the clip denoised once per draw of `noise` (D, T, 3, h, w), as one batch."""
         draws, frames = noise.shape[:2]
         size = noise.shape[-2:]
-        window, context = (1, 0) if frame_by_frame else (self.config.window, self.config.context_frames)
+        window, context = (1, 0) if frame_by_frame else (self.config.window, self.sample_context)
         plan = plan_windows(frames, window, context)
         padded = plan[-1][0] + window
         if padded > frames:  # repeat the last frame's buffers; fresh noise for the frames that get dropped
@@ -237,7 +254,11 @@ class NeuralRenderer:
                 done += 1
                 if progress is not None:
                     progress(done, total)
-            made[:, start + k : start + window] = x[:, k:].clamp(-1.0, 1.0)
+            new = x[:, k:].clamp(-1.0, 1.0)
+            if self.shared_context and draws > 1:
+                # Every draw continues from the best estimate of the frames so far, not its own.
+                new = self._trusted_mean(new, cond[start + k : start + window]).expand_as(new)
+            made[:, start + k : start + window] = new
         return made[:, :frames]
 
     def _transfer(self, made: np.ndarray, cond: np.ndarray, buffers: Mapping[str, np.ndarray], blend: float) -> np.ndarray:
@@ -312,7 +333,7 @@ def neural_clip(
         "scheduler": scheduler,
         "seed": seed,
         "window": renderer.config.window,
-        "context_frames": renderer.config.context_frames,
+        "context_frames": renderer.sample_context,
         "condition": list(renderer.config.condition),
         "warped_noise": True,
         "checkpoint_info": renderer.info,
