@@ -705,7 +705,7 @@ def _sampling_note(model: dict) -> str:
     parts = []
     ctx = model.get("sample_context_frames")
     if ctx is not None and ctx != model.get("context_frames"):
-        parts.append(f"{_plural(ctx, 'context frame')} between windows when sampling")
+        parts.append(f"{_plural(ctx, 'context frame') if ctx else 'no context frames'} between windows")
     if model.get("sample_draws", 1) > 1:
         parts.append(f"{model['sample_draws']} noise draws averaged"
                      + (f", their correction shrunk against a prior of {model['correction_prior']}" if model.get("correction_prior") else ""))
