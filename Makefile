@@ -67,9 +67,9 @@ train: setup
 	rm -rf checkpoints/neural_pt && mv checkpoints/neural_pt.new checkpoints/neural_pt
 
 # EVAL.md: the default checkpoint on held-out clips of its recipe drawn again at
-# 256 x 256 against Cycles at 32 samples + OIDN (about 5 minutes on 2 cores; add
-# --long-clips 2 for drift, about 10 minutes more); EVAL_scenes.md: the first 8 frames
-# of every scene in scenes/ against Cycles.
+# 256 x 256 against Cycles at 32 samples + OIDN, and one clip ten windows long for
+# drift (about 9 minutes on 2 cores); EVAL_scenes.md: the first 8 frames of every
+# scene in scenes/ against Cycles (about 5 minutes).
 eval: setup
 	$(VENV)/bin/hybrid dataset generate datasets/neural_pt.yaml --out $(PT_DATA)/heldout --clips 16 --seed 1
 	$(VENV)/bin/hybrid eval checkpoints/neural_pt $(PT_DATA)/heldout --clips 4 --long-clips 1 --resolution 256x256 --reference-samples 32 --out EVAL.md
