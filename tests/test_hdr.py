@@ -204,7 +204,10 @@ def test_encoded_hdr_matches_pyrenders_own_8_bit_pass(tmp_path):
         old, _ = rast.renderer.render(rast.pyrender_scene, rast.rgb_flags | pyrender.RenderFlags.OFFSCREEN)
     assert np.array_equal(buffers["rgb"], encode_display(hdr))
     diff = buffers["rgb"].astype(int) - old.astype(int)
-    interior = _flat_interior(buffers["instance"], buffers["normal"]) & (hdr.max(axis=-1) < 1.0)
+    # Below 0.9 on average no sample of a flat interior pixel reaches 1; nearer to 1 a
+    # highlight may cross 1 inside the pixel (the ball's, under the unshadowed sun), where
+    # the HDR pass is brighter by design (the docstring's Jensen case; checked below).
+    interior = _flat_interior(buffers["instance"], buffers["normal"]) & (hdr.max(axis=-1) < 0.9)
     assert interior.sum() > 0.8 * interior.size
     assert np.abs(diff[interior]).max() <= 1
     assert diff.min() >= -1
