@@ -192,37 +192,36 @@ float occluded_bilinear(sampler2D map, vec2 size, vec2 uv, float depth)
 }
 
 // Fraction of the light a point does not receive: the bilinear compare averaged
-// over a 3 x 3 block of texel offsets (percentage-closer filtering).
-float shadow_fraction(mat4 light_matrix, sampler2D map, float n_dot_l)
+// over a 3 x 3 block of texel offsets (percentage-closer filtering). `l` is the unit
+// direction from the point to the light.
+float shadow_fraction(mat4 light_matrix, sampler2D map, float n_dot_l, vec3 l)
 {
     vec4 clip = light_matrix * vec4(v_world_position, 1.0);
+    vec2 size = vec2(textureSize(map, 0));
+    // The bias, in metres: the point is moved that far towards the light before its depth is
+    // compared, which works alike for orthographic (directional) and perspective (spot)
+    // maps. Slope-scaled in texels: the filter's taps reach 2 texels, over which a surface
+    // at angle theta to the light recedes by 2 texels x tan(theta); 2.5 of them plus one
+    // texel for the depth quantisation keeps any surface from shadowing itself. A texel
+    // spans 2 w / (size |row 0|) metres at the point (w = 1 for an orthographic map).
+    float texel = 2.0 * clip.w / (size.x * length(vec3(light_matrix[0][0], light_matrix[1][0], light_matrix[2][0])));
+    float tan_theta = sqrt(max(1.0 - n_dot_l * n_dot_l, 0.0)) / max(n_dot_l, 0.1);
+    clip = light_matrix * vec4(v_world_position + l * texel * (1.0 + 2.5 * tan_theta), 1.0);
     vec3 p = clip.xyz / clip.w * 0.5 + 0.5;
     if (p.z > 1.0) {
         return 0.0;  // beyond the shadow camera's far plane: never shadowed
     }
-    vec2 size = vec2(textureSize(map, 0));
-    float bias;
-    // Row 3 of an orthographic (directional) light's matrix is (0, 0, 0, 1).
+    // Row 3 of an orthographic (directional) light's matrix is (0, 0, 0, 1). Its map is
+    // fitted to every caster and its shadow with a margin of 4 texels (shadow_fit.py):
+    // outside it nothing is shadowed; stopping 3 texels short of its border keeps the
+    // filter's taps (2.5 texels out) from wrapping round to the far side.
     if (length(vec3(light_matrix[0][3], light_matrix[1][3], light_matrix[2][3])) < 1e-9) {
-        // Outside the map, fitted to every caster and its shadow with a margin of 4 texels
-        // (shadow_fit.py), nothing is shadowed; stopping 3 texels short of its border keeps
-        // the filter's taps (2.5 texels out) from wrapping round to the far side.
         vec2 edge = vec2(3.0) / size;
         if (any(lessThan(p.xy, edge)) || any(greaterThan(p.xy, vec2(1.0) - edge))) {
             return 0.0;
         }
-        // Slope-scaled in texels: the filter's taps reach 2 texels, over which a surface at
-        // angle theta to the light recedes by 2 texels x tan(theta); 2.5 of them plus one
-        // texel for the depth quantisation keeps any surface from shadowing itself.
-        float texel = 2.0 / (size.x * length(vec3(light_matrix[0][0], light_matrix[1][0], light_matrix[2][0])));
-        float depth_per_metre = 0.5 * length(vec3(light_matrix[0][2], light_matrix[1][2], light_matrix[2][2]));
-        float tan_theta = sqrt(max(1.0 - n_dot_l * n_dot_l, 0.0)) / max(n_dot_l, 0.1);
-        bias = texel * (1.0 + 2.5 * tan_theta) * depth_per_metre;
-    } else {
-        // A slope-scaled bias keeps surfaces from shadowing themselves.
-        bias = max(0.001 * (1.0 - n_dot_l), 0.0001) / clip.w;
     }
-    float depth = p.z - bias;
+    float depth = p.z;
     float sum = 0.0;
     for (int i = -1; i <= 1; i++) {
         for (int j = -1; j <= 1; j++) {
@@ -254,7 +253,7 @@ void main()
         vec3 lit = reflected(n, v, l, E, r, f0, c_diff);
 #ifdef DIRECTIONAL_LIGHT_SHADOWS
         lit *= 1.0 - shadow_fraction(directional_lights[i].light_matrix, directional_lights[i].shadow_map,
-                                     clamp(dot(n, l), 0.0, 1.0));
+                                     clamp(dot(n, l), 0.0, 1.0), l);
 #endif
         radiance += lit;
     }
@@ -278,7 +277,7 @@ void main()
         vec3 lit = reflected(n, v, l, E, r, f0, c_diff);
 #ifdef SPOT_LIGHT_SHADOWS
         lit *= 1.0 - shadow_fraction(spot_lights[i].light_matrix, spot_lights[i].shadow_map,
-                                     clamp(dot(n, l), 0.0, 1.0));
+                                     clamp(dot(n, l), 0.0, 1.0), l);
 #endif
         radiance += lit;
     }
