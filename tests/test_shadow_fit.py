@@ -69,16 +69,16 @@ def test_no_fit_without_casters_or_for_a_light_from_the_horizon():
     assert fitted_shadow_camera(_floor_and_boxes(), np.array([0.0, 0.0, 1.0]), TEXELS) is None
 
 
-def _render(shadows: bool) -> dict:
+def _floor_and_box(name: str, light: dict) -> dict:
+    """The box on a 30 m white floor under ambient light and `light`, seen from above its shadow."""
     return render_still(
         {
-            "name": "sun-on-a-big-floor",
+            "name": name,
             "frames": 1,
             "resolution": [240, 160],
             "physics": {"gravity": [0, 0, 0]},
             "camera": {"position": [0.45, -1.2, 1.6], "look_at": [0.45, 0.0, 0.0], "fov_deg": 40},
-            "lights": [{"type": "ambient", "intensity": 0.2},
-                       {"type": "directional", "direction": D.tolist(), "intensity": 3.0, "shadows": shadows}],
+            "lights": [{"type": "ambient", "intensity": 0.2}, light],
             "objects": [
                 {"name": "floor", "shape": {"type": "plane", "size": [30, 30]}, "physics": {"body": "static"},
                  "look": {"color": "white", "roughness": 1.0}},
@@ -87,6 +87,11 @@ def _render(shadows: bool) -> dict:
             ],
         }
     )
+
+
+def _render(shadows: bool) -> dict:
+    return _floor_and_box("sun-on-a-big-floor",
+                          {"type": "directional", "direction": D.tolist(), "intensity": 3.0, "shadows": shadows})
 
 
 @pytest.fixture(scope="module")
@@ -125,24 +130,9 @@ def test_far_edge_of_the_shadow_is_where_geometry_puts_it_and_sharp(renders):
 
 
 def _spot_render(shadows: bool) -> dict:
-    return render_still(
-        {
-            "name": "spot-on-a-big-floor",
-            "frames": 1,
-            "resolution": [240, 160],
-            "physics": {"gravity": [0, 0, 0]},
-            "camera": {"position": [0.45, -1.2, 1.6], "look_at": [0.45, 0.0, 0.0], "fov_deg": 40},
-            "lights": [{"type": "ambient", "intensity": 0.2},
-                       {"type": "spot", "position": [1.6, 0.0, 1.0], "look_at": [0.4, 0.0, 0.0], "intensity": 6.0,
-                        "inner_cone_deg": 40, "outer_cone_deg": 50, "shadows": shadows}],
-            "objects": [
-                {"name": "floor", "shape": {"type": "plane", "size": [30, 30]}, "physics": {"body": "static"},
-                 "look": {"color": "white", "roughness": 1.0}},
-                {"name": "box", "shape": {"type": "box", "size": [A, A, HB]}, "position": [0, 0, HB / 2],
-                 "physics": {"body": "static"}, "look": {"color": "gray"}},
-            ],
-        }
-    )
+    return _floor_and_box("spot-on-a-big-floor",
+                          {"type": "spot", "position": [1.6, 0.0, 1.0], "look_at": [0.4, 0.0, 0.0], "intensity": 6.0,
+                           "inner_cone_deg": 40, "outer_cone_deg": 50, "shadows": shadows})
 
 
 def test_spot_lit_floor_is_exactly_the_unshadowed_floor():
