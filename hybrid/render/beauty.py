@@ -233,12 +233,15 @@ class BeautyPass:
         passes and the lighting uniforms alike; other lights keep pyrender's."""
         boxes = world_boxes(self._rs.scene)
         default = type(renderer)._get_light_cam_matrices.__get__(renderer)
+        fitted: dict = {}  # per light node, for this draw: pyrender asks once per primitive drawn
 
         def light_cam_matrices(scene, light_node, flags):
             if isinstance(light_node.light, pyrender.DirectionalLight):
-                fitted = fitted_shadow_camera(boxes, -scene.get_pose(light_node)[:3, 2], pyrender.constants.SHADOW_TEX_SZ)
-                if fitted is not None:
-                    return fitted
+                if light_node not in fitted:
+                    direction = -scene.get_pose(light_node)[:3, 2]
+                    fitted[light_node] = fitted_shadow_camera(boxes, direction, pyrender.constants.SHADOW_TEX_SZ)
+                if fitted[light_node] is not None:
+                    return fitted[light_node]
             return default(scene, light_node, flags)
 
         renderer._get_light_cam_matrices = light_cam_matrices
