@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from typing import Any, Literal, Mapping, Optional
+from typing import Annotated, Any, Literal, Mapping, Optional, Union
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -103,13 +103,14 @@ class NeuralConfig(Spec):
         "estimates the expected frame given the buffers, so noise the network lets through (blotches on "
         "plain surfaces, flicker) averages out; the cost is this many forward passes per step",
     )
-    correction_prior: float = Field(
+    correction_prior: Union[Annotated[float, Field(ge=0.0)], Literal["auto"]] = Field(
         0.0,
-        ge=0.0,
         description="detail_transfer with sample_draws > 1: the mean squared correction of the training data "
         "(target minus raster beauty, [-1, 1] units, at the working size); the averaged correction is multiplied "
         "by prior / (prior + the draws' variance there), so where the draws disagree (inputs unlike the "
-        "training data) the frame falls back towards the raster beauty. 0 turns it off",
+        "training data) the frame falls back towards the raster beauty. 0 turns it off; 'auto' (training "
+        "configs only) has the trainer measure it on the training data and write the number into the "
+        "exported checkpoint (hybrid.train.prior)",
     )
     temporal_blend: float = Field(
         1.0,
@@ -175,6 +176,11 @@ class NeuralConfig(Spec):
         if self.output == "detail_transfer" and "raster_beauty" not in self.condition:
             raise ValueError(
                 "output 'detail_transfer' corrects the raster beauty, so `condition` must list 'raster_beauty'"
+            )
+        if self.correction_prior == "auto" and self.output != "detail_transfer":
+            raise ValueError(
+                "correction_prior 'auto' measures the training data's correction to the raster beauty, which "
+                "only output 'detail_transfer' uses; leave it out (0) for output 'frame'"
             )
         if self.residual and (self.prediction_type != "sample" or "raster_beauty" not in self.condition):
             raise ValueError(

@@ -100,6 +100,12 @@ class NeuralRenderer:
 
     def __init__(self, model: torch.nn.Module, config: NeuralConfig, info: Optional[dict] = None,
                  device: Union[str, torch.device] = "cpu") -> None:
+        if config.correction_prior == "auto":
+            raise ValueError(
+                "the model config says correction_prior: auto, which only a training config may: the trainer "
+                "writes the measured number into the checkpoint it exports. Export the checkpoint again with "
+                "training/train.py, or set correction_prior to a number (0 turns it off) in its config.json"
+            )
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.config = config

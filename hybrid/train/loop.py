@@ -411,6 +411,16 @@ def train(
         heldout = heldout_windows(config.data.heldout, config.model, config.data.val_windows, config.seed)
         sample_clips = heldout_clips(config.data.heldout, config.log.sample_clips)
 
+    # The model config the samples use and the export ships: `correction_prior: auto` measured now.
+    shipped, prior_note = config.model, None
+    if procs.main and config.model.correction_prior == "auto":
+        from hybrid.train.prior import mean_squared_correction
+
+        prior, clips = mean_squared_correction(config.data.train, config.model)
+        shipped = config.model.model_copy(update={"correction_prior": round(prior, 6)})
+        prior_note = {"value": round(prior, 6), "clips": clips, "measured_on": config.data.train}
+        print(f"correction prior {prior:.4f}: the mean squared correction over {clips} training clips", flush=True)
+
     # ---------------------------------------------------------------- logging (rank 0)
     writer, bar = None, None
     if procs.main:
@@ -511,7 +521,7 @@ def train(
             # needs, is not a dependency: each clip's frames are laid out across one
             # image instead, the target above the sample.
             ema.copy_to(ema_model)
-            renderer = NeuralRenderer(ema_model, config.model, device=device)
+            renderer = NeuralRenderer(ema_model, shipped, device=device)
             pairs = [(buffers["rgb"], renderer.render(buffers, metadata, steps=config.log.sample_steps, seed=config.seed))
                      for buffers, metadata in sample_clips]
             writer.add_image("samples/target_over_ema_sample", sample_grid(pairs), step)
@@ -556,7 +566,9 @@ def train(
                     "steps": source.get("steps"),
                     "wall_seconds": source.get("wall_seconds"),
                 }
-            save_checkpoint(final_dir, export, config.model, info)
+            if prior_note is not None:
+                info["correction_prior"] = prior_note
+            save_checkpoint(final_dir, export, shipped, info)
             print(f"exported the EMA weights to {final_dir}", flush=True)
         writer.close()
     done = step - first_step
