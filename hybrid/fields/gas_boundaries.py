@@ -6,7 +6,9 @@ Face kinds (one per domain face, in ``FACE_NAMES`` order): ``wall``/``free_slip`
 (pressure 0 outside, velocity and scalars extrapolated with zero gradient when
 leaving, ambient (0) scalars entering) and inflow (the normal velocity is the
 inflow's, the ghost tangential velocity makes the wall value the inflow's, and the
-ghost scalars are the inflow's density and temperature).
+ghost scalars are the inflow's density and temperature) and ``moving_wall`` (normal
+velocity 0, the ghost tangential velocity reflected about the wall's, so the value on
+the face itself is the wall's: no slip at the true wall; scalars zero gradient).
 
 Bodies: a cell whose centre is inside a rigid body is solid; the faces touching it
 take the body's velocity, its scalars are the mean of its fluid neighbours' while
@@ -21,32 +23,34 @@ import numpy as np
 from hybrid.fields.backend import _import_taichi
 from hybrid.fields.colliders import Colliders
 from hybrid.fields.stencil import face_grid, face_shapes, unit
-from hybrid.scene.fields_spec import FACE_NAMES, GasSpec
+from hybrid.scene.fields_spec import FACE_NAMES, GasSpec, Inflow
 
 ti = _import_taichi()
 
 # Face kinds (one per domain face, x_min, x_max, y_min, y_max, z_min, z_max).
-WALL, NO_SLIP, OPEN, INFLOW = 0, 1, 2, 3
+WALL, NO_SLIP, OPEN, INFLOW, MOVING = 0, 1, 2, 3, 4
 _KIND = {"wall": WALL, "free_slip": WALL, "no_slip": NO_SLIP, "open": OPEN}
 
 
 def face_kinds(spec: GasSpec) -> list[int]:
-    """The six domain faces' kinds (WALL, NO_SLIP, OPEN, INFLOW) in FACE_NAMES order."""
+    """The six domain faces' kinds (WALL, NO_SLIP, OPEN, INFLOW, MOVING) in FACE_NAMES order."""
     out = []
     for name in FACE_NAMES:
         face = spec.boundaries.face(name)
-        out.append(INFLOW if not isinstance(face, str) else _KIND[face])
+        out.append(_KIND[face] if isinstance(face, str) else INFLOW if isinstance(face, Inflow) else MOVING)
     return out
 
 
 def inflow_values(spec: GasSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Per face (6, 3) float32: the inflow velocity (m/s), and the density, temperature, fuel it carries in (0 elsewhere)."""
+    """Per face (6, 3) float32: the velocity of an inflow or moving wall (m/s), and the density, temperature,
+    fuel an inflow carries in (0 elsewhere)."""
     velocity = np.zeros((6, 3), np.float32)
     scalars = np.zeros((6, 3), np.float32)
     for f, name in enumerate(FACE_NAMES):
         face = spec.boundaries.face(name)
         if not isinstance(face, str):
             velocity[f] = face.velocity
+        if isinstance(face, Inflow):
             scalars[f] = (face.density, face.temperature, 0.0)
     return velocity, scalars
 
@@ -131,9 +135,23 @@ class GasBoundaries:
         return self.kind(I - unit(a)) != 1 and self.kind(I) != 1
 
     @ti.func
+    def face_body(self, a: ti.template(), J):
+        """The body whose cell face J of axis a touches (its velocity was set from that body), -1 for any
+        other face: in the fluid, on the domain's faces or in the ghost layer."""
+        n = ti.static(self.shape)
+        m = ti.static(self.face_shapes[a])
+        b = -1
+        if 0 <= J[0] < m[0] and 0 <= J[1] < m[1] and 0 <= J[2] < m[2]:
+            if J[a] > 0:
+                b = self.body[J - unit(a)]
+            if b < 0 and J[a] < n[a]:
+                b = self.body[J]
+        return b
+
+    @ti.func
     def ghost_faces(self, F: ti.template(), a: ti.template()):
         """Fill the ghost layer of velocity component a: zero gradient along a; across the other axes mirrored
-        (free slip, open), negated (no slip) or reflected about the inflow's tangential velocity. Axis by axis,
+        (free slip, open), negated (no slip) or reflected about the inflow's or moving wall's tangential velocity. Axis by axis,
         so edge and corner ghosts combine the rules."""
         for b in ti.static(range(3)):
             rng = ti.static(_ghost_ranges(self.face_shapes[a], b))
@@ -145,7 +163,7 @@ class GasBoundaries:
                     t = self.btype[f]
                     if t == NO_SLIP:
                         val = -val
-                    elif t == INFLOW:
+                    elif t == INFLOW or t == MOVING:
                         val = 2.0 * self.inflow_vel[f][a] - val
                 F[G] = val
 
@@ -249,7 +267,7 @@ class GasBoundaries:
                         f = 2 * a + 1
                     if f >= 0:
                         t = self.btype[f]
-                        if t == WALL or t == NO_SLIP:
+                        if t == WALL or t == NO_SLIP or t == MOVING:
                             F[I] = 0.0
                         elif t == INFLOW:
                             F[I] = self.inflow_vel[f][a]

@@ -67,8 +67,18 @@ class Inflow(Spec):
     temperature: Float = Field(0.0, description="kelvin above ambient carried in")
 
 
+class MovingWall(Spec):
+    """A solid domain face that slides in its own plane (a conveyor belt, the lid of a
+    shear cell): no flow through it, and the air touching it moves with it (no slip at
+    the face itself). ``velocity`` (world axes, m/s) is tangential: its component along
+    the face's normal must be 0."""
+
+    type: Literal["moving_wall"]
+    velocity: Vec3
+
+
 FaceKind = Literal["wall", "free_slip", "no_slip", "open"]
-Face = Union[FaceKind, Inflow]
+Face = Union[FaceKind, Inflow, MovingWall]
 
 FACE_NAMES = ("x_min", "x_max", "y_min", "y_max", "z_min", "z_max")
 
@@ -90,6 +100,19 @@ class Boundaries(Spec):
 
     def face(self, name: str) -> Face:
         return getattr(self, name)
+
+    @model_validator(mode="after")
+    def _tangential(self) -> "Boundaries":
+        for axis, name in enumerate(FACE_NAMES):
+            face = self.face(name)
+            if isinstance(face, MovingWall) and face.velocity[axis // 2] != 0.0:
+                raise SpecValueError(
+                    f"a moving wall slides in its own plane, but this velocity has {'xyz'[axis // 2]} component "
+                    f"{face.velocity[axis // 2]:g} m/s across the {name} face; set it to 0 (to blow air in, use "
+                    "{type: inflow, ...})",
+                    at=(name, "velocity"),
+                )
+        return self
 
 
 class Emitter(Spec):
@@ -193,7 +216,7 @@ class GasSpec(Spec):
     @model_validator(mode="after")
     def _consistent(self) -> "GasSpec":
         faces = {name: self.boundaries.face(name) for name in FACE_NAMES}
-        inflows = [name for name, face in faces.items() if not isinstance(face, str)]
+        inflows = [name for name, face in faces.items() if isinstance(face, Inflow)]
         # The same rule as the solver's (hybrid.fields.gas): incompressible air blown into a
         # closed box has no pressure field that makes it divergence free.
         if inflows and "open" not in faces.values():
