@@ -106,7 +106,8 @@ def test_no_slip_holds_at_a_bodys_true_surface_not_at_its_cells():
     assert err <= bound and bound < 2e-3 * 0.1
 
 
-@pytest.mark.slow  # six solvers, each compiled afresh
+@pytest.mark.slow  # nine solvers, each compiled afresh
+@pytest.mark.timeout(1500)
 def test_couette_holds_at_every_resolution_and_surface_offset():
     for cells in (8, 16, 32):
         err, bound = moving_wall_error(cells)
@@ -128,6 +129,7 @@ def poiseuille_error(cells, U=0.02, seconds=6.0):
 
 
 @pytest.mark.slow  # a 64 x 4 x 32 channel run for 6 s
+@pytest.mark.timeout(1200)
 def test_channel_flow_behind_an_inflow_is_parabolic_and_converges_at_second_order():
     coarse, fine = poiseuille_error(16), poiseuille_error(32)
     assert fine < 0.02
