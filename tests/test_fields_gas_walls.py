@@ -94,15 +94,15 @@ def plate_error(cells, offset, U=0.1, seconds=6.0):
 
 
 def test_a_moving_wall_shears_the_gas_into_a_straight_profile():
-    err, bound = moving_wall_error(16)
+    err, bound = moving_wall_error(8)  # 16 and 32 cells in the slow test below
     assert err <= bound and bound < 2e-3 * 0.1
 
 
 def test_no_slip_holds_at_a_bodys_true_surface_not_at_its_cells():
     """The sliding slab's underside is 0.3 cells below a cell boundary. Had viscosity seen the body's velocity
     on the first solid faces (half a cell and more inside), the gap would act 0.5-1.3 cells wider: at 16 cells
-    an error of about 5 % of U near the slab."""
-    err, bound = plate_error(16, 0.3)
+    that was an error of 5.4 % of U near the slab (measured with the old solver), more at 8."""
+    err, bound = plate_error(8, 0.3)  # 16 and 32 cells in the slow test below
     assert err <= bound and bound < 2e-3 * 0.1
 
 
