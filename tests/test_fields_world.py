@@ -63,6 +63,73 @@ def test_crate_floats_at_archimedes_depth():
     assert abs(states[-1].linear_velocity[1, 2]) < 0.15
 
 
+FLOATER = """
+name: floater
+fps: 24
+frames: 48
+physics: {{solver_iterations: 30}}
+objects:
+  - name: floor
+    shape: {{type: plane}}
+    physics: {{body: static}}
+  - name: body
+    shape: {shape}
+    position: [0.0, 0.0, {z0}]
+    physics: {{density: {rho}, angular_damping: 0.5}}
+fields:
+  liquid:
+    domain: {{min: [-0.3, -0.3, 0.0], max: [0.3, 0.3, 0.6]}}
+    resolution: 24
+    particles_per_cell: 8
+    sound_speed: 10
+    fill:
+      - {{min: [-0.3, -0.3, 0.0], max: [0.3, 0.3, 0.24]}}
+"""
+
+
+@pytest.mark.slow  # four liquids of two seconds each
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("kind, cells, rho", [("box", 4, 500.0), ("box", 8, 250.0), ("box", 8, 800.0), ("sphere", 8, 500.0)])
+def test_bodies_float_at_archimedes_draft_at_every_size(kind, cells, rho):
+    """Floating boxes and spheres of 4 and 8 cells (2.5 cm cells) and densities 250-800 settle
+    where the water they displace weighs what they weigh: submerged volume = V rho / rho_w.
+
+    The free surface is the liquid's own volume (``liquid_volume``: particle volumes times J,
+    so the hydrostatic compression counts) plus the displaced volume, spread over the tank.
+    Tolerance: a quarter cell of draft. The body is a band of grid nodes, so the liquid's
+    boundary is located to a fraction of a cell; on the 1-DOF benchmark of ``mpm.py``
+    (INSIDE_WEIGHT_REMOVED) drafts landed within 0.15 cells. That is 6 % of a 4-cell box's
+    draft at density 500 and 10 % of an 8-cell box's at 250: the issue's 5 % holds only
+    from about 8 cells across at density 500 up.
+    """
+    dx = 0.6 / 24
+    s = cells * dx
+    shape = f"{{type: box, size: [{s}, {s}, {s}]}}" if kind == "box" else f"{{type: sphere, radius: {s / 2}}}"
+    volume = s**3 if kind == "box" else np.pi / 6 * s**3
+
+    def submerged(h):  # volume below a draft h
+        h = min(max(h, 0.0), s)
+        return s * s * h if kind == "box" else np.pi * h * h * (1.5 * s - h) / 3
+
+    want = volume * rho / 1000.0
+    lo, hi = 0.0, s
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if submerged(mid) < want else (lo, mid)
+    draft_expected = lo
+    z0 = 0.24 + want / 0.36 - draft_expected + s / 2 + 0.2 * dx  # a little high
+    scene = load_scene_text(FLOATER.format(shape=shape, rho=rho, z0=z0), "floater.yaml")
+    with World(scene) as world:
+        states = world.run()
+    bottom = np.mean([st.position[1, 2] for st in states[-12:]]) - s / 2
+    water = states[-1].fields.stats.liquid_volume
+    surface = 0.24
+    for _ in range(60):
+        surface = (water + submerged(surface - bottom)) / 0.36
+    draft = surface - bottom
+    assert abs(draft - draft_expected) < 0.25 * dx, (draft / dx, draft_expected / dx)
+
+
 def test_one_way_coupling_leaves_bodies_alone():
     """one_way: the liquid feels the crate, the crate feels no buoyancy and falls as in air."""
     scene = _tank(frames=6, coupling="one_way", z0=0.5)
