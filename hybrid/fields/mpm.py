@@ -97,9 +97,10 @@ BODY_BAND = 1.0
 # Cells: where a body's band samples the liquid's approach (beyond the band, so the
 # sample is the free liquid's). With it a 4-cell sphere pulled through still water felt
 # 0.78 of the drag it felt without (FLIP on), and an 8 cm cube of density 2000 at 2 cm
-# cells sank at 0.72 m/s and gaining after 0.9 s instead of levelling off at 0.31 m/s;
-# a 6-cell cube of density 500 floats 4 % deeper (submerged fraction 0.564 against
-# 0.542; Archimedes 0.5): the sampled approach is noisy and only its inward part counts.
+# cells sank at 0.72 m/s and gaining after 0.9 s instead of levelling off at 0.31 m/s
+# (both before INSIDE_WEIGHT_REMOVED); a 6-cell cube of density 500 floated 4 % deeper
+# with it (the sampled approach is noisy and only its inward part counts), which
+# INSIDE_WEIGHT_REMOVED's measurement includes.
 BODY_REACH = 2.0
 # Share of gravity taken off liquid mass on grid nodes inside a body. That mass is the
 # kernels' reach of liquid particles outside (a particle on the surface puts about half
