@@ -92,7 +92,7 @@ ti = backend._import_taichi()
 # With 0 only nodes inside count, so the liquid's effective boundary lies up to a
 # cell inside a face that falls between nodes, and a 0.2 m cube 0.4 cells off the
 # grid felt 0.63-0.73 of Archimedes' force; with one cell it felt 0.88-0.93 wherever
-# it sat (and 0.93 on the grid), which is what the floating-depth test relies on.
+# it sat (and 0.93 on the grid; both before INSIDE_WEIGHT_REMOVED).
 BODY_BAND = 1.0
 # Cells: where a body's band samples the liquid's approach (beyond the band, so the
 # sample is the free liquid's). With it a 4-cell sphere pulled through still water felt
@@ -114,7 +114,8 @@ INSIDE_WEIGHT_REMOVED = 0.5
 # 20 cells per half wavelength (2 cm cells, sound speed 10 m/s) lost energy as if the
 # water had a kinematic viscosity of 4.6e-3 m^2/s with APIC alone and 2.3e-3 with this
 # share; a sphere 4 cells across pulled through still water at 0.5 m/s (sound speed
-# 20 m/s) felt 0.39 of APIC's drag. The solids keep APIC (their plasticity is tuned with it).
+# 20 m/s) felt 0.39 of APIC's drag. The solids keep APIC: their checks (sand's pile,
+# jelly's bounce) were made with it, and FLIP's noise in plastic flow is untested.
 WATER_FLIP = 0.95
 BLOCK_DIM = 64  # particle-loop block size, as mpm3d's 64^3 setting
 
