@@ -149,3 +149,19 @@ def test_init_from_refuses_another_architecture(saved):
     with pytest.raises(CheckpointError, match=r"base_channels: 8 there, 16 here") as err:
         init_from_checkpoint(VideoDenoiser(wider), wider, path)
     assert "config.json" in str(err.value)
+
+
+def test_init_from_lets_a_fine_tune_change_how_it_samples(saved):
+    """Sampling settings (steps, draws, context between windows, the correction prior, the
+    flow blend) do not shape the weights: a fine-tune may set them anew (the shipped dusk
+    stage says `correction_prior: auto` over a checkpoint that holds the measured number)."""
+    from hybrid.neural.checkpoint import init_from_checkpoint
+    from hybrid.neural.config import SAMPLING_FIELDS
+
+    path, model, _ = saved
+    resampled = NeuralConfig(**{**TINY, "sample_steps": 3, "sample_draws": 2, "sample_context_frames": 0,
+                                "temporal_blend": 0.25})
+    assert {"sample_steps", "sample_draws", "sample_context_frames", "correction_prior", "temporal_blend"} <= SAMPLING_FIELDS
+    new = VideoDenoiser(resampled)
+    assert init_from_checkpoint(new, resampled, path)["added"] == []
+    assert all(torch.equal(a, b) for a, b in zip(new.state_dict().values(), model.state_dict().values()))

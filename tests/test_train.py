@@ -91,6 +91,14 @@ def test_shipped_fine_tune_config_starts_from_the_field_free_run_with_the_same_m
     assert fine.model.model_copy(update={"condition": base.model.condition}) == base.model
 
 
+def test_shipped_dusk_stage_fine_tunes_the_path_traced_run_on_both_datasets():
+    base = load_train_config(REPO / "training" / "neural_pt.yaml", check_datasets=False)
+    dusk = load_train_config(REPO / "training" / "neural_pt_dusk.yaml", check_datasets=False)
+    assert dusk.init_from == str(REPO / "out" / "neural_pt" / "run_64" / "final") == base.out + "/final"
+    assert dusk.data.train_dirs == [base.data.train, str(REPO / "out" / "neural_pt" / "dusk_train")]
+    assert dusk.model == base.model and dusk.out != base.out
+
+
 @pytest.mark.parametrize(
     "old, new, where, path, phrase",
     [
@@ -199,6 +207,35 @@ def test_windows_hold_condition_target_and_leading_context(data_root):
         assert mask[:k_context].all() and not mask[k_context:].any() and k_context <= config.model.context_frames
         masks.append(k_context)
     assert set(masks) == {0, 1}  # fresh windows and continuations both occur
+
+
+def test_several_datasets_are_read_whole_each_epoch_and_one_alone_reads_as_before(data_root):
+    config = tiny_config(data_root)
+    # The held-out folder (2 clips, another seed) stands in for a second recipe's dataset.
+    both = TrainWindows([data_root / "train", data_root / "heldout"], config.model, 0, 0, 1, 0, 2)
+    items = [item for _, item in zip(range(12), both)]
+    seen = [(int(it["dataset"]), int(it["index"])) for it in items]
+    # Two epochs of 4 + 2 clips: each reads every clip of both datasets exactly once.
+    expected = sorted([(0, i) for i in range(4)] + [(1, i) for i in range(2)])
+    assert sorted(seen[:6]) == expected and sorted(seen[6:]) == expected
+    # A list of one dataset is the single-dataset stream, window for window.
+    one = TrainWindows([data_root / "train"], config.model, 0, 0, 1, 0, 2)
+    alone = TrainWindows(data_root / "train", config.model, 0, 0, 1, 0, 2)
+    for a, b in zip(range(8), zip(one, alone)):
+        assert all(torch.equal(b[0][k], b[1][k]) for k in b[0])
+
+
+def test_config_lists_several_training_datasets_and_locates_a_missing_one(data_root):
+    text = TINY_CONFIG.replace("train: train,", "train: [train, heldout],")
+    config = tiny_config(data_root, text, name="two.yaml")
+    assert config.data.train_dirs == [str(data_root / "train"), str(data_root / "heldout")]
+    assert tiny_config(data_root).data.train_dirs == [str(data_root / "train")]
+    with pytest.raises(TrainConfigError) as err:
+        tiny_config(data_root, TINY_CONFIG.replace("train: train,", "train: [train, nowhere],"), name="bad2.yaml")
+    first = str(err.value).splitlines()[0]
+    assert "bad2.yaml:2:23:" in first and "data.train[1]: no dataset folder" in first, first
+    with pytest.raises(TrainConfigError, match="listed twice"):
+        tiny_config(data_root, TINY_CONFIG.replace("train: train,", "train: [train, train],"), name="bad3.yaml")
 
 
 def test_too_many_readers_for_the_shards_is_refused(data_root):

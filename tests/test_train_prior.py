@@ -42,11 +42,12 @@ def pt_data(tmp_path_factory):
     return root
 
 
-def hand_prior(dataset) -> float:
+def hand_prior(*datasets) -> float:
+    """Over every clip of the datasets given, each window's pixels weighing alike."""
     from hybrid.data.shards import read_shard
 
     squares = []
-    for shard in sorted((dataset / "shards").glob("*.tar")):
+    for shard in sorted(s for dataset in datasets for s in (dataset / "shards").glob("*.tar")):
         for record in read_shard(shard).values():
             def low(name):
                 x = record["buffers"][name][:WINDOW].astype(np.float64) / 127.5 - 1.0  # (T, 32, 32, 3)
@@ -92,3 +93,14 @@ def test_auto_is_refused_where_it_cannot_mean_anything():
         NeuralRenderer(torch.nn.Identity(), config)
     with pytest.raises(NeuralConfigError, match="correction_prior"):
         NeuralConfig.from_dict({"correction_prior": "sometimes"})
+
+
+def test_the_prior_over_several_datasets_takes_each_one_s_share(pt_data):
+    """train/ has 2 clips and heldout/ 1: asked for 3 clips, the measure reads 2 + 1, all of them."""
+    from hybrid.train.prior import mean_squared_correction
+
+    path = pt_data / "pt.yaml"
+    path.write_text(PT_CONFIG)
+    config = load_train_config(path)
+    measured, clips = mean_squared_correction([pt_data / "train", pt_data / "heldout"], config.model, clips=3)
+    assert clips == 3 and measured == pytest.approx(hand_prior(pt_data / "train", pt_data / "heldout"), rel=1e-5)

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from hybrid.io.atomic import ownership_problem, refuse_unless_replaceable, staged_dir
-from hybrid.neural.config import FORMAT, NeuralConfig, NeuralConfigError
+from hybrid.neural.config import FORMAT, SAMPLING_FIELDS, NeuralConfig, NeuralConfigError
 
 CONFIG_FILE, WEIGHTS_FILE, INFO_FILE = "config.json", "model.safetensors", "info.json"
 CHECKPOINT_FILES = (CONFIG_FILE, WEIGHTS_FILE, INFO_FILE)
@@ -231,7 +231,8 @@ def _condition_slices(config: NeuralConfig) -> dict[str, slice]:
 def init_from_checkpoint(model: nn.Module, config: NeuralConfig, source: PathLike) -> dict[str, list[str]]:
     """Start `model` (built from `config`) from the weights of checkpoint folder `source`.
 
-    The two configs must agree on everything but ``condition``: a fine-tune may add
+    The two configs must agree on everything but ``condition`` and the sampling settings
+    (``SAMPLING_FIELDS``): a fine-tune may add
     condition groups (their input weights start at zero, so the model first ignores
     them and computes exactly what the source did) and drop groups (their weights are
     left out). Every other tensor is copied as it is. Returns ``{"kept": [...],
@@ -241,7 +242,8 @@ def init_from_checkpoint(model: nn.Module, config: NeuralConfig, source: PathLik
     src_model, src_config, _ = load_checkpoint(source)
     folder = checkpoint_dir(source)
     mine, theirs = config.model_dump(mode="json"), src_config.model_dump(mode="json")
-    differ = sorted(k for k in mine if k != "condition" and mine[k] != theirs.get(k))
+    # Sampling settings do not shape the weights: the fine-tune's own apply (and `auto` is measured again).
+    differ = sorted(k for k in mine if k != "condition" and k not in SAMPLING_FIELDS and mine[k] != theirs.get(k))
     if differ:
         details = ", ".join(f"{k}: {theirs.get(k)!r} there, {mine[k]!r} here" for k in differ)
         raise CheckpointError(

@@ -23,6 +23,11 @@ class NeuralConfigError(SpecError, ValueError):
     """A config that cannot build a model: one issue per problem, each naming the field and what would work."""
 
 
+# Fields that only say how to sample a trained model (steps, draws, the correction prior,
+# the flow blend, context between windows): a fine-tune may change them freely.
+SAMPLING_FIELDS = frozenset({"sample_steps", "sample_draws", "sample_context_frames", "correction_prior", "temporal_blend"})
+
+
 class NeuralConfig(Spec):
     """Architecture, frame window and diffusion schedule of a VideoDenoiser.
 

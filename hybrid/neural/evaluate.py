@@ -473,9 +473,11 @@ def _drift(renderer, config, manifest, info: dict, options: EvalOptions, found: 
     frames = DRIFT_FACTOR * config.window
     long_recipe = recipe.model_copy(update={"clip": recipe.clip.model_copy(update={"frames": frames})})
     used = {int(manifest.seed)}
-    trained_on = (info.get("dataset") or {}).get("seed") if isinstance(info.get("dataset"), dict) else None
-    if trained_on is not None:
-        used.add(int(trained_on))
+    # The training data: one dataset's summary, or a list of them; long clips avoid every seed.
+    trained = info.get("dataset")
+    for summary in trained if isinstance(trained, list) else [trained]:
+        if isinstance(summary, dict) and summary.get("seed") is not None:
+            used.add(int(summary["seed"]))
     seed = long_clip_seed(options, used)
     per_window: dict = {}
     warp: dict = {"target": []}

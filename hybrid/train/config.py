@@ -50,7 +50,10 @@ class TrainSpec(Spec):
 
 
 class DataConfig(TrainSpec):
-    train: str = Field(description="dataset folder written by `hybrid dataset generate` (manifest.json inside)")
+    train: Union[str, list[str]] = Field(
+        description="dataset folder written by `hybrid dataset generate` (manifest.json inside), or a list of "
+        "them: each epoch reads every clip of every one, their shards shuffled together"
+    )
     heldout: Optional[str] = Field(None, description="held-out dataset folder for the validation loss and sample images")
     num_workers: int = Field(
         1,
@@ -59,6 +62,20 @@ class DataConfig(TrainSpec):
         "training process. Each worker needs at least one shard of its rank's share.",
     )
     val_windows: int = Field(16, ge=1, description="held-out windows in the validation loss (the first clips, fixed)")
+
+    @model_validator(mode="after")
+    def _check_train(self) -> "DataConfig":
+        if isinstance(self.train, list):
+            if not self.train:
+                raise SpecValueError("give at least one dataset folder")
+            if len(set(self.train)) != len(self.train):
+                raise SpecValueError("a dataset folder is listed twice; list each once")
+        return self
+
+    @property
+    def train_dirs(self) -> list[str]:
+        """The training dataset folders, one or several, in the order given."""
+        return [self.train] if isinstance(self.train, str) else list(self.train)
 
 
 class OptimConfig(TrainSpec):
@@ -180,19 +197,26 @@ def _resolve_paths(data: dict, source: SourceMap, base_dir: str, check_datasets:
         for part in where[:-1]:
             parent = parent.get(part) if isinstance(parent, dict) else None
         value = parent.get(where[-1]) if isinstance(parent, dict) else None
-        if not isinstance(value, str) or not value.strip():
-            continue  # validation words those errors
+        # data.train may list several folders: each item resolves and is checked alone.
+        items = list(enumerate(value)) if isinstance(value, list) and where == ("data", "train") else [(None, value)]
         # A command-line value is relative to the working directory, like any CLI path.
         root = os.getcwd() if where in source.overrides else base_dir
-        resolved = os.path.normpath(os.path.join(root, os.path.expanduser(value)))
-        parent[where[-1]] = resolved
-        if kind is None or not check_datasets:
-            continue
-        marker, noun, fix = _MUST_HOLD[kind]
-        if not os.path.isfile(os.path.join(resolved, marker)):
-            note = "" if os.path.isabs(os.path.expanduser(value)) or where in source.overrides else (
-                f" (relative paths start at the config's folder, {base_dir})"
-            )
-            what = f"no {noun}" if not os.path.isdir(resolved) else f"no {marker} in"
-            issues.append(source.issue(where, f"{what} {resolved}{note}; {fix}"))
+        for i, item in items:
+            if not isinstance(item, str) or not item.strip():
+                continue  # validation words those errors
+            at = where if i is None else (*where, i)
+            resolved = os.path.normpath(os.path.join(root, os.path.expanduser(item)))
+            if i is None:
+                parent[where[-1]] = resolved
+            else:
+                value[i] = resolved
+            if kind is None or not check_datasets:
+                continue
+            marker, noun, fix = _MUST_HOLD[kind]
+            if not os.path.isfile(os.path.join(resolved, marker)):
+                note = "" if os.path.isabs(os.path.expanduser(item)) or where in source.overrides else (
+                    f" (relative paths start at the config's folder, {base_dir})"
+                )
+                what = f"no {noun}" if not os.path.isdir(resolved) else f"no {marker} in"
+                issues.append(source.issue(at, f"{what} {resolved}{note}; {fix}"))
     return issues

@@ -9,9 +9,15 @@ long clip is sampled in overlapping windows and the previous window's last frame
 are already made. k is drawn from 0..context_frames, so the model learns both fresh
 windows (k = 0) and continuations.
 
+Several datasets. A run may train on a list of dataset folders (a base recipe and
+one that adds a regime it lacks): their shards form one list, dataset by dataset,
+which each epoch shuffles as one, so every clip of every dataset is read once per
+epoch and a dataset's share of the windows is its share of the clips.
+
 Determinism. Everything random about a window (its first frame, its k) is drawn
-from a generator seeded by (seed, epoch, clip index), and the shard order of an
-epoch by (seed, epoch) as in ``hybrid.data.loader``. A rank's shards are dealt to
+from a generator seeded by (seed, epoch, clip index) (and the dataset's place in
+the list after the first), and the shard order of an epoch by (seed, epoch) as in
+``hybrid.data.loader``. A rank's shards are dealt to
 its DataLoader workers as the loader does, so every clip is read once per epoch per
 run, and the stream each (rank, worker) produces is a fixed function of
 (seed, rank, world size, worker, worker count).
@@ -29,7 +35,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Optional
+from typing import Iterable, Iterator, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -103,9 +109,14 @@ def make_window(
     }
 
 
-def window_draw(seed: int, epoch: int, index: int, clip_frames: int, config: NeuralConfig) -> tuple[int, int]:
-    """(first frame, context frame count k) of clip ``index``'s window in ``epoch``: a fixed function of its arguments."""
-    rng = np.random.default_rng([seed, epoch, index])
+def window_draw(
+    seed: int, epoch: int, index: int, clip_frames: int, config: NeuralConfig, dataset: int = 0
+) -> tuple[int, int]:
+    """(first frame, context frame count k) of clip ``index``'s window in ``epoch``: a fixed function of its arguments.
+
+    dataset: the clip's dataset's place in the run's list; clips of the first draw as a run on one dataset does.
+    """
+    rng = np.random.default_rng([seed, epoch, index] if dataset == 0 else [seed, epoch, index, dataset])
     start = int(rng.integers(0, clip_frames - config.window + 1))
     context = int(rng.integers(0, config.context_frames + 1))
     return start, context
@@ -115,13 +126,15 @@ class TrainWindows(IterableDataset):
     """Endless stream of training windows for one rank (and, inside a DataLoader, one worker).
 
     Items: {"cond", "target", "context_mask"} as ``make_window`` gives them, plus
-    "index" (the clip) and "first_frame". ``skip_batches`` is the number of batches of
-    ``batch_size`` this rank has already consumed (the data position of a resumed run).
+    "index" (the clip), "dataset" (its dataset's place in the list) and "first_frame".
+    ``skip_batches`` is the number of batches of ``batch_size`` this rank has already
+    consumed (the data position of a resumed run). ``datasets``: one dataset folder or
+    a list of them.
     """
 
     def __init__(
         self,
-        dataset_dir: str | os.PathLike,
+        datasets: str | os.PathLike | Sequence[str | os.PathLike],
         config: NeuralConfig,
         seed: int,
         rank: int,
@@ -131,22 +144,26 @@ class TrainWindows(IterableDataset):
         skip_batches: int = 0,
     ):
         super().__init__()
-        self.dataset_dir = Path(dataset_dir)
-        self.manifest = check_dataset(dataset_dir, config)
+        dirs = [datasets] if isinstance(datasets, (str, os.PathLike)) else list(datasets)
+        self.dataset_dirs = [Path(d) for d in dirs]
+        self.manifests = [check_dataset(d, config) for d in dirs]
         self.config = config
         self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
         self.num_workers, self.batch_size, self.skip_batches = int(num_workers), int(batch_size), int(skip_batches)
-        self.buffers = window_buffers(config, self.manifest.buffers)
-        self.shards = sorted(self.manifest.shards)
+        # Per dataset: a dataset made without fields does not hold their buffers (zeros stand in).
+        self.buffers = [window_buffers(config, m.buffers) for m in self.manifests]
+        # (dataset, shard) pairs, dataset by dataset: with one dataset, the order a single-dataset run shuffles.
+        self.shards = [(k, shard) for k, m in enumerate(self.manifests) for shard in sorted(m.shards)]
         readers = world_size * max(1, num_workers)
         if len(self.shards) < readers:
+            where = ", ".join(str(d) for d in self.dataset_dirs)
             raise DatasetError(
-                f"{dataset_dir}: {len(self.shards)} shards cannot feed {world_size} rank(s) x {max(1, num_workers)} "
+                f"{where}: {len(self.shards)} shards cannot feed {world_size} rank(s) x {max(1, num_workers)} "
                 f"reader(s): each reads whole shards. Lower data.num_workers, or regenerate with a smaller "
                 "--clips-per-shard"
             )
 
-    def _my_shards(self, epoch: int, worker: int, workers: int) -> list[int]:
+    def _my_shards(self, epoch: int, worker: int, workers: int) -> list[tuple[int, int]]:
         order = [self.shards[k] for k in shard_order(len(self.shards), self.seed, epoch, shuffle=True)]
         return assign_shards(order, self.rank, self.world_size, worker, workers)
 
@@ -163,40 +180,43 @@ class TrainWindows(IterableDataset):
         epoch = 0
         while True:
             shards = self._my_shards(epoch, role, workers)
-            sizes = [self.manifest.shards[s].clip_count for s in shards]
+            sizes = [self.manifests[k].shards[s].clip_count for k, s in shards]
             if skip >= sum(sizes):  # the whole epoch was consumed before the resume
                 skip -= sum(sizes)
                 epoch += 1
                 continue
-            for shard, size in zip(shards, sizes):
+            for (k, shard), size in zip(shards, sizes):
                 if skip >= size:
                     skip -= size
                     continue
-                for index, record in iter_shard(shard_path(self.dataset_dir, shard), buffers=self.buffers, video=False):
+                path = shard_path(self.dataset_dirs[k], shard)
+                for index, record in iter_shard(path, buffers=self.buffers[k], video=False):
                     if skip > 0:
                         skip -= 1
                         continue
-                    yield self._window(shard, index, record, epoch)
+                    yield self._window(k, shard, index, record, epoch)
             epoch += 1
 
-    def _window(self, shard: int, index: int, record: dict, epoch: int) -> dict:
-        missing = [b for b in self.buffers if b not in record["buffers"]]
+    def _window(self, dataset: int, shard: int, index: int, record: dict, epoch: int) -> dict:
+        wanted = self.buffers[dataset]
+        missing = [b for b in wanted if b not in record["buffers"]]
         if missing or record["metadata"] is None:
             raise DatasetError(
-                f"{shard_path(self.dataset_dir, shard)}: clip {index} lacks {missing or 'metadata.json'}; "
+                f"{shard_path(self.dataset_dirs[dataset], shard)}: clip {index} lacks {missing or 'metadata.json'}; "
                 "check the dataset with `hybrid dataset verify DIR`"
             )
         buffers = record["buffers"]
-        clip_frames = min(buffers[b].shape[0] for b in self.buffers)
-        start, context = window_draw(self.seed, epoch, index, clip_frames, self.config)
+        clip_frames = min(buffers[b].shape[0] for b in wanted)
+        start, context = window_draw(self.seed, epoch, index, clip_frames, self.config, dataset)
         item = make_window(buffers, record["metadata"], self.config, start, context)
         item["index"] = torch.tensor(index, dtype=torch.int64)
+        item["dataset"] = torch.tensor(dataset, dtype=torch.int64)
         item["first_frame"] = torch.tensor(start, dtype=torch.int64)
         return item
 
 
 def train_loader(
-    dataset_dir: str | os.PathLike,
+    datasets: str | os.PathLike | Sequence[str | os.PathLike],
     config: NeuralConfig,
     seed: int,
     rank: int,
@@ -206,7 +226,7 @@ def train_loader(
     skip_batches: int = 0,
 ) -> Iterator[dict]:
     """Endless iterator of training batches for this rank: cond (B, T, C, H, W), target (B, T, 3, H, W), context_mask (B, T)."""
-    dataset = TrainWindows(dataset_dir, config, seed, rank, world_size, num_workers, batch_size, skip_batches)
+    dataset = TrainWindows(datasets, config, seed, rank, world_size, num_workers, batch_size, skip_batches)
     loader = DataLoader(
         dataset,
         batch_size=batch_size,

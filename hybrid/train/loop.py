@@ -304,6 +304,12 @@ def dataset_summary(path: Optional[str]) -> Optional[dict]:
     return {"path": str(path), "recipe": manifest.recipe, "seed": manifest.seed, "clips": manifest.clips}
 
 
+def datasets_summary(paths: list[str]) -> dict | list[dict]:
+    """The training data for info.json: one dataset's summary, or a list of them for several."""
+    summaries = [dataset_summary(p) for p in paths]
+    return summaries[0] if len(summaries) == 1 else summaries
+
+
 def train(
     config: TrainConfig,
     run_dir: Optional[str | os.PathLike] = None,
@@ -403,7 +409,7 @@ def train(
 
     # ---------------------------------------------------------------- data
     batches = train_loader(
-        config.data.train, config.model, config.seed, procs.rank, procs.world_size,
+        config.data.train_dirs, config.model, config.seed, procs.rank, procs.world_size,
         config.optim.batch_size, config.data.num_workers, skip_batches=step,
     )
     heldout, sample_clips = None, []
@@ -416,7 +422,7 @@ def train(
     if procs.main and config.model.correction_prior == "auto":
         from hybrid.train.prior import mean_squared_correction
 
-        prior, clips = mean_squared_correction(config.data.train, config.model)
+        prior, clips = mean_squared_correction(config.data.train_dirs, config.model)
         shipped = config.model.model_copy(update={"correction_prior": round(prior, 6)})
         prior_note = {"value": round(prior, 6), "clips": clips, "measured_on": config.data.train}
         print(f"correction prior {prior:.4f}: the mean squared correction over {clips} training clips", flush=True)
@@ -542,9 +548,10 @@ def train(
             ema.copy_to(ema_model)
             export = ema_model.to("cpu")
             final_dir = run_dir / "final"
+            trained_on = datasets_summary(config.data.train_dirs)  # with several datasets, lists
             info = {
-                "recipe": (dataset_summary(config.data.train) or {}).get("recipe"),
-                "dataset": dataset_summary(config.data.train),
+                "recipe": trained_on["recipe"] if isinstance(trained_on, dict) else [d["recipe"] for d in trained_on],
+                "dataset": trained_on,
                 "heldout": dataset_summary(config.data.heldout),
                 "steps": total_steps,
                 "batch_size_per_rank": config.optim.batch_size,
