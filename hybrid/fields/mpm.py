@@ -116,6 +116,10 @@ INSIDE_WEIGHT_REMOVED = 0.5
 # share; a sphere 4 cells across pulled through still water at 0.5 m/s (sound speed
 # 20 m/s) felt 0.39 of APIC's drag. The solids keep APIC: their checks (sand's pile,
 # jelly's bounce) were made with it, and FLIP's noise in plastic flow is untested.
+# What remains grows with the sound speed, not with the substep count: the same vortex
+# (3.3 cm cells) lost energy as if nu = 2.2e-3, 4.5e-3 and 9.6e-3 m^2/s at c = 5, 10 and
+# 20 m/s, but 3.9e-3 and 5.4e-3 with half and twice as many substeps at c = 10 (cfl 0.8
+# and 0.2), and 3.3e-3 with FLIP alone: about c dx / 80, and 1.8e-3 at 1.67 cm cells.
 WATER_FLIP = 0.95
 BLOCK_DIM = 64  # particle-loop block size, as mpm3d's 64^3 setting
 

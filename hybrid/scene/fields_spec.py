@@ -289,7 +289,8 @@ class LiquidSpec(Spec):
     sound_speed: Positive = Field(
         20.0,
         description="m/s; sets the stiffness of water (bulk modulus = density x sound_speed^2). Keep it about ten "
-        "times the fastest flow: higher is stiffer and needs more substeps",
+        "times the fastest flow: higher is stiffer, needs more substeps and damps the flow more (the solver's "
+        "numerical viscosity grows in proportion, about sound_speed x cell / 80 with FLIP)",
     )
     viscosity: NonNegative = Field(0.0, description="dynamic viscosity in Pa s (water: 0.001; 0 turns it off)")
     flip: Optional[Annotated[Float, Field(ge=0, le=1)]] = Field(
