@@ -58,6 +58,11 @@ def window_buffers(config: NeuralConfig, held: Optional[Iterable[str]] = None) -
     return tuple(sorted(wanted | {"rgb"}))
 
 
+def dataset_list(datasets: str | os.PathLike | Sequence[str | os.PathLike]) -> list:
+    """One dataset folder or several, as a list (a path is one folder, not a sequence of characters)."""
+    return [datasets] if isinstance(datasets, (str, os.PathLike)) else list(datasets)
+
+
 def check_dataset(dataset_dir: str | os.PathLike, config: NeuralConfig) -> Manifest:
     """The dataset's manifest, after checking it holds the buffers and frames a window needs.
 
@@ -144,7 +149,7 @@ class TrainWindows(IterableDataset):
         skip_batches: int = 0,
     ):
         super().__init__()
-        dirs = [datasets] if isinstance(datasets, (str, os.PathLike)) else list(datasets)
+        dirs = dataset_list(datasets)
         self.dataset_dirs = [Path(d) for d in dirs]
         self.manifests = [check_dataset(d, config) for d in dirs]
         self.config = config

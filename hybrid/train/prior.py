@@ -21,7 +21,7 @@ from hybrid.data.manifest import shard_path
 from hybrid.data.shards import DatasetError, iter_shard
 from hybrid.neural.conditioning import condition_offsets
 from hybrid.neural.config import NeuralConfig
-from hybrid.train.data import check_dataset, make_window, window_buffers
+from hybrid.train.data import check_dataset, dataset_list, make_window, window_buffers
 
 PRIOR_CLIPS = 48  # a third of the shipped training set: the estimate's spread between halves is about 5 %
 
@@ -37,7 +37,7 @@ def mean_squared_correction(
     """
     if "raster_beauty" not in config.condition:
         raise ValueError("the correction is measured against the raster beauty: the condition must list 'raster_beauty'")
-    dirs = [datasets] if isinstance(datasets, (str, os.PathLike)) else list(datasets)
+    dirs = dataset_list(datasets)
     manifests = [check_dataset(d, config) for d in dirs]
     sizes = [m.clips for m in manifests]
     shares = [max(1, round(clips * n / sum(sizes))) for n in sizes]
