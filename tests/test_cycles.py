@@ -384,6 +384,43 @@ def test_a_directional_light_gives_the_lambertian_radiance(slope, intensity):
     assert np.allclose(rastered[23:25, 31:33], want, rtol=2.0**-10)
 
 
+AMBIENT_FLOOR = """
+camera: {position: [0, -3, 1.2], look_at: [0, 0, 0], fov_deg: 45}
+lights: [{type: ambient, intensity: %s}]
+objects:
+  - {name: floor, shape: {type: plane, size: [30, 30]}, physics: {body: static}, look: {color: %s, roughness: %s}}
+"""
+
+
+@pytest.mark.parametrize("roughness", [0.4, 0.95])
+def test_ambient_light_is_reflected_by_both_back_ends(roughness):
+    """A floor under ambient light of radiance L alone (the world's colour in Cycles), seen from 3 m at
+    20 to 50 degrees above the horizon.
+
+    White: both conserve energy. The rasteriser's split sum gives (1 - S) L + S L = L exactly
+    (half-float rounding, 2^-10); Cycles' principled BSDF returns what its diffuse and specular
+    layers together do not absorb, which is all of it for a white base: L within its sampling
+    noise over the region's 512 pixels (64 spp, under 0.5 %).
+    Black: only the specular layer reflects. The rasteriser's S L is the GGX specular albedo
+    for single scattering with Schlick's Fresnel (Lazarov's fit), a lower bound on Cycles'
+    multiple-scattering microfacet BSDF, and positive: before the split sum it was 0, the
+    floor under a bright sky came out black."""
+    L = 0.8
+    for color, check in (("[1, 1, 1]", "white"), ("[0, 0, 0]", "black")):
+        scene = _scene(AMBIENT_FLOOR % (L, color, roughness))
+        state = _rest_state(scene)
+        cam = camera_track(scene).cam_to_world[0]
+        with CyclesRenderer(scene, CyclesOptions(samples=64, denoise=False, threads=1)) as r:
+            traced = r.render_passes(state, cam)["hdr"][28:48].mean((0, 1))
+        with Rasterizer(scene) as raster:
+            rastered = raster.render(state, cam, hdr=True)["hdr"][28:48].mean((0, 1))
+        if check == "white":
+            np.testing.assert_allclose(rastered, L, rtol=2.0**-10)
+            np.testing.assert_allclose(traced, L, rtol=5e-3)
+        else:
+            assert np.all(rastered > 0.01 * L) and np.all(rastered <= traced * 1.005)
+
+
 def test_a_point_light_gives_i_over_d_squared():
     """Irradiance I / d^2 under a point light of intensity I straight above at height d: radiance I / (pi d^2)."""
     text = """
