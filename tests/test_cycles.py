@@ -421,6 +421,40 @@ def test_ambient_light_is_reflected_by_both_back_ends(roughness):
             assert np.all(rastered > 0.01 * L) and np.all(rastered <= traced * 1.005)
 
 
+def test_the_neural_renderers_pixel_filter_turns_a_raster_edge_into_cycles_edge():
+    """An emissive plane (radiance 1) fills the right half of a head-on view, its edge on a pixel boundary.
+    The rasteriser's box-filtered pixels step from 0 to 1; Cycles' Blackman-Harris window (filter_width
+    1.5, spanning 3 px) gives the pixels beside the edge 0.1186 and 0.8814 of the step, and the raster
+    row filtered with ``hybrid.neural.pixel_filter`` must match it. Only the pixel-filter sample
+    positions are random: at 256 paths a pixel's fraction has a standard deviation of
+    sqrt(0.12 x 0.88 / 256) = 0.020, 0.005 over the 16 rows averaged, so 0.02 is four of them."""
+    from hybrid.neural.pixel_filter import match_pixel_filter
+
+    width, span, height = 32, 2.0, 10.0
+    fov = 2 * math.degrees(math.atan(span / 2 / height))
+    scene = _scene(
+        f"camera: {{position: [0, 0, {height}], quaternion: [1, 0, 0, 0], fov_deg: {fov}}}\nlights: []\n"
+        "objects:\n  - {name: lamp, shape: {type: box, size: [4, 4, 0.01]}, position: [2, 0, 0], "
+        "physics: {body: static}, look: {color: [0, 0, 0], emission: [1, 1, 1], emission_strength: 1}}",
+        resolution=(width, 16),
+    )
+    state = _rest_state(scene)
+    cam = camera_track(scene).cam_to_world[0]
+    with CyclesRenderer(scene, CyclesOptions(samples=256, denoise=False, threads=1, filter_width=1.5)) as r:
+        traced = r.render_passes(state, cam)["hdr"][..., 0].mean(0)
+    with Rasterizer(scene) as raster:
+        frame = raster.render(state, cam)["rgb"]
+    raster_row = (frame[..., 0].astype(np.float64) / 255.0) ** 2.2
+    lit = np.flatnonzero(raster_row.mean(0) > 0.5)
+    assert set(np.unique(np.round(raster_row, 6))) <= {0.0, 1.0}, "the edge must fall on a pixel boundary"
+    edge = lit[0] if lit[0] > 0 else lit[-1] + 1  # first lit column, or first dark one if the image is mirrored
+    filtered = (match_pixel_filter(frame.transpose(2, 0, 1)[None].astype(np.float32) / 127.5 - 1.0, 1.5) + 1) / 2
+    filtered_row = (filtered[0, 0].astype(np.float64) ** 2.2).mean(0)
+    near = slice(edge - 3, edge + 3)
+    np.testing.assert_allclose(filtered_row[near], traced[near], atol=0.02)
+    assert min(traced[edge - 1], traced[edge]) == pytest.approx(0.1186, abs=0.02)
+
+
 def test_a_point_light_gives_i_over_d_squared():
     """Irradiance I / d^2 under a point light of intensity I straight above at height d: radiance I / (pi d^2)."""
     text = """

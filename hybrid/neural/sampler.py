@@ -276,6 +276,10 @@ class NeuralRenderer:
         at = condition_offsets(self.config.condition)["raster_beauty"]
         raster_low = cond[:, at : at + 3]
         raster_full = np.asarray(buffers["rgb_raster"], dtype=np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
+        if self.config.reference_filter_width is not None:
+            from hybrid.neural.pixel_filter import match_pixel_filter
+
+            raster_full = match_pixel_filter(raster_full, self.config.reference_filter_width)
         return detail_transfer(made, raster_low, raster_full, buffers, temporal_blend=blend)
 
     def _predict(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, ctx: torch.Tensor,
