@@ -170,3 +170,19 @@ def test_pixel_filter_taps_are_the_blackman_harris_window_mass_over_each_pixel()
     out = (match_pixel_filter(step, 1.5) + 1) / 2
     np.testing.assert_allclose(out[0, 0, 0, 3] ** 2.2, filter_taps(1.5)[0], rtol=1e-4)
     np.testing.assert_allclose(match_pixel_filter(np.full((1, 3, 4, 4), 0.2, np.float32), 1.5), 0.2, atol=1e-6)
+
+
+def test_the_pixel_filter_reaches_only_pixels_beside_an_object_boundary():
+    """A square of instance 2 on instance 1: the 1.5 px window (taps reach one pixel) changes the pixels on
+    both sides of the outline and leaves the square's interior and the far floor exactly as they were."""
+    from hybrid.neural.pixel_filter import geometric_edges, match_pixel_filter
+
+    ids = np.ones((1, 12, 12), np.uint16)
+    ids[:, 4:8, 4:8] = 2
+    frame = np.where(ids[:, None] == 2, 0.8, -0.6).astype(np.float32).repeat(3, axis=1)
+    frame[:, :, 5, 5] = 0.2  # texture detail inside the square: no id change, so it stays
+    edges = geometric_edges(ids, 1.5)
+    assert edges[0, 3, 5] and edges[0, 4, 5] and not edges[0, 5, 5] and not edges[0, 0, 0]
+    out = match_pixel_filter(frame, 1.5, edges)
+    np.testing.assert_array_equal(out[:, :, ~edges[0]], frame[:, :, ~edges[0]])
+    assert out[0, 0, 4, 4] < frame[0, 0, 4, 4] and out[0, 0, 3, 5] > frame[0, 0, 3, 5]
