@@ -384,6 +384,77 @@ def test_a_directional_light_gives_the_lambertian_radiance(slope, intensity):
     assert np.allclose(rastered[23:25, 31:33], want, rtol=2.0**-10)
 
 
+AMBIENT_FLOOR = """
+camera: {position: [0, -3, 1.2], look_at: [0, 0, 0], fov_deg: 45}
+lights: [{type: ambient, intensity: %s}]
+objects:
+  - {name: floor, shape: {type: plane, size: [30, 30]}, physics: {body: static}, look: {color: %s, roughness: %s}}
+"""
+
+
+@pytest.mark.parametrize("roughness", [0.4, 0.95])
+def test_ambient_light_is_reflected_by_both_back_ends(roughness):
+    """A floor under ambient light of radiance L alone (the world's colour in Cycles), seen from 3 m at
+    20 to 50 degrees above the horizon.
+
+    White: both conserve energy. The rasteriser's split sum gives (1 - S) L + S L = L exactly
+    (half-float rounding, 2^-10); Cycles' principled BSDF returns what its diffuse and specular
+    layers together do not absorb, which is all of it for a white base: L within its sampling
+    noise over the region's 512 pixels (64 spp, under 0.5 %).
+    Black: only the specular layer reflects. The rasteriser's S L is the GGX specular albedo
+    for single scattering with Schlick's Fresnel (Lazarov's fit), a lower bound on Cycles'
+    multiple-scattering microfacet BSDF, and positive: before the split sum it was 0, the
+    floor under a bright sky came out black."""
+    L = 0.8
+    for color, check in (("[1, 1, 1]", "white"), ("[0, 0, 0]", "black")):
+        scene = _scene(AMBIENT_FLOOR % (L, color, roughness))
+        state = _rest_state(scene)
+        cam = camera_track(scene).cam_to_world[0]
+        with CyclesRenderer(scene, CyclesOptions(samples=64, denoise=False, threads=1)) as r:
+            traced = r.render_passes(state, cam)["hdr"][28:48].mean((0, 1))
+        with Rasterizer(scene) as raster:
+            rastered = raster.render(state, cam, hdr=True)["hdr"][28:48].mean((0, 1))
+        if check == "white":
+            np.testing.assert_allclose(rastered, L, rtol=2.0**-10)
+            np.testing.assert_allclose(traced, L, rtol=5e-3)
+        else:
+            assert np.all(rastered > 0.01 * L) and np.all(rastered <= traced * 1.005)
+
+
+def test_the_neural_renderers_pixel_filter_turns_a_raster_edge_into_cycles_edge():
+    """An emissive plane (radiance 1) fills the right half of a head-on view, its edge on a pixel boundary.
+    The rasteriser's box-filtered pixels step from 0 to 1; Cycles' Blackman-Harris window (filter_width
+    1.5, spanning 3 px) gives the pixels beside the edge 0.1186 and 0.8814 of the step, and the raster
+    row filtered with ``hybrid.neural.pixel_filter`` must match it. Only the pixel-filter sample
+    positions are random: at 256 paths a pixel's fraction has a standard deviation of
+    sqrt(0.12 x 0.88 / 256) = 0.020, 0.005 over the 16 rows averaged, so 0.02 is four of them."""
+    from hybrid.neural.pixel_filter import match_pixel_filter
+
+    width, span, height = 32, 2.0, 10.0
+    fov = 2 * math.degrees(math.atan(span / 2 / height))
+    scene = _scene(
+        f"camera: {{position: [0, 0, {height}], quaternion: [1, 0, 0, 0], fov_deg: {fov}}}\nlights: []\n"
+        "objects:\n  - {name: lamp, shape: {type: box, size: [4, 4, 0.01]}, position: [2, 0, 0], "
+        "physics: {body: static}, look: {color: [0, 0, 0], emission: [1, 1, 1], emission_strength: 1}}",
+        resolution=(width, 16),
+    )
+    state = _rest_state(scene)
+    cam = camera_track(scene).cam_to_world[0]
+    with CyclesRenderer(scene, CyclesOptions(samples=256, denoise=False, threads=1, filter_width=1.5)) as r:
+        traced = r.render_passes(state, cam)["hdr"][..., 0].mean(0)
+    with Rasterizer(scene) as raster:
+        frame = raster.render(state, cam)["rgb"]
+    raster_row = (frame[..., 0].astype(np.float64) / 255.0) ** 2.2
+    lit = np.flatnonzero(raster_row.mean(0) > 0.5)
+    assert set(np.unique(np.round(raster_row, 6))) <= {0.0, 1.0}, "the edge must fall on a pixel boundary"
+    edge = lit[0] if lit[0] > 0 else lit[-1] + 1  # first lit column, or first dark one if the image is mirrored
+    filtered = (match_pixel_filter(frame.transpose(2, 0, 1)[None].astype(np.float32) / 127.5 - 1.0, 1.5) + 1) / 2
+    filtered_row = (filtered[0, 0].astype(np.float64) ** 2.2).mean(0)
+    near = slice(edge - 3, edge + 3)
+    np.testing.assert_allclose(filtered_row[near], traced[near], atol=0.02)
+    assert min(traced[edge - 1], traced[edge]) == pytest.approx(0.1186, abs=0.02)
+
+
 def test_a_point_light_gives_i_over_d_squared():
     """Irradiance I / d^2 under a point light of intensity I straight above at height d: radiance I / (pi d^2)."""
     text = """

@@ -259,11 +259,16 @@ def test_raster_background_around_an_object_is_the_environment(tmp_path):
 
 @pytest.mark.parametrize("color", [1.0, 0.8])
 def test_raster_furnace_plane_shows_albedo_times_radiance(tmp_path, color):
-    """A diffuse plane facing up under a uniform environment L (no lights): E = pi L from the SH, base x E / pi = a L.
+    """A plane facing up under a uniform environment L (no lights): E = pi L from the SH, and the
+    split sum returns (1 - S) a L diffuse + S L specular (beauty.frag's header), S = f0 A + B at
+    each pixel's n.v. A white plane (a = 1) returns exactly L, the furnace test.
 
-    a = color^2.2 (display decoding); L = strength = 0.5. The RGBA16F target keeps 11
-    significant bits: relative error at most 2^-11 = 4.9e-4.
+    a = color^2.2 (display decoding); L = strength = 0.5; roughness 0.5 (the default look).
+    The RGBA16F target keeps 11 significant bits: relative error at most 2^-11 = 4.9e-4, once
+    when a sample is drawn and once when the 4 samples of a pixel are resolved (whose n.v
+    differ from the centre's by far less than S's rounding matters).
     """
+    from hybrid.render.environment import pixel_ray_directions
     from hybrid.render.raster import Rasterizer
 
     body = (
@@ -272,10 +277,17 @@ def test_raster_furnace_plane_shows_albedo_times_radiance(tmp_path, color):
         f"objects:\n  - {{name: floor, shape: {{type: plane, size: [6, 6]}}, physics: {{body: static}}, look: {{color: [{color}, {color}, {color}]}}}}"
     )
     scene = _scene(tmp_path, body, (32, 32))
+    cam = camera_track(scene).cam_to_world[0]
     with Rasterizer(scene) as raster:
-        out = raster.render(_rest_state(scene), camera_track(scene).cam_to_world[0], hdr=True)
+        out = raster.render(_rest_state(scene), cam, hdr=True)
     assert (out["instance"] == 1).all()
-    np.testing.assert_allclose(out["hdr"], color**2.2 * 0.5, rtol=4.9e-4)
+    a, L, r = color**2.2, 0.5, scene.objects[0].look.roughness
+    rays = pixel_ray_directions(intrinsics(40, 32, 32), cam, 32, 32)
+    nv = -(rays / np.linalg.norm(rays, axis=-1, keepdims=True))[..., 2:3]  # n = +z
+    q = r * np.array([-1.0, -0.0275, -0.572, 0.022]) + np.array([1.0, 0.0425, 1.04, -0.04])
+    a004 = np.minimum(q[0] ** 2, np.exp2(-9.28 * nv)) * q[0] + q[1]
+    S = 0.04 * (-1.04 * a004 + q[2]) + (1.04 * a004 + q[3])
+    np.testing.assert_allclose(out["hdr"], np.broadcast_to(((1 - S) * a + S) * L, out["hdr"].shape), rtol=2 * 4.9e-4)
 
 
 # ---------------------------------------------------------------- the spec

@@ -117,6 +117,38 @@ def test_radiance_is_the_shading_formula_unclamped(intensity, roughness, metalli
         assert hdr.max() > 2.0
 
 
+def _specular_albedo(f0, r, nv):
+    """S = f0 A + B: Lazarov's fit of the split-sum GGX table, the shader's formula in float64."""
+    q = r * np.array([-1.0, -0.0275, -0.572, 0.022]) + np.array([1.0, 0.0425, 1.04, -0.04])
+    a004 = np.minimum(q[0] ** 2, np.exp2(-9.28 * nv)) * q[0] + q[1]
+    return f0 * (-1.04 * a004 + q[2]) + (1.04 * a004 + q[3])
+
+
+@pytest.mark.parametrize("roughness, metallic, color", [(0.4, 0.0, "#c08040"), (0.95, 0.0, "white"), (0.3, 1.0, "#d0a060")])
+def test_ambient_light_is_reflected_by_the_split_sum(roughness, metallic, color):
+    """A floor under ambient light of radiance L alone, camera straight above: every pixel is
+    (1 - S) base (1 - metallic) L + S L at its own n.v (beauty.frag's header). At the centre of a
+    white rough floor (r = 0.95, n.v = 1: a004 = 0.05 x 2^-9.28 + 0.016375 = 0.016456,
+    A = 0.4966 - 1.04 a004 = 0.4795, B = 1.04 a004 - 0.0191 = -0.0020) S = 0.04 A + B = 0.0172:
+    98 % of the light comes back diffuse. A metal keeps no diffuse term and reflects f0 A + B of L."""
+    L = 0.5
+    scene = Scene.model_validate(dict(
+        name="ambient-plane", frames=1, resolution=[64, 48], camera=dict(fov_deg=50), background=[0, 0, 0],
+        lights=[dict(type="ambient", intensity=L)],
+        objects=[dict(name="floor", shape=dict(type="plane", size=[20, 20]), physics=dict(body="static"),
+                      look=dict(color=color, roughness=roughness, metallic=metallic))],
+    ))
+    hdr = _render(scene, DOWN)["hdr"]
+    nv = _plane_geometry(scene)[..., 2:3]  # n = +z
+    base = np.power(np.asarray(scene.objects[0].look.color), 2.2)
+    f0 = 0.04 * (1 - metallic) + base * metallic
+    S = _specular_albedo(f0, np.clip(roughness, 0.04, 1.0), nv)
+    expected = (1 - S) * base * (1 - metallic) * L + S * L
+    np.testing.assert_allclose(hdr, expected, rtol=HALF_RTOL, atol=1e-6)
+    if metallic == 0 and color == "white":
+        assert S[24, 32, 0] == pytest.approx(0.0172, abs=1e-4)
+
+
 def test_radiance_scales_linearly_with_light_intensity():
     """Doubling every light doubles the radiance of every lit or shadowed pixel (no clamp, no curve); the
     display-encoded rgb saturates instead. Shadow maps do not depend on intensity, so this holds in shadow too."""
@@ -181,8 +213,9 @@ def test_encoded_hdr_matches_pyrenders_own_8_bit_pass(tmp_path):
     iio.imwrite(tmp_path / "checker.png", checker.astype(np.uint8))
     scene = Scene.model_validate(dict(
         name="hdr-vs-pyrender", frames=1, resolution=[128, 96], camera=dict(fov_deg=50), background="#336699",
-        lights=[dict(type="ambient", intensity=0.2),
-                # Shadows are off: ours differ from pyrender's by design (directional maps fitted
+        # No ambient light: ours reflects it by the split sum, pyrender's adds base x ambient
+        # (test_ambient_light_is_reflected_by_the_split_sum checks ours).
+        lights=[# Shadows are off: ours differ from pyrender's by design (directional maps fitted
                 # to the casters, a bias in texels without acne), tested against geometry in
                 # test_shadow_fit.py and test_soft_shadows.py.
                 dict(type="directional", direction=[-0.4, 0.3, -1], intensity=3.0, shadows=False),

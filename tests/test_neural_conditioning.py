@@ -156,3 +156,61 @@ def test_detail_transfer_needs_the_raster_beauty_condition():
     with pytest.raises((NeuralConfigError, ValueError), match="raster_beauty"):
         NeuralConfig(output="detail_transfer", condition=("albedo", "depth"))
     NeuralConfig(output="detail_transfer", condition=("albedo", "depth", "raster_beauty"))
+
+
+def _display(linear):
+    """Display value (gamma 2.2, as scene colours) of a linear colour."""
+    return (np.asarray(linear, float) ** (1 / 2.2)).tolist()
+
+
+@pytest.mark.parametrize("size", [8, 4])
+def test_environment_channels_follow_a_sky_worked_out_by_hand(size):
+    """A sky with sharpness 1 whose ground is 2H - Z (linear) has radiance H + (Z - H) d_z in every
+    direction: l <= 1 only, so the order-2 harmonics hold it exactly, and a unit normal n sees
+    E(n) / pi = H + (2/3)(Z - H) n_z (the clamped cosine's A_1 / A_0 = 2/3). The camera's axes are the
+    world's, so it looks straight up; the floor faces it (n = -z) and mirrors the view rays about z.
+    At 4 x 4 the camera is the same one at half the pixels (K halved), so its rays pass through
+    full-size pixel (2c + 1, 2r + 1)."""
+    buffers, metadata = _clip(size=8)
+    H, Z = np.array([0.5, 0.4, 0.3]), np.array([0.8, 0.7, 0.1])
+    metadata["scene_spec"]["lights"] = metadata["scene_spec"]["lights"][1:]  # no ambient light
+    metadata["scene_spec"]["environment"] = {
+        "type": "sky", "zenith": _display(Z), "horizon": _display(H), "ground": _display(2 * H - Z),
+        "sharpness": 1.0, "strength": 1.0, "visible": True,
+    }
+    metadata["K"] = [[8.0, 0.0, 4.0], [0.0, 8.0, 4.0], [0.0, 0.0, 1.0]]
+    metadata["resolution"] = [8, 8]
+    env = build_condition(buffers, metadata, ["environment"], (size, size))
+    radiance = -np.log1p(-env.astype(np.float64))  # undo 1 - exp(-L)
+    diffuse, mirror = radiance[0, 0:3], radiance[0, 3:6]
+    # Tolerance: the sky is baked into a float32 table and projected by quadrature (sh.py); both hold
+    # a gradient linear in d_z without truncation, leaving float32 rounding (~1e-7 of the values).
+    np.testing.assert_allclose(diffuse[:, 0, 0], H - 2 / 3 * (Z - H), atol=1e-5)
+    # The view ray through pixel (c, r) leaves along ((u - 4) / 8, (v - 4) / 8, 1) in full-size pixels u, v.
+    scale = 8 // size
+    u = v = (0 + 0.5) * scale  # the first row and column
+    ray = np.array([(u - 4) / 8, (v - 4) / 8, 1.0])
+    ray /= np.linalg.norm(ray)
+    np.testing.assert_allclose(mirror[:, 0, 0], H + (Z - H) * -ray[2], rtol=1e-5)  # mirrored: d_z -> -d_z
+    # The background column sees the sky along its own ray.
+    u = (size - 1 + 0.5) * scale
+    ray = np.array([(u - 4) / 8, (v - 4) / 8, 1.0])
+    ray /= np.linalg.norm(ray)
+    for channels in (diffuse, mirror):
+        np.testing.assert_allclose(channels[:, 0, -1], H + (Z - H) * ray[2], rtol=1e-5)
+
+    # Hidden from the camera, the sky still lights the floor; misses show the background colour.
+    metadata["scene_spec"]["environment"]["visible"] = False
+    metadata["scene_spec"]["background"] = _display([0.2, 0.1, 0.05])
+    hidden = -np.log1p(-build_condition(buffers, metadata, ["environment"], (size, size)).astype(np.float64))
+    np.testing.assert_allclose(hidden[0, :, :, :-1], radiance[0, :, :, :-1], rtol=1e-6)
+    np.testing.assert_allclose(hidden[0, 0:3, 0, -1], [0.2, 0.1, 0.05], rtol=1e-5)
+
+
+def test_environment_channels_without_an_environment_hold_the_ambient_light():
+    """No environment: every surface sees the ambient lights' linear radiance, 0.3 x white here, in both halves."""
+    buffers, metadata = _clip()
+    metadata["K"] = [[8.0, 0.0, 4.0], [0.0, 8.0, 4.0], [0.0, 0.0, 1.0]]
+    metadata["resolution"] = [8, 8]
+    env = build_condition(buffers, metadata, ["environment"], (8, 8))
+    np.testing.assert_allclose(env[:, :, :, :-1], 1.0 - np.exp(-0.3), rtol=1e-6)

@@ -141,3 +141,48 @@ def test_a_pixel_unlike_every_tap_falls_back_to_the_spatial_weights():
     guides = guide_channels(b, GuideScales(albedo=1e-4))
     up = joint_bilateral_upsample(np.full((1, 1, 4, 4), 0.3, np.float32), guides, None)
     assert np.isfinite(up).all() and np.abs(up - 0.3).max() < 1e-6
+
+
+def test_pixel_filter_taps_are_the_blackman_harris_window_mass_over_each_pixel():
+    """Cycles' window for filter_width w spans 2w px: for w = 1.5 the pixel beside the centre holds its
+    mass over [0.5, 1.5] px, integrated here by quadrature from the window's definition."""
+    from scipy.integrate import quad
+
+    from hybrid.neural.pixel_filter import BLACKMAN_HARRIS, filter_taps, match_pixel_filter
+
+    def window(x, extent):
+        t = x / extent + 0.5
+        return sum(a * np.cos(2 * np.pi * k * t) for k, a in enumerate(BLACKMAN_HARRIS))
+
+    for width in (1.5, 2.0):
+        extent = 2 * width
+        total = quad(window, -extent / 2, extent / 2, args=(extent,))[0]
+        taps = filter_taps(width)
+        assert taps.sum() == pytest.approx(1.0, abs=1e-12) and np.allclose(taps, taps[::-1])
+        r = len(taps) // 2
+        for j in range(1, r + 1):
+            hi = min(j + 0.5, extent / 2)
+            assert taps[r + j] == pytest.approx(quad(window, j - 0.5, hi, args=(extent,))[0] / total, abs=1e-9)
+    assert filter_taps(1.5)[0] == pytest.approx(0.1186, abs=1e-4)
+    # Applied in linear light: a flat frame stays flat, a white-black step becomes the taps' partial sums.
+    step = np.full((1, 3, 4, 8), -1.0, np.float32)
+    step[..., 4:] = 1.0
+    out = (match_pixel_filter(step, 1.5) + 1) / 2
+    np.testing.assert_allclose(out[0, 0, 0, 3] ** 2.2, filter_taps(1.5)[0], rtol=1e-4)
+    np.testing.assert_allclose(match_pixel_filter(np.full((1, 3, 4, 4), 0.2, np.float32), 1.5), 0.2, atol=1e-6)
+
+
+def test_the_pixel_filter_reaches_only_pixels_beside_an_object_boundary():
+    """A square of instance 2 on instance 1: the 1.5 px window (taps reach one pixel) changes the pixels on
+    both sides of the outline and leaves the square's interior and the far floor exactly as they were."""
+    from hybrid.neural.pixel_filter import geometric_edges, match_pixel_filter
+
+    ids = np.ones((1, 12, 12), np.uint16)
+    ids[:, 4:8, 4:8] = 2
+    frame = np.where(ids[:, None] == 2, 0.8, -0.6).astype(np.float32).repeat(3, axis=1)
+    frame[:, :, 5, 5] = 0.2  # texture detail inside the square: no id change, so it stays
+    edges = geometric_edges(ids, 1.5)
+    assert edges[0, 3, 5] and edges[0, 4, 5] and not edges[0, 5, 5] and not edges[0, 0, 0]
+    out = match_pixel_filter(frame, 1.5, edges)
+    np.testing.assert_array_equal(out[:, :, ~edges[0]], frame[:, :, ~edges[0]])
+    assert out[0, 0, 4, 4] < frame[0, 0, 4, 4] and out[0, 0, 3, 5] > frame[0, 0, 3, 5]

@@ -9,7 +9,8 @@ say so by updating these pins on purpose.
 
 Changed on purpose since: the rgb pins (rgb, buffers.npz, rgb.mp4 and the shard's rgb
 members), when directional shadow maps were fitted to their casters
-(hybrid/render/shadow_fit.py); every other buffer kept its bytes.
+(hybrid/render/shadow_fit.py), and again when ambient and environment light were
+reflected by the split sum (shaders/beauty.frag); every other buffer kept its bytes.
 """
 
 import hashlib
@@ -34,19 +35,19 @@ CLIP_ARRAYS = {
     "flow_fwd": "5cd4c8c0edeebe63",
     "instance": "014b6257f8384028",
     "normal": "23b325ad68f4697d",
-    "rgb": "a0a523df1f1eb84f",
+    "rgb": "67c1248e01da5d1a",
 }
-CLIP_FILES = {"buffers.npz": "5f2b75757288800d", "rgb.mp4": "55ca1ed18c3f6e2b"}
+CLIP_FILES = {"buffers.npz": "1b21b905f43b619a", "rgb.mp4": "d4b1405d162c9f6e"}
 SHARD_MEMBERS = {
     "00000000.metadata.json": "2756c811c7b09902",
-    "00000000.rgb.mp4": "f5cedceec1df5729",
+    "00000000.rgb.mp4": "28e0d309c5960f1c",
     "00000000.albedo.npy.gz": "f0b3ca08ae2c3987",
     "00000000.depth.npy.gz": "52eadf6c0c762ca8",
     "00000000.flow_bwd.npy.gz": "ad6e708eab58b362",
     "00000000.flow_fwd.npy.gz": "8e877f6668871da1",
     "00000000.instance.npy.gz": "b6d375ac031528a4",
     "00000000.normal.npy.gz": "52d9be6a2980de32",
-    "00000000.rgb.npy.gz": "1bca3911d3e62819",
+    "00000000.rgb.npy.gz": "af5f7505de5aeca5",
 }
 
 

@@ -18,6 +18,8 @@ image and is resized with area averaging instead (``target_frames``).
 from __future__ import annotations
 
 import difflib
+import functools
+import json
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping, Optional, Sequence
 
@@ -180,6 +182,82 @@ def _light(buffers, metadata, size):
         [to_light, np.broadcast_to(light.key_rgb, (t, 3)), np.broadcast_to(light.ambient_rgb, (t, 3))], axis=1
     ).astype(np.float32)
     return np.ascontiguousarray(np.broadcast_to(per_frame[:, :, None, None], (t, 9, h, w)))
+
+
+@functools.lru_cache(maxsize=64)
+def _scene_surroundings(lights_json: str, environment_json: str):
+    """(ambient (3,) linear radiance, EnvironmentMap or None, its (9, 3) SH coefficients or None) from the
+    JSON of a scene_spec's lights and environment; cached, as every window of a clip asks again."""
+    from pydantic import TypeAdapter
+
+    from hybrid.render.environment import EnvironmentMap
+    from hybrid.render.materials import ambient_radiance
+    from hybrid.render.sh import environment_sh
+    from hybrid.scene.spec import Environment, Light
+
+    lights = TypeAdapter(list[Light]).validate_python(json.loads(lights_json))
+    env_spec = json.loads(environment_json)
+    if env_spec is None:
+        return ambient_radiance(lights), None, None
+    try:
+        env = EnvironmentMap.from_spec(TypeAdapter(Environment).validate_python(env_spec))
+    except (OSError, ValueError) as err:
+        raise ConditionError(
+            f"condition group 'environment': the clip's environment ({env_spec.get('type')!r}) cannot be "
+            f"read: {err}; keep its image file where metadata.json's scene_spec.environment.path points, "
+            f"or use a checkpoint whose config.json `condition` does not list 'environment'"
+        ) from err
+    return ambient_radiance(lights), env, environment_sh(env)
+
+
+ENVIRONMENT_SCALE = 1.0  # environment channels = 1 - exp(-radiance / 1): 0.63 for radiance 1 (a white ambient light of intensity 1)
+# Metadata the environment group reads: the scene (ambient lights, background, environment),
+# the per-frame camera poses and intrinsics, and the clip's full resolution (to scale K).
+ENVIRONMENT_METADATA = ("scene_spec", "cam_to_world", "K", "resolution")
+
+
+@condition_group("environment", 6, buffers=["normal", "depth"], metadata=ENVIRONMENT_METADATA)
+def _environment(buffers, metadata, size):
+    """Light from all around, 1 - exp(-linear radiance) per pixel: (0-2) the ambient lights plus the
+    environment's irradiance over pi at the surface normal, E(n) / pi (the diffuse light a white
+    matte surface there would send back, before shadowing); (3-5) the ambient plus the environment's
+    radiance along the view ray mirrored about the normal (what a mirror there would show). On the
+    background both hold what the camera sees there: the environment along the pixel's ray when it is
+    visible, else the scene's background colour."""
+    from hybrid.render.environment import pixel_ray_directions
+    from hybrid.render.materials import display_to_linear
+    from hybrid.render.sh import irradiance
+
+    spec = metadata["scene_spec"]
+    ambient, env, coeffs = _scene_surroundings(json.dumps(spec.get("lights", []), sort_keys=True),
+                                               json.dumps(spec.get("environment"), sort_keys=True))
+    background = display_to_linear(spec.get("background", (0.0, 0.0, 0.0)))
+
+    h, w = size
+    full_w, full_h = (int(v) for v in metadata["resolution"])
+    K = np.asarray(metadata["K"], dtype=np.float64).copy()
+    K[0] *= w / full_w  # the same camera at the model's size: pixel units scale with the image
+    K[1] *= h / full_h
+    cam_to_world = np.asarray(metadata["cam_to_world"], dtype=np.float64)  # (T, 4, 4)
+    normals = np.nan_to_num(np.asarray(buffers["normal"], dtype=np.float64))  # (T, h, w, 3) camera axes
+    hit = np.asarray(buffers["depth"]) > 0  # (T, h, w)
+    out = np.empty((normals.shape[0], 6, h, w), dtype=np.float32)
+    for t in range(normals.shape[0]):
+        rot = cam_to_world[t, :3, :3]
+        rays = pixel_ray_directions(K, cam_to_world[t], w, h)
+        rays /= np.linalg.norm(rays, axis=-1, keepdims=True)
+        n = normals[t] @ rot.T  # camera -> world axes
+        mirror = rays - 2.0 * np.sum(rays * n, axis=-1, keepdims=True) * n
+        diffuse = np.broadcast_to(ambient, n.shape).copy()
+        specular = diffuse.copy()
+        if env is not None:
+            diffuse += irradiance(coeffs, n) / np.pi
+            specular += env.radiance(mirror)
+        seen = env.radiance(rays) if env is not None and env.visible else np.broadcast_to(background, n.shape)
+        diffuse = np.where(hit[t][..., None], diffuse, seen)
+        specular = np.where(hit[t][..., None], specular, seen)
+        out[t] = (1.0 - np.exp(-np.concatenate([diffuse, specular], axis=-1) / ENVIRONMENT_SCALE)).transpose(2, 0, 1)
+    return out
 
 
 @condition_group("ndotl", 1, buffers=["normal"], metadata=LIGHT_METADATA)

@@ -25,7 +25,9 @@ class NeuralConfigError(SpecError, ValueError):
 
 # Fields that only say how to sample a trained model (steps, draws, the correction prior,
 # the flow blend, context between windows): a fine-tune may change them freely.
-SAMPLING_FIELDS = frozenset({"sample_steps", "sample_draws", "sample_context_frames", "correction_prior", "temporal_blend"})
+SAMPLING_FIELDS = frozenset(
+    {"sample_steps", "sample_draws", "sample_context_frames", "correction_prior", "temporal_blend", "reference_filter_width"}
+)
 
 
 class NeuralConfig(Spec):
@@ -125,6 +127,15 @@ class NeuralConfig(Spec):
         "the previous frame's output correction carried along the exact backward flow, on pixels visible in "
         "both (hybrid.neural.temporal); 1 turns it off. Lighting attached to surfaces stays put; a moving "
         "shadow's correction lags by about (1 - blend) / blend frames",
+    )
+    reference_filter_width: Optional[float] = Field(
+        None,
+        gt=0.0,
+        le=10.0,
+        description="detail_transfer only: the training targets' Cycles filter_width (px); the full-resolution "
+        "raster frame is resampled with that Blackman-Harris pixel window before the correction is added "
+        "(hybrid.neural.pixel_filter), because the rasteriser's box-filtered pixels are sharper than the path "
+        "tracer's. None leaves the raster frame as it is",
     )
     train_timesteps: int = Field(1000, ge=10, le=10000, description="diffusion steps of the training schedule")
     beta_schedule: Literal["linear", "scaled_linear", "squaredcos_cap_v2"] = Field(

@@ -276,6 +276,17 @@ class NeuralRenderer:
         at = condition_offsets(self.config.condition)["raster_beauty"]
         raster_low = cond[:, at : at + 3]
         raster_full = np.asarray(buffers["rgb_raster"], dtype=np.float32).transpose(0, 3, 1, 2) / 127.5 - 1.0
+        if self.config.reference_filter_width is not None:
+            from hybrid.neural.pixel_filter import geometric_edges, match_pixel_filter
+
+            width = self.config.reference_filter_width
+            if "instance" not in buffers:
+                raise ValueError(
+                    "reference_filter_width resamples the raster frame at object boundaries, found in the "
+                    "instance buffer, which this clip lacks: render it with `hybrid render` (which writes it) "
+                    "or set reference_filter_width to null in the checkpoint's config.json"
+                )
+            raster_full = match_pixel_filter(raster_full, width, geometric_edges(buffers["instance"], width))
         return detail_transfer(made, raster_low, raster_full, buffers, temporal_blend=blend)
 
     def _predict(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, ctx: torch.Tensor,

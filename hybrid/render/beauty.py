@@ -45,8 +45,9 @@ def encode_display(linear: np.ndarray) -> np.ndarray:
     """Linear radiance float (..., 3) -> the rgb buffer's bytes: round(255 clip(x, 0, 1) ** (1 / 2.2)), uint8.
 
     The 2.2 power curve (not the sRGB curve) is the one pyrender's pass ended with and
-    the inverse of how ``materials`` decodes colours, so a surface under unit white
-    ambient light alone shows exactly its own colour.
+    the inverse of how ``materials`` decodes colours, so a matte surface under unit white
+    ambient light alone shows its own colour (plus the ambient light's specular
+    reflection, ``shaders/beauty.frag``).
     """
     x = np.clip(linear, 0.0, 1.0).astype(np.float32, copy=False)
     np.power(x, np.float32(1.0 / DISPLAY_GAMMA), out=x)

@@ -7,8 +7,10 @@ stores exactly that, multiplied per channel: albedo = color x texel, as bytes
 shades in linear light: its shader decodes base-colour textures with the sRGB curve,
 and the rgb buffer encodes its radiance with gamma 1/2.2 (``beauty.encode_display``),
 so the colour factor is decoded here with gamma 2.2, the inverse of that output
-curve: an untextured surface under unit white ambient light alone shows exactly its
-own colour. Light colours and the background are decoded the same way.
+curve: an untextured surface under unit white ambient light alone shows its own colour,
+apart from the ambient light's specular reflection (the split sum in ``beauty.frag``:
+(1 - S) colour + S, with S about 0.016 for a rough dielectric seen head on and more at
+grazing angles and on glossy or metallic surfaces). Light colours and the background are decoded the same way.
 """
 
 from __future__ import annotations

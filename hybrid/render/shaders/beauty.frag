@@ -28,14 +28,25 @@
 //   c_diff = base (1 - 0.04) (1 - metallic),  f0 = mix(0.04, base, metallic)
 //
 // nl and nv are clamped to at least 0.001 (as pyrender does), so a surface facing
-// away from a light still gets 0.1 % of its diffuse term. Ambient light adds
-// base x ambient_light; emission adds the emissive factor (x texture).
+// away from a light still gets 0.1 % of its diffuse term. Emission adds the emissive
+// factor (x texture).
 //
-// A scene environment (defined HAS_ENVIRONMENT) adds base x E(n) / pi, with E the
-// environment's irradiance on the normal n from nine spherical-harmonic terms
-// (hybrid/render/sh.py computes env_sh = A_l L_lm / pi on the CPU): the ambient
-// term's convention, so a uniform environment of radiance L adds base x L exactly as
-// an ambient light L does. Nothing occludes it (no environment shadows here).
+// Light arriving from every direction (ambient_light, radiance L_a, and a scene
+// environment, defined HAS_ENVIRONMENT) is reflected by the split-sum approximation
+// (Karis 2013) where pyrender adds base x L_a alone:
+//
+//   L = (1 - S) base (1 - metallic) (L_a + E(n) / pi) + S (L_a + E(r) / pi)
+//   S = f0 A(r, nv) + B(r, nv)      the GGX specular albedo, A and B from Lazarov's fit
+//
+// with E the environment's irradiance on a direction from nine spherical-harmonic
+// terms (hybrid/render/sh.py computes env_sh = A_l L_lm / pi on the CPU), n the normal
+// and r the mirror direction of the view. E(r) / pi is the environment seen in the
+// mirror direction blurred by a cosine lobe: right for rough surfaces, too soft for
+// polished ones. A uniform environment of radiance L adds what an ambient light L
+// does. Nothing occludes either (no ambient or environment shadows here). Without it
+// a glossy floor under a bright sky comes out saturated and dark where the path tracer
+// shows it desaturated towards the sky's colour (a neutral 0.06 x L_a at roughness
+// 0.4 seen from above, twice that at grazing angles).
 
 #define PI 3.141592653589793
 #define MIN_ROUGHNESS 0.04
@@ -145,6 +156,17 @@ vec3 environment_irradiance_over_pi(vec3 n)
     return max(e, vec3(0.0));
 }
 #endif
+
+// The specular albedo's scale and bias (A, B) for roughness r at n.v = nv: Lazarov's
+// analytic fit of the split-sum GGX table (as in Unreal's EnvBRDFApprox).
+vec2 specular_albedo_terms(float r, float nv)
+{
+    const vec4 c0 = vec4(-1.0, -0.0275, -0.572, 0.022);
+    const vec4 c1 = vec4(1.0, 0.0425, 1.04, -0.04);
+    vec4 q = r * c0 + c1;
+    float a004 = min(q.x * q.x, exp2(-9.28 * nv)) * q.x + q.y;
+    return vec2(-1.04, 1.04) * a004 + q.zw;
+}
 
 // Light reflected towards v from a light in direction l with radiance E (see the header).
 vec3 reflected(vec3 n, vec3 v, vec3 l, vec3 E, float r, vec3 f0, vec3 c_diff)
@@ -282,10 +304,16 @@ void main()
         radiance += lit;
     }
 
-    radiance += base.rgb * ambient_light;
+    // Ambient light and the environment: split sum (see the header).
+    vec2 ab = specular_albedo_terms(r, clamp(abs(dot(n, v)), 0.001, 1.0));
+    vec3 S = f0 * ab.x + ab.y;
+    vec3 diffuse_in = ambient_light;
+    vec3 specular_in = ambient_light;
 #ifdef HAS_ENVIRONMENT
-    radiance += base.rgb * environment_irradiance_over_pi(n);
+    diffuse_in += environment_irradiance_over_pi(n);
+    specular_in += environment_irradiance_over_pi(reflect(-v, n));
 #endif
+    radiance += (1.0 - S) * base.rgb * (1.0 - metallic) * diffuse_in + S * specular_in;
 
 #ifdef HAS_OCCLUSION_TEX
     radiance *= texture(material.occlusion_texture, v_uv).r;
