@@ -132,7 +132,12 @@ def _mask(buffers, metadata, size):
 @condition_group("instance_edges", 1, buffers=["instance"])
 def _instance_edges(buffers, metadata, size):
     """1 on both sides of a boundary between instance ids (4-neighbours), else 0: object outlines."""
-    ids = np.asarray(buffers["instance"])
+    return _channels_first(instance_boundaries(buffers["instance"]))
+
+
+def instance_boundaries(instance: np.ndarray) -> np.ndarray:
+    """bool, the shape of `instance` (T, H, W): True on both sides of every change of id between 4-neighbours."""
+    ids = np.asarray(instance)
     edge = np.zeros(ids.shape, dtype=bool)
     dx = ids[:, :, 1:] != ids[:, :, :-1]
     dy = ids[:, 1:, :] != ids[:, :-1, :]
@@ -140,7 +145,7 @@ def _instance_edges(buffers, metadata, size):
     edge[:, :, :-1] |= dx
     edge[:, 1:, :] |= dy
     edge[:, :-1, :] |= dy
-    return _channels_first(edge)
+    return edge
 
 
 GAS_TEMPERATURE_SCALE_K = 500.0  # temperature channel = 1 - exp(-T / 500 K): 0.86 at a 1000 K flame

@@ -85,14 +85,9 @@ def geometric_edges(instance: np.ndarray, filter_width: float) -> np.ndarray:
     only it stays above."""
     from scipy.ndimage import binary_dilation
 
-    ids = np.asarray(instance)
-    edge = np.zeros(ids.shape, dtype=bool)
-    dx = ids[:, :, 1:] != ids[:, :, :-1]
-    dy = ids[:, 1:, :] != ids[:, :-1, :]
-    edge[:, :, 1:] |= dx
-    edge[:, :, :-1] |= dx
-    edge[:, 1:, :] |= dy
-    edge[:, :-1, :] |= dy
+    from hybrid.neural.conditioning import instance_boundaries
+
+    edge = instance_boundaries(instance)
     radius = len(filter_taps(float(filter_width))) // 2
     if radius > 1:
         edge = binary_dilation(edge, structure=np.ones((1, 3, 3), bool), iterations=radius - 1)
