@@ -214,3 +214,27 @@ def test_environment_channels_without_an_environment_hold_the_ambient_light():
     metadata["resolution"] = [8, 8]
     env = build_condition(buffers, metadata, ["environment"], (8, 8))
     np.testing.assert_allclose(env[:, :, :, :-1], 1.0 - np.exp(-0.3), rtol=1e-6)
+
+
+def test_an_image_environment_lights_the_environment_channels_and_a_lost_image_is_a_clear_error(tmp_path):
+    """A uniform PNG environment of sRGB value 128 (linear 0.2158) at strength 2: every direction sees
+    L = 0.4317, so a surface gets E(n) / pi = L and its mirror L too (the ambient 0.3 adds to both)."""
+    import imageio.v3 as iio
+
+    from hybrid.neural.conditioning import _scene_surroundings
+
+    iio.imwrite(tmp_path / "grey.png", np.full((16, 32, 3), 128, np.uint8))
+    buffers, metadata = _clip()
+    metadata["K"] = [[8.0, 0.0, 4.0], [0.0, 8.0, 4.0], [0.0, 0.0, 1.0]]
+    metadata["resolution"] = [8, 8]
+    metadata["scene_spec"]["environment"] = {"type": "image", "path": str(tmp_path / "grey.png"), "strength": 2.0}
+    env = build_condition(buffers, metadata, ["environment"], (8, 8)).astype(np.float64)
+    srgb = 128 / 255
+    L = 2.0 * ((srgb + 0.055) / 1.055) ** 2.4 + 0.3  # the sRGB curve for image texels, plus the ambient light
+    # Tolerance: the SH projection of a constant table is exact up to its quadrature weights' float sum (~1e-6).
+    np.testing.assert_allclose(-np.log1p(-env[:, :, :, :-1]), L, rtol=1e-4)
+
+    _scene_surroundings.cache_clear()
+    (tmp_path / "grey.png").unlink()
+    with pytest.raises(ConditionError, match=r"condition group 'environment'.*grey\.png.*keep its image file"):
+        build_condition(buffers, metadata, ["environment"], (8, 8))
