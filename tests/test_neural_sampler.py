@@ -158,6 +158,37 @@ def test_detail_transfer_output_is_at_the_clip_resolution_and_keeps_the_raster_d
     assert np.abs(out.astype(int) - raster.astype(int)).max() <= 1  # float round trip of the codes
 
 
+def test_reference_filter_width_softens_the_raster_frame_at_object_boundaries_only():
+    """With a model that copies its raster input (zero correction) the output is the raster frame resampled
+    by the pixel window where instance ids change and untouched elsewhere; a clip without the instance
+    buffer is refused before any sampling, naming the setting."""
+    from hybrid.neural.pixel_filter import geometric_edges, match_pixel_filter
+
+    config = CONFIG.model_copy(update={"condition": ("albedo", "depth", "raster_beauty"), "output": "detail_transfer",
+                                       "reference_filter_width": 1.5})
+    buffers, metadata = _clip(frames=2, height=48, width=64)
+    buffers["normal"] = np.tile(np.array([0, 0, -1], np.float32), (2, 48, 64, 1))
+    buffers["instance"] = np.ones((2, 48, 64), np.uint16)
+    buffers["instance"][:, 10:30, 20:40] = 2
+    raster = np.where(buffers["instance"][..., None] == 2, 220, 40).astype(np.uint8).repeat(3, axis=-1)
+    raster[:, 14:26, 24:36] = np.random.default_rng(0).integers(100, 255, (2, 12, 12, 3))  # texture: not an id change
+    buffers["rgb"] = raster
+
+    class CopyRaster(torch.nn.Module):
+        def forward(self, noisy, t, cond, context, mask):
+            return cond[:, :, 4:7]
+
+    out = NeuralRenderer(CopyRaster(), config).render(buffers, metadata, steps=1, warp_noise=False)
+    edges = geometric_edges(buffers["instance"], 1.5)
+    assert np.abs(out[~edges].astype(int) - raster[~edges].astype(int)).max() <= 1  # float round trip
+    want = match_pixel_filter(raster.transpose(0, 3, 1, 2).astype(np.float32) / 127.5 - 1.0, 1.5)
+    want = ((want + 1) * 127.5).transpose(0, 2, 3, 1)
+    assert np.abs(out[edges] - want[edges]).max() <= 1.0 and np.abs(out[edges].astype(int) - raster[edges]).max() > 10
+    del buffers["instance"]
+    with pytest.raises(ConditionError, match="reference_filter_width"):
+        NeuralRenderer(CopyRaster(), config).render(buffers, metadata, steps=1, warp_noise=False)
+
+
 def test_draws_run_as_one_batch_each_as_if_alone_and_one_draw_is_the_seeds_frames():
     """Draws are independent chains in one batch: each equals that chain run by itself (GroupNorm and
     attention never mix batch entries; float32 sums reordered by batching agree to 1e-5). One draw

@@ -26,9 +26,10 @@ from typing import Optional
 
 import numpy as np
 
+from hybrid.render.materials import DISPLAY_GAMMA  # the raster frame's encoding (beauty.encode_display)
+
 # Blackman-Harris coefficients (4 terms, -92 dB side lobes), as Cycles' film filter.
 BLACKMAN_HARRIS = (0.35875, -0.48829, 0.14128, -0.01168)
-DISPLAY_GAMMA = 2.2  # the raster frame's encoding (hybrid.render.beauty.encode_display)
 
 
 def _window_integral(u: float) -> float:

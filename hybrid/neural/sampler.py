@@ -140,6 +140,13 @@ class NeuralRenderer:
                     f"this clip lacks {', '.join(missing)}. Render the clip with `hybrid render` (it writes them), or "
                     "sample with warp_noise=False and temporal_blend=1"
                 )
+        if self.config.output == "detail_transfer" and self.config.reference_filter_width is not None \
+                and "instance" not in buffers:
+            raise ConditionError(
+                "reference_filter_width resamples the raster frame at object boundaries, found in the instance "
+                "buffer, which this clip lacks: render it with `hybrid render` (which writes it) or set "
+                "reference_filter_width to null in the checkpoint's config.json"
+            )
 
     def clip_noise(self, buffers: Mapping[str, np.ndarray], size: tuple[int, int], frames: int, seed: int,
                    warp: bool) -> np.ndarray:
@@ -279,13 +286,7 @@ class NeuralRenderer:
         if self.config.reference_filter_width is not None:
             from hybrid.neural.pixel_filter import geometric_edges, match_pixel_filter
 
-            width = self.config.reference_filter_width
-            if "instance" not in buffers:
-                raise ValueError(
-                    "reference_filter_width resamples the raster frame at object boundaries, found in the "
-                    "instance buffer, which this clip lacks: render it with `hybrid render` (which writes it) "
-                    "or set reference_filter_width to null in the checkpoint's config.json"
-                )
+            width = self.config.reference_filter_width  # check_inputs made sure of the instance buffer
             raster_full = match_pixel_filter(raster_full, width, geometric_edges(buffers["instance"], width))
         return detail_transfer(made, raster_low, raster_full, buffers, temporal_blend=blend)
 
