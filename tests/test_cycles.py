@@ -394,13 +394,13 @@ objects:
 
 @pytest.mark.parametrize("roughness", [0.4, 0.95])
 def test_ambient_light_is_reflected_by_both_back_ends(roughness):
-    """A floor under ambient light of radiance L alone (the world's colour in Cycles), seen from 3 m at
-    20 to 50 degrees above the horizon.
+    """A floor under ambient light of radiance L alone (the world's colour in Cycles), seen from 3.2 m
+    away and 1.2 m up; the lower half of the view (rows 28 to 47, 1280 pixels) is compared.
 
     White: both conserve energy. The rasteriser's split sum gives (1 - S) L + S L = L exactly
     (half-float rounding, 2^-10); Cycles' principled BSDF returns what its diffuse and specular
     layers together do not absorb, which is all of it for a white base: L within its sampling
-    noise over the region's 512 pixels (64 spp, under 0.5 %).
+    noise over the region's 1280 pixels (64 spp, under 0.5 %).
     Black: only the specular layer reflects. The rasteriser's S L is the GGX specular albedo
     for single scattering with Schlick's Fresnel (Lazarov's fit), a lower bound on Cycles'
     multiple-scattering microfacet BSDF, and positive: before the split sum it was 0, the
