@@ -11,6 +11,9 @@ Changed on purpose since: the rgb pins (rgb, buffers.npz, rgb.mp4 and the shard'
 members), when directional shadow maps were fitted to their casters
 (hybrid/render/shadow_fit.py), and again when ambient and environment light were
 reflected by the split sum (shaders/beauty.frag); every other buffer kept its bytes.
+The clip's rgb and albedo pins (and its files) changed once more when textures
+were mip-filtered in linear light and sampled anisotropically (render/mipmaps.py:
+the clip's floor is a checker); the shard's untextured clip kept every byte.
 """
 
 import hashlib
@@ -29,15 +32,15 @@ from hybrid.scene.load import load_scene
 REPO = Path(__file__).resolve().parents[1]
 
 CLIP_ARRAYS = {
-    "albedo": "d3cac6201ba45d7e",
+    "albedo": "e87ae4164ab44862",
     "depth": "fef2187e950a2195",
     "flow_bwd": "8358ddb1cb17c8da",
     "flow_fwd": "5cd4c8c0edeebe63",
     "instance": "014b6257f8384028",
     "normal": "23b325ad68f4697d",
-    "rgb": "67c1248e01da5d1a",
+    "rgb": "3708b3f175e855a2",
 }
-CLIP_FILES = {"buffers.npz": "1b21b905f43b619a", "rgb.mp4": "d4b1405d162c9f6e"}
+CLIP_FILES = {"buffers.npz": "377ee6c824cdcd6f", "rgb.mp4": "9109ad3db06985b8"}
 SHARD_MEMBERS = {
     "00000000.metadata.json": "2756c811c7b09902",
     "00000000.rgb.mp4": "28e0d309c5960f1c",

@@ -299,6 +299,42 @@ def test_texture_in_albedo(tmp_path):
     assert len({tuple(c) for c in expected[inside].astype(int)}) == 4  # all four blocks seen
 
 
+@pytest.mark.parametrize("repeats", [64.0, 160.0])
+def test_a_checker_too_fine_to_see_shows_the_mean_of_its_light(tmp_path, repeats):
+    """A black-and-white checker far finer than a pixel reflects half the light of white.
+
+    Seen straight down from 1.6 m (64 x 48 pixels, 60 degree field), a pixel spans
+    2 x 1.6 x tan 30 / 64 = 0.029 m of floor: 118 texels of the 64-texel image at
+    64 repeats per metre, 295 at 160, so the sampler reads the 1 x 1 level, the
+    image's mean light: encode(0.5) = 0.7354 -> 188 in the albedo buffer (within one
+    byte of rounding). Averaging the encoded values instead (OpenGL's stock mipmaps)
+    gives 128. In the beauty pass under unit white ambient light the floor's
+    radiance is (1 - S) 0.5 + S with S, the ambient specular albedo, in 0..0.04
+    (beauty.frag's split sum for roughness 0.5 seen head on), so the rgb bytes,
+    radiance^(1/2.2) x 255, lie in 186..190 (averaging the code: 126).
+    """
+    import imageio.v3 as iio
+
+    from hybrid.render import Rasterizer
+
+    cells = (np.indices((2, 2)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    image = np.repeat(np.repeat(cells, 32, axis=0), 32, axis=1)
+    path = tmp_path / "checker.png"
+    iio.imwrite(path, np.repeat(image[..., None], 3, axis=2))
+    scene = Scene.model_validate(dict(
+        name="fine-checker", frames=1, resolution=[64, 48], camera=dict(fov_deg=60),
+        lights=[dict(type="ambient", intensity=1.0)],
+        objects=[dict(name="floor", shape=dict(type="plane", size=[4, 4], texture_scale=repeats),
+                      physics=dict(body="static"), look=dict(color="#ffffff", texture=str(path), roughness=0.5))],
+    ))
+    cam = look_at_cam_to_world((0.0, -1e-3, 1.6), (0.0, 0.0, 0.0))
+    state = _state(["floor"], [(0, 0, 0)], [(0, 0, 0, 1)])
+    with Rasterizer(scene) as rast:
+        out = rast.render(state, cam)
+    assert np.abs(out["albedo"].astype(int) - 188).max() <= 1
+    assert out["rgb"].min() >= 186 and out["rgb"].max() <= 190
+
+
 def test_shadows_as_lights_ask():
     """A box above the floor, light straight down: its footprint is shadowed only when the light asks."""
     from hybrid.render import Rasterizer

@@ -4,8 +4,9 @@ Colour convention. Colours in a scene file and texels in an image are display
 (sRGB-encoded) values in 0..1, as a colour picker shows them. The albedo buffer
 stores exactly that, multiplied per channel: albedo = color x texel, as bytes
 (round(255 x value)); an untextured object's albedo is its colour. The beauty pass
-shades in linear light: its shader decodes base-colour textures with the sRGB curve,
-and the rgb buffer encodes its radiance with gamma 1/2.2 (``beauty.encode_display``),
+shades in linear light: base-colour textures are sRGB textures whose texels the
+sampler decodes before it filters (``mipmaps.py``: far-off texels average as light
+does), and the rgb buffer encodes its radiance with gamma 1/2.2 (``beauty.encode_display``),
 so the colour factor is decoded here with gamma 2.2, the inverse of that output
 curve: an untextured surface under unit white ambient light alone shows its own colour,
 apart from the ambient light's specular reflection (the split sum in ``beauty.frag``:
@@ -22,6 +23,7 @@ from typing import Optional
 import numpy as np
 
 from hybrid.render.gl import pyrender
+from hybrid.render.mipmaps import LinearMipTexture
 from hybrid.scene.spec import Look
 
 # The rgb buffer's output curve is pow(linear, 1/2.2), as pyrender's was; decoding with
@@ -91,11 +93,11 @@ class MaterialLibrary:
     def texture(self, path: str) -> "pyrender.Texture":
         key = os.path.abspath(path)
         if key not in self._textures:
-            self._textures[key] = pyrender.Texture(
+            self._textures[key] = LinearMipTexture(
                 name=os.path.basename(path),
                 source=load_texture_image(path),
                 source_channels="RGBA",
-                sampler=pyrender.Sampler(),  # repeat wrap, mipmapped: planes tile in metres
+                sampler=pyrender.Sampler(),  # repeat wrap: planes tile in metres
             )
         return self._textures[key]
 

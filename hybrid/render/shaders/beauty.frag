@@ -89,10 +89,10 @@ struct Material {
     float metallic_factor;
     float roughness_factor;
 #ifdef HAS_BASE_COLOR_TEX
-    sampler2D base_color_texture;  // sRGB-encoded texels
+    sampler2D base_color_texture;  // an sRGB texture (mipmaps.py): samples arrive linear
 #endif
 #ifdef HAS_EMISSIVE_TEX
-    sampler2D emissive_texture;    // sRGB-encoded texels
+    sampler2D emissive_texture;    // sRGB-encoded texels (a plain pyrender texture; looks set none)
 #endif
 #ifdef HAS_OCCLUSION_TEX
     sampler2D occlusion_texture;   // linear, red channel
@@ -257,8 +257,8 @@ void main()
 {
     vec4 base = material.base_color_factor;
 #ifdef HAS_BASE_COLOR_TEX
-    vec4 texel = texture(material.base_color_texture, v_uv);
-    base *= vec4(decode_srgb(texel.rgb), texel.a);
+    // Decoded by the sampler before filtering, so distant texels average in linear light.
+    base *= texture(material.base_color_texture, v_uv);
 #endif
     float r = clamp(material.roughness_factor, MIN_ROUGHNESS, 1.0);
     float metallic = clamp(material.metallic_factor, 0.0, 1.0);

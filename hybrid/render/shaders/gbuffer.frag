@@ -14,6 +14,17 @@ uniform sampler2D base_color_texture;
 layout(location = 0) out vec4 out_geometry;  // unit normal (camera OpenCV axes), z-depth in metres
 layout(location = 1) out uvec4 out_labels;   // albedo bytes r, g, b; instance id
 
+#ifdef HAS_BASE_COLOR_TEX
+// The exact piecewise sRGB encoding (IEC 61966-2-1), the inverse of the texture's decoding.
+vec3 encode_srgb(vec3 x)
+{
+    x = clamp(x, 0.0, 1.0);
+    vec3 low = x * 12.92;
+    vec3 high = 1.055 * pow(x, vec3(1.0 / 2.4)) - 0.055;
+    return mix(low, high, step(vec3(0.0031308), x));
+}
+#endif
+
 void main()
 {
     vec3 n = v_normal_cam;
@@ -23,8 +34,9 @@ void main()
 
     vec3 albedo = base_color;
 #ifdef HAS_BASE_COLOR_TEX
-    // Texels stay display-encoded: albedo is colour x texel as written (see materials.py).
-    albedo *= texture(base_color_texture, v_uv).rgb;
+    // The sRGB texture hands over linear texels, filtered in linear light (mipmaps.py);
+    // albedo is colour x texel in display values (materials.py), so encode them back.
+    albedo *= encode_srgb(texture(base_color_texture, v_uv).rgb);
 #endif
     uvec3 bytes = uvec3(floor(clamp(albedo, 0.0, 1.0) * 255.0 + 0.5));
     out_labels = uvec4(bytes, instance_id);
