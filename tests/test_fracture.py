@@ -184,3 +184,25 @@ def test_pybullet_sees_no_fragment_overlap_at_spawn():
         p.disconnect(client)
     assert len(distances) > 64  # neighbours do touch
     assert min(distances) >= -0.5e-3
+
+
+def test_the_cache_gives_the_fresh_cut_bit_for_bit_and_rebuilds_a_damaged_entry(tmp_path, monkeypatch):
+    from hybrid.physics.fracture import cached_fracture
+
+    monkeypatch.setenv("HYBRID_CACHE_DIR", str(tmp_path))
+    parts = [_box([0.3, 0.2, 0.1])]
+    pattern = FracturePattern(pieces=12, seed=4, kind="impact", impact=(0.15, 0.0, 0.0))
+
+    def digest(fragments):
+        return b"".join(
+            f.site.tobytes() + p.vertices.tobytes() + p.faces.tobytes() + p.inner.tobytes() + np.float64(p.volume).tobytes()
+            for f in fragments for p in f.pieces
+        )
+
+    fresh = digest(fracture(parts, pattern))
+    assert digest(cached_fracture(parts, pattern)) == fresh  # built
+    (entry,) = (tmp_path / "fractures").glob("*.json")
+    assert digest(cached_fracture(parts, pattern)) == fresh  # read back
+    entry.write_bytes(entry.read_bytes()[:-100])  # cut short
+    assert digest(cached_fracture(parts, pattern)) == fresh  # rebuilt
+    assert digest(cached_fracture(parts, FracturePattern(pieces=12, seed=5))) != fresh

@@ -32,7 +32,14 @@ linear change of metric keeps every cell a convex polytope.
 
 Everything is in the object's frame (its centre of mass at the origin for bodies
 built by ``hybrid.physics``) and depends only on the parts, the pattern and its
-seed: the same inputs give the same bytes.
+seed: the same inputs give the same bytes. ``cached_fracture`` keeps each cut under
+``<cache>/fractures/`` like the convex decompositions (a sealed entry named by the
+SHA-256 of the parts, the pattern, our format and the NumPy and SciPy versions), and
+gives back exactly the fragments a fresh cut would.
+
+The material a point of the object ends up in is the cell of its nearest site in
+the pattern's metric, which is how optical flow can follow a surface point through
+the break.
 """
 
 from __future__ import annotations
@@ -224,13 +231,18 @@ def _piece(points: np.ndarray, cut_planes: list[tuple[np.ndarray, float]], tol: 
     centres = (v0 + v1 + v2) / 3.0
     for normal, offset in cut_planes:
         inner |= np.abs(centres @ normal - offset) <= tol * max(1.0, float(np.linalg.norm(normal)))
-    # Volume and centroid from the tetrahedra the faces make with an inner point.
+    return _mesh_piece(vertices, faces.astype(np.int64), inner)
+
+
+def _mesh_piece(vertices: np.ndarray, faces: np.ndarray, inner: np.ndarray) -> Piece:
+    """A Piece from its closed convex mesh: volume and centroid from the tetrahedra the faces
+    make with the vertices' mean (the same arithmetic for a fresh piece and a cached one)."""
     o = vertices.mean(axis=0)
     a, b, c = (vertices[faces[:, k]] - o for k in range(3))
     tet = np.einsum("ij,ij->i", a, np.cross(b, c)) / 6.0
     volume = float(tet.sum())
     centroid = o + (tet[:, None] * (a + b + c) / 4.0).sum(axis=0) / volume
-    return Piece(vertices=vertices, faces=faces.astype(np.int64), inner=inner, volume=volume, centroid=centroid)
+    return Piece(vertices=vertices, faces=faces, inner=inner, volume=volume, centroid=centroid)
 
 
 def fracture(parts: Sequence[np.ndarray], pattern: FracturePattern) -> list[Fragment]:
@@ -289,3 +301,79 @@ def voronoi_cells(parts: Sequence[np.ndarray], sites: np.ndarray, metric: Option
             raise FractureError(f"fracture site {i} made no fragment (a site outside the object?)")
         fragments.append(Fragment(site=sites[i], pieces=tuple(pieces)))
     return fragments
+
+
+# Bumped whenever the cached layout or the cutting changes.
+CACHE_FORMAT = 1
+
+
+def cache_key(parts: Sequence[np.ndarray], pattern: FracturePattern) -> str:
+    """SHA-256 of everything a fracture depends on: the parts' bytes, the pattern, our
+    format and the versions of NumPy and SciPy (Qhull) that cut it."""
+    import hashlib
+    import json
+
+    from hybrid.cache import tool_version
+
+    h = hashlib.sha256()
+    for part in parts:
+        a = np.ascontiguousarray(part, dtype=np.float64)
+        h.update(f"{a.shape}".encode() + a.tobytes())
+    fields = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(pattern).items()}
+    h.update(json.dumps(
+        [fields, CACHE_FORMAT, tool_version("numpy"), tool_version("scipy")], sort_keys=True, default=float
+    ).encode())
+    return h.hexdigest()
+
+
+def cached_fracture(parts: Sequence[np.ndarray], pattern: FracturePattern) -> list[Fragment]:
+    """``fracture(parts, pattern)``, kept under ``<cache>/fractures/<key>.json`` (sealed, rebuilt
+    when damaged: ``hybrid.cache``): the same fragments, bit for bit, as a fresh cut."""
+    import json
+
+    from hybrid.cache import DamagedEntry, cache_root, cached_file, seal, unseal
+
+    parts = [np.asarray(p, dtype=np.float64) for p in parts]
+    key = cache_key(parts, pattern)
+    fresh: list[list[Fragment]] = []
+
+    def build() -> bytes:
+        fragments = fracture(parts, pattern)
+        fresh.append(fragments)
+        body = {
+            "format": CACHE_FORMAT,
+            "fragments": [
+                {"site": f.site.tolist(), "pieces": [
+                    {"vertices": q.vertices.tolist(), "faces": q.faces.tolist(), "inner": q.inner.tolist()}
+                    for q in f.pieces
+                ]}
+                for f in fragments
+            ],
+        }
+        return seal(json.dumps(body, separators=(",", ":")).encode() + b"\n", key, f"pieces={len(fragments)}")
+
+    def parse(data: bytes) -> list[Fragment]:
+        body, _ = unseal(data, key)
+        try:
+            doc = json.loads(body)
+            if doc.get("format") != CACHE_FORMAT:
+                raise DamagedEntry(f"format {doc.get('format')!r}, expected {CACHE_FORMAT}")
+            fragments = [
+                Fragment(site=np.asarray(f["site"], dtype=np.float64), pieces=tuple(
+                    _mesh_piece(np.asarray(q["vertices"], dtype=np.float64), np.asarray(q["faces"], dtype=np.int64),
+                                np.asarray(q["inner"], dtype=bool))
+                    for q in f["pieces"]
+                ))
+                for f in doc["fragments"]
+            ]
+        except (ValueError, KeyError, TypeError, IndexError) as err:
+            raise DamagedEntry(f"unreadable fracture entry: {err}") from None
+        if len(fragments) != pattern.pieces:
+            raise DamagedEntry(f"{len(fragments)} fragments, the pattern asks for {pattern.pieces}")
+        return fragments
+
+    def check(data: bytes) -> None:
+        parse(data)
+
+    path = cached_file(cache_root() / "fractures" / f"{key}.json", build, check)
+    return fresh[0] if fresh else parse(path.read_bytes())
