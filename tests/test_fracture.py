@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from hybrid.physics.fracture import FractureError, FracturePattern, fracture, voronoi_cells
+from hybrid.physics.fracture import FractureError, FracturePattern, fracture, fragment_of, voronoi_cells
 
 # The fragments tile the object: their volumes are sums of tetrahedra over the same
 # space, so only rounding separates their total from the object's (about 1e-16 per
@@ -206,3 +206,20 @@ def test_the_cache_gives_the_fresh_cut_bit_for_bit_and_rebuilds_a_damaged_entry(
     entry.write_bytes(entry.read_bytes()[:-100])  # cut short
     assert digest(cached_fracture(parts, pattern)) == fresh  # rebuilt
     assert digest(cached_fracture(parts, FracturePattern(pieces=12, seed=5))) != fresh
+
+
+@pytest.mark.parametrize("pattern", [
+    FracturePattern(pieces=32, seed=6),
+    FracturePattern(pieces=32, seed=6, grain=(0.0, 1.0, 1.0), grain_stretch=5.0),
+])
+def test_every_point_of_a_fragment_is_found_in_that_fragment(pattern):
+    """Points drawn inside each fragment (convex combinations of its vertices, pulled 1 % towards
+    its centroid off the shared faces) are assigned to it: what flow through the break needs."""
+    fragments = fracture([_box([0.3, 0.2, 0.1])], pattern)
+    sites = np.array([f.site for f in fragments])
+    rng = np.random.default_rng(0)
+    for k, f in enumerate(fragments):
+        for piece in f.pieces:
+            w = rng.dirichlet(np.ones(len(piece.vertices)), size=50)
+            points = 0.99 * (w @ piece.vertices) + 0.01 * piece.centroid
+            assert (fragment_of(points, sites, pattern) == k).all()

@@ -259,6 +259,16 @@ def fracture(parts: Sequence[np.ndarray], pattern: FracturePattern) -> list[Frag
     return voronoi_cells(parts, sample_sites(parts, pattern), _metric(pattern))
 
 
+def fragment_of(points: np.ndarray, sites: np.ndarray, pattern: Optional[FracturePattern] = None) -> np.ndarray:
+    """int64 (N,): the fragment each object-frame point (N, 3) of the object ends up in, the cell of
+    its nearest site in the pattern's metric (the exact flow of a surface point across the break)."""
+    A = np.eye(3) if pattern is None else _metric(pattern)
+    y = np.asarray(points, dtype=np.float64) @ A.T
+    s = np.asarray(sites, dtype=np.float64) @ A.T
+    # |y - s|^2 = |y|^2 - 2 y.s + |s|^2; |y|^2 is the same for every site.
+    return np.argmin((s * s).sum(axis=1)[None, :] - 2.0 * y @ s.T, axis=1).astype(np.int64)
+
+
 def voronoi_cells(parts: Sequence[np.ndarray], sites: np.ndarray, metric: Optional[np.ndarray] = None) -> list[Fragment]:
     """The Voronoi cells of `sites` ((N, 3), inside the object) clipped to the object's convex
     parts, distances measured as |metric (x - site)| (identity by default), in site order."""
