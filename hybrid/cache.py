@@ -78,6 +78,18 @@ def cached_file(path: Path, build: Callable[[], bytes], check: Callable[[bytes],
     return path
 
 
+def content_file(folder: Path, suffix: str, data: bytes) -> Path:
+    """`data` kept as ``folder/<sha256 of data><suffix>``: the name is the content's hash, so a
+    damaged or cut-off file is told by rehashing it (and rebuilt by ``cached_file``)."""
+    digest = hashlib.sha256(data).hexdigest()
+
+    def check(found: bytes) -> None:
+        if hashlib.sha256(found).hexdigest() != digest:
+            raise DamagedEntry("content does not match the SHA-256 in its name")
+
+    return cached_file(folder / f"{digest}{suffix}", lambda: data, check)
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file in the same folder and ``os.replace``."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,7 @@ import numpy as np
 from hybrid.physics.pybullet_quiet import pybullet as p
 
 from hybrid.physics.fracture import Fragment
+from hybrid.physics.mass import principal_axes
 from hybrid.transforms import quat_multiply, quat_to_matrix
 
 
@@ -87,16 +88,6 @@ class FragmentBody:
     moments: np.ndarray
 
 
-def _principal(inertia: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    """Principal moments and the (x, y, z, w) rotation from principal to object axes."""
-    from scipy.spatial.transform import Rotation
-
-    moments, axes = np.linalg.eigh(inertia)
-    if np.linalg.det(axes) < 0:
-        axes[:, 2] = -axes[:, 2]
-    return moments, tuple(float(c) for c in Rotation.from_matrix(axes).as_quat())  # type: ignore[return-value]
-
-
 # pybullet pads each convex part of a compound (an OBJ with one `o` group per part) with
 # this collision margin and offers no way to remove it, so the parts are shrunk by it
 # first: padded again, they fill the piece's own volume (edges rounded by 1 mm).
@@ -119,11 +110,9 @@ def shrink_hull(points: np.ndarray, margin: float) -> Optional[np.ndarray]:
 
 def _compound_file(hulls: Sequence[np.ndarray]):
     """The hulls as an OBJ of one `o` group each (each group's faces its hull), in the cache folder by content hash."""
-    import hashlib
-
     from scipy.spatial import ConvexHull
 
-    from hybrid.cache import DamagedEntry, cache_root, cached_file
+    from hybrid.cache import cache_root, content_file
 
     lines, base = [], 1
     for k, points in enumerate(hulls):
@@ -133,13 +122,7 @@ def _compound_file(hulls: Sequence[np.ndarray]):
         lines.extend(f"f {a + base} {b + base} {c + base}" for a, b, c in hull.simplices)
         base += len(points)
     data = ("\n".join(lines) + "\n").encode()
-    digest = hashlib.sha256(data).hexdigest()
-
-    def check(found: bytes) -> None:
-        if hashlib.sha256(found).hexdigest() != digest:
-            raise DamagedEntry("content does not match the SHA-256 in its name")
-
-    return cached_file(cache_root() / "fragments" / f"{digest}.obj", lambda: data, check)
+    return content_file(cache_root() / "fragments", ".obj", data)
 
 
 def spawn_fragments(
@@ -163,7 +146,7 @@ def spawn_fragments(
     for i, fragment in enumerate(fragments):
         mass = float(masses[i])
         inertia = fragment.inertia(mass / fragment.volume)
-        moments, principal = _principal(inertia)
+        moments, principal = principal_axes(inertia)
         to_principal = quat_to_matrix(np.asarray(principal)).T
         hulls = [((piece.vertices - fragment.centroid) @ to_principal.T).tolist() for piece in fragment.pieces]
         if len(hulls) == 1:

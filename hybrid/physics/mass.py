@@ -49,7 +49,7 @@ def body_mass(obj: spec.ObjectSpec) -> float:
     return float(density) * float(geometry.shape_volume(obj.shape))
 
 
-def _principal(tensor: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+def principal_axes(tensor: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float, float]]:
     """Eigen-decomposition of a symmetric inertia tensor into moments and a right-handed rotation."""
     tensor = 0.5 * (tensor + tensor.T)
     moments, axes = np.linalg.eigh(tensor)  # columns of `axes` are the principal directions
@@ -83,5 +83,5 @@ def mass_properties(obj: spec.ObjectSpec, mesh: Optional[trimesh.Trimesh] = None
         # Already principal in the shape frame (every primitive): keep the axes exactly.
         moments, quat = np.diag(per_kg).copy(), (0.0, 0.0, 0.0, 1.0)
     else:
-        moments, quat = _principal(per_kg)
+        moments, quat = principal_axes(per_kg)
     return MassProperties(mass_kg=mass, com=com, principal_moments=moments * mass, principal_quat=quat)

@@ -82,19 +82,10 @@ def concave_mesh_shape(client: int, mesh: trimesh.Trimesh) -> CollisionShape:
 
 def _stl_file(mesh: trimesh.Trimesh):
     """The mesh as a binary STL in the cache folder, named by the SHA-256 of its contents."""
-    import hashlib
-
-    from hybrid.cache import DamagedEntry, cache_root, cached_file
+    from hybrid.cache import cache_root, content_file
 
     data = trimesh.exchange.stl.export_stl(trimesh.Trimesh(mesh.vertices, mesh.faces, process=False))
-    digest = hashlib.sha256(data).hexdigest()
-
-    def check(found: bytes) -> None:
-        # The name is the content's hash, so a damaged or cut-off file is told by rehashing it.
-        if hashlib.sha256(found).hexdigest() != digest:
-            raise DamagedEntry("content does not match the SHA-256 in its name")
-
-    return cached_file(cache_root() / "meshes" / f"{digest}.stl", lambda: data, check)  # atomic: whole file or none
+    return content_file(cache_root() / "meshes", ".stl", data)  # atomic: whole file or none
 
 
 def hull_points(hull: trimesh.Trimesh, directions: int = HULL_DIRECTIONS) -> np.ndarray:
