@@ -76,6 +76,31 @@ def object_poses(states: list[State]) -> np.ndarray:
     return np.stack([pose_matrices(s.position, s.quaternion) for s in states])
 
 
+def break_carriers(scene: Scene, states: list[State]) -> dict[int, dict]:
+    """For ``clip_flows``: per frame t before a break, the ids of what breaks by frame t + 1 and the
+    function giving, for points of it, the id of the fragment that carries them (``breakables.carried_by``)."""
+    if not states or not states[-1].breaks:
+        return {}
+    from hybrid.physics.breakables import carried_by
+    from hybrid.roster import Roster
+
+    roster = Roster.from_scene(scene)
+    out: dict[int, dict] = {}
+    for t in range(len(states) - 1):
+        later = states[t + 1]
+        new = [e for e in later.breaks if e.frame == later.frame]
+        here = states[t].present_mask
+        for event in new:
+            if not here[event.parent]:
+                continue  # made and broken within the frame: its root parent's pixels follow the chain
+
+            def carrier(points, index=event.parent, breaks=later.breaks, frame=later.frame):
+                return carried_by(scene, roster, breaks, index, points, frame) + 1
+
+            out.setdefault(t, {})[event.parent + 1] = carrier
+    return out
+
+
 def render_buffers(
     scene: Scene,
     states: list[State],
@@ -122,7 +147,8 @@ def render_buffers(
     if lap is not None:
         lap("raster")
     buffers["flow_fwd"], buffers["flow_bwd"] = clip_flows(
-        buffers["depth"], buffers["instance"], track.K, track.cam_to_world, object_poses(states)
+        buffers["depth"], buffers["instance"], track.K, track.cam_to_world, object_poses(states),
+        break_carriers(scene, states),
     )
     if lap is not None:
         lap("flow")

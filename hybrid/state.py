@@ -3,6 +3,11 @@
 Objects appear in scene order; object ``i`` of the scene has ``instance_id = i + 1``
 for the whole clip (0 is background). Poses are the object's own frame (the frame its
 shape is defined in), not pybullet's centre-of-mass frame.
+
+A scene with breakable objects has more rows than objects: after the scene's objects
+come the slots of the fragments they may break into (``hybrid.roster``), each with a
+fixed instance id; ``present`` says which rows exist in the frame and ``breaks``
+records every break so far.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import numpy as np
 
 if TYPE_CHECKING:
     from hybrid.fields.frames import FieldFrame
+    from hybrid.roster import BreakEvent
 
 
 class Contact(NamedTuple):
@@ -72,6 +78,17 @@ class State:
     contact_set: ContactSet = field(default_factory=ContactSet.empty)
     # Smoke, fire and liquid at the end of the frame (hybrid.fields.frames); None without `fields:`.
     fields: Optional["FieldFrame"] = None
+    # (N,) bool, which rows exist in this frame; None when every row always does (no breakables).
+    present: Optional[np.ndarray] = None
+    # Every break up to the end of this frame, oldest first (hybrid.roster.BreakEvent).
+    breaks: tuple["BreakEvent", ...] = ()
+
+    @property
+    def present_mask(self) -> np.ndarray:
+        """(N,) bool: which rows exist in this frame (all of them without breakables)."""
+        if self.present is None:
+            return np.ones(len(self.names), dtype=bool)
+        return np.asarray(self.present, dtype=bool)
 
     @property
     def contacts(self) -> tuple[Contact, ...]:

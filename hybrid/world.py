@@ -32,6 +32,13 @@ Fields. A scene with ``fields:`` also gets a ``FieldSystem`` (``hybrid.fields.sy
 before every pybullet step the fluids advance and push the bodies (two-way
 coupling), and each State carries a ``FieldFrame`` snapshot in ``State.fields``.
 
+Breakables. Objects with ``physics.breakable`` break in the physics step whose
+contact impulse on them reaches their threshold (``hybrid.physics.breakables``):
+the World removes the body and adds its fragments in that step. States then have
+one row per roster entry (``hybrid.roster``: the scene objects, then every fragment
+slot), with ``State.present`` saying which exist and ``State.breaks`` listing the
+breaks so far.
+
 Determinism: the same scene gives bit-identical States on the same machine; bodies
 are created in scene order and pybullet runs with deterministic overlapping pairs
 (fields too, with ``fields.deterministic``, the default).
@@ -49,6 +56,7 @@ from hybrid.physics.checks import check_state
 from hybrid.physics.contacts import ContactAccumulator
 from hybrid.physics.errors import PhysicsError
 from hybrid.physics.overlaps import refuse_overlaps, separate_overlaps
+from hybrid.roster import BreakEvent, Roster
 from hybrid.scene.spec import Scene
 from hybrid.state import ContactSet, State
 from hybrid.transforms import quat_conjugate, quat_multiply, quats_to_matrices
@@ -78,7 +86,8 @@ class World:
         """
         self.scene = scene
         self.collect_contacts = bool(collect_contacts)
-        self.names: tuple[str, ...] = tuple(obj.name for obj in scene.objects)
+        self.roster = Roster.from_scene(scene)
+        self.names: tuple[str, ...] = self.roster.names
         self._client: Optional[int] = None
         client = p.connect(p.DIRECT)
         if client < 0:
@@ -101,23 +110,41 @@ class World:
         self._ids = [b.body_id for b in self.bodies]
         self._kinematic = [b for b in self.bodies if b.track is not None]
         gravity = np.asarray(scene.physics.gravity, dtype=np.float64)
+        self._gravity = gravity
         self._scaled_gravity = [
             (b.body_id, (gravity * b.mass_kg * (b.gravity_scale - 1.0)).tolist())
             for b in self.bodies
             if b.kind == "dynamic" and b.gravity_scale != 1.0
         ]
-        offset = [b for b in self.bodies if b.has_offset]
-        self._offset_index = np.array([b.index for b in offset], dtype=np.int64)
-        self._offset_com = np.array([b.com_local for b in offset], dtype=np.float64).reshape(-1, 3)
-        inertial = np.array([b.inertial_quat for b in offset], dtype=np.float64).reshape(-1, 4)
-        self._offset_inv_quat = quat_conjugate(inertial)
+        n = len(self.roster)
+        # Per roster entry: pybullet id (-1 when absent), whether it exists now, and the
+        # inertial frame in its shape frame (fragments: their centroid and principal axes).
+        self._present = self.roster.initially_present()
+        self._body_id = np.full(n, -1, dtype=np.int64)
+        self._body_id[: len(self.bodies)] = self._ids
+        self._com_local = np.zeros((n, 3))
+        self._inertial_quat = np.tile([0.0, 0.0, 0.0, 1.0], (n, 1))
+        self._has_offset = np.zeros(n, dtype=bool)
+        for b in self.bodies:
+            self._com_local[b.index] = b.com_local
+            self._inertial_quat[b.index] = b.inertial_quat
+            self._has_offset[b.index] = b.has_offset
+        self._frozen: dict[int, tuple[np.ndarray, ...]] = {}  # broken entries: their row at the break
+        self._breaks: tuple[BreakEvent, ...] = ()
+        self._refresh_live()
         self._contacts = ContactAccumulator(
             self.names,
             self._ids,
-            [b.kind != "static" for b in self.bodies],
+            [b.kind != "static" for b in self.bodies] + [True] * (n - len(self.bodies)),
             # normalForce is the last substep's impulse over the whole step (see contacts.py).
             impulse_per_force=scene.physics_dt * scene.physics.substeps,
+            max_body_id=len(self.bodies) + n,
         )
+        self._breaker = None
+        if self.roster.has_breakables:
+            from hybrid.physics.breakables import Breaker
+
+            self._breaker = Breaker(self)
         self._step_index = 0
         self._frame = 0
         self.fields = None
@@ -212,6 +239,8 @@ class World:
             if collect:
                 add_contacts(contact_points(physicsClientId=client))
             self._step_index += 1
+            if self._breaker is not None and self._breaker.armed:
+                self._breaker.after_step(client, self._step_index, self._frame + 1)
             if self._kinematic:
                 # Ready for the next step (and exact in this frame's State after the last one).
                 self._drive_kinematic(client, self._step_index * dt, dt)
@@ -260,12 +289,16 @@ class World:
     # ------------------------------------------------------------ reading
 
     def read_bodies(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Every body now, in scene order: shape-frame position (N, 3) and quaternion (N, 4),
-        the shape origin's velocity (N, 3), angular velocity (N, 3), and the centre of mass (N, 3)."""
+        """Every roster entry now: shape-frame position (N, 3) and quaternion (N, 4), the shape
+        origin's velocity (N, 3), angular velocity (N, 3), and the centre of mass (N, 3).
+
+        Rows of entries that do not exist hold, for a broken object, its row at the break
+        and, for a fragment not made yet, its parent's row (``hybrid.roster``)."""
         client = self._require_open()
-        n = len(self._ids)
-        poses = [p.getBasePositionAndOrientation(i, physicsClientId=client) for i in self._ids]
-        velocities = [p.getBaseVelocity(i, physicsClientId=client) for i in self._ids]
+        ids = self._live_ids
+        n = len(ids)
+        poses = [p.getBasePositionAndOrientation(i, physicsClientId=client) for i in ids]
+        velocities = [p.getBaseVelocity(i, physicsClientId=client) for i in ids]
         position = np.array([pose[0] for pose in poses], dtype=np.float64).reshape(n, 3)
         quaternion = np.array([pose[1] for pose in poses], dtype=np.float64).reshape(n, 4)
         linear = np.array([v[0] for v in velocities], dtype=np.float64).reshape(n, 3)
@@ -273,7 +306,32 @@ class World:
         com = position.copy()  # pybullet's base frame is the inertial (centre-of-mass) frame
         if len(self._offset_index):
             self._to_shape_frame(position, quaternion, linear, angular)
-        return position, quaternion, linear, angular, com
+        if self._all_live:
+            return position, quaternion, linear, angular, com
+        rows = (position, quaternion, linear, angular, com)
+        full = tuple(np.empty((len(self.names),) + r.shape[1:]) for r in rows)
+        live = self._live_index
+        for f, r in zip(full, rows):
+            f[live] = r
+        for i in self._absent:
+            frozen = self._frozen.get(i)
+            source = frozen if frozen is not None else tuple(f[self.roster.parent[i]] for f in full)
+            for f, value in zip(full, source):
+                f[i] = value
+        return full  # type: ignore[return-value]
+
+    def _refresh_live(self) -> None:
+        """Index the entries that exist now (after the world is built and after every break)."""
+        live = np.flatnonzero(self._present)
+        self._live_index = live
+        self._live_ids = self._body_id[live].tolist()
+        self._all_live = len(live) == len(self.names)
+        self._absent = np.flatnonzero(~self._present).tolist()
+        # Offset rows, as positions in the live arrays.
+        offset = np.flatnonzero(self._has_offset[live])
+        self._offset_index = offset
+        self._offset_com = self._com_local[live[offset]].reshape(-1, 3)
+        self._offset_inv_quat = quat_conjugate(self._inertial_quat[live[offset]].reshape(-1, 4))
 
     def _read_state(self, frame: int, contacts: ContactSet) -> State:
         position, quaternion, linear, angular, _ = self.read_bodies()
@@ -287,6 +345,8 @@ class World:
             angular_velocity=angular,
             contact_set=contacts,
             fields=self.fields.frame() if self.fields is not None else None,
+            present=None if self._breaker is None else self._present.copy(),
+            breaks=self._breaks,
         )
 
     def _to_shape_frame(self, position: np.ndarray, quaternion: np.ndarray, linear: np.ndarray, angular: np.ndarray) -> None:

@@ -48,32 +48,58 @@ def fragment_motion(
     angular: np.ndarray,
     kick_energy: float = 0.0,
     kick_origin: Optional[np.ndarray] = None,
+    *,
+    inertias: Optional[np.ndarray] = None,
+    parent_inertia: Optional[np.ndarray] = None,
 ) -> FragmentMotion:
     """Velocities of fragments of masses `masses` (n,) centred at `centres` (n, 3), world frame,
     when a body whose centre of mass `parent_com` moves at `linear` and spins at `angular`
     breaks, plus an outward kick of `kick_energy` joules from `kick_origin` (default the
-    centre of mass); see the module docstring."""
+    centre of mass); see the module docstring.
+
+    With `inertias` (n, 3, 3: each fragment's about its centre, world axes) and
+    `parent_inertia` (3, 3: the parent's about its centre of mass), fragments that do not
+    tile the parent exactly (a ball primitive broken as its drawn polyhedron, whose
+    centre and inertia differ from the ball's by a fraction of a percent) still carry
+    exactly its momentum and its angular momentum about ``parent_com``: they move as
+    one rigid body about their own centre of mass, at the parent's velocity, with the
+    spin omega' = J^-1 (I omega - (c - parent_com) x M v) (J their inertia about their
+    centre c). For an exact tiling omega' = omega.
+    """
     m = np.asarray(masses, dtype=np.float64)
-    r = np.asarray(centres, dtype=np.float64) - np.asarray(parent_com, dtype=np.float64)
+    c0 = np.asarray(parent_com, dtype=np.float64)
+    centres = np.asarray(centres, dtype=np.float64)
     v = np.asarray(linear, dtype=np.float64)
     w = np.asarray(angular, dtype=np.float64)
     if kick_energy < 0 or not np.isfinite(kick_energy):
         raise ValueError(f"the kick's energy must be a finite number of joules >= 0, got {kick_energy!r}")
+    if inertias is not None and parent_inertia is not None:
+        c = (m[:, None] * centres).sum(axis=0) / m.sum()
+        r = centres - c
+        J = np.asarray(inertias, dtype=np.float64).sum(axis=0) + _point_inertia(m, r)
+        w = np.linalg.solve(J, np.asarray(parent_inertia, dtype=np.float64) @ w - np.cross(c - c0, m.sum() * v))
+    else:
+        r = centres - c0
     rigid = v + np.cross(w, r)
+    spin = np.broadcast_to(w, r.shape).copy()
     if kick_energy == 0.0 or len(m) < 2:
-        return FragmentMotion(rigid, np.broadcast_to(w, r.shape).copy())
-    origin = np.zeros(3) if kick_origin is None else np.asarray(kick_origin, dtype=np.float64) - parent_com
+        return FragmentMotion(rigid, spin)
+    origin = np.zeros(3) if kick_origin is None else np.asarray(kick_origin, dtype=np.float64) - (centres - r)[0]
     u = r - origin
     length = np.linalg.norm(u, axis=1, keepdims=True)
     u = np.divide(u, length, out=np.zeros_like(u), where=length > 0)
     u -= (m[:, None] * u).sum(axis=0) / m.sum()  # no net momentum
     L = (m[:, None] * np.cross(r, u)).sum(axis=0)
-    J = (m[:, None, None] * ((r * r).sum(axis=1)[:, None, None] * np.eye(3) - r[:, :, None] * r[:, None, :])).sum(axis=0)
-    u -= np.cross(np.linalg.lstsq(J, L, rcond=None)[0], r)  # no net angular momentum about the centre of mass
+    u -= np.cross(np.linalg.lstsq(_point_inertia(m, r), L, rcond=None)[0], r)  # no net angular momentum
     energy = 0.5 * float((m * (u * u).sum(axis=1)).sum())
     if energy <= 0.0:
-        return FragmentMotion(rigid, np.broadcast_to(w, r.shape).copy())
-    return FragmentMotion(rigid + u * np.sqrt(kick_energy / energy), np.broadcast_to(w, r.shape).copy())
+        return FragmentMotion(rigid, spin)
+    return FragmentMotion(rigid + u * np.sqrt(kick_energy / energy), spin)
+
+
+def _point_inertia(m: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """(3, 3) inertia of point masses `m` at `r` about the origin."""
+    return (m[:, None, None] * ((r * r).sum(axis=1)[:, None, None] * np.eye(3) - r[:, :, None] * r[:, None, :])).sum(axis=0)
 
 
 @dataclass(frozen=True)

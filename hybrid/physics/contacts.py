@@ -103,17 +103,23 @@ class ContactAccumulator:
         impulse_per_force: float,
         *,
         scan=None,
+        max_body_id: int = 0,
     ):
-        """`names`/`body_ids`/`moving` per object in scene order; `impulse_per_force` = seconds per step's force.
+        """`names`/`moving` per object (scene order, then fragment slots: ``hybrid.roster``),
+        `body_ids` per object that exists at the start; `impulse_per_force` = seconds per
+        step's force.
 
         `moving` marks dynamic and kinematic objects; a pair of two non-moving objects
         never collides in Bullet and is ignored. `scan` replaces ``scan_step`` (tests
-        run both versions).
+        run both versions). `max_body_id` reserves room for pybullet ids of bodies added
+        later (``bind``).
         """
         self.names = tuple(names)
         ids = np.asarray(body_ids, dtype=np.int64)
-        self._index_of_body = np.full(int(ids.max()) + 1 if len(ids) else 1, -1, dtype=np.int64)
+        size = max(int(ids.max()) + 1 if len(ids) else 1, int(max_body_id))
+        self._index_of_body = np.full(size, -1, dtype=np.int64)
         self._index_of_body[ids] = np.arange(len(ids))
+        self._pending: list[ContactSet] = []
         self._moving = np.asarray(moving, dtype=bool)
         self.impulse_per_force = float(impulse_per_force)
         self._scan = scan or scan_step
@@ -154,9 +160,35 @@ class ContactAccumulator:
             self._a, self._b, self._force, self._step, self._position, self._normal,
         )  # fmt: skip
 
+    def rebind(self, unbind: Sequence[int], bind: dict[int, int]) -> None:
+        """Bodies were removed (pybullet ids `unbind`) and added (`bind`: pybullet id -> object index).
+
+        pybullet reuses the ids of removed bodies, so the points gathered so far are
+        reduced first under the old ids (``flush`` merges them with the rest of the frame).
+        """
+        steps = self._steps
+        self._pending.append(self._reduce())
+        self._steps = steps
+        self._index_of_body[np.asarray(list(unbind), dtype=np.int64)] = -1
+        for body_id, index in bind.items():
+            if body_id >= self._stride:
+                raise ValueError(
+                    f"pybullet id {body_id} is beyond the {self._stride} ids this accumulator was sized for"
+                )
+            self._index_of_body[body_id] = index
+
     def flush(self) -> ContactSet:
         """The frame's contacts since the last flush, in deterministic (a, b) scene order."""
-        n, self._rows, self._steps = self._rows, 0, 0
+        last = self._reduce()
+        self._steps = 0
+        if not self._pending:
+            return last
+        parts, self._pending = self._pending + [last], []
+        return merge_contact_sets(parts)
+
+    def _reduce(self) -> ContactSet:
+        """The contacts of the rows gathered since the last reduction; clears them."""
+        n, self._rows = self._rows, 0
         if not n:  # no point pushed
             return ContactSet.empty()
         a, b, force, step = self._a[:n], self._b[:n], self._force[:n], self._step[:n]
@@ -207,3 +239,28 @@ class ContactAccumulator:
             normal=nrm_sum / np.where(length > 0, length, 1.0)[:, None],
             impulse_Ns=total,
         )
+
+
+def merge_contact_sets(parts: Sequence[ContactSet]) -> ContactSet:
+    """One frame's contacts from consecutive stretches of it (oldest first): impulses add up; a
+    pair's position and normal are those of the first stretch it pushed in."""
+    parts = [c for c in parts if len(c)]
+    if not parts:
+        return ContactSet.empty()
+    if len(parts) == 1:
+        return parts[0]
+    pairs = np.concatenate([c.pairs for c in parts])
+    position = np.concatenate([c.position for c in parts])
+    normal = np.concatenate([c.normal for c in parts])
+    impulse = np.concatenate([c.impulse_Ns for c in parts])
+    order = np.lexsort((np.arange(len(pairs)), pairs[:, 1], pairs[:, 0]))  # by pair, then stretch
+    pairs, position, normal, impulse = pairs[order], position[order], normal[order], impulse[order]
+    first = np.ones(len(pairs), dtype=bool)
+    first[1:] = (pairs[1:] != pairs[:-1]).any(axis=1)
+    group = np.cumsum(first) - 1
+    return ContactSet(
+        pairs=pairs[first],
+        position=position[first],
+        normal=normal[first],
+        impulse_Ns=np.bincount(group, weights=impulse, minlength=int(group[-1]) + 1),
+    )

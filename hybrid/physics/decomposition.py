@@ -206,3 +206,15 @@ def _flush_c_stdio() -> None:
         ctypes.CDLL(None).fflush(None)
     except (OSError, AttributeError):
         pass
+
+
+def part_points(obj_path: Path) -> list[np.ndarray]:
+    """The vertices (N_i, 3) of each convex part (``o`` group) of a decomposition OBJ file, in file order."""
+    parts: list[list[list[float]]] = []
+    with open(obj_path, encoding="ascii", errors="replace") as f:
+        for line in f:
+            if line.startswith("o "):
+                parts.append([])
+            elif line.startswith("v ") and parts:
+                parts[-1].append([float(x) for x in line.split()[1:4]])
+    return [np.asarray(points, dtype=np.float64) for points in parts]

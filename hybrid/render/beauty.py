@@ -128,7 +128,7 @@ def _draw_order(rs: RenderScene, cam_pos: np.ndarray) -> list:
     def key(node):
         return (bool(node.mesh.is_transparent), -np.linalg.norm(rs.scene.get_pose(node)[:3, 3] - cam_pos))
 
-    return sorted(rs.object_nodes, key=key)
+    return sorted((node for node in rs.object_nodes if node is not None), key=key)
 
 
 class _LightsInOrder:

@@ -12,6 +12,12 @@ Cases per pixel of frame a:
 
 A point behind camera b (z <= 0 in b's camera axes) has no image there: its flow is
 NaN. Points that land outside the image keep their (finite) flow.
+
+Across a break (``hybrid.roster``) the object of frame a no longer exists in frame b:
+each of its pixels moves with the fragment that holds its material
+(``carried_instances``, which the pipeline passes to ``clip_flows`` as
+``carriers``); a fragment's row in frame a is its parent's pose, so the motion
+P_b[fragment] P_a[fragment]^-1 takes the point exactly to where that material is.
 """
 
 from __future__ import annotations
@@ -91,18 +97,43 @@ def flow_between(
     return flow
 
 
+def carried_instances(
+    depth: np.ndarray, instance: np.ndarray, K: np.ndarray, cam_to_world: np.ndarray, object_poses: np.ndarray,
+    carriers: dict,
+) -> np.ndarray:
+    """`instance` with each pixel of an object in `carriers` given the id of the object that carries its
+    material into the next frame: ``carriers[id](points)`` takes (N, 3) points in that object's frame
+    and returns their carriers' ids."""
+    out = np.asarray(instance).copy()
+    K = np.asarray(K, dtype=np.float64)
+    for ident, carrier in carriers.items():
+        rows, cols = np.nonzero((out == ident) & (np.asarray(depth) > 0))
+        if not len(rows):
+            continue
+        d = np.asarray(depth, dtype=np.float64)[rows, cols]
+        cam = np.stack([(cols + 0.5 - K[0, 2]) / K[0, 0] * d, (rows + 0.5 - K[1, 2]) / K[1, 1] * d, d], axis=1)
+        world = cam @ np.asarray(cam_to_world, dtype=np.float64)[:3, :3].T + np.asarray(cam_to_world)[:3, 3]
+        pose = np.asarray(object_poses, dtype=np.float64)[ident - 1]
+        local = (world - pose[:3, 3]) @ pose[:3, :3]
+        out[rows, cols] = np.asarray(carrier(local), dtype=out.dtype)
+    return out
+
+
 def clip_flows(
     depths: np.ndarray,
     instances: np.ndarray,
     K: np.ndarray,
     cam_to_world: np.ndarray,
     object_poses: np.ndarray,
+    carriers: dict | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Forward and backward flow of a whole clip, both (T, H, W, 2) float32.
 
     depths (T, H, W), instances (T, H, W), K (3, 3), cam_to_world (T, 4, 4),
     object_poses (T, N, 4, 4). flow_fwd[t] takes frame t to t + 1 (0 in the last
-    frame); flow_bwd[t] takes frame t to t - 1 (0 in the first).
+    frame); flow_bwd[t] takes frame t to t - 1 (0 in the first). `carriers[t]`
+    (optional, per frame t) maps the ids of objects that break between frames t and
+    t + 1 to their carriers (``carried_instances``).
     """
     depths = np.asarray(depths)
     T = depths.shape[0]
@@ -110,8 +141,11 @@ def clip_flows(
     bwd = np.zeros_like(fwd)
     for t in range(T):
         if t + 1 < T:
+            moving = instances[t]
+            if carriers and carriers.get(t):
+                moving = carried_instances(depths[t], moving, K, cam_to_world[t], object_poses[t], carriers[t])
             fwd[t] = flow_between(
-                depths[t], instances[t], K, cam_to_world[t], cam_to_world[t + 1], object_poses[t], object_poses[t + 1]
+                depths[t], moving, K, cam_to_world[t], cam_to_world[t + 1], object_poses[t], object_poses[t + 1]
             )
         if t > 0:
             bwd[t] = flow_between(

@@ -129,13 +129,14 @@ class GBufferPass:
         GL.glClearBufferfv(GL.GL_DEPTH, 0, np.ones(1, dtype=np.float32))
 
         projection = (projection_gl @ CV_TO_GL).astype(np.float32)
-        for index, (node, surface) in enumerate(zip(rs.object_nodes, rs.surfaces)):
+        for index, node in rs.drawn_nodes():
             mesh = node.mesh
             if not mesh.is_visible:
                 continue
             model_view = world_to_cam @ rs.scene.get_pose(node)
             normal_matrix = np.linalg.inv(model_view[:3, :3]).T
             for primitive in mesh.primitives:
+                surface = rs.surface_for(index, primitive)
                 textured = surface.texture is not None
                 program = self._program(primitive, textured)
                 program._bind()

@@ -27,7 +27,7 @@ from hybrid import buffers as buffer_registry
 from hybrid.render.beauty import BeautyPass, encode_display
 from hybrid.render.gbuffer import GBufferPass
 from hybrid.render.gl import GLContext
-from hybrid.render.scene_build import RenderScene, build_render_scene
+from hybrid.render.scene_build import RenderScene, add_fragment_nodes, build_render_scene, show_present
 from hybrid.scene.spec import Scene
 from hybrid.state import State
 from hybrid.transforms import CV_TO_GL, pose_matrices
@@ -66,9 +66,9 @@ class Rasterizer:
     def __init__(self, scene: Scene):
         self.scene = scene
         self.width, self.height = scene.width, scene.height
-        self._names = tuple(obj.name for obj in scene.objects)
-        if len(self._names) > np.iinfo(np.uint16).max:
-            raise ValueError(f"{len(self._names)} objects: the uint16 instance buffer holds at most 65535")
+        from hybrid.roster import Roster
+
+        self._names = Roster.from_scene(scene).names  # scene objects, then fragment slots
         self._ctx = GLContext(self.width, self.height)
         try:
             self.render_scene: RenderScene = build_render_scene(scene)
@@ -103,9 +103,13 @@ class Rasterizer:
                 f"state objects {list(state.names)} do not match the scene's objects {list(self._names)} (same order)"
             )
         rs = self.render_scene
+        if state.breaks:
+            add_fragment_nodes(rs, self.scene, state.breaks)
+        show_present(rs, state.present)
         poses = pose_matrices(np.asarray(state.position, dtype=np.float64), np.asarray(state.quaternion, dtype=np.float64))
         for node, pose in zip(rs.object_nodes, poses):
-            rs.scene.set_pose(node, pose)
+            if node is not None:
+                rs.scene.set_pose(node, pose)
         rs.scene.set_pose(rs.camera_node, np.asarray(cam_to_world, dtype=np.float64) @ CV_TO_GL)
 
     def render(

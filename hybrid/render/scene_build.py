@@ -4,6 +4,12 @@ Built once per ``Rasterizer``; per frame only node poses change. Meshes come fro
 ``geometry.build_mesh`` in each object's own (shape) frame, so a node's pose is the
 object's pose from ``State`` unchanged.
 
+Breakable objects (``hybrid.roster``): ``object_nodes`` has one entry per roster
+entry, None for a fragment until a State's breaks make it (``add_fragment_nodes``:
+the fragment's outer faces with its object's material, its broken faces with
+``look.inner``, ``hybrid.render.fragments``); ``show_present`` hides whatever does
+not exist in the frame.
+
 Environment (``Scene.environment``): its nine spherical-harmonic coefficients
 (``sh.environment_sh``) light every surface in the beauty shader, unoccluded, on top
 of the ambient term; the beauty pass composites its radiance behind the surfaces
@@ -31,6 +37,7 @@ from hybrid.geometry import build_mesh
 from hybrid.render.environment import EnvironmentMap, environment_map
 from hybrid.render.gl import pyrender
 from hybrid.render.materials import MaterialLibrary, SurfaceMaterial, ambient_radiance, display_to_linear
+from hybrid.roster import Roster
 from hybrid.scene.spec import AreaLight, DirectionalLight, PointLight, Scene, SpotLight
 from hybrid.transforms import frame_with_z, pose_matrix, rotation_quat
 
@@ -64,6 +71,22 @@ class RenderScene:
     # The scene's environment (None without one) and its shader coefficients env_sh (9, 3).
     environment: Optional[EnvironmentMap] = None
     environment_sh: Optional[np.ndarray] = None
+    # Breakables: the roster, the broken faces' material per fragment entry, the breaks drawn so far.
+    roster: Optional[Roster] = None
+    inner_surfaces: dict = field(default_factory=dict)
+    built_breaks: set = field(default_factory=set)
+    library: Optional[MaterialLibrary] = None
+
+    def surface_for(self, index: int, primitive) -> SurfaceMaterial:
+        """The material entry `index` draws `primitive` with (a fragment's broken faces have their own)."""
+        inner = self.inner_surfaces.get(index)
+        if inner is not None and primitive.material is inner.material:
+            return inner
+        return self.surfaces[index]
+
+    def drawn_nodes(self) -> list:
+        """(index, node) of every entry that has a node."""
+        return [(i, node) for i, node in enumerate(self.object_nodes) if node is not None]
 
 
 def _mesh_node(obj, surface: SurfaceMaterial, seed: int) -> "pyrender.Node":
@@ -92,6 +115,8 @@ def build_render_scene(scene: Scene) -> RenderScene:
     nodes = [_mesh_node(obj, surf, scene.seed) for obj, surf in zip(scene.objects, surfaces)]
     for node in nodes:
         pr_scene.add_node(node)
+    roster = Roster.from_scene(scene)
+    slots = len(roster) - len(nodes)
 
     flags = pyrender.RenderFlags.NONE
     light_nodes: list = []
@@ -160,8 +185,8 @@ def build_render_scene(scene: Scene) -> RenderScene:
         env_sh = shader_coefficients(environment_sh(env))
     return RenderScene(
         scene=pr_scene,
-        object_nodes=nodes,
-        surfaces=surfaces,
+        object_nodes=nodes + [None] * slots,
+        surfaces=surfaces + [None] * slots,
         camera_node=camera_node,
         background=background,
         shadow_flags=int(flags),
@@ -171,4 +196,58 @@ def build_render_scene(scene: Scene) -> RenderScene:
         light_nodes=light_nodes,
         environment=env,
         environment_sh=env_sh if env is not None else None,
+        roster=roster,
+        library=library,
     )
+
+
+def inner_look(look):
+    """The look of a breakable's broken faces: ``look.inner``, else the look without its texture."""
+    if look.inner is not None:
+        return look.inner
+    return look.model_copy(update={"texture": None, "inner": None})
+
+
+def add_fragment_nodes(rs: RenderScene, scene: Scene, breaks) -> None:
+    """Give every fragment made by `breaks` (``State.breaks``) a node, once; new nodes start hidden."""
+    from hybrid.physics.breakables import event_fragments
+    from hybrid.render.fragments import fragment_surfaces
+
+    roster = rs.roster
+    for event in breaks:
+        if event.parent in rs.built_breaks:
+            continue
+        root = scene.objects[roster.root[event.parent]]
+        parent_mesh = build_mesh(root.shape, seed=scene.seed)
+        outer_surface = rs.surfaces[roster.root[event.parent]]
+        inner_surface = rs.library.surface(inner_look(root.look))
+        for slot, fragment in zip(event.fragments, event_fragments(scene, roster, breaks, event)):
+            drawn = fragment_surfaces(fragment, parent_mesh)
+            primitives = [
+                pyrender.Primitive(
+                    positions=part.vertices.astype(np.float32),
+                    normals=part.normals.astype(np.float32),
+                    texcoord_0=part.uv.astype(np.float32),
+                    indices=part.faces.astype(np.uint32),
+                    material=surface.material,
+                )
+                for part, surface in ((drawn.outer, outer_surface), (drawn.inner, inner_surface))
+                if part is not None
+            ]
+            mesh = pyrender.Mesh(primitives, name=roster.names[slot])
+            mesh.is_visible = False
+            node = pyrender.Node(name=roster.names[slot], mesh=mesh, matrix=np.eye(4))
+            rs.scene.add_node(node)
+            rs.object_nodes[slot] = node
+            rs.surfaces[slot] = outer_surface
+            rs.inner_surfaces[slot] = inner_surface
+        rs.built_breaks.add(event.parent)
+
+
+def show_present(rs: RenderScene, present) -> None:
+    """Show exactly the entries that exist in the frame (`present`: ``State.present``, None = all)."""
+    if present is None:
+        return
+    for node, here in zip(rs.object_nodes, np.asarray(present, dtype=bool).tolist()):
+        if node is not None:
+            node.mesh.is_visible = here

@@ -67,8 +67,8 @@ class Keyframe(Spec):
 
 
 # Defaults a `breakable.preset` sets; any key given in the block wins. Thresholds are
-# the contact impulse (N s, summed over the body's contacts in one physics step) that
-# breaks the object, sized for household objects of 0.1 to 1 kg: a 0.15 kg wine glass
+# the contact impulse (N s, summed over the body's contacts within 10 ms:
+# hybrid.physics.breakables) that breaks the object, sized for household objects of 0.1 to 1 kg: a 0.15 kg wine glass
 # dropped 30 cm onto stone takes about m v (1 + e) = 0.15 x 2.4 x 1.1 = 0.4 N s.
 # `kick` is the share of the impact's energy J^2 / (2 m) that pushes the fragments
 # apart (hybrid.physics.breaking); `grain_stretch` > 1 makes splinters along the
@@ -93,7 +93,9 @@ class Breakable(Spec):
     """
 
     preset: Optional[Literal["glass", "ceramic", "wood", "concrete", "ice"]] = None
-    threshold_Ns: Optional[Positive] = Field(None, description="contact impulse in one physics step that breaks it (N s)")
+    threshold_Ns: Optional[Positive] = Field(
+        None, description="contact impulse within 10 ms that breaks it (N s); threshold / 10 ms is the steady force it bears"
+    )
     pieces: Optional[Annotated[Int, Field(ge=2, le=256)]] = Field(None, description="number of fragments")
     pattern: Optional[Literal["voronoi", "impact"]] = None
     seed: Int = 0
@@ -238,6 +240,18 @@ class ObjectSpec(Spec):
             raise SpecValueError(
                 f"a {self.shape.type} can only be `body: static` (got {self.physics.body})", at=("physics", "body")
             )
+        if self.physics.breakable is not None:
+            if self.physics.body == "kinematic":
+                raise SpecValueError(
+                    "a kinematic object cannot break (its motion is prescribed); make it `body: dynamic` or "
+                    "`body: static`, or remove `breakable`",
+                    at=("physics", "breakable"),
+                )
+            if self.shape.static_only:
+                raise SpecValueError(
+                    f"a {self.shape.type} has no volume to break into fragments; remove `breakable`, or use a box",
+                    at=("physics", "breakable"),
+                )
         return self
 
 
@@ -625,6 +639,25 @@ class Scene(Spec):
                     at=("objects", i, "name"),
                 )
             seen[obj.name] = i
+        breakable = [i for i, obj in enumerate(self.objects) if obj.physics.breakable is not None]
+        if breakable and self.fields is not None:
+            raise SpecValueError(
+                "breakable objects in a scene with `fields:` are not supported yet (the fluids would not see the "
+                "fragments); remove `breakable` or the fields",
+                at=("objects", breakable[0], "physics", "breakable"),
+            )
+        if breakable:
+            from hybrid.roster import Roster
+
+            roster = Roster.from_scene(self)
+            for k, name in enumerate(roster.names[len(self.objects):]):
+                if name in seen:
+                    raise SpecValueError(
+                        f"object name {name!r} is also the name of a fragment of "
+                        f"{roster.names[roster.root[len(self.objects) + k]]!r}; rename it (fragments are named "
+                        "<object>#<k>)",
+                        at=("objects", seen[name], "name"),
+                    )
         if self.physics.timestep is not None:
             steps = self.frame_dt_sim / self.physics.timestep
             if abs(steps - round(steps)) > 1e-6 * max(1.0, steps) or round(steps) < 1:

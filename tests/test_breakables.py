@@ -1,0 +1,181 @@
+"""Breakable objects in a World: the threshold, the switch, the roster and its ids (hybrid/physics/breakables.py)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hybrid.physics.breakables import event_fragments, fragment_masses
+from hybrid.roster import Roster
+from hybrid.scene.errors import SceneError
+from hybrid.scene.spec import Scene
+from hybrid.transforms import quat_to_matrix
+from hybrid.world import World
+
+G = 9.81
+
+
+def make_scene(objects: list[dict], **settings) -> Scene:
+    settings.setdefault("frames", 24)
+    return Scene.model_validate(dict(name="test", objects=objects, **settings))
+
+
+def floor(**physics) -> dict:
+    return dict(name="floor", shape=dict(type="plane"), physics=dict(body="static", **physics))
+
+
+def breakable_ball(z: float, *, mass=0.2, radius=0.05, restitution=0.5, **breakable) -> dict:
+    breakable.setdefault("threshold_Ns", 0.8)
+    breakable.setdefault("pieces", 12)
+    return dict(
+        name="ball", shape=dict(type="sphere", radius=radius), position=[0.0, 0.0, z],
+        physics=dict(mass=mass, restitution=restitution, breakable=breakable),
+    )
+
+
+def simulate(scene: Scene):
+    with World(scene) as world:
+        return world.run()
+
+
+def test_the_roster_names_fragment_slots_after_the_scene_objects_and_rebreak_slots_after_those():
+    scene = make_scene([floor(), breakable_ball(1.0, pieces=3, rebreak=True), dict(name="cube", shape=dict(type="box", size=[0.1, 0.1, 0.1]))])
+    roster = Roster.from_scene(scene)
+    assert roster.names[:3] == ("floor", "ball", "cube")
+    assert roster.names[3:6] == ("ball#0", "ball#1", "ball#2")
+    assert roster.names[6:] == ("ball#0.0", "ball#0.1", "ball#1.0", "ball#1.1", "ball#2.0", "ball#2.1")
+    assert roster.slots[1] == (3, 4, 5) and roster.slots[3] == (6, 7) and roster.slots[2] == ()
+    assert [roster.depth(i) for i in (0, 1, 3, 8)] == [0, 0, 1, 2]
+    assert roster.root[8] == 1 and roster.parent[8] == 4
+
+
+# A ball of mass m dropped from h hits the floor at v = sqrt(2 g h) and, with restitution
+# e, takes J = m v (1 + e) within the step it lands in (hybrid.physics.breakables), so
+# it breaks from h* = (threshold / (m (1 + e)))^2 / (2 g) up. The discrete fall's
+# landing speed differs from sqrt(2 g h) by at most one step of gravity, g dt = 0.04
+# m/s of 2.7 m/s (1.5 %); drops at 0.9 h* and 1.1 h* take 5 % less and more impulse
+# than the threshold, well outside that.
+@pytest.mark.parametrize("share, breaks", [(0.9, False), (1.1, True)])
+def test_a_drop_breaks_the_object_from_the_height_its_impact_impulse_gives(share, breaks):
+    m, e, threshold, radius = 0.2, 0.5, 0.8, 0.05
+    h_star = (threshold / (m * (1 + e))) ** 2 / (2 * G)
+    h = share * h_star
+    scene = make_scene([floor(restitution=1.0), breakable_ball(radius + h, threshold_Ns=threshold)], frames=24)
+    states = simulate(scene)
+    broke = states[-1].breaks
+    assert bool(broke) == breaks
+    if breaks:
+        (event,) = broke
+        assert event.impulse_Ns == pytest.approx(m * math.sqrt(2 * G * h) * (1 + e), rel=0.02)
+        np.testing.assert_allclose(event.impact_point, (0.0, 0.0, 0.0), atol=2e-3)  # the ball's lowest point
+    else:  # it bounced instead, as one body
+        assert states[-1].present_mask.tolist()[:2] == [True, True]
+
+
+def _momenta(scene, state, event):
+    """Total momentum and angular momentum about the parent's centre of mass at the break of the fragments, from the State
+    alone: each fragment's mass and inertia from its geometry, its motion from its row."""
+    roster = Roster.from_scene(scene)
+    fragments = event_fragments(scene, roster, state.breaks, event)
+    masses = fragment_masses(0.2, fragments)
+    density = 0.2 / sum(f.volume for f in fragments)
+    P, L, centres = np.zeros(3), np.zeros(3), []
+    for slot, frag, m in zip(event.fragments, fragments, masses):
+        R = quat_to_matrix(state.quaternion[slot])
+        lever = R @ frag.centroid
+        c = state.position[slot] + lever
+        w = state.angular_velocity[slot]
+        v = state.linear_velocity[slot] + np.cross(w, lever)
+        centres.append((m, c, v, R @ frag.inertia(density) @ R.T @ w))
+    com = np.asarray(event.centre_of_mass)
+    for m, c, v, spin in centres:
+        P += m * v
+        L += m * np.cross(c - com, v) + spin
+    return P, L
+
+
+@pytest.mark.parametrize("kick", [0.0, 0.5])
+def test_momentum_and_angular_momentum_come_through_the_switch(kick):
+    """No gravity, one physics step per frame (so the frame of the break is read right after the
+    switch): a spinning ball hits a wall and breaks; its fragments carry exactly the momentum and
+    angular momentum the parent had when it broke (1e-6 relative; the kick is free of both)."""
+    wall = dict(name="wall", shape=dict(type="box", size=[0.1, 1.0, 1.0]), position=[0.5, 0.0, 0.0],
+                physics=dict(body="static", restitution=1.0))
+    ball = breakable_ball(0.0, threshold_Ns=0.3, pieces=16, kick=kick, pattern="impact")
+    ball["position"] = [0.0, 0.0, 0.0]
+    ball["physics"].update(linear_velocity=[4.0, 0.5, 0.0], angular_velocity=[3.0, -2.0, 5.0])
+    scene = make_scene([wall, ball], fps=240, frames=40, physics=dict(gravity=[0.0, 0.0, 0.0]))
+    assert scene.steps_per_frame == 1
+    states = simulate(scene)
+    (event,) = states[-1].breaks
+    state = states[event.frame]
+    assert state.present_mask[list(event.fragments)].all() and not state.present_mask[1]
+    assert states[event.frame - 1].present_mask[1]
+    P, L = _momenta(scene, state, event)
+    scale_p = np.linalg.norm(event.momentum)
+    np.testing.assert_allclose(P, event.momentum, rtol=0, atol=1e-6 * scale_p)
+    scale_l = np.linalg.norm(event.angular_momentum) + scale_p * 0.05  # |L| or p x radius
+    np.testing.assert_allclose(L, event.angular_momentum, rtol=0, atol=1e-6 * scale_l)
+    # The parent had bounced off the wall in that step: it leaves at e v = 2 m/s.
+    assert event.momentum[0] == pytest.approx(-0.5 * 0.2 * 4.0, rel=0.02)
+
+
+def test_fragment_rows_follow_their_parent_until_they_exist_and_ids_stay_fixed():
+    scene = make_scene([floor(), breakable_ball(0.6, threshold_Ns=0.3)], frames=20)
+    states = simulate(scene)
+    (event,) = states[-1].breaks
+    for s in states:
+        assert len(s.names) == 2 + 12 and s.instance_ids.tolist() == list(range(1, 15))
+        if s.frame < event.frame:
+            assert s.present_mask.tolist() == [True, True] + [False] * 12
+            for slot in event.fragments:  # a fragment's frame is its parent's until it exists
+                np.testing.assert_array_equal(s.position[slot], s.position[1])
+                np.testing.assert_array_equal(s.quaternion[slot], s.quaternion[1])
+        else:
+            assert s.present_mask.tolist() == [True, False] + [True] * 12
+            np.testing.assert_array_equal(s.position[1], states[event.frame].position[1])  # frozen at the break
+    assert event.fragments == tuple(range(2, 14))
+
+
+def test_the_same_scene_breaks_into_the_same_bytes():
+    scene = make_scene([floor(), breakable_ball(0.6, threshold_Ns=0.3, pattern="impact", kick=0.2)], frames=20)
+    a, b = simulate(scene), simulate(scene)
+    for sa, sb in zip(a, b):
+        for name in ("position", "quaternion", "linear_velocity", "angular_velocity", "present"):
+            assert getattr(sa, name).tobytes() == getattr(sb, name).tobytes()
+        assert sa.breaks == sb.breaks or repr(sa.breaks) == repr(sb.breaks)
+
+
+def test_fragments_break_again_when_the_preset_allows():
+    ice = breakable_ball(1.2, preset="ice", threshold_Ns=0.02, pieces=8, kick=0.0)
+    scene = make_scene([floor(restitution=1.0), ice], frames=48)
+    states = simulate(scene)
+    roster = Roster.from_scene(scene)
+    events = states[-1].breaks
+    assert events[0].parent == 1
+    assert any(roster.depth(e.parent) == 1 for e in events[1:]), "no fragment broke again"
+    for e in events[1:]:
+        assert e.fragments == roster.slots[e.parent]
+    # Whatever broke is gone and what it broke into is there: the mass is all accounted for.
+    last = states[-1].present_mask
+    for e in events:
+        assert not last[e.parent]
+
+
+@pytest.mark.parametrize(
+    "objects, words",
+    [
+        ([dict(name="k", shape=dict(type="box", size=[0.1, 0.1, 0.1]), physics=dict(body="kinematic", breakable=dict(preset="glass")))],
+         "kinematic object cannot break"),
+        ([dict(name="p", shape=dict(type="plane"), physics=dict(body="static", breakable=dict(preset="glass")))],
+         "no volume to break"),
+        ([dict(name="b", shape=dict(type="box", size=[0.1, 0.1, 0.1]), physics=dict(breakable=dict(pieces=4)))], "needs `threshold_Ns`"),
+        ([dict(name="b", shape=dict(type="box", size=[0.1, 0.1, 0.1]), physics=dict(breakable=dict(preset="glass", pieces=2))),
+          dict(name="b#1", shape=dict(type="box", size=[0.1, 0.1, 0.1]), position=[3, 0, 0])], "also the name of a fragment"),
+    ],
+)
+def test_bad_breakables_are_refused_with_the_place_and_the_fix(objects, words):
+    with pytest.raises((SceneError, ValueError), match=words):
+        make_scene(objects)
