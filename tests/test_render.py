@@ -416,3 +416,31 @@ def test_gbuffer_alone_matches_the_full_render(frames):
     assert set(alone) == {"depth", "instance", "normal", "albedo"}
     for name, arr in alone.items():
         assert arr.tobytes() == buffers[0][name].tobytes(), name
+
+
+def test_a_glass_pane_lets_through_its_transmission_less_the_fresnel_reflectance():
+    """The rasteriser's documented glass approximation (materials.py, beauty.frag): a pane of
+    transmission t seen head-on passes t (1 - F0) of the light behind it, F0 = 0.04, and the
+    instance buffer holds the first surface hit (the pane). Behind it an emitting wall (radiance
+    independent of lighting); no lights, so the pane adds nothing of its own."""
+    from hybrid.render.raster import Rasterizer
+
+    wall = dict(name="wall", shape=dict(type="box", size=[2.0, 0.1, 2.0]), position=[0.0, 1.0, 0.0],
+                physics=dict(body="static"), look=dict(color="black", emission="#ffffff", emission_strength=0.8))
+    for t in (1.0, 0.6):
+        pane = dict(name="pane", shape=dict(type="box", size=[0.6, 0.02, 0.6]), position=[0.0, 0.0, 0.0],
+                    physics=dict(body="static"), look=dict(color="black", transmission=t, roughness=1.0))
+        scene = Scene.model_validate(dict(
+            name="glass", frames=1, resolution=[64, 48], background="#000000", lights=[],
+            camera=dict(position=[0.0, -2.0, 0.0], look_at=[0.0, 0.0, 0.0], fov_deg=30), objects=[wall, pane],
+        ))
+        track = camera_track(scene)
+        with Rasterizer(scene) as rast:
+            state = _state(["wall", "pane"], [[0.0, 1.0, 0.0], [0.0, 0.0, 0.0]], [[0, 0, 0, 1]] * 2)
+            frame = rast.render(state, track.cam_to_world[0], hdr=True)
+        centre = frame["hdr"][22:26, 30:34].mean(axis=(0, 1))
+        edge = frame["hdr"][22:26, 2:4].mean(axis=(0, 1))  # the wall beside the pane
+        assert (frame["instance"][22:26, 30:34] == 2).all() and (frame["instance"][22:26, 2:4] == 1).all()
+        # At 2 m a 30 degree view meets the pane within 4 degrees of its normal: F differs
+        # from F0 by 0.96 (1 - cos 4 deg)^5 < 1e-14.
+        np.testing.assert_allclose(centre / edge, t * (1 - 0.04), rtol=2e-3)

@@ -37,6 +37,60 @@ def _fields_metadata(states: Sequence[State]) -> dict:
     return out
 
 
+def _breaks_metadata(scene: Scene, states: Sequence[State], objects: list, positions, quats, lin, ang) -> Optional[list]:
+    """With breakable objects: their settings and per-frame presence, one entry per fragment slot
+    (appended to `objects`, with its parent and root object), and the list of breaks; None without."""
+    if states[0].present is None:
+        return None
+    from hybrid.roster import Roster
+
+    roster = Roster.from_scene(scene)
+    present = np.stack([s.present_mask for s in states])
+    for i, obj in enumerate(scene.objects):
+        if obj.physics.breakable is not None:
+            objects[i]["breakable"] = obj.physics.breakable.resolved()
+            objects[i]["present"] = present[:, i].tolist()
+    for i in range(roster.scene_objects, len(roster)):
+        objects.append(
+            {
+                "name": roster.names[i],
+                "instance_id": i + 1,
+                "shape": "fragment",
+                "body": "dynamic",
+                "parent": roster.names[roster.parent[i]],
+                "root": roster.names[roster.root[i]],
+                "present": present[:, i].tolist(),
+                "position": _rows(positions[:, i]),
+                "quaternion": _rows(quats[:, i]),
+                "linear_velocity": _rows(lin[:, i]),
+                "angular_velocity": _rows(ang[:, i]),
+            }
+        )
+    out = []
+    for event in states[-1].breaks:
+        pattern = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(event.pattern).items()}
+        out.append(
+            {
+                "object": roster.names[event.parent],
+                "instance_id": event.parent + 1,
+                "time_s": event.time_s,
+                "step": event.step,
+                "frame": event.frame,
+                "impact_point": list(event.impact_point),
+                "impact_point_local": list(event.impact_local),
+                "impulse_Ns": event.impulse_Ns,
+                "centre_of_mass": list(event.centre_of_mass),
+                "momentum": list(event.momentum),
+                "angular_momentum": list(event.angular_momentum),
+                "kick_J": event.kick_J,
+                "fragments": [roster.names[i] for i in event.fragments],
+                "fragment_ids": [i + 1 for i in event.fragments],
+                "pattern": pattern,
+            }
+        )
+    return out
+
+
 def _rows(a: np.ndarray) -> list:
     return np.asarray(a, dtype=np.float64).tolist()
 
@@ -71,6 +125,7 @@ def build_metadata(
                 "angular_velocity": _rows(ang[:, i]),
             }
         )
+    breaks = _breaks_metadata(scene, states, objects, positions, quats, lin, ang)
     has_fields = states[0].fields is not None
     contacts = []
     for s in states:
@@ -104,6 +159,7 @@ def build_metadata(
         ),
         "objects": objects,
         "contacts": contacts,
+        **({"breaks": breaks} if breaks is not None else {}),
         **({"fields": _fields_metadata(states)} if has_fields else {}),
         "scene_spec": scene.model_dump(mode="json"),
     }

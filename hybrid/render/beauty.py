@@ -32,6 +32,7 @@ import numpy as np
 
 from hybrid.render.environment import background_radiance
 from hybrid.render.gl import pyrender
+from hybrid.render.gl import pyrender_renderer
 from hybrid.render.hdr_target import HDRTarget
 from hybrid.render.materials import DISPLAY_GAMMA, display_to_linear
 from hybrid.render.scene_build import RenderScene
@@ -39,6 +40,14 @@ from hybrid.render.shadow_fit import fitted_shadow_camera, world_boxes
 from hybrid.transforms import CV_TO_GL
 
 SHADER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shaders")
+
+
+def _coverage_blend(source: int, destination: int) -> None:
+    """pyrender's blend function, with the alpha channel (coverage) composited as a + (1 - a) behind."""
+    from OpenGL import GL
+
+    alpha_source = GL.GL_ONE if source == GL.GL_SRC_ALPHA else source
+    GL.glBlendFuncSeparate(source, destination, alpha_source, destination)
 
 
 def encode_display(linear: np.ndarray) -> np.ndarray:
@@ -261,6 +270,11 @@ class BeautyPass:
         use_material = pyrender.constants.ProgramFlags.USE_MATERIAL
         pyrender_programs, renderer._program_cache = renderer._program_cache, self._programs
         program = None
+        # pyrender blends transparent materials with (SRC_ALPHA, ONE_MINUS_SRC_ALPHA) for colour and
+        # alpha alike; the alpha channel is our coverage (hdr_target), which must add up as
+        # a + (1 - a) a_behind, so while we draw its blend takes (ONE, ONE_MINUS_SRC_ALPHA).
+        pyrender_blend = pyrender_renderer.glBlendFunc
+        pyrender_renderer.glBlendFunc = _coverage_blend
         try:
             for node in _draw_order(rs, cam_pos):
                 if not node.mesh.is_visible:
@@ -279,6 +293,7 @@ class BeautyPass:
                     renderer._bind_and_draw_primitive(primitive=primitive, pose=pose, program=program, flags=self.flags)
                     renderer._reset_active_textures()
         finally:
+            pyrender_renderer.glBlendFunc = pyrender_blend
             renderer._program_cache = pyrender_programs
             if program is not None:
                 program._unbind()

@@ -50,6 +50,8 @@ SHADOW_MAP_SIZE = int(os.environ.get("HYBRID_SHADOW_MAP_SIZE", "1024"))
 import pyrender.light as _pyrender_light  # noqa: E402
 import pyrender.renderer as _pyrender_renderer  # noqa: E402
 
+pyrender_renderer = _pyrender_renderer  # the module whose GL names the beauty pass swaps while it draws
+
 _pyrender_light.SHADOW_TEX_SZ = SHADOW_MAP_SIZE
 _pyrender_renderer.SHADOW_TEX_SZ = SHADOW_MAP_SIZE
 

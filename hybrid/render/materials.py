@@ -104,15 +104,19 @@ class MaterialLibrary:
     def surface(self, look: Look) -> SurfaceMaterial:
         texture = self.texture(look.texture) if look.texture else None
         # No refraction here: a transmissive surface keeps only the share of its base
-        # colour that it does not let through (Cycles' principled BSDF does the rest).
+        # colour that it does not let through, and lets what is behind it show through
+        # by its transmission less its Fresnel reflectance (alpha blending, beauty.frag:
+        # the base colour's alpha carries 1 - transmission). Cycles' principled BSDF
+        # refracts and tints.
         linear = display_to_linear(look.color) * (1.0 - look.transmission)
         emissive = display_to_linear(look.emission) * look.emission_strength
+        see_through = look.transmission > 0.0
         material = pyrender.MetallicRoughnessMaterial(
-            baseColorFactor=np.array([*linear, 1.0]),
+            baseColorFactor=np.array([*linear, 1.0 - float(look.transmission)]),
             emissiveFactor=emissive if emissive.any() else None,
             metallicFactor=float(look.metallic),
             roughnessFactor=float(look.roughness),
             baseColorTexture=texture,
-            alphaMode="OPAQUE",
+            alphaMode="BLEND" if see_through else "OPAQUE",
         )
         return SurfaceMaterial(material=material, color=np.asarray(look.color, dtype=np.float64), texture=texture)

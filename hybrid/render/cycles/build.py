@@ -73,6 +73,11 @@ class BlenderScene:
     lights: list = field(default_factory=list)  # bpy light objects in the scene's light order (ambient excluded)
     camera: Any = None
     world: Any = None
+    # Breakables (hybrid.roster): objects has one entry per roster entry, None for a fragment
+    # until a State's breaks make it (add_fragment_objects).
+    roster: Any = None
+    images: dict = field(default_factory=dict)
+    built_breaks: set = field(default_factory=set)
 
 
 def spot_blend(inner_deg: float, outer_deg: float) -> float:
@@ -300,8 +305,10 @@ def build_blender_scene(bpy, scene: Scene, bscene) -> BlenderScene:
     """
     from hybrid.transforms import pose_matrix, rotation_quat
 
-    built = BlenderScene(scene=bscene)
-    images: dict = {}
+    from hybrid.roster import Roster
+
+    built = BlenderScene(scene=bscene, roster=Roster.from_scene(scene))
+    images = built.images
     for i, obj in enumerate(scene.objects):
         mat = _material(bpy, f"look:{obj.name}", obj.look, images)
         me = _mesh(bpy, f"mesh:{obj.name}", obj, scene.seed)
@@ -312,6 +319,7 @@ def build_blender_scene(bpy, scene: Scene, bscene) -> BlenderScene:
         bscene.collection.objects.link(ob)
         built.objects.append(ob)
         built.materials.append(mat)
+    built.objects.extend([None] * (len(built.roster) - len(scene.objects)))
     for i, light in enumerate(scene.lights):
         ob = _light(bpy, i, light)
         if ob is not None:
@@ -343,12 +351,61 @@ def set_camera(built: BlenderScene, K: np.ndarray, width: int, height: int) -> N
     render.pixel_aspect_x, render.pixel_aspect_y = settings["pixel_aspect_x"], settings["pixel_aspect_y"]
 
 
-def pose_frame(built: BlenderScene, position: np.ndarray, quaternion: np.ndarray, cam_to_world: np.ndarray) -> None:
-    """Move every object to its pose in one frame's State, and the camera to cam_to_world (OpenCV axes)."""
+def add_fragment_objects(bpy, built: BlenderScene, scene: Scene, breaks) -> None:
+    """Give every fragment made by `breaks` (``State.breaks``) a Blender object, once: its outer faces
+    with its object's material, its broken faces with the inner look (``hybrid.render.fragments``)."""
+    from hybrid.physics.breakables import event_fragments
+    from hybrid.render.fragments import fragment_surfaces
+    from hybrid.render.scene_build import inner_look
+
+    roster = built.roster
+    for event in breaks:
+        if event.parent in built.built_breaks:
+            continue
+        root_index = roster.root[event.parent]
+        root = scene.objects[root_index]
+        parent_mesh = build_mesh(root.shape, seed=scene.seed)
+        outer_mat = built.materials[root_index]
+        inner_mat = _material(bpy, f"inner:{root.name}", inner_look(root.look), built.images)
+        for slot, fragment in zip(event.fragments, event_fragments(scene, roster, breaks, event)):
+            drawn = fragment_surfaces(fragment, parent_mesh)
+            parts = [(m, k) for k, m in enumerate((drawn.outer, drawn.inner)) if m is not None]
+            verts = np.concatenate([m.vertices for m, _ in parts])
+            offsets = np.cumsum([0] + [len(m.vertices) for m, _ in parts])
+            faces = np.concatenate([m.faces + o for (m, _), o in zip(parts, offsets)])
+            me = bpy.data.meshes.new(f"mesh:{roster.names[slot]}")
+            fill_mesh(me, verts, faces)
+            me.materials.append(outer_mat)
+            me.materials.append(inner_mat)
+            me.polygons.foreach_set(
+                "material_index", np.concatenate([np.full(len(m.faces), k, dtype=np.int32) for m, k in parts])
+            )
+            layer = me.uv_layers.new(name="UVMap")
+            uv = np.concatenate([m.uv for m, _ in parts]).astype(np.float32)
+            layer.data.foreach_set("uv", uv[faces.ravel()].ravel())
+            me.normals_split_custom_set_from_vertices(np.concatenate([m.normals for m, _ in parts]).tolist())
+            ob = bpy.data.objects.new(roster.names[slot], me)
+            ob.pass_index = slot + 1
+            ob.hide_render = True
+            built.scene.collection.objects.link(ob)
+            built.objects[slot] = ob
+        built.built_breaks.add(event.parent)
+
+
+def pose_frame(
+    built: BlenderScene, position: np.ndarray, quaternion: np.ndarray, cam_to_world: np.ndarray, present=None
+) -> None:
+    """Move every object to its pose in one frame's State, and the camera to cam_to_world (OpenCV axes);
+    with `present` (``State.present``), render exactly the objects that exist in the frame."""
     from hybrid.transforms import pose_matrices
 
     poses = pose_matrices(position, quaternion)
-    for ob, pose in zip(built.objects, poses):
+    shown = [True] * len(poses) if present is None else np.asarray(present, dtype=bool).tolist()
+    for ob, pose, here in zip(built.objects, poses, shown):
+        if ob is None:
+            continue
         ob.matrix_world = _matrix(pose)
+        if present is not None:
+            ob.hide_render = not here
     # Blender cameras have OpenGL axes: x right, y up, looking down -z.
     built.camera.matrix_world = _matrix(np.asarray(cam_to_world, dtype=np.float64) @ CV_TO_GL)

@@ -32,7 +32,14 @@ from typing import Optional
 import numpy as np
 
 from hybrid.interrupts import raise_deferred
-from hybrid.render.cycles.build import BlenderScene, MappingError, build_blender_scene, pose_frame, set_camera
+from hybrid.render.cycles.build import (
+    BlenderScene,
+    MappingError,
+    add_fragment_objects,
+    build_blender_scene,
+    pose_frame,
+    set_camera,
+)
 from hybrid.render.cycles.options import CyclesOptions
 from hybrid.render.errors import RenderSetupError
 from hybrid.scene.spec import Scene
@@ -202,7 +209,9 @@ class CyclesRenderer:
             raise RuntimeError("this CyclesRenderer is closed")
         if K is not None:
             set_camera(self.built, K, self.scene.width, self.scene.height)
-        pose_frame(self.built, state.position, state.quaternion, cam_to_world)
+        if getattr(state, "breaks", ()):
+            add_fragment_objects(self._bpy, self.built, self.scene, state.breaks)
+        pose_frame(self.built, state.position, state.quaternion, cam_to_world, getattr(state, "present", None))
         if self._liquid is not None:
             self._liquid.update(state.fields.liquid if state.fields is not None else None)
         if self._gas is not None:

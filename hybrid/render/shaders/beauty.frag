@@ -331,5 +331,15 @@ void main()
     radiance *= v_vertex_color.rgb;
 #endif
 
+    // A transmissive surface (base alpha = 1 - transmission, materials.py) lets the light
+    // behind it through by its transmission less its Fresnel reflectance (Schlick, F0 = 0.04:
+    // glass and water): blended over what was drawn, out = radiance + (1 - alpha) behind.
+    float transmission = 1.0 - material.base_color_factor.a;
+    if (transmission > 0.0) {
+        float fresnel = 0.04 + 0.96 * pow(1.0 - clamp(abs(dot(n, v)), 0.0, 1.0), 5.0);
+        float alpha = clamp(1.0 - transmission * (1.0 - fresnel), 1e-3, 1.0);
+        out_radiance = vec4(min(radiance / alpha, vec3(HALF_MAX)), alpha);
+        return;
+    }
     out_radiance = vec4(min(radiance, vec3(HALF_MAX)), 1.0);
 }
