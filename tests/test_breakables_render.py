@@ -16,10 +16,26 @@ ASSETS = os.path.join(os.path.dirname(__file__), "..", "scenes", "assets")
 W, H = 256, 192
 
 
-def _scene(texture: bool = True) -> Scene:
+def smooth_texture(folder) -> str:
+    """A 128 x 128 PNG of slow sinusoids (a few periods per face): resampling it costs a fraction of a
+    code, so a warp that lands a pixel on the wrong material shows at once."""
+    from PIL import Image
+
+    i, j = np.meshgrid(np.arange(128), np.arange(128), indexing="ij")
+    rgb = np.stack([
+        128 + 90 * np.sin(2 * np.pi * i / 64),
+        128 + 90 * np.sin(2 * np.pi * j / 48),
+        128 + 90 * np.sin(2 * np.pi * (i + j) / 90),
+    ], -1)
+    path = os.path.join(str(folder), "smooth.png")
+    Image.fromarray(np.round(rgb).astype(np.uint8)).save(path)
+    return path
+
+
+def _scene(texture=None) -> Scene:
     look = dict(color=[1.0, 1.0, 1.0], inner=dict(color=[0.9, 0.2, 0.1]))
     if texture:
-        look["texture"] = os.path.join(ASSETS, "marble.png")
+        look["texture"] = texture
     return Scene.model_validate(dict(
         name="break", frames=14, fps=24, resolution=[W, H], seed=2,
         camera=dict(position=[0.35, -0.45, 0.35], look_at=[0.0, 0.0, 0.05]),
@@ -34,8 +50,8 @@ def _scene(texture: bool = True) -> Scene:
 
 
 @pytest.fixture(scope="module")
-def clip():
-    scene = _scene()
+def clip(tmp_path_factory):
+    scene = _scene(smooth_texture(tmp_path_factory.mktemp("texture")))
     states = simulate(scene)
     track = camera_track(scene)
     return scene, states, track, render_buffers(scene, states, track)
@@ -122,9 +138,8 @@ def _warp_error(scene, states, track, buffers, a: int, allowed) -> tuple[float, 
 
 def test_flow_is_exact_through_the_break(clip):
     """Warp the first broken frame back along the last intact frame's forward flow: on the object's
-    pixels whose material is visible in both frames, the albedo (marble texture) matches as well as
-    it does for the rigid fall one frame earlier (what resampling a minified texture costs), and far
-    better than without the flow."""
+    pixels whose material is visible in both frames, the albedo (a smooth texture) matches as well
+    as it does for the rigid fall one frame earlier, and far better than without the flow."""
     scene, states, track, buffers = clip
     (event,) = states[-1].breaks
     a = event.frame - 1
@@ -133,5 +148,33 @@ def test_flow_is_exact_through_the_break(clip):
     assert mask.sum() > 300 and rigid_mask.sum() > 300, (mask.sum(), rigid_mask.sum())
     target = buffers["instance"][a + 1][mask]
     assert len(np.unique(target)) >= 3  # several fragments, each with its own motion
-    assert err < 1.25 * rigid, (err, rigid)
-    assert err < 0.2 * still, (err, still)
+    # Resampling the texture costs about a code either way (tests/test_flow.py allows 2); a pixel
+    # carried by the wrong fragment costs tens.
+    assert err < 2.0 and err < 1.25 * rigid, (err, rigid)
+    assert err < 0.1 * still, (err, still)
+
+
+def test_fragments_drawn_where_their_object_was_look_exactly_like_it(clip):
+    """Just before the break, draw the fragments instead of the object (their rows are its pose): they
+    tile it, carry its texture coordinates and normals, so the G-buffer is the object's, pixel for
+    pixel, apart from the ids (hybrid/render/fragments.py)."""
+    import dataclasses
+
+    from hybrid.render.raster import Rasterizer
+
+    scene, states, track, buffers = clip
+    (event,) = states[-1].breaks
+    a = event.frame - 1
+    present = states[a].present_mask.copy()
+    present[1], present[list(event.fragments)] = False, True
+    shown = dataclasses.replace(states[a], present=present, breaks=states[-1].breaks)
+    with Rasterizer(scene) as rast:
+        whole, pieces = rast.render(states[a], track.cam_to_world[a]), rast.render(shown, track.cam_to_world[a])
+    on = whole["instance"] == 2
+    assert on.sum() > 1000
+    assert np.isin(pieces["instance"][on], [i + 1 for i in event.fragments]).mean() > 0.995  # cracks: rounding only
+    inside = on & _interior(whole["instance"]) & _interior(pieces["instance"])
+    # The same surface: depth to float32 rounding, normals and albedo (texture) to a code.
+    np.testing.assert_allclose(pieces["depth"][inside], whole["depth"][inside], rtol=1e-5)
+    assert np.abs(pieces["normal"][inside] - whole["normal"][inside]).max() < 1e-3
+    assert np.abs(pieces["albedo"][inside].astype(int) - whole["albedo"][inside].astype(int)).max() <= 1

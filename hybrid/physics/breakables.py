@@ -10,8 +10,16 @@ surface at speed v with restitution e takes J = m v (1 + e), and a dropped objec
 breaks from the height h* = (threshold / (m (1 + e)))^2 / (2 g) up (tested against
 that formula). A steady load F counts as F x 10 ms, so threshold / 10 ms is also the
 steady force the object bears (glass's 0.3 N s: 30 N). A static breakable (a window
-pane) feels the impulse of whatever hits it. The impact point is the force-weighted
-mean of the contact points over the same window.
+pane) feels the impulse of whatever hits it. The impact point is the impulse-weighted
+mean of the contact points, over the same window, of the body that pushed hardest
+(``Breaker._impact_point``).
+
+What an object cannot bear it does not pass on: in the step it breaks, the share of
+that step's normal contact impulse beyond the threshold is taken back from both
+sides (``Breaker._take_back``: the other moving bodies get it back as velocity and
+spin, the parent's motion is reduced by it), so a ball thrown through a window pane
+flies on at v - threshold / m instead of bouncing off as if the pane held, and a
+glass dropped on a floor shatters without bouncing up as a whole (tested).
 
 The switch, in that same step: the parent's fragments (``fracture``: Voronoi cells
 clipped to its convex parts, with the impact point as the ``impact`` pattern's
@@ -77,17 +85,25 @@ class BreakSettings:
 def object_parts(obj: "ObjectSpec", seed: int) -> list[np.ndarray]:
     """The convex parts (point sets, the object's shape frame) a breakable object is cut from.
 
-    The drawn mesh's vertices when the mesh is convex (boxes, balls, cylinders, convex
+    A shape's own exact partition when it has one (``lathe``: glasses, bowls, vases);
+    the drawn mesh's vertices when the mesh is convex (boxes, balls, cylinders, convex
     meshes: a primitive that collides analytically, like a ball, breaks as its drawn
     polyhedron); the parts of its convex decomposition (``decomposition.decompose``)
-    when it is not.
+    when it is not (approximate: V-HACD's hulls may overlap or overfill a thin wall).
     """
     from hybrid import geometry
     from hybrid.physics import decomposition
 
+    own = getattr(obj.shape, "convex_parts", None)
+    if own is not None:
+        return [np.asarray(p, dtype=np.float64) for p in own(seed)]
+    import trimesh
+
     mesh = geometry.build_mesh(obj.shape, seed)
-    if decomposition.is_convex(mesh):
-        return [np.asarray(mesh.vertices, dtype=np.float64)]
+    # Drawn meshes repeat a vertex per face or per seam (flat normals, UVs): merged, they close.
+    solid = trimesh.Trimesh(np.asarray(mesh.vertices), np.asarray(mesh.faces), process=True)
+    if decomposition.is_convex(solid):
+        return [np.asarray(solid.vertices, dtype=np.float64)]
     return decomposition.part_points(decomposition.decompose(mesh))
 
 
@@ -212,7 +228,8 @@ class Breaker:
         self.armed = [i for i in range(roster.scene_objects) if roster.pieces[i]]
         # Per armed entry, the last `window` steps' impulse and impulse-weighted contact point.
         self.window = max(1, int(np.ceil(BREAK_WINDOW_S / scene.physics_dt - 1e-9)))
-        self.recent: dict[int, np.ndarray] = {i: np.zeros((self.window, 4)) for i in self.armed}
+        self.recent: dict[int, list] = {i: [{} for _ in range(self.window)] for i in self.armed}
+        self.static_ids = {b.body_id for b in world.bodies if b.kind == "static"}
 
     def _object_moments(self, obj, kind: str) -> np.ndarray:
         """Principal moments (kg m^2) of a breakable scene object, as pybullet holds them."""
@@ -225,7 +242,7 @@ class Breaker:
         return massmod.mass_properties(obj, mesh).principal_moments
 
     def after_step(self, client: int, step: int, frame: int) -> None:
-        """Break every intact breakable whose contact impulse in the step just taken reached its threshold."""
+        """Break every intact breakable whose contact impulse over the last window reached its threshold."""
         from hybrid.physics.pybullet_quiet import pybullet as p
 
         world = self.world
@@ -234,23 +251,87 @@ class Breaker:
             body_id = int(world._body_id[index])
             recent = self.recent[index]
             points = p.getContactPoints(bodyA=body_id, physicsClientId=client)
-            recent[ring] = 0.0
-            if points:
-                force = np.array([pt[9] for pt in points], dtype=np.float64)
-                on_body = np.array([pt[5] if pt[1] == body_id else pt[6] for pt in points], dtype=np.float64)
-                recent[ring, 0] = float(force.sum()) * self.impulse_per_force
-                recent[ring, 1:] = (force[:, None] * on_body).sum(axis=0) * self.impulse_per_force
-            if not recent[ring, 0] > 0.0:
+            recent[ring] = {}
+            for pt in points:
+                force = pt[9]
+                if not force > 0.0:
+                    continue
+                mine, other = (pt[5], pt[2]) if pt[1] == body_id else (pt[6], pt[1])
+                entry = recent[ring].setdefault(other, [0.0, 0.0, 0.0, 0.0])
+                entry[0] += force * self.impulse_per_force
+                for k in range(3):
+                    entry[1 + k] += force * self.impulse_per_force * mine[k]
+            if not recent[ring]:
                 continue  # nothing new pushed on it: it was checked when the impulse came
-            impulse = float(recent[:, 0].sum())
+            step_impulse = float(sum(v[0] for v in recent[ring].values()))
+            pairs: dict[int, np.ndarray] = {}
+            for stepped in recent:
+                for other, entry in stepped.items():
+                    pairs[other] = pairs.get(other, np.zeros(4)) + entry
+            impulse = float(sum(v[0] for v in pairs.values()))
             settings = self.settings[world.roster.root[index]]
             if impulse < settings.threshold_Ns:
                 continue
-            impact = recent[:, 1:].sum(axis=0) / impulse
-            self._break(client, index, step, frame, impact, impulse, settings)
+            # What the object could not bear it does not pass on: of this step's contact impulse, the
+            # share beyond the threshold is taken back from both sides (_take_back).
+            share = min(1.0, (impulse - settings.threshold_Ns) / step_impulse) if step_impulse > 0 else 0.0
+            self._break(client, index, step, frame, self._impact_point(pairs), impulse, settings, points, share)
+
+    def _impact_point(self, pairs: dict) -> np.ndarray:
+        """Where the blow landed: the impulse-weighted mean contact point of the body that pushed hardest
+        in the window. A static body's push counts a quarter less here, so a ball striking a glass on a
+        table is the blow, not the table's push back on the glass's foot (about as large); a glass
+        dropped on a floor has only the floor."""
+        static = self.static_ids
+        best = max(pairs, key=lambda other: (pairs[other][0] * (0.75 if other in static else 1.0), -other))
+        entry = pairs[best]
+        return entry[1:] / entry[0]
+
+    def _take_back(self, client: int, body_id: int, points, share: float) -> tuple[np.ndarray, np.ndarray]:
+        """Undo `share` of the normal contact impulse of this step's `points` on body `body_id`: the other
+        moving bodies get their share back now (velocity and spin); returns (the impulse to take from
+        the breaking body, the world point it acted at, impulse-weighted) for ``_break``."""
+        from hybrid.physics.pybullet_quiet import pybullet as p
+        from hybrid.transforms import quat_to_matrix
+
+        total, moment = np.zeros(3), np.zeros(3)
+        if share <= 0.0:
+            return total, moment
+        per_other: dict[int, list] = {}
+        for pt in points:
+            force = pt[9]
+            if not force > 0.0:
+                continue
+            normal = np.asarray(pt[7], dtype=np.float64)  # on B, pointing from B to A
+            if pt[1] == body_id:  # the breaking body is A: pushed along +normal
+                other, at_other, on_self = pt[2], pt[6], normal
+            else:
+                other, at_other, on_self = pt[1], pt[5], -normal
+            j = share * force * self.impulse_per_force
+            total += j * on_self  # the impulse it had, to be taken back
+            moment += j * np.cross(np.asarray(pt[5] if pt[1] == body_id else pt[6]), on_self)
+            per_other.setdefault(other, []).append((np.asarray(at_other, dtype=np.float64), -j * on_self))
+        for other, pushes in per_other.items():
+            info = p.getDynamicsInfo(other, -1, physicsClientId=client)
+            mass, local = info[0], np.asarray(info[2], dtype=np.float64)
+            if not mass > 0.0:
+                continue  # static or kinematic: its motion is not ours to change
+            com, quat = p.getBasePositionAndOrientation(other, physicsClientId=client)
+            linear, angular = p.getBaseVelocity(other, physicsClientId=client)
+            R = quat_to_matrix(np.asarray(quat, dtype=np.float64))  # pybullet's base frame: principal axes
+            dp = -sum(push for _, push in pushes)  # it gets back what it gave
+            dL = -sum(np.cross(at - np.asarray(com), push) for at, push in pushes)
+            inv_inertia = R @ np.diag(np.where(local > 0, 1.0 / np.where(local > 0, local, 1.0), 0.0)) @ R.T
+            p.resetBaseVelocity(
+                other,
+                (np.asarray(linear) + dp / mass).tolist(),
+                (np.asarray(angular) + inv_inertia @ dL).tolist(),
+                physicsClientId=client,
+            )
+        return total, moment
 
     def _break(self, client: int, index: int, step: int, frame: int, impact: np.ndarray, impulse: float,
-               settings: BreakSettings) -> None:
+               settings: BreakSettings, points=(), share: float = 0.0) -> None:
         from hybrid.physics.bodies import apply_material
         from hybrid.physics.breaking import fragment_motion, spawn_fragments
         from hybrid.physics.pybullet_quiet import pybullet as p
@@ -268,6 +349,13 @@ class Breaker:
         origin = com - R @ world._com_local[index]
         mass = float(self.mass[index])
         R_com = quat_to_matrix(com_quat)
+        if share > 0.0 and mass > 0.0 and any(self.moments[index]):
+            taken, moment = self._take_back(client, body_id, points, share)
+            linear = linear - taken / mass
+            inv = R_com @ np.diag(1.0 / self.moments[index]) @ R_com.T
+            angular = angular - inv @ (moment - np.cross(com, taken))
+        elif share > 0.0:
+            self._take_back(client, body_id, points, share)  # a static parent: only the others move back
         momentum = mass * linear
         angular_momentum = R_com @ (self.moments[index] * (R_com.T @ angular))
 
@@ -291,6 +379,7 @@ class Breaker:
         row = world.read_bodies()
         self._freeze(index, row)
         p.removeBody(body_id, physicsClientId=client)
+        self.static_ids.discard(body_id)  # pybullet hands its id to the next new body
         world._present[index] = False
         world._body_id[index] = -1
         self.armed.remove(index)
@@ -311,7 +400,7 @@ class Breaker:
             bind[body.body_id] = slot
             if roster.pieces[slot]:
                 self.armed.append(slot)
-                self.recent[slot] = np.zeros((self.window, 4))
+                self.recent[slot] = [{} for _ in range(self.window)]
             if root_obj.physics.gravity_scale != 1.0:
                 force = (world._gravity * body.mass_kg * (root_obj.physics.gravity_scale - 1.0)).tolist()
                 world._scaled_gravity.append((body.body_id, force))

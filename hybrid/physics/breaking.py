@@ -134,7 +134,7 @@ def shrink_hull(points: np.ndarray, margin: float) -> Optional[np.ndarray]:
     return HalfspaceIntersection(halfspaces, centre).intersections
 
 
-def _compound_file(hulls: Sequence[np.ndarray]):
+def compound_file(hulls: Sequence[np.ndarray]):
     """The hulls as an OBJ of one `o` group each (each group's faces its hull), in the cache folder by content hash."""
     from scipy.spatial import ConvexHull
 
@@ -182,7 +182,7 @@ def spawn_fragments(
             # A sliver too thin to shrink would stand a margin into its neighbour: it is
             # left out of the collision shape (never all pieces: the thickest stays).
             kept = [h for h in shrunk if h is not None] or [np.asarray(hulls[int(np.argmax([q.volume for q in fragment.pieces]))])]
-            path = _compound_file(kept)
+            path = compound_file(kept)
             shape = p.createCollisionShape(p.GEOM_MESH, fileName=str(path), physicsClientId=client)
         world_centre = np.asarray(position, dtype=np.float64) + R @ fragment.centroid
         body = p.createMultiBody(

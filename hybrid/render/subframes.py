@@ -7,7 +7,8 @@ records a State per frame; between two frames each object's pose is interpolated
 fractional time. Only the beauty pass is rendered, as linear float radiance (the
 average a shutter integrates is one of light, and highlights above 1 must reach the
 rest of the chain): depth, instance, normal, albedo and flow stay single renders at
-the frame time, exact as ever.
+the frame time, exact as ever. Across a break, sub-frames after the earlier frame
+show the fragments (``interpolate_state``).
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def interpolate_state(states: list[State], t: float) -> State:
         # Fields are not interpolated (a grid or a particle set has no pose to blend):
         # a sub-frame shows the nearer recorded frame's.
         fields=a.fields if u < 0.5 else b.fields,
+        # Between a break's frames the fragments are drawn (the later frame's roster): their
+        # rows at a are the parent's pose, so they come out of the object as the shutter runs.
+        present=b.present,
+        breaks=b.breaks,
     )
 
 

@@ -9,6 +9,7 @@
 | plane | plane.py | static only |
 | mesh | mesh.py | a mesh file |
 | heightfield | heightfield.py | static only |
+| lathe | lathe.py | an (r, z) outline swept about local z; exact convex parts |
 
 How to add a shape: write one module with a ``ShapeSpec`` subclass, its fields and
 ``type: Literal["name"]``, whose ``mesh(seed)`` returns its triangles (trimesh, in the
@@ -33,7 +34,7 @@ Built-in shapes register when this package is imported; a shape registered later
 from hybrid.shapes.base import SHAPE_OPTIONS, SHAPES, DrawnShape, ShapeOption, ShapeSpec, register_shape, unregister_shape
 
 # Importing the shape modules registers them, in this order (the order of the unions).
-from hybrid.shapes import sphere, box, cylinder, capsule, plane, mesh, heightfield  # noqa: E402,F401  isort: skip
+from hybrid.shapes import sphere, box, cylinder, capsule, plane, mesh, heightfield, lathe  # noqa: E402,F401  isort: skip
 from hybrid.shapes.box import BoxOption, BoxShape  # noqa: E402
 from hybrid.shapes.capsule import CapsuleOption, CapsuleShape  # noqa: E402
 from hybrid.shapes.cylinder import CylinderOption, CylinderShape  # noqa: E402
