@@ -25,12 +25,14 @@ def test_there_are_at_least_six_example_scenes():
     assert len(SCENE_FILES) >= 6
 
 
-@pytest.mark.parametrize("path", FAST_OR_SLOW_SCENES, ids=lambda p: p.stem)
-def test_example_scene_renders_a_few_frames(path):
-    scene = load_scene(path, overrides=SMALL)
-    clip = render_clip(scene)
+def check_clip_geometry(scene, clip, frames: int, height: int, width: int) -> None:
+    """What every clip must satisfy, rigid or broken: buffer dtypes and shapes, finite values, one
+    background in depth and instance, unit normals, zero flow at the clip's ends, instance ids of
+    objects that exist in their frame, and metadata naming every object and fragment slot in id order."""
+    from hybrid.roster import Roster
+
     b = clip.buffers
-    t, h, w = 3, 64, 96
+    t, h, w = frames, height, width
     expected = {
         "rgb": (np.uint8, (t, h, w, 3)),
         "depth": (np.float32, (t, h, w)),
@@ -50,14 +52,6 @@ def test_example_scene_renders_a_few_frames(path):
                 "fluid_velocity": (np.float32, (t, h, w, 2)),
             }
         )
-        if scene.fields.liquid is not None:
-            assert b["liquid_mask"].any(), "the camera sees no liquid"
-            assert (b["liquid_thickness"][b["liquid_mask"] == 1] > 0).all()
-        stats = clip.metadata["fields"]["frames"]
-        assert len(stats) == 3
-        if scene.fields.gas is not None:
-            assert all(f["gas_substeps"] >= 1 for f in stats[1:])
-            assert (b["gas_density"] >= 0).all()
     assert set(b) == set(expected)
     for name, (dtype, shape) in expected.items():
         assert b[name].dtype == dtype and b[name].shape == shape, name
@@ -67,16 +61,53 @@ def test_example_scene_renders_a_few_frames(path):
             assert np.isfinite(b[name]).all(), name
     hit = b["instance"] > 0
     assert hit.any(), "the camera sees no object"
-    assert b["instance"].max() <= len(scene.objects)
+    roster = Roster.from_scene(scene)
+    assert b["instance"].max() <= len(roster)
     # Buffers agree on what is background.
     assert (b["depth"][hit] > 0).all() and (b["depth"][~hit] == 0).all()
     norms = np.linalg.norm(b["normal"][hit], axis=-1)
     assert np.abs(norms - 1).max() < 1e-3
     assert (b["flow_fwd"][-1] == 0).all() and (b["flow_bwd"][0] == 0).all()
     meta = clip.metadata
-    assert meta["frame_count"] == 3 and len(meta["cam_to_world"]) == 3
-    assert [o["name"] for o in meta["objects"]] == [o.name for o in scene.objects]
-    assert [o["instance_id"] for o in meta["objects"]] == list(range(1, len(scene.objects) + 1))
+    assert meta["frame_count"] == t and len(meta["cam_to_world"]) == t
+    assert [o["name"] for o in meta["objects"]] == list(roster.names)
+    assert [o["instance_id"] for o in meta["objects"]] == list(range(1, len(roster) + 1))
+    # Only what exists in a frame is drawn in it.
+    for k in range(t):
+        seen = np.unique(b["instance"][k])
+        for ident in seen[seen > 0].tolist():
+            obj = meta["objects"][ident - 1]
+            assert obj.get("present", [True] * t)[k], (k, obj["name"])
+
+
+@pytest.mark.parametrize("path", FAST_OR_SLOW_SCENES, ids=lambda p: p.stem)
+def test_example_scene_renders_a_few_frames(path):
+    scene = load_scene(path, overrides=SMALL)
+    clip = render_clip(scene)
+    b = clip.buffers
+    if scene.fields is not None:
+        if scene.fields.liquid is not None:
+            assert b["liquid_mask"].any(), "the camera sees no liquid"
+            assert (b["liquid_thickness"][b["liquid_mask"] == 1] > 0).all()
+        stats = clip.metadata["fields"]["frames"]
+        assert len(stats) == 3
+        if scene.fields.gas is not None:
+            assert all(f["gas_substeps"] >= 1 for f in stats[1:])
+            assert (b["gas_density"] >= 0).all()
+    check_clip_geometry(scene, clip, 3, 64, 96)
+
+
+def test_a_clip_with_breaks_passes_the_same_checks():
+    """The wine glass past its break: fragments appear with their own ids, the glass's id is gone."""
+    scene = load_scene(SCENES / "wine_glass.yaml", overrides={"frames": 12, "resolution": [96, 64]})
+    clip = render_clip(scene)
+    check_clip_geometry(scene, clip, 12, 64, 96)
+    (event,) = clip.metadata["breaks"]
+    assert event["object"] == "wine_glass" and event["frame"] < 12
+    glass_id = event["instance_id"]
+    after = clip.buffers["instance"][event["frame"]:]
+    assert not (after == glass_id).any()
+    assert len(set(np.unique(after).tolist()) & set(event["fragment_ids"])) >= 5
 
 
 def _project(meta, t, point):
