@@ -42,6 +42,7 @@ test-slow: setup
 
 bench: setup
 	$(PY) benchmarks/bench_physics.py
+	$(PY) benchmarks/bench_breaking.py
 	$(PY) benchmarks/bench_render.py
 	$(PY) benchmarks/bench_post.py
 	$(PY) benchmarks/bench_dataset.py

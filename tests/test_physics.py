@@ -582,3 +582,22 @@ def test_ball_rolls_on_the_rendered_heightfield_surface_through_a_valley():
     kappa = A / 2 * (2 * math.pi / L) ** 2
     vz = np.array([s.linear_velocity[1, 2] for s in states])
     assert np.abs(np.diff(vz)).max() <= (G + v_max**2 * kappa) * scene.frame_dt_sim
+
+
+def test_a_closed_mesh_whose_faces_wind_both_ways_still_gets_its_true_mass(tmp_path):
+    """Qhull-style triangles (each face wound either way) of a 0.2 x 0.1 x 0.1 m brick: the solid is
+    closed, so its mass is density x 0.002 m^3 and its inertia the brick's, as from a clean file."""
+    from scipy.spatial import ConvexHull
+
+    half = np.array([0.1, 0.05, 0.05])
+    corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]) * half
+    faces = ConvexHull(corners).simplices.copy()
+    faces[::2] = faces[::2, ::-1]  # make sure both windings occur
+    path = tmp_path / "brick.obj"
+    path.write_text("".join(f"v {x} {y} {z}\n" for x, y, z in corners) + "".join(f"f {a + 1} {b + 1} {c + 1}\n" for a, b, c in faces))
+    obj = ObjectSpec.model_validate(dict(name="brick", shape=dict(type="mesh", file=str(path)), physics=dict(density=500)))
+    props = mass_properties(obj, geometry.build_mesh(obj.shape))
+    assert props.mass_kg == pytest.approx(500 * 0.2 * 0.1 * 0.1, rel=1e-9)
+    a, b, c = 2 * half
+    expected = props.mass_kg / 12 * np.array(sorted([b * b + c * c, a * a + c * c, a * a + b * b]))
+    np.testing.assert_allclose(sorted(props.principal_moments), expected, rtol=1e-9)

@@ -66,8 +66,7 @@ class ShapeSpec(Spec):
 
     def volume(self) -> float:
         """m^3, to turn a density into a mass: the closed mesh's, or its convex hull's when open."""
-        m = self.mesh()
-        return float(abs(m.volume)) if m.is_watertight else float(m.convex_hull.volume)
+        return float(abs(closed_solid(self.mesh()).volume))
 
     def inertia(self, mesh: Optional["trimesh.Trimesh"]) -> tuple[np.ndarray, np.ndarray]:
         """(centre of mass (3,) m in the shape frame, inertia tensor per kilogram (3, 3) m^2 about it).
@@ -76,7 +75,7 @@ class ShapeSpec(Spec):
         its volume is). Raises ValueError for a mesh that encloses no volume.
         """
         assert mesh is not None
-        solid = mesh if mesh.is_watertight else mesh.convex_hull
+        solid = closed_solid(mesh)
         if solid.volume < 0:  # inward-facing winding: same solid, flipped sign
             solid = solid.copy()
             solid.invert()
@@ -110,6 +109,21 @@ class ShapeSpec(Spec):
         """Problems building the World would meet, found at load (``hybrid.scene.preflight``); ``at`` is
         the path of this shape in the file."""
         return []
+
+
+def closed_solid(mesh: "trimesh.Trimesh") -> "trimesh.Trimesh":
+    """The solid a mesh encloses, for volume and inertia: the mesh itself when it is closed and its
+    faces wind consistently; a closed mesh whose faces wind both ways (a file that lists some faces
+    backwards) with its winding made consistent first; an open one's convex hull."""
+    if not mesh.is_watertight:
+        return mesh.convex_hull
+    if mesh.is_winding_consistent:
+        return mesh
+    import trimesh
+
+    fixed = mesh.copy()
+    trimesh.repair.fix_winding(fixed)
+    return fixed
 
 
 class AxialShape(ShapeSpec):
