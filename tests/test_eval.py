@@ -265,3 +265,29 @@ def test_a_path_traced_dataset_adds_the_raster_beauty_and_its_checks():
     assert not {c["check"]: c["pass"] for c in acceptance_checks({"summary": summary})}[gain]  # 28 < 29
     plain = summarise([{k: v for k, v in row(28.0, 26.0).items() if k != "raster"}])
     assert "raster" not in plain and not any("raster" in c["check"] for c in acceptance_checks({"summary": plain}))
+
+
+def test_clips_with_and_without_breaks_are_summarised_apart():
+    from hybrid.neural.evaluate import clip_breaks, report_markdown, summaries_by_breaks
+
+    assert clip_breaks(None) == 0 and clip_breaks({"breaks": [{"object": "a"}, {"object": "b"}]}) == 2
+
+    def row(breaks, psnr):
+        scores = {"psnr": psnr, "ssim": psnr / 100, "warp_error": 2.0}
+        return {"breaks": breaks, "fields": [], "neural": scores, "frame_by_frame": scores, "albedo": scores,
+                "target": {"warp_error": 1.0}}
+
+    rows = [row(0, 30.0), row(2, 24.0), row(1, 26.0)]
+    split = summaries_by_breaks(rows)
+    assert list(split) == ["nothing breaks", "something breaks"]
+    assert split["something breaks"]["clips"] == 2 and split["something breaks"]["neural"]["psnr"] == pytest.approx(25.0)
+    assert summaries_by_breaks([row(0, 30.0)]) is None
+    results = {
+        "summary": split["nothing breaks"], "summary_by_breaks": split,
+        "options": {"steps": 2, "scheduler": "dpm", "seed": 0, "clips": 3, "long_clips": 0},
+        "checkpoint": "ckpt", "dataset": "data", "dataset_recipe": {"name": "r"}, "dataset_seed": 1, "clips": 3,
+        "model": {"resolution": [16, 16], "window": 4, "context_frames": 1, "condition": ["albedo"]},
+        "checks": [], "seconds": 1.0, "hardware": {"cores": 2, "device": "cpu"},
+    }
+    text = report_markdown(results)
+    assert "## Clips with and without breaks" in text and "| something breaks | 2 | 25.00 |" in text

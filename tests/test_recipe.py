@@ -560,3 +560,44 @@ def test_texture_file_is_cached_by_content(tmp_path):
     assert texture_file("marble", 3, {"size": 32}, tmp_path) != path
     assert texture_file("marble", 2, {"size": 32, "veins": 5}, tmp_path) != path
     assert not [p for p in (tmp_path / "textures").iterdir() if p.name.startswith(".tmp-")], "a temporary file was left"
+
+
+def test_the_breaking_recipe_makes_some_objects_breakable_and_leaves_others_whole():
+    """datasets/breaking.yaml: about half the objects get a glass or ceramic `breakable` with a drawn
+    seed and a threshold between the preset's and 20 times it; the rest stay plain."""
+    from hybrid.data.sampler import sample_scene
+    from hybrid.scene.spec import BREAK_PRESETS
+
+    recipe = load_recipe(REPO / "datasets" / "breaking.yaml")
+    blocks, plain = [], 0
+    for index in range(40):
+        for obj in sample_scene(recipe, 5, index).objects:
+            if obj.physics.body != "dynamic":
+                continue
+            if obj.physics.breakable is None:
+                plain += 1
+                continue
+            blocks.append(obj.physics.breakable)
+    total = plain + len(blocks)
+    assert 0.35 < len(blocks) / total < 0.65  # probability 0.5, ~180 objects: 4.5 sigma either way
+    assert {b.preset for b in blocks} == {"glass", "ceramic"}
+    for b in blocks:
+        base = BREAK_PRESETS[b.preset]["threshold_Ns"]
+        assert base <= b.threshold_Ns <= 20 * base
+    assert len({b.seed for b in blocks}) == len(blocks)
+
+
+def test_breakables_and_fields_in_one_recipe_are_refused(tmp_path):
+    text = (REPO / "datasets" / "breaking.yaml").read_text() + textwrap.dedent("""
+        fields:
+          smoke:
+            probability: 1.0
+            emitter_region: {min: [-1, -1, 0.3], max: [1, 1, 0.6]}
+            gas:
+              domain: {min: [-2, -2, 0], max: [2, 2, 2]}
+              resolution: 16
+              emitters:
+                - {shape: sphere, center: [0, 0, 0.5], radius: 0.3, density: 1.0}
+    """)
+    with pytest.raises(RecipeError, match="breakable objects in clips with `fields:`"):
+        load_recipe(write(tmp_path, text))

@@ -225,6 +225,17 @@ class Throw(RecipeSpec):
     spin: NonNegativeNumber = Field(0.0, description="rad/s")
 
 
+class BreakableDist(RecipeSpec):
+    """Objects that break (the scene's `physics.breakable`): with `probability` an object breaks
+    like a preset drawn from `presets` (equal odds), into `pieces` fragments (the preset's when not
+    given), at the preset's threshold times `threshold_scale`, with a drawn fracture seed."""
+
+    probability: Unit = 0.5
+    presets: tuple[Literal["glass", "ceramic", "wood", "concrete", "ice"], ...] = Field(("glass", "ceramic"), min_length=1)
+    pieces: Optional[Annotated[Number, bounded(ge=2, le=256, whole=True)]] = None
+    threshold_scale: PositiveNumber = 1.0
+
+
 class ObjectsSpec(RecipeSpec):
     """The dynamic objects of each clip."""
 
@@ -241,6 +252,7 @@ class ObjectsSpec(RecipeSpec):
     mass: Optional[PositiveNumber] = Field(None, description="kg; replaces the material's density")
     placement: Placement = {}
     throw: Optional[Throw] = None
+    breakable: Optional[BreakableDist] = None
 
     @model_validator(mode="after")
     def _sized(self) -> "ObjectsSpec":
@@ -586,6 +598,12 @@ class Recipe(RecipeSpec):
             error = (err.get("ctx") or {}).get("error")
             at = tuple(err["loc"]) + tuple(getattr(error, "at", ()))
             raise SpecValueError(err["msg"].removeprefix("Value error, "), at=at) from None
+        if self.objects.breakable is not None and self.fields is not None:
+            raise SpecValueError(
+                "breakable objects in clips with `fields:` are not supported yet (the fluids would not see the "
+                "fragments); remove objects.breakable or the fields",
+                at=("objects", "breakable"),
+            )
         return self
 
     @property

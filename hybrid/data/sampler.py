@@ -423,6 +423,10 @@ def _sample_objects(
         }
         if texture:
             look["texture"] = texture
+        if objs.breakable is not None:  # drawn last: recipes without breakables keep their clips
+            breakable = _breakable(objs.breakable, rng)
+            if breakable is not None:
+                physics["breakable"] = breakable
         out.append(
             {
                 "name": name,
@@ -470,6 +474,22 @@ def _place(
         f"with bounding radius {geometry.radius:.3g} m) in {rules.max_attempts} attempts {rules_text}; enlarge "
         "objects.placement.region, lower objects.count or objects.size, or raise objects.placement.max_attempts"
     )
+
+
+def _breakable(dist: rc.BreakableDist, rng: np.random.Generator) -> Optional[dict]:
+    """The scene's `physics.breakable` block for one object, or None when this one does not break."""
+    from hybrid.scene.spec import BREAK_PRESETS
+
+    if not rng.random() < dist.probability:
+        return None
+    preset = dist.presets[int(rng.integers(len(dist.presets)))]
+    out: dict = {"preset": preset, "seed": int(rng.integers(2**31))}
+    if dist.pieces is not None:
+        out["pieces"] = int(round(dist.pieces.sample(rng)))
+    scale = float(dist.threshold_scale.sample(rng))
+    if scale != 1.0:
+        out["threshold_Ns"] = float(BREAK_PRESETS[preset]["threshold_Ns"]) * scale  # type: ignore[arg-type]
+    return out
 
 
 def _throw(throw: rc.Throw, position: np.ndarray, rng: np.random.Generator) -> dict:

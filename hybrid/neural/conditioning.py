@@ -288,16 +288,23 @@ EMISSION_SCALE = 1.0  # emission channel = 1 - exp(-radiance / 1): 0.63 for a wh
 def _material(buffers, metadata, size):
     """Per pixel, from the look of the object seen (instance id -> scene object): roughness,
     metallic, transmission and 1 - exp(-emitted radiance), the decoded emission colour's mean
-    x emission_strength; 0 on background. Exact: looks are uniform over an object."""
+    x emission_strength; 0 on background. Exact: looks are uniform over an object. A fragment
+    of a breakable object (ids after the scene's objects: metadata.json ``objects`` names its
+    ``root``) takes its object's look, also on its broken faces."""
     from hybrid.render.materials import display_to_linear
     from hybrid.scene.spec import Look
 
     objects = metadata["scene_spec"].get("objects", [])
-    table = np.zeros((len(objects) + 1, 4), dtype=np.float32)  # row 0: background
+    entries = metadata.get("objects") or []
+    names = [obj.get("name") for obj in objects]
+    roots = [names.index(e["root"]) for e in entries[len(objects):] if e.get("root") in names]
+    table = np.zeros((len(objects) + 1 + len(roots), 4), dtype=np.float32)  # row 0: background
     for i, obj in enumerate(objects):
         look = Look.model_validate(obj.get("look") or {})  # the dump leaves out defaults: the spec fills them in
         emitted = float(np.mean(display_to_linear(look.emission))) * look.emission_strength
         table[i + 1] = (look.roughness, look.metallic, look.transmission, 1.0 - np.exp(-emitted / EMISSION_SCALE))
+    for k, root in enumerate(roots):
+        table[len(objects) + 1 + k] = table[root + 1]
     ids = np.asarray(buffers["instance"]).astype(np.int64)
     if ids.size and ids.max() >= len(table):
         raise ConditionError(

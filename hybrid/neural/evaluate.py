@@ -313,6 +313,7 @@ def evaluate(
         visible = covisible_clip(buffers["flow_bwd"], buffers["flow_fwd"], buffers["instance"])
         row: dict = {"index": int(item["index"]), "frames": int(len(buffers["rgb"])),
                      "fields": clip_fields(item["metadata"]),
+                     "breaks": clip_breaks(item["metadata"]),
                      "covisible_fraction": float(visible[1:].mean()) if len(visible) > 1 else 0.0}
         row["target"] = {"warp_error": warp_error(buffers["rgb"], buffers["flow_bwd"], visible)}
         for method, frames in outputs.items():
@@ -355,6 +356,7 @@ def evaluate(
         "clips": len(per_clip),
         "summary": summary,
         "summary_by_fields": summaries_by_fields(per_clip),
+        "summary_by_breaks": summaries_by_breaks(per_clip),
         "per_clip": per_clip,
         "drift": drift,
         "hardware": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "device": device},
@@ -396,6 +398,23 @@ def clip_fields(metadata: Optional[dict]) -> list[str]:
     """The fields a clip holds ("gas", "liquid"), from its metadata.json ``fields`` entry."""
     fields = (metadata or {}).get("fields") or {}
     return [kind for kind in FIELD_KINDS if kind in fields]
+
+
+def clip_breaks(metadata: Optional[dict]) -> int:
+    """How many objects broke in a clip (its metadata.json ``breaks`` entry; 0 without breakables)."""
+    return len((metadata or {}).get("breaks") or ())
+
+
+def summaries_by_breaks(rows: list[dict]) -> Optional[dict]:
+    """``summarise`` over the clips in which something broke and those in which nothing did, each with
+    its clip count; None when nothing broke in any clip."""
+    if not any(r.get("breaks") for r in rows):
+        return None
+    subsets = {
+        "nothing breaks": [r for r in rows if not r.get("breaks")],
+        "something breaks": [r for r in rows if r.get("breaks")],
+    }
+    return {name: {"clips": len(subset), **summarise(subset)} for name, subset in subsets.items() if subset}
 
 
 def summaries_by_fields(rows: list[dict]) -> Optional[dict]:
@@ -599,20 +618,28 @@ def report_markdown(results: dict, command: Optional[str] = None) -> str:
             "the raster beauty when the dataset holds one, the neural renderer, then each output's absolute "
             f"difference from the reference x {ERROR_GAIN} (white: 64 codes or more).",
         ]
-    by_fields = results.get("summary_by_fields")
-    if by_fields:
+    for key, title, words in (
+        ("summary_by_fields", "## Clips with and without fields",
+         "The same clips split by what their scenes hold (metadata.json `fields`): smoke or fire (gas), a liquid, "
+         "or neither. A clip with both counts in both rows."),
+        ("summary_by_breaks", "## Clips with and without breaks",
+         "The same clips split by whether an object broke into fragments in them (metadata.json `breaks`): "
+         "state that changes mid-clip, new objects appearing where one was."),
+    ):
+        subsets = results.get(key)
+        if not subsets:
+            continue
         lines += [
             "",
-            "## Clips with and without fields",
+            title,
             "",
-            "The same clips split by what their scenes hold (metadata.json `fields`): smoke or fire (gas), a liquid, "
-            "or neither. A clip with both counts in both rows.",
+            words,
             "",
             "| clips | count | neural PSNR (dB) | neural SSIM | neural warp / target's | frame by frame PSNR | "
             "albedo PSNR | albedo SSIM |",
             "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
-        for name, r in by_fields.items():
+        for name, r in subsets.items():
             warp, target = r["neural"]["warp_error"], r["target"]["warp_error"]
             ratio = None if warp is None or not target else warp / target
             lines.append(
