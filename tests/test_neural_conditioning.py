@@ -238,3 +238,24 @@ def test_an_image_environment_lights_the_environment_channels_and_a_lost_image_i
     (tmp_path / "grey.png").unlink()
     with pytest.raises(ConditionError, match=r"condition group 'environment'.*grey\.png.*keep its image file"):
         build_condition(buffers, metadata, ["environment"], (8, 8))
+
+
+def test_material_of_a_fragment_is_its_objects():
+    """Fragment slots (ids after the scene's objects, metadata.json `objects` naming their `root`) take
+    the look of the object they broke from."""
+    from hybrid.neural.conditioning import build_condition
+
+    metadata = {
+        "scene_spec": {"objects": [
+            {"name": "floor", "look": {"roughness": 0.9}},
+            {"name": "glass", "look": {"roughness": 0.05, "transmission": 1.0}},
+        ]},
+        "objects": [{"name": "floor"}, {"name": "glass"},
+                    {"name": "glass#0", "root": "glass"}, {"name": "glass#1", "root": "glass"}],
+        "cam_to_world": [np.eye(4).tolist()],
+    }
+    instance = np.array([[[0, 1, 2, 3, 4]]], dtype=np.uint16)  # (T, H, W)
+    material = build_condition({"instance": instance}, metadata, ["material"], (1, 5))
+    np.testing.assert_allclose(material[0, :, 0, 3], material[0, :, 0, 2])  # glass#0 looks like glass
+    np.testing.assert_allclose(material[0, :, 0, 4], material[0, :, 0, 2])
+    assert material[0, 0, 0, 2] == pytest.approx(0.05) and material[0, 2, 0, 2] == pytest.approx(1.0)

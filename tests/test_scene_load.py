@@ -330,6 +330,39 @@ INVALID = [
         "7:5", "lights[4]", "5 directional lights: the rasteriser draws at most 4", None,
     ),
     (
+        "breakable without threshold or preset",
+        """
+        name: demo
+        objects:
+          - name: cup
+            shape: {type: box, size: [0.1, 0.1, 0.1]}
+            physics: {breakable: {pieces: 8}}
+        """,
+        "5:26", "objects[0].physics.breakable.threshold_Ns", "`breakable` needs `threshold_Ns` or a `preset`", None,
+    ),
+    (
+        "unknown break preset",
+        """
+        name: demo
+        objects:
+          - name: cup
+            shape: {type: box, size: [0.1, 0.1, 0.1]}
+            physics: {breakable: {preset: porcelain}}
+        """,
+        "5:35", "objects[0].physics.breakable.preset", "porcelain", "ceramic",
+    ),
+    (
+        "breakable kinematic object",
+        """
+        name: demo
+        objects:
+          - name: paddle
+            shape: {type: box, size: [0.1, 0.1, 0.1]}
+            physics: {body: kinematic, breakable: {preset: glass}}
+        """,
+        "5:43", "objects[0].physics.breakable", "a kinematic object cannot break", None,
+    ),
+    (
         "empty file",
         "",
         "1:1", "", "the file is empty", None,
