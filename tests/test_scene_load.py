@@ -408,7 +408,7 @@ def test_suggestion_and_choices_are_written_after_the_message():
         load_scene_text(text, "x.yaml")
     assert str(info.value).splitlines()[0] == (
         "x.yaml:3:29: objects[0].shape.type: unknown shape type 'spere' "
-        "(did you mean 'sphere'? one of: sphere, box, cylinder, capsule, plane, mesh, heightfield)"
+        "(did you mean 'sphere'? one of: sphere, box, cylinder, capsule, plane, mesh, heightfield, lathe)"
     )
 
 

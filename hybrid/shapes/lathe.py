@@ -28,7 +28,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from hybrid.shapes.base import ShapeSpec, register_shape
-from hybrid.spec.types import Float, NonNegative
+from hybrid.spec.types import Float, Int, NonNegative
 
 # Outline corners sharper than this (degrees between neighbouring segments' normals) stay sharp when drawn.
 SMOOTH_ANGLE_DEG = 35.0
@@ -40,7 +40,7 @@ class LatheShape(ShapeSpec):
         min_length=3,
         description="(r, z) outline in metres from a point on the axis (r = 0) round to another, counter-clockwise",
     )
-    sections: int = Field(32, ge=3, le=256, description="chords around the axis")
+    sections: Int = Field(32, ge=3, le=256, description="chords around the axis")
 
     build_hint = "give a simple, counter-clockwise (r, z) outline that starts and ends on the axis (r = 0)"
 
