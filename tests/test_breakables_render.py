@@ -11,6 +11,7 @@ import pytest
 from hybrid.camera import camera_track
 from hybrid.pipeline import render_buffers, simulate
 from hybrid.scene.spec import Scene
+from test_flow import _bilinear, _interior  # resampling at pixel centres; pixels away from silhouettes
 
 ASSETS = os.path.join(os.path.dirname(__file__), "..", "scenes", "assets")
 W, H = 256, 192
@@ -55,26 +56,6 @@ def clip(tmp_path_factory):
     states = simulate(scene)
     track = camera_track(scene)
     return scene, states, track, render_buffers(scene, states, track)
-
-
-def _bilinear(img, x, y):
-    h, w = img.shape[:2]
-    x = np.clip(x - 0.5, 0, w - 1.001)
-    y = np.clip(y - 0.5, 0, h - 1.001)
-    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
-    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
-    img = img.astype(np.float64)
-    return (img[y0, x0] * (1 - fx) * (1 - fy) + img[y0, x0 + 1] * fx * (1 - fy)
-            + img[y0 + 1, x0] * (1 - fx) * fy + img[y0 + 1, x0 + 1] * fx * fy)
-
-
-def _interior(instance):
-    pad = np.pad(instance, 2, mode="edge")
-    same = np.ones(instance.shape, bool)
-    for dy in range(5):
-        for dx in range(5):
-            same &= pad[dy: dy + instance.shape[0], dx: dx + instance.shape[1]] == instance
-    return same
 
 
 def test_fragments_replace_the_object_with_new_ids_and_show_the_inner_look(clip):

@@ -410,10 +410,14 @@ def summaries_by_breaks(rows: list[dict]) -> Optional[dict]:
     its clip count; None when nothing broke in any clip."""
     if not any(r.get("breaks") for r in rows):
         return None
-    subsets = {
+    return _summaries({
         "nothing breaks": [r for r in rows if not r.get("breaks")],
         "something breaks": [r for r in rows if r.get("breaks")],
-    }
+    })
+
+
+def _summaries(subsets: dict[str, list[dict]]) -> dict:
+    """``summarise`` of each non-empty subset of clips, with its clip count."""
     return {name: {"clips": len(subset), **summarise(subset)} for name, subset in subsets.items() if subset}
 
 
@@ -422,12 +426,11 @@ def summaries_by_fields(rows: list[dict]) -> Optional[dict]:
     each with its clip count; subsets without clips are left out. None when no clip has fields."""
     if not any(r.get("fields") for r in rows):
         return None
-    subsets = {
+    return _summaries({
         "without fields": [r for r in rows if not r.get("fields")],
         "with fields": [r for r in rows if r.get("fields")],
         **{f"with {kind}": [r for r in rows if kind in (r.get("fields") or ())] for kind in FIELD_KINDS},
-    }
-    return {name: {"clips": len(subset), **summarise(subset)} for name, subset in subsets.items() if subset}
+    })
 
 
 def _drawn_again(recipe_path: Path, options: EvalOptions):
