@@ -87,3 +87,24 @@ def test_motion_blur_spreads_the_ball_along_its_path_and_keeps_its_light():
     assert out.dtype == np.uint8 and out.shape == (96, 192, 3)
     # The exact buffers are untouched: the instance mask is the sharp ball at the frame time.
     assert (buffers["instance"][1] > 0).any(axis=0).sum() <= lit_sharp + 1
+
+
+def test_sub_frames_across_a_break_show_the_fragments_coming_out_of_the_object():
+    """Between the last intact frame and the first broken one, a sub-frame draws the later frame's
+    objects (the fragments), posed between their rows: at the start of the interval those rows are
+    the object's pose, so the fragments begin exactly where it was."""
+    scene = Scene.model_validate(dict(name="t", frames=20, objects=[
+        dict(name="floor", shape=dict(type="plane"), physics=dict(body="static")),
+        dict(name="box", shape=dict(type="box", size=[0.1, 0.1, 0.1]), position=[0, 0, 0.5],
+             physics=dict(mass=0.3, breakable=dict(threshold_Ns=0.2, pieces=6))),
+    ]))
+    states = simulate(scene)
+    (event,) = states[-1].breaks
+    a = event.frame - 1
+    early = interpolate_state(states, a + 1e-9)
+    assert early.present.tolist() == states[a + 1].present.tolist() and early.breaks == states[a + 1].breaks
+    for slot in event.fragments:
+        np.testing.assert_allclose(early.position[slot], states[a].position[1], atol=1e-9)
+    middle = interpolate_state(states, a + 0.5)
+    slot = event.fragments[0]
+    np.testing.assert_allclose(middle.position[slot], 0.5 * (states[a].position[slot] + states[a + 1].position[slot]))
