@@ -247,6 +247,7 @@ class Breaker:
 
         world = self.world
         ring = step % self.window
+        breaking = []
         for index in list(self.armed):
             body_id = int(world._body_id[index])
             recent = self.recent[index]
@@ -275,7 +276,16 @@ class Breaker:
             # What the object could not bear it does not pass on: of this step's contact impulse, the
             # share beyond the threshold is taken back from both sides (_take_back).
             share = min(1.0, (impulse - settings.threshold_Ns) / step_impulse) if step_impulse > 0 else 0.0
-            self._break(client, index, step, frame, self._impact_point(pairs), impulse, settings, points, share)
+            breaking.append((index, self._impact_point(pairs), impulse, settings, points, share))
+        # All decided on this step's contacts first, then switched in roster order; a body removed
+        # by an earlier switch in this step (whose id pybullet may already have handed to a
+        # fragment) is left out of a later one's take-back.
+        gone: set[int] = set()
+        for index, impact, impulse, settings, points, share in breaking:
+            points = [pt for pt in points if pt[1] not in gone and pt[2] not in gone]
+            gone.add(int(world._body_id[index]))
+            made = self._break(client, index, step, frame, impact, impulse, settings, points, share)
+            gone.update(made)
 
     def _impact_point(self, pairs: dict) -> np.ndarray:
         """Where the blow landed: the impulse-weighted mean contact point of the body that pushed hardest
@@ -331,7 +341,7 @@ class Breaker:
         return total, moment
 
     def _break(self, client: int, index: int, step: int, frame: int, impact: np.ndarray, impulse: float,
-               settings: BreakSettings, points=(), share: float = 0.0) -> None:
+               settings: BreakSettings, points=(), share: float = 0.0) -> list[int]:
         from hybrid.physics.bodies import apply_material
         from hybrid.physics.breaking import fragment_motion, spawn_fragments
         from hybrid.physics.pybullet_quiet import pybullet as p
@@ -422,6 +432,7 @@ class Breaker:
             pattern=pattern,
         )
         world._breaks = world._breaks + (event,)
+        return [body.body_id for body in spawned]
 
     def _freeze(self, index: int, rows) -> None:
         self.world._frozen[index] = tuple(np.array(r[index]) for r in rows)
