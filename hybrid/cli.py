@@ -337,9 +337,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 first_code = first_code or code
                 bad += 1
                 continue
+            from hybrid.roster import Roster
+
+            slots = len(Roster.from_scene(scene)) - len(scene.objects)
             print(
-                f"ok  {path}: '{scene.name}', {len(scene.objects)} objects, {scene.frame_count} frames "
-                f"at {scene.width}x{scene.height}, {scene.fps:g} fps"
+                f"ok  {path}: '{scene.name}', {len(scene.objects)} objects"
+                + (f" (+{slots} fragment slots)" if slots else "")
+                + f", {scene.frame_count} frames at {scene.width}x{scene.height}, {scene.fps:g} fps"
             )
     return first_code if bad else 0
 
