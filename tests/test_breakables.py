@@ -288,3 +288,59 @@ def test_wood_splinters_along_its_longest_axis():
     # Ten cells without grain split the 0.6 m plank into blocks of 8 to 10 cm along x (median over
     # seeds 0-4: 0.08 to 0.096 m); stretched 5 times they overlap along it as splinters of 0.2 m.
     assert np.median(extents[:, 0]) > 0.12
+
+
+GAS_BREAK = """
+name: gas_break
+fps: 24
+frames: 16
+objects:
+  - name: floor
+    shape: {type: plane}
+    physics: {body: static}
+  - name: box
+    shape: {type: box, size: [0.3, 0.3, 0.3]}
+    position: [0.0, 0.0, 0.6]
+    physics: {density: 400, breakable: {threshold_Ns: 1.0, pieces: 6, kick: 0.0}}
+fields:
+  gas:
+    domain: {min: [-0.6, -0.6, 0.0], max: [0.6, 0.6, 1.2]}
+    resolution: 16
+    boundaries: {z_max: open}
+"""
+
+
+def test_the_fluids_see_the_fragments_and_not_the_broken_object():
+    """A box breaks on the floor inside a smoke domain: from then on the gas's solid cells are the
+    fragments' (each one's hull, ids after the scene's), none is the box's, and they cover about the
+    box's volume where it broke (cells of 7.5 cm: the count is the volume to a layer of cells)."""
+    from hybrid.scene import load_scene_text
+
+    scene = load_scene_text(GAS_BREAK, "gas_break.yaml")
+    with World(scene) as world:
+        states = world.run()
+        (event,) = states[-1].breaks
+        colliders = world.fields.colliders
+        kinds = colliders.kind.to_numpy()[: len(world.names)]
+        body = world.fields.gas.body.to_numpy()
+    assert kinds[1] == -1 and (kinds[list(event.fragments)] >= 0).all()
+    marked = set(np.unique(body).tolist()) - {-1}
+    assert 1 not in marked and marked <= set(event.fragments) and len(marked) >= 3
+    dx = 1.2 / 16
+    volume = (body >= 0).sum() * dx**3
+    assert 0.3**3 / 3 < volume < 3 * 0.3**3  # fragments spread on the floor: same order as the box
+
+
+def test_breakables_in_a_scene_with_a_liquid_are_refused_with_the_reason():
+    from hybrid.scene import SceneError, load_scene_text
+
+    text = GAS_BREAK.replace("""  gas:
+    domain: {min: [-0.6, -0.6, 0.0], max: [0.6, 0.6, 1.2]}
+    resolution: 16
+    boundaries: {z_max: open}""", """  liquid:
+    domain: {min: [-0.6, -0.6, 0.0], max: [0.6, 0.6, 1.2]}
+    resolution: 16
+    fill:
+      - {min: [-0.6, -0.6, 0.0], max: [0.6, 0.6, 0.2]}""")
+    with pytest.raises(SceneError, match=r"liquid\.yaml:12:.*not supported yet.*unstable.*remove `breakable`"):
+        load_scene_text(text, "liquid.yaml")

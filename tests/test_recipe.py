@@ -587,8 +587,9 @@ def test_the_breaking_recipe_makes_some_objects_breakable_and_leaves_others_whol
     assert len({b.seed for b in blocks}) == len(blocks)
 
 
-def test_breakables_and_fields_in_one_recipe_are_refused(tmp_path):
-    text = (REPO / "datasets" / "breaking.yaml").read_text() + textwrap.dedent("""
+def test_breakables_go_with_smoke_but_not_yet_with_a_liquid(tmp_path):
+    base = (REPO / "datasets" / "breaking.yaml").read_text()
+    smoke = textwrap.dedent("""
         fields:
           smoke:
             probability: 1.0
@@ -599,5 +600,17 @@ def test_breakables_and_fields_in_one_recipe_are_refused(tmp_path):
               emitters:
                 - {shape: sphere, center: [0, 0, 0.5], radius: 0.3, density: 1.0}
     """)
-    with pytest.raises(RecipeError, match="breakable objects in clips with `fields:`"):
-        load_recipe(write(tmp_path, text))
+    assert load_recipe(write(tmp_path, base + smoke)).objects.breakable is not None
+    liquid = textwrap.dedent("""
+        fields:
+          liquid:
+            probability: 1.0
+            level: 0.1
+            liquid:
+              domain: {min: [-1, -1, 0], max: [1, 1, 1]}
+              resolution: 16
+              fill:
+                - {min: [-1, -1, 0], max: [1, 1, 0.1]}
+    """)
+    with pytest.raises(RecipeError, match="breakable objects in clips with a liquid"):
+        load_recipe(write(tmp_path, base + liquid, "liquid.yaml"))

@@ -598,10 +598,10 @@ class Recipe(RecipeSpec):
             error = (err.get("ctx") or {}).get("error")
             at = tuple(err["loc"]) + tuple(getattr(error, "at", ()))
             raise SpecValueError(err["msg"].removeprefix("Value error, "), at=at) from None
-        if self.objects.breakable is not None and self.fields is not None:
+        if self.objects.breakable is not None and self.fields is not None and self.fields.liquid is not None:
             raise SpecValueError(
-                "breakable objects in clips with `fields:` are not supported yet (the fluids would not see the "
-                "fragments); remove objects.breakable or the fields",
+                "breakable objects in clips with a liquid are not supported yet (the liquid's explicit coupling "
+                "with the smallest fragments goes unstable); remove objects.breakable or fields.liquid",
                 at=("objects", "breakable"),
             )
         return self

@@ -27,7 +27,7 @@ slopes). Containers for liquids are best built from boxes, which are exact.
 
 # No `from __future__ import annotations`: Taichi reads kernel annotations as objects.
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
@@ -62,20 +62,28 @@ class ColliderShape:
     bound_radius: float = float("inf")
 
 
-def _hull_planes(vertices: np.ndarray) -> np.ndarray:
+def _hull_planes(vertices: np.ndarray, max_planes: Optional[int] = None) -> np.ndarray:
     from scipy.spatial import ConvexHull
 
     hull = ConvexHull(vertices)
     eq = hull.equations  # n . x + c <= 0 inside
     planes = np.concatenate([eq[:, :3], -eq[:, 3:]], axis=1)
     # Coplanar triangles give the same plane many times.
-    _, keep = np.unique(np.round(planes, 6), axis=0, return_index=True)
+    _, keep, which = np.unique(np.round(planes, 6), axis=0, return_index=True, return_inverse=True)
+    if max_planes is not None and len(keep) > max_planes:
+        # Too many faces for the room left: keep the largest. Dropping a face plane only
+        # enlarges the solid a little where that face was (never opens a hole).
+        tri = vertices[hull.simplices]
+        area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+        per_plane = np.bincount(which.ravel(), weights=area, minlength=len(keep))
+        keep = keep[np.sort(np.argsort(-per_plane, kind="stable")[:max_planes])]
     return planes[np.sort(keep)]
 
 
-def hull_collider(vertices: np.ndarray) -> ColliderShape:
-    """A convex solid given by its points (N, 3) in the shape frame: the SDF of their convex hull."""
-    planes = _hull_planes(vertices)
+def hull_collider(vertices: np.ndarray, max_planes: Optional[int] = None) -> ColliderShape:
+    """A convex solid given by its points (N, 3) in the shape frame: the SDF of their convex hull (with at
+    most `max_planes` face planes, the largest, when given)."""
+    planes = _hull_planes(vertices, max_planes)
     return ColliderShape(HULL, planes=planes, bound_radius=float(np.linalg.norm(vertices, axis=1).max()))
 
 
@@ -93,10 +101,13 @@ class Colliders:
     takes forces from the fluids (dynamic bodies under two-way coupling).
     """
 
-    def __init__(self, shapes: Sequence[ColliderShape], receives: Sequence[bool]):
+    def __init__(self, shapes: Sequence[Optional[ColliderShape]], receives: Sequence[bool], spare_planes: int = 0):
+        """`shapes[b]` None: body b does not exist yet (a fragment slot, ``hybrid.roster``); it is no
+        boundary until ``set_shape`` gives it one. `spare_planes`: room for the face planes of the hull
+        shapes given later."""
         self.count = len(shapes)
         n = max(1, self.count)
-        self.shapes = tuple(shapes)
+        self.shapes = list(shapes)  # None where a body does not exist (now)
         self.receives_np = np.asarray(list(receives) + [False] * (n - self.count), dtype=np.int32)
         self.kind = ti.field(ti.i32, n)
         self.params = ti.Vector.field(4, ti.f32, n)
@@ -109,11 +120,14 @@ class Colliders:
         self.receives = ti.field(ti.i32, n)
         self.impulse = ti.Vector.field(3, ti.f32, n)
         self.angular_impulse = ti.Vector.field(3, ti.f32, n)
-        planes = [s.planes for s in shapes if s.kind == HULL]
+        planes = [s.planes for s in shapes if s is not None and s.kind == HULL]
         all_planes = np.concatenate(planes) if planes else np.zeros((1, 4))
+        self._planes_used = len(all_planes)
+        self._planes_capacity = len(all_planes) + int(spare_planes)
+        all_planes = np.concatenate([all_planes, np.zeros((int(spare_planes), 4))])
         self.planes = ti.Vector.field(4, ti.f32, len(all_planes))
         self.plane_range = ti.Vector.field(2, ti.i32, n)
-        hfs = [s.heights.ravel() for s in shapes if s.kind == HEIGHTFIELD]
+        hfs = [s.heights.ravel() for s in shapes if s is not None and s.kind == HEIGHTFIELD]
         all_heights = np.concatenate(hfs) if hfs else np.zeros(1)
         self.heights = ti.field(ti.f32, len(all_heights))
         self.hf_start = ti.field(ti.i32, n)
@@ -129,6 +143,9 @@ class Colliders:
         hf_extent = np.ones((n, 2), np.float32)
         p0 = h0 = 0
         for b, s in enumerate(shapes):
+            if s is None:
+                bound[b] = -FAR  # culled by every query: (distance to origin) - bound is never small
+                continue
             kind[b] = s.kind
             params[b] = s.params
             bound[b] = min(FAR, s.bound_radius)
@@ -153,6 +170,35 @@ class Colliders:
         self.rotation.from_numpy(eye)
 
     # ------------------------------------------------------------ host side
+
+    def set_shape(self, b: int, shape: Optional[ColliderShape], receives: bool) -> None:
+        """Make body b `shape` (a sphere, box, capsule, cylinder or hull), or no boundary at all (None):
+        a breakable object leaving the world, its fragments entering it."""
+        self.shapes[b] = shape
+        if shape is None:
+            self.kind[b] = -1
+            self.bound[b] = -FAR
+            self.receives[b] = 0
+            self.receives_np[b] = 0
+            return
+        if shape.kind == HEIGHTFIELD:
+            raise ValueError("a heightfield cannot be added to the colliders after they are built")
+        if shape.kind == HULL:
+            start = self._planes_used
+            end = start + len(shape.planes)
+            if end > self._planes_capacity:
+                raise ValueError(
+                    f"no room for {len(shape.planes)} more hull planes ({self._planes_capacity - start} left)"
+                )
+            for i, plane in enumerate(np.asarray(shape.planes, np.float32)):
+                self.planes[start + i] = plane.tolist()
+            self.plane_range[b] = (start, end)
+            self._planes_used = end
+        self.params[b] = np.asarray(shape.params, np.float32).tolist()
+        self.bound[b] = min(FAR, shape.bound_radius)
+        self.receives[b] = int(receives)
+        self.receives_np[b] = int(receives)
+        self.kind[b] = shape.kind
 
     def set_state(
         self,

@@ -284,6 +284,8 @@ class GasSolver:
             lo = self.origin
             hi = self.origin + self.dx * np.asarray(self.shape)
             for b, shape in enumerate(c.shapes):
+                if shape is None:
+                    continue  # a fragment slot not made yet, or a body that broke
                 reach = shape.bound_radius
                 if np.isfinite(reach):
                     gap = np.linalg.norm(np.maximum(0.0, np.maximum(lo - org[b], org[b] - hi)))

@@ -31,6 +31,10 @@ from hybrid.fields.frames import FieldFrame, FieldStats
 from hybrid.physics.pybullet_quiet import pybullet as p
 from hybrid.scene.spec import Scene
 
+# Face planes a fragment's collider may have (a Voronoi cell of a box has about 15; more
+# keeps the largest, a slightly larger solid).
+FRAGMENT_PLANES = 48
+
 
 class FieldSystem:
     """Gas and liquid solvers plus the colliders for one World (see the module docstring)."""
@@ -48,13 +52,19 @@ class FieldSystem:
         self.backend = backend.ensure(fields.arch, fields.deterministic, log=log)
         from hybrid.fields.colliders import Colliders, collider_shape
 
+        from hybrid.roster import Roster
+
         self.bodies = tuple(bodies)
-        self._ids = [b.body_id for b in self.bodies]
-        shapes = [collider_shape(obj, scene.seed) for obj in scene.objects]
-        two_way = fields.coupling == "two_way"
-        receives = [two_way and b.kind == "dynamic" for b in self.bodies]
+        roster = Roster.from_scene(scene)
+        slots = len(roster) - len(self.bodies)
+        # One collider per roster entry: fragment slots are no boundary until their break
+        # makes them (``break_body``), each its hull with at most FRAGMENT_PLANES faces.
+        self._ids = [b.body_id for b in self.bodies] + [-1] * slots
+        shapes = [collider_shape(obj, scene.seed) for obj in scene.objects] + [None] * slots
+        self._two_way = fields.coupling == "two_way"
+        receives = [self._two_way and b.kind == "dynamic" for b in self.bodies] + [False] * slots
         self._receivers = [i for i, r in enumerate(receives) if r]
-        self.colliders = Colliders(shapes, receives)
+        self.colliders = Colliders(shapes, receives, spare_planes=FRAGMENT_PLANES * slots)
         gravity = tuple(scene.physics.gravity)
         self.gas = self.liquid = None
         self._closed = False
@@ -70,7 +80,7 @@ class FieldSystem:
         except BaseException:
             self.close()
             raise
-        n = len(self.bodies)
+        n = len(self._ids)
         self._gas_force = np.zeros((n, 3))
         self._gas_torque = np.zeros((n, 3))
         self._stats = _StatsCollector()
@@ -110,6 +120,23 @@ class FieldSystem:
                 p.applyExternalForce(self._ids[i], -1, f.tolist(), com, p.WORLD_FRAME, physicsClientId=client)
             if tq.any():
                 p.applyExternalTorque(self._ids[i], -1, tq.tolist(), p.WORLD_FRAME, physicsClientId=client)
+
+    def break_body(self, index: int, slots: Sequence[int], body_ids: Sequence[int], hulls: Sequence[np.ndarray]) -> None:
+        """Body `index` broke: it is no boundary any more, and fragment slot `slots[k]` (pybullet id
+        `body_ids[k]`) is the convex hull of `hulls[k]` (its points in its shape frame, which is the
+        broken object's): a fragment spanning several convex parts is taken as their hull."""
+        from hybrid.fields.colliders import hull_collider
+
+        self.colliders.set_shape(index, None, False)
+        self._ids[index] = -1
+        if index in self._receivers:
+            self._receivers.remove(index)
+        for slot, body_id, points in zip(slots, body_ids, hulls):
+            self.colliders.set_shape(slot, hull_collider(np.asarray(points), FRAGMENT_PLANES), self._two_way)
+            self._ids[slot] = body_id
+            if self._two_way:
+                self._receivers.append(slot)
+        self._gas_force[index] = self._gas_torque[index] = 0.0
 
     def frame(self) -> FieldFrame:
         """The fields now, with what the solvers did since the last call (``FieldStats``)."""

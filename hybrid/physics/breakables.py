@@ -416,6 +416,11 @@ class Breaker:
                 world._scaled_gravity.append((body.body_id, force))
         world._contacts.rebind([body_id], bind)
         world._refresh_live()
+        if world.fields is not None:  # the fluids meet the fragments from the next step on
+            world.fields.break_body(
+                index, slots[: len(spawned)], [b.body_id for b in spawned],
+                [np.concatenate([piece.vertices for piece in f.pieces]) for f in fragments],
+            )
         event = BreakEvent(
             parent=index,
             fragments=tuple(slots[: len(fragments)]),

@@ -643,10 +643,11 @@ class Scene(Spec):
                 )
             seen[obj.name] = i
         breakable = [i for i, obj in enumerate(self.objects) if obj.physics.breakable is not None]
-        if breakable and self.fields is not None:
+        if breakable and self.fields is not None and self.fields.liquid is not None:
             raise SpecValueError(
-                "breakable objects in a scene with `fields:` are not supported yet (the fluids would not see the "
-                "fragments); remove `breakable` or the fields",
+                "breakable objects in a scene with a liquid are not supported yet: the smallest fragments are "
+                "light enough that the liquid's explicit coupling with them goes unstable; remove `breakable` or "
+                "the liquid (smoke and fire are fine)",
                 at=("objects", breakable[0], "physics", "breakable"),
             )
         if breakable:
