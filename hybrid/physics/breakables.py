@@ -28,7 +28,9 @@ volume, so the masses sum to the parent's), its own exact inertia, and the paren
 rigid motion at its centre plus a momentum-free outward kick whose energy is
 ``kick`` times the impact's energy J^2 / (2 m) (``breaking.fragment_motion``). A
 static parent has the mass its density gives (``mass.body_mass``) and no motion.
-Fragments take the parent's friction, restitution and damping.
+Fragments take the parent's friction, restitution and damping. In a scene with smoke
+or fire the gas meets the fragments (each as its convex hull) from the next step on
+(``FieldSystem.break_body``); scenes with a liquid refuse breakables.
 
 Geometry. Everything happens in the root object's frame: its convex parts
 (``object_parts``), the fracture, and every fragment's "shape frame", which is the
