@@ -38,7 +38,7 @@ resting contacts do not jitter.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -79,6 +79,8 @@ class Body:
     convex_parts: int
     collision_source: str
     track: Optional[KinematicTrack] = None
+    # Principal moments of inertia (kg m^2) as pybullet holds them; zeros for static and kinematic bodies.
+    moments: np.ndarray = field(default_factory=lambda: np.zeros(3))
 
     @property
     def has_offset(self) -> bool:
@@ -203,4 +205,5 @@ def create_body(client: int, obj: spec.ObjectSpec, index: int, seed: int, step_d
         convex_parts=shape.convex_parts,
         collision_source=shape.source,
         track=track,
+        moments=np.asarray(props.principal_moments, dtype=np.float64) if kind == "dynamic" else np.zeros(3),
     )

@@ -225,23 +225,13 @@ class Breaker:
             obj = scene.objects[body.index]
             if roster.pieces[body.index]:
                 self.mass[body.index] = body.mass_kg if body.kind == "dynamic" else body_mass(obj)
-                self.moments[body.index] = self._object_moments(obj, body.kind)
+                self.moments[body.index] = body.moments  # zeros for a static parent: it never moves
         self.settings = {i: BreakSettings.of(scene.objects[i]) for i in range(roster.scene_objects) if roster.pieces[i]}
         self.armed = [i for i in range(roster.scene_objects) if roster.pieces[i]]
         # Per armed entry, the last `window` steps' impulse and impulse-weighted contact point.
         self.window = max(1, int(np.ceil(BREAK_WINDOW_S / scene.physics_dt - 1e-9)))
         self.recent: dict[int, list] = {i: [{} for _ in range(self.window)] for i in self.armed}
         self.static_ids = {b.body_id for b in world.bodies if b.kind == "static"}
-
-    def _object_moments(self, obj, kind: str) -> np.ndarray:
-        """Principal moments (kg m^2) of a breakable scene object, as pybullet holds them."""
-        if kind != "dynamic":
-            return np.zeros(3)  # a static parent never moves: its angular momentum is 0
-        from hybrid.physics import mass as massmod
-        from hybrid import geometry
-
-        mesh = geometry.build_mesh(obj.shape, self.world.scene.seed) if obj.shape.collides_as_mesh else None
-        return massmod.mass_properties(obj, mesh).principal_moments
 
     def after_step(self, client: int, step: int, frame: int) -> None:
         """Break every intact breakable whose contact impulse over the last window reached its threshold."""

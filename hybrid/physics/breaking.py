@@ -73,18 +73,17 @@ def fragment_motion(
     w = np.asarray(angular, dtype=np.float64)
     if kick_energy < 0 or not np.isfinite(kick_energy):
         raise ValueError(f"the kick's energy must be a finite number of joules >= 0, got {kick_energy!r}")
+    base = c0  # the point the fragments' rigid motion is about
     if inertias is not None and parent_inertia is not None:
-        c = (m[:, None] * centres).sum(axis=0) / m.sum()
-        r = centres - c
-        J = np.asarray(inertias, dtype=np.float64).sum(axis=0) + _point_inertia(m, r)
-        w = np.linalg.solve(J, np.asarray(parent_inertia, dtype=np.float64) @ w - np.cross(c - c0, m.sum() * v))
-    else:
-        r = centres - c0
+        base = (m[:, None] * centres).sum(axis=0) / m.sum()
+        J = np.asarray(inertias, dtype=np.float64).sum(axis=0) + _point_inertia(m, centres - base)
+        w = np.linalg.solve(J, np.asarray(parent_inertia, dtype=np.float64) @ w - np.cross(base - c0, m.sum() * v))
+    r = centres - base
     rigid = v + np.cross(w, r)
     spin = np.broadcast_to(w, r.shape).copy()
     if kick_energy == 0.0 or len(m) < 2:
         return FragmentMotion(rigid, spin)
-    origin = np.zeros(3) if kick_origin is None else np.asarray(kick_origin, dtype=np.float64) - (centres - r)[0]
+    origin = np.zeros(3) if kick_origin is None else np.asarray(kick_origin, dtype=np.float64) - base
     u = r - origin
     length = np.linalg.norm(u, axis=1, keepdims=True)
     u = np.divide(u, length, out=np.zeros_like(u), where=length > 0)
