@@ -587,7 +587,9 @@ def test_the_breaking_recipe_makes_some_objects_breakable_and_leaves_others_whol
     assert len({b.seed for b in blocks}) == len(blocks)
 
 
-def test_breakables_go_with_smoke_but_not_yet_with_a_liquid(tmp_path):
+def test_breakables_go_with_smoke_and_stay_whole_in_clips_with_a_liquid(tmp_path):
+    from hybrid.data.sampler import sample_scene
+
     base = (REPO / "datasets" / "breaking.yaml").read_text()
     smoke = textwrap.dedent("""
         fields:
@@ -612,5 +614,13 @@ def test_breakables_go_with_smoke_but_not_yet_with_a_liquid(tmp_path):
               fill:
                 - {min: [-1, -1, 0], max: [1, 1, 0.1]}
     """)
-    with pytest.raises(RecipeError, match="breakable objects in clips with a liquid"):
-        load_recipe(write(tmp_path, base + liquid, "liquid.yaml"))
+    recipe = load_recipe(write(tmp_path, base + liquid, "liquid.yaml"))
+    # A clip with the liquid keeps its objects whole; without the liquid draw (probability 0)
+    # the same seed gives the same objects, breakable.
+    wet = sample_scene(recipe, seed=0, index=0)
+    assert wet.fields is not None and wet.fields.liquid is not None
+    assert all(o.physics.breakable is None for o in wet.objects)
+    dry = sample_scene(load_recipe(write(tmp_path, base + liquid.replace("probability: 1.0", "probability: 0.0"), "dry.yaml")), seed=0, index=0)
+    assert dry.fields is None
+    assert any(o.physics.breakable is not None for o in dry.objects)
+    assert [o.position for o in dry.objects] == [o.position for o in wet.objects]

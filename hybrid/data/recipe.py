@@ -228,7 +228,11 @@ class Throw(RecipeSpec):
 class BreakableDist(RecipeSpec):
     """Objects that break (the scene's `physics.breakable`): with `probability` an object breaks
     like a preset drawn from `presets` (equal odds), into `pieces` fragments (the preset's when not
-    given), at the preset's threshold times `threshold_scale`, with a drawn fracture seed."""
+    given), at the preset's threshold times `threshold_scale`, with a drawn fracture seed.
+
+    A clip that draws a liquid keeps its objects whole (a scene cannot have both yet: the
+    liquid's explicit coupling with the smallest fragments goes unstable); the draws are made
+    all the same, so the rest of the clip does not change with the liquid's."""
 
     probability: Unit = 0.5
     presets: tuple[Literal["glass", "ceramic", "wood", "concrete", "ice"], ...] = Field(("glass", "ceramic"), min_length=1)
@@ -598,12 +602,6 @@ class Recipe(RecipeSpec):
             error = (err.get("ctx") or {}).get("error")
             at = tuple(err["loc"]) + tuple(getattr(error, "at", ()))
             raise SpecValueError(err["msg"].removeprefix("Value error, "), at=at) from None
-        if self.objects.breakable is not None and self.fields is not None and self.fields.liquid is not None:
-            raise SpecValueError(
-                "breakable objects in clips with a liquid are not supported yet (the liquid's explicit coupling "
-                "with the smallest fragments goes unstable); remove objects.breakable or fields.liquid",
-                at=("objects", "breakable"),
-            )
         return self
 
     @property

@@ -105,6 +105,9 @@ def sample_scene(
         fields = _sample_fields(recipe.fields, rng["fields"])
         if fields is not None:
             data["fields"] = fields
+            if "liquid" in fields:  # breakables and a liquid do not go together yet: these stay whole
+                for obj in objects:
+                    obj["physics"].pop("breakable", None)
     if recipe.environment is not None:
         sky = _sample_sky(recipe.environment, rng["environment"])
         if sky is not None:
