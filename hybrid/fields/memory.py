@@ -113,5 +113,7 @@ def liquid_bytes(spec: LiquidSpec) -> int:
     nodes = math.prod(n + 1 + 2 * PAD for n in shape)
     cells = math.prod(shape)
     n = particle_count(spec)
-    per_particle = LIQUID_BYTES_PER_PARTICLE[spec.material] + LIQUID_SEEDING_BYTES_PER_PARTICLE
+    # Twice the state: the CPU's particle-to-grid pass sorts the particles into a second set
+    # of arrays (hybrid.fields.mpm, coloured blocks), plus each particle's block index.
+    per_particle = 2 * LIQUID_BYTES_PER_PARTICLE[spec.material] + 4 + LIQUID_SEEDING_BYTES_PER_PARTICLE
     return int(n * per_particle + nodes * LIQUID_BYTES_PER_NODE + cells * 4)

@@ -53,9 +53,12 @@ Kernels are module-level and work on Taichi ndarrays, so they compile once per
 material per process (and are cached on disk), whatever the solver's size; only the
 grid update that calls the colliders is specialised to a ``Colliders`` object.
 
-Determinism: with ``backend.ensure('cpu', deterministic=True)`` (one thread) the P2G
-loop runs serialised (in particle order, its grid adds need no atomics) and two runs
-are bit-identical. With more threads the adds are atomic and their order varies.
+Determinism: on the CPU the P2G pass sorts the particles into coloured blocks and adds
+without atomics (see "coloured blocks" below): every node sums its terms in an order
+set by the particles alone, so a liquid without bodies gives the same bytes run to run
+and for any thread count. The bodies' impulse sums are atomic adds, so with bodies only
+one thread (``fields.deterministic``) fixes their bits. On a GPU the P2G adds are atomic
+(fast there) and the last bits vary run to run.
 """
 
 # No `from __future__ import annotations`: Taichi reads kernel annotations as objects.
@@ -209,64 +212,237 @@ GridVec = ti.types.ndarray(dtype=ti.math.vec3, ndim=1)
 GridScalar = ti.types.ndarray(dtype=ti.f32, ndim=1)
 
 
-@ti.kernel
-def _p2g(
-    x: Vec3Arr, v: Vec3Arr, C: Mat3Arr, J: ScalarArr, F: Mat3Arr, Jp: ScalarArr,
-    gv: GridVec, gm: GridScalar, gp: GridVec, stats: ScalarArr,
-    n: ti.i32, sx: ti.i32, sy: ti.i32, dt: ti.f32, inv_dx: ti.f32, p_vol: ti.f32, p_mass: ti.f32,
-    bulk: ti.f32, visc: ti.f32, mu: ti.f32, lam: ti.f32, alpha: ti.f32, mat: ti.template(), serial: ti.template(),
-    flip: ti.template(),
+@ti.func
+def _scatter_particle(
+    p, x: ti.template(), v: ti.template(), C: ti.template(), J: ti.template(), F: ti.template(), Jp: ti.template(),
+    gv: ti.template(), gm: ti.template(), gp: ti.template(), stats: ti.template(), sx, sy, dt, inv_dx, stress_coef, p_mass,
+    bulk, visc, mu, lam, alpha, mat: ti.template(), flip: ti.template(), atomic: ti.template(),
 ):
-    """Clear the grid, then scatter particle mass, momentum and stress to it (P2G).
+    """Particle p's mass, momentum and stress onto its 3 x 3 x 3 grid nodes (MLS-MPM P2G).
 
-    With `flip`, `gp` also receives the momentum without the stress (the grid velocity
-    before this substep's forces, which FLIP's velocity change is measured from).
-    `serial` (one CPU thread): one ordered loop whose grid adds need no atomics.
+    `atomic`: the adds are atomic (threads may share nodes); otherwise plain
+    read-add-write, for loops in which no other thread writes these nodes (the
+    coloured blocks of ``_p2g_blocks``, or one serial loop).
     """
-    for i in gm:
+    dx = 1.0 / inv_dx
+    Xp = x[p] * inv_dx
+    base = int(Xp - 0.5)
+    fx = Xp - base
+    w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2]
+    Cp = C[p]
+    tau = ti.Matrix.zero(ti.f32, 3, 3)
+    if ti.static(mat == WATER):
+        tau = water_tau(J[p], Cp, bulk, visc)
+    else:
+        Fp = (ti.Matrix.identity(ti.f32, 3) + dt * Cp) @ F[p]
+        if ti.static(mat == JELLY):
+            tau_e, _ = fixed_corotated_tau(Fp, mu, lam)
+            tau = tau_e
+        elif ti.static(mat == SNOW):
+            Fs, jp, tau_s, h = snow_update(Fp, Jp[p], mu, lam)
+            Fp, tau = Fs, tau_s
+            Jp[p] = jp
+            ti.atomic_max(stats[1], h)  # a max: the same whatever the order
+        else:
+            Fs, jp, tau_s = sand_update(Fp, Jp[p], mu, lam, alpha)
+            Fp, tau = Fs, tau_s
+            Jp[p] = jp
+        F[p] = Fp
+    affine = stress_coef * tau + p_mass * Cp
+    mv = p_mass * v[p]
+    b = base[0] * sx + base[1] * sy + base[2]
+    for offset in ti.static(ti.grouped(ti.ndrange(3, 3, 3))):
+        dpos = (offset - fx) * dx
+        weight = w[offset[0]][0] * w[offset[1]][1] * w[offset[2]][2]
+        node = b + offset[0] * sx + offset[1] * sy + offset[2]
+        if ti.static(atomic):
+            gv[node] += weight * (mv + affine @ dpos)
+            gm[node] += weight * p_mass
+            if ti.static(flip):
+                gp[node] += weight * (mv + p_mass * (Cp @ dpos))
+        else:
+            # Plain assignment: Taichi makes only augmented assignments (+=) atomic.
+            gv[node] = gv[node] + weight * (mv + affine @ dpos)
+            gm[node] = gm[node] + weight * p_mass
+            if ti.static(flip):
+                gp[node] = gp[node] + weight * (mv + p_mass * (Cp @ dpos))
+
+
+@ti.func
+def _clear_grid(gv: ti.template(), gm: ti.template(), gp: ti.template(), stats: ti.template(), flip: ti.template()):
+    # A range over the nodes, not a struct-for over the ndarray (`for i in gm`): the
+    # struct-for took 5.6 times as long to clear the 64^3 grid.
+    for i in range(gm.shape[0]):
         gv[i] = ti.Vector([0.0, 0.0, 0.0])
         gm[i] = 0.0
         if ti.static(flip):
             gp[i] = ti.Vector([0.0, 0.0, 0.0])
     stats[0] = 0.0
-    dx = 1.0 / inv_dx
+    stats[2] = 0.0
+
+
+@ti.kernel
+def _p2g(
+    x: Vec3Arr, v: Vec3Arr, C: Mat3Arr, J: ScalarArr, F: Mat3Arr, Jp: ScalarArr,
+    gv: GridVec, gm: GridScalar, gp: GridVec, stats: ScalarArr,
+    n: ti.i32, sx: ti.i32, sy: ti.i32, dt: ti.f32, inv_dx: ti.f32, p_vol: ti.f32, p_mass: ti.f32,
+    bulk: ti.f32, visc: ti.f32, mu: ti.f32, lam: ti.f32, alpha: ti.f32, mat: ti.template(), flip: ti.template(),
+):
+    """Clear the grid, then scatter every particle with atomic adds (the GPU path: its
+    atomics are fast, and their order, hence the last bits, varies run to run).
+
+    With `flip`, `gp` also receives the momentum without the stress (the grid velocity
+    before this substep's forces, which FLIP's velocity change is measured from).
+    """
+    _clear_grid(gv, gm, gp, stats, flip)
     stress_coef = -dt * p_vol * 4.0 * inv_dx * inv_dx
-    ti.loop_config(block_dim=BLOCK_DIM, serialize=serial)
+    ti.loop_config(block_dim=BLOCK_DIM)
     for p in range(n):
-        Xp = x[p] * inv_dx
-        base = int(Xp - 0.5)
-        fx = Xp - base
-        w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2]
-        Cp = C[p]
-        tau = ti.Matrix.zero(ti.f32, 3, 3)
-        if ti.static(mat == WATER):
-            tau = water_tau(J[p], Cp, bulk, visc)
+        _scatter_particle(
+            p, x, v, C, J, F, Jp, gv, gm, gp, stats, sx, sy, dt, inv_dx, stress_coef, p_mass,
+            bulk, visc, mu, lam, alpha, mat, flip, True,
+        )
+
+
+# ---------------------------------------------------------------- coloured blocks (CPU P2G)
+#
+# On the CPU, atomic float adds are compare-and-swap loops, and two threads adding to
+# the same grid nodes fight over their cache lines: with atomics, two threads ran the
+# particle-to-grid pass no faster than one running in order without them. Instead,
+# every substep the particles are sorted into blocks of SORT_BLOCK^3 grid nodes (by the
+# node their stencil starts at) and the blocks coloured by the parity of their block
+# coordinates (8 colours). A particle's stencil spans 3 nodes from its base, so a
+# block's particles write nodes at most SORT_BLOCK + 2 apart along an axis, and blocks
+# of one colour start 2 SORT_BLOCK apart: blocks of one colour never share a node, even
+# after their particles have moved up to a cell (RESORT_DRIFT). Each colour is one parallel loop over its blocks,
+# each block's particles added in order with plain (non-atomic) adds.
+#
+# The sort is a stable counting sort over fixed chunks of particles, and it moves the
+# particles themselves (into a second set of arrays), so a block's particles lie
+# together in memory for the scatter and the gather that follows. Particles move less
+# than a cell a substep, so after the first sort each one is nearly in place already.
+#
+# Every node receives its terms in a fixed order (colour by colour, within a block in
+# sorted order, which depends only on the particles): the grid, and so the whole
+# simulation, is bit-identical run to run and for every thread count.
+SORT_BLOCK = 4
+SORT_CHUNKS = 32  # particle chunks of the counting sort: its parallelism
+# The sort is redone only when a particle may have moved a cell since the last one.
+# A move of less than a cell shifts a particle's base node by at most one, so its
+# writes stay within SORT_BLOCK + 3 nodes of its block's start, and a block's nearest
+# neighbour of the same colour (2 SORT_BLOCK on, its own particles as far back) is
+# still not reached: 2 SORT_BLOCK - 1 > SORT_BLOCK + 2 + 1 needs SORT_BLOCK >= 4. Water
+# moves a few hundredths of a cell a substep (its sound speed sets the substep), so it
+# sorts every few dozen substeps.
+RESORT_DRIFT = 0.9  # below a cell, with a margin for rounding in the bound
+# Taichi (1.7, CPU) runs a range-for of fewer than about a thousand iterations on one
+# thread whatever its block size (measured: 512 equal, heavy iterations took as long on
+# two threads as on one, 1024 half as long). Loops over chunks and blocks therefore run
+# over at least MIN_PARALLEL iterations, their work spread evenly among them.
+MIN_PARALLEL = 1024
+IntArr = ti.types.ndarray(dtype=ti.i32, ndim=1)
+
+
+@ti.func
+def _block_of(xp, inv_dx, half: ti.math.ivec3, per_colour):
+    """The coloured block of the particle at grid-frame position xp, colour-major; within a
+    colour x fastest, so blocks that threads take one after another lie a whole y-z slab of
+    the grid apart (grid nodes are z-fastest), never on one cache line."""
+    base = int(xp * inv_dx - 0.5)
+    bb = base // SORT_BLOCK
+    colour = (bb[0] & 1) * 4 + (bb[1] & 1) * 2 + (bb[2] & 1)
+    h = bb >> 1
+    return colour * per_colour + (h[2] * half[1] + h[1]) * half[0] + h[0]
+
+
+@ti.kernel
+def _bin_count(
+    x: Vec3Arr, blk: IntArr, counts: IntArr, n: ti.i32, chunk: ti.i32, inv_dx: ti.f32,
+    half: ti.math.ivec3, per_colour: ti.i32, n_blocks: ti.i32,
+):
+    """Each particle's block, and per chunk of particles how many fall in each block."""
+    ti.loop_config(block_dim=1)
+    for i in range(MIN_PARALLEL):
+        if i % (MIN_PARALLEL // SORT_CHUNKS) == 0:
+            c = i // (MIN_PARALLEL // SORT_CHUNKS)
+            row = c * n_blocks
+            for q in range(n_blocks):
+                counts[row + q] = 0
+            for p in range(c * chunk, ti.min(n, (c + 1) * chunk)):
+                q = _block_of(x[p], inv_dx, half, per_colour)
+                blk[p] = q
+                counts[row + q] = counts[row + q] + 1  # this chunk's row: no other thread writes it
+
+
+@ti.kernel
+def _bin_offsets(counts: IntArr, start: IntArr, total: IntArr, n_blocks: ti.i32):
+    """Each chunk's first slot within each block, each block's count, and each block's first slot."""
+    for q in range(n_blocks):
+        s = 0
+        for c in range(SORT_CHUNKS):
+            k = counts[c * n_blocks + q]
+            counts[c * n_blocks + q] = s
+            s += k
+        total[q] = s
+    ti.loop_config(serialize=True)
+    for q in range(n_blocks):
+        if q == 0:
+            start[q] = 0
         else:
-            Fp = (ti.Matrix.identity(ti.f32, 3) + dt * Cp) @ F[p]
-            if ti.static(mat == JELLY):
-                tau_e, _ = fixed_corotated_tau(Fp, mu, lam)
-                tau = tau_e
-            elif ti.static(mat == SNOW):
-                Fs, jp, tau_s, h = snow_update(Fp, Jp[p], mu, lam)
-                Fp, tau = Fs, tau_s
-                Jp[p] = jp
-                ti.atomic_max(stats[1], h)
-            else:
-                Fs, jp, tau_s = sand_update(Fp, Jp[p], mu, lam, alpha)
-                Fp, tau = Fs, tau_s
-                Jp[p] = jp
-            F[p] = Fp
-        affine = stress_coef * tau + p_mass * Cp
-        mv = p_mass * v[p]
-        b = base[0] * sx + base[1] * sy + base[2]
-        for offset in ti.static(ti.grouped(ti.ndrange(3, 3, 3))):
-            dpos = (offset - fx) * dx
-            weight = w[offset[0]][0] * w[offset[1]][1] * w[offset[2]][2]
-            node = b + offset[0] * sx + offset[1] * sy + offset[2]
-            gv[node] += weight * (mv + affine @ dpos)
-            gm[node] += weight * p_mass
-            if ti.static(flip):
-                gp[node] += weight * (mv + p_mass * (Cp @ dpos))
+            start[q] = start[q - 1] + total[q - 1]
+
+
+@ti.kernel
+def _bin_move(
+    blk: IntArr, counts: IntArr, start: IntArr, n: ti.i32, chunk: ti.i32, n_blocks: ti.i32,
+    x: Vec3Arr, v: Vec3Arr, C: Mat3Arr, J: ScalarArr, F: Mat3Arr, Jp: ScalarArr,
+    x2: Vec3Arr, v2: Vec3Arr, C2: Mat3Arr, J2: ScalarArr, F2: Mat3Arr, Jp2: ScalarArr, mat: ti.template(),
+):
+    """Every particle to its sorted slot in the second arrays (stable: particle order within a block)."""
+    ti.loop_config(block_dim=1)
+    for i in range(MIN_PARALLEL):
+        if i % (MIN_PARALLEL // SORT_CHUNKS) == 0:
+            c = i // (MIN_PARALLEL // SORT_CHUNKS)
+            row = c * n_blocks
+            for p in range(c * chunk, ti.min(n, (c + 1) * chunk)):
+                q = blk[p]
+                k = counts[row + q]
+                counts[row + q] = k + 1
+                s = start[q] + k
+                x2[s] = x[p]
+                v2[s] = v[p]
+                C2[s] = C[p]
+                if ti.static(mat == WATER):
+                    J2[s] = J[p]
+                else:
+                    F2[s] = F[p]
+                    if ti.static(mat == SAND or mat == SNOW):
+                        Jp2[s] = Jp[p]
+
+
+@ti.kernel
+def _p2g_blocks(
+    x: Vec3Arr, v: Vec3Arr, C: Mat3Arr, J: ScalarArr, F: Mat3Arr, Jp: ScalarArr,
+    gv: GridVec, gm: GridScalar, gp: GridVec, stats: ScalarArr, start: IntArr, total: IntArr,
+    per_colour: ti.i32, spread: ti.i32, sx: ti.i32, sy: ti.i32, dt: ti.f32, inv_dx: ti.f32, p_vol: ti.f32,
+    p_mass: ti.f32, bulk: ti.f32, visc: ti.f32, mu: ti.f32, lam: ti.f32, alpha: ti.f32, mat: ti.template(),
+    flip: ti.template(),
+):
+    """Clear the grid, then scatter the sorted particles colour by colour, without atomics
+    (a colour's blocks every `spread` iterations of its loop: MIN_PARALLEL)."""
+    _clear_grid(gv, gm, gp, stats, flip)
+    stress_coef = -dt * p_vol * 4.0 * inv_dx * inv_dx
+    for colour in ti.static(range(8)):
+        # One block at a time per thread: blocks hold from no particle to hundreds.
+        ti.loop_config(block_dim=1)
+        for i in range(per_colour * spread):
+            if i % spread == 0:
+                q = colour * per_colour + i // spread
+                for p in range(start[q], start[q] + total[q]):
+                    _scatter_particle(
+                        p, x, v, C, J, F, Jp, gv, gm, gp, stats, sx, sy, dt, inv_dx, stress_coef, p_mass,
+                        bulk, visc, mu, lam, alpha, mat, flip, False,
+                    )
 
 
 @ti.func
@@ -445,6 +621,7 @@ def _volume_sum(J: ScalarArr, F: Mat3Arr, n: ti.i32, mat: ti.template()) -> ti.f
 @ti.kernel
 def _push_out(
     x: Vec3Arr, v: Vec3Arr, n: ti.i32, colliders: ti.template(), grid_lo: ti.math.vec3, p_mass: ti.f32,
+    stats: ScalarArr,
 ):
     """Particles that ended a substep inside a body go back to its surface, and lose the
     velocity with which they entered it (relative to the body); the body takes the
@@ -463,6 +640,7 @@ def _push_out(
             nrm = colliders.normal(b, xw)
             xw = xw - d * nrm
             x[p] = xw - grid_lo
+            ti.atomic_max(stats[2], -d)  # how far a particle was moved (a max: order-free)
             vn = (v[p] - colliders.velocity(b, xw)).dot(nrm)
             if vn < 0:
                 v[p] -= vn * nrm
@@ -510,7 +688,13 @@ class LiquidSolver:
         self.nodes = tuple(n + 1 + 2 * PAD for n in self.shape)
         self._sx, self._sy = self.nodes[1] * self.nodes[2], self.nodes[2]  # flat grid strides
         run = backend.current()
-        self._serial = run.arch == "cpu" and run.threads == 1
+        self._blocks = run.arch == "cpu"  # coloured-block P2G (no atomics); atomic adds on a GPU
+        blocks = [-(-n // SORT_BLOCK) for n in self.nodes]
+        self._half = tuple(-(-b // 2) for b in blocks)  # blocks of one colour along each axis
+        self._per_colour = math.prod(self._half)
+        self._n_blocks = 8 * self._per_colour
+        self._spread = -(-MIN_PARALLEL // self._per_colour)
+        self._drift = math.inf  # cells any particle may have moved since the last sort: sort first
 
         count = count_particles(spec)
         if count == 0:
@@ -580,6 +764,16 @@ class LiquidSolver:
         self._gv_out = ti.ndarray(ti.math.vec3, math.prod(self.nodes) if self.colliders is not None else 1)
         self.gm = ti.ndarray(ti.f32, math.prod(self.nodes))
         self.stats = ti.ndarray(ti.f32, 4)
+        # The coloured-block P2G's sort: block counts and the second set of particle arrays
+        # the particles move into (swapped with the first every substep); dummies on a GPU.
+        nb = self._n_blocks if self._blocks else 1
+        self._blk = ti.ndarray(ti.i32, n if self._blocks else 1)
+        self._counts = ti.ndarray(ti.i32, SORT_CHUNKS * nb)
+        self._start = ti.ndarray(ti.i32, nb)
+        self._total = ti.ndarray(ti.i32, nb)
+        sizes = [n, n, n, n if water else 1, 1 if water else n, n if self.mat in (SAND, SNOW) else 1]
+        types = [ti.math.vec3, ti.math.vec3, ti.math.mat3, ti.f32, ti.math.mat3, ti.f32]
+        self._spare = tuple(ti.ndarray(t, k if self._blocks else 1) for t, k in zip(types, sizes))
         self.x.from_numpy((pos - self.grid_lo).astype(np.float32))
         self.v.from_numpy(vel.astype(np.float32))
         self.C.fill(0.0)
@@ -598,11 +792,26 @@ class LiquidSolver:
     def substep(self, dt: float) -> None:
         """One MPM substep of `dt` seconds (no CFL check; ``advance`` is the safe way to step)."""
         inv_dx = 1.0 / self.dx
-        _p2g(
-            self.x, self.v, self.C, self.J, self.F, self.Jp, self.gv, self.gm, self.gp, self.stats,
-            self.n, self._sx, self._sy, dt, inv_dx, self.p_vol, self.p_mass, self.bulk, self.viscosity, self.mu, self.lam, self.alpha,
-            self.mat, self._serial, self.flip,
-        )
+        material = (self.bulk, self.viscosity, self.mu, self.lam, self.alpha, self.mat, self.flip)
+        if self._blocks and self._drift >= RESORT_DRIFT:
+            self._drift = 0.0
+            chunk = -(-self.n // SORT_CHUNKS)
+            _bin_count(self.x, self._blk, self._counts, self.n, chunk, inv_dx, self._half, self._per_colour, self._n_blocks)
+            _bin_offsets(self._counts, self._start, self._total, self._n_blocks)
+            here = (self.x, self.v, self.C, self.J, self.F, self.Jp)
+            _bin_move(self._blk, self._counts, self._start, self.n, chunk, self._n_blocks, *here, *self._spare, self.mat)
+            (self.x, self.v, self.C, self.J, self.F, self.Jp), self._spare = self._spare, here
+        if self._blocks:
+            _p2g_blocks(
+                self.x, self.v, self.C, self.J, self.F, self.Jp, self.gv, self.gm, self.gp, self.stats,
+                self._start, self._total, self._per_colour, self._spread, self._sx, self._sy, dt, inv_dx,
+                self.p_vol, self.p_mass, *material,
+            )
+        else:
+            _p2g(
+                self.x, self.v, self.C, self.J, self.F, self.Jp, self.gv, self.gm, self.gp, self.stats,
+                self.n, self._sx, self._sy, dt, inv_dx, self.p_vol, self.p_mass, *material,
+            )
         if self.colliders is None:
             _grid_update(self.gv, self.gm, self.gp, self.stats, self.nodes, dt, self.gravity, self._hi, self.walls, self.flip)
         else:
@@ -618,7 +827,13 @@ class LiquidSolver:
             self._x_min, self._x_max, self.mat, self.flip, self.flip_ratio,
         )
         if self.colliders is not None:
-            _push_out(self.x, self.v, self.n, self.colliders, tuple(self.grid_lo), self.p_mass)
+            _push_out(self.x, self.v, self.n, self.colliders, tuple(self.grid_lo), self.p_mass, self.stats)
+        if self._blocks:
+            # How far any particle may have moved since the sort: the substep's largest grid
+            # speed bounds the gathered velocity that moved it, plus the longest push out of a body.
+            stats = self.stats.to_numpy()
+            step = dt * math.sqrt(max(0.0, float(stats[0]))) + float(stats[2])
+            self._drift += step / self.dx if math.isfinite(step) else math.inf
 
     def _carve(self) -> None:
         """Remove the particles whose centre lies inside a body (once, at the first advance)."""
@@ -636,6 +851,7 @@ class LiquidSolver:
             data[: len(kept)] = kept
             arr.from_numpy(data)
         self.n = int(keep.sum())
+        self._drift = math.inf
 
     @property
     def count(self) -> int:
@@ -717,6 +933,6 @@ class LiquidSolver:
         if self._closed:
             return
         self._closed = True
-        for name in ("x", "v", "C", "J", "F", "Jp", "gv", "gp", "_gv_out", "gm", "stats"):
+        for name in ("x", "v", "C", "J", "F", "Jp", "gv", "gp", "_gv_out", "gm", "stats", "_blk", "_counts", "_start", "_total", "_spare"):
             self.__dict__.pop(name, None)
         backend.release()
