@@ -138,8 +138,11 @@ RUN = textwrap.dedent(
 )
 
 
-# Snow: its own kernels, compiled again in each subprocess (minutes on a cold cache).
-@pytest.mark.parametrize("material", ["water", pytest.param("snow", marks=[pytest.mark.slow, pytest.mark.timeout(1200)])])
+# Slow: each subprocess compiles the solver's kernels again for its thread count
+# (minutes on a cold kernel cache).
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("material", ["water", "snow"])
 def test_same_bytes_on_one_and_two_threads(material):
     """The coloured scatter adds each node's terms in an order that depends only on the
     particles, and the other liquid kernels either write one place each or take a max: a
