@@ -213,6 +213,13 @@ GridScalar = ti.types.ndarray(dtype=ti.f32, ndim=1)
 
 
 @ti.func
+def _base_node(xp, inv_dx):
+    """The first node of the 3 x 3 x 3 stencil of the particle at grid-frame position xp (the
+    scatter and the block sort use this one expression, so they agree to the bit)."""
+    return int(xp * inv_dx - 0.5)
+
+
+@ti.func
 def _scatter_particle(
     p, x: ti.template(), v: ti.template(), C: ti.template(), J: ti.template(), F: ti.template(), Jp: ti.template(),
     gv: ti.template(), gm: ti.template(), gp: ti.template(), stats: ti.template(), sx, sy, dt, inv_dx, stress_coef, p_mass,
@@ -222,11 +229,11 @@ def _scatter_particle(
 
     `atomic`: the adds are atomic (threads may share nodes); otherwise plain
     read-add-write, for loops in which no other thread writes these nodes (the
-    coloured blocks of ``_p2g_blocks``, or one serial loop).
+    coloured blocks of ``_p2g_blocks``).
     """
     dx = 1.0 / inv_dx
     Xp = x[p] * inv_dx
-    base = int(Xp - 0.5)
+    base = _base_node(x[p], inv_dx)
     fx = Xp - base
     w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2]
     Cp = C[p]
@@ -348,8 +355,7 @@ def _block_of(xp, inv_dx, half: ti.math.ivec3, per_colour):
     """The coloured block of the particle at grid-frame position xp, colour-major; within a
     colour x fastest, so blocks that threads take one after another lie a whole y-z slab of
     the grid apart (grid nodes are z-fastest), never on one cache line."""
-    base = int(xp * inv_dx - 0.5)
-    bb = base // SORT_BLOCK
+    bb = _base_node(xp, inv_dx) // SORT_BLOCK
     colour = (bb[0] & 1) * 4 + (bb[1] & 1) * 2 + (bb[2] & 1)
     h = bb >> 1
     return colour * per_colour + (h[2] * half[1] + h[1]) * half[0] + h[0]
@@ -828,10 +834,10 @@ class LiquidSolver:
         )
         if self.colliders is not None:
             _push_out(self.x, self.v, self.n, self.colliders, tuple(self.grid_lo), self.p_mass, self.stats)
+        self._last_stats = stats = self.stats.to_numpy()  # read once a substep (``advance`` uses it too)
         if self._blocks:
             # How far any particle may have moved since the sort: the substep's largest grid
             # speed bounds the gathered velocity that moved it, plus the longest push out of a body.
-            stats = self.stats.to_numpy()
             step = dt * math.sqrt(max(0.0, float(stats[0]))) + float(stats[2])
             self._drift += step / self.dx if math.isfinite(step) else math.inf
 
@@ -897,7 +903,7 @@ class LiquidSolver:
             steps += 1
             self._frame_substeps += 1
             shortest, longest = min(shortest, sub), max(longest, sub)
-            stats = self.stats.to_numpy()
+            stats = self._last_stats
             speed = math.sqrt(max(0.0, float(stats[0]))) if math.isfinite(stats[0]) else math.inf
             if not math.isfinite(speed):
                 raise FieldError(
