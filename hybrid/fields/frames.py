@@ -105,10 +105,44 @@ liquid_volume: sum of particle volumes times their volume ratio J (m^3).
 """
 
 
+# The states of a flammable object, by their code in ``BurnFrame.state`` (hybrid.fields.burning).
+BURN_STATES = ("intact", "burning", "charred", "consumed")
+
+
+@dataclass(frozen=True)
+class BurnFrame:
+    """Every flammable object at the end of a frame (plain arrays, one row per flammable object).
+
+    index: roster indices of the flammable objects; names: theirs; state: uint8 codes
+    (``BURN_STATES``); mass_kg: mass now; burnt_kg: mass burnt so far (= fuel vapour given
+    off); heat_J: heat that vapour releases when it burns (burnt x heat_release);
+    burning_area_m2: area burning now; ignition_time_s / consumed_time_s: simulated
+    seconds (nan: not yet); cause: what lit it ('' while intact); char: per object, per
+    node of its burn map (``burn_surface``), 0 unburnt .. 1 fully charred (float32).
+    """
+
+    index: tuple[int, ...]
+    names: tuple[str, ...]
+    state: np.ndarray
+    mass_kg: np.ndarray
+    burnt_kg: np.ndarray
+    heat_J: np.ndarray
+    burning_area_m2: np.ndarray
+    ignition_time_s: np.ndarray
+    consumed_time_s: np.ndarray
+    cause: tuple[str, ...]
+    char: tuple[np.ndarray, ...]
+
+    def state_name(self, k: int) -> str:
+        return BURN_STATES[int(self.state[k])]
+
+
 @dataclass(frozen=True)
 class FieldFrame:
-    """Every field at the end of one frame; a part is None when the scene has no such field."""
+    """Every field at the end of one frame; a part is None when the scene has no such field
+    (``burn``: None without flammable objects)."""
 
     gas: Optional[GasFrame] = None
     liquid: Optional[LiquidFrame] = None
     stats: FieldStats = field(default_factory=FieldStats)
+    burn: Optional[BurnFrame] = None

@@ -14,7 +14,8 @@ One substep (``GasSolver.advance`` takes as many as the CFL number needs):
    (``hybrid.fields.gas_boundaries``);
 2. advect velocity and scalars (MacCormack with a min/max clamp, or semi-Lagrangian;
    RK2 back-traces) through the velocity at the start of the substep;
-3. emitters, combustion, cooling and dissipation (exponential decays);
+3. emitters, the fuel burning objects give off (``set_fuel_sources``), combustion,
+   cooling and dissipation (exponential decays);
 4. Boussinesq buoyancy along -gravity, a = |g| (thermal T / T_ambient -
    smoke_weight density), and vorticity confinement eps dx (N x omega);
 5. viscosity (explicit diffusion, sub-cycled to stay stable), in incremental
@@ -186,6 +187,8 @@ class GasSolver:
         self.sc_hat = [ti.field(f32, _padded(self.shape), **pad) for _ in range(3)]
         self.sc_new = [ti.field(f32, self.shape) for _ in range(3)]
         self.flame = ti.field(f32, self.shape)
+        # Fuel given off by burning objects (hybrid.fields.burning), units of fuel per second per cell.
+        self.fuel_source = ti.field(f32, self.shape)
         self.tvel = ti.Vector.field(3, f32, _padded(self.shape), **pad)  # cell-centred velocity for back-traces
         self.cvel = ti.Vector.field(3, f32, self.shape)  # cell-centred velocity, then confinement force
         self.omega = ti.Vector.field(3, f32, self.shape)  # vorticity, 1/s
@@ -258,6 +261,22 @@ class GasSolver:
         """
         for field, value, shape in zip(self.vel, (u, v, w), self.face_shapes):
             field.from_numpy(_with_ghosts(np.broadcast_to(np.asarray(value, np.float32), shape)))
+
+    def set_fuel_sources(self, rate: Optional[np.ndarray]) -> None:
+        """Fuel added per second to each cell (nx, ny, nz) from now on (None: none), in units of fuel
+        (``combustion.heat`` kelvin each when burnt); added in fluid cells only."""
+        if rate is None:
+            self.fuel_source.fill(0.0)
+        else:
+            self.fuel_source.from_numpy(np.ascontiguousarray(np.broadcast_to(np.asarray(rate, np.float32), self.shape)))
+
+    def temperature(self) -> np.ndarray:
+        """Kelvin above ambient now, (nx, ny, nz)."""
+        return _interior(self.sc[1].to_numpy())
+
+    def solid(self) -> np.ndarray:
+        """(nx, ny, nz) bool: cells whose centre a body covered at the last marking."""
+        return self.body.to_numpy() >= 0
 
     def face_velocity(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Copies of the face velocities u, v, w (m/s), shapes as in ``set_face_velocity``."""
@@ -398,6 +417,7 @@ class GasSolver:
             (1.0 - math.exp(-comb.burn_rate * dt)) if comb else 0.0,
             comb.heat if comb else 0.0,
             comb.smoke if comb else 0.0,
+            comb.max_temperature if comb else 0.0,
         )
         eps = spec.vorticity
         if eps > 0:
@@ -560,7 +580,7 @@ class GasSolver:
 
     @ti.kernel
     def _sources(self, dt: ti.f32, t: ti.f32, cool: ti.f32, keep: ti.f32, burn: ti.i32, ignition: ti.f32,
-                 frac: ti.f32, heat: ti.f32, smoke: ti.f32):
+                 frac: ti.f32, heat: ti.f32, smoke: ti.f32, hottest: ti.f32):
         """Emitters (active for start <= t < stop), combustion, cooling (T *= cool) and dissipation (density *= keep)."""
         dx = self.geom[0]
         org = ti.Vector([self.geom[1], self.geom[2], self.geom[3]])
@@ -578,8 +598,10 @@ class GasSolver:
                         dens += r[0] * dt
                         temp += (r[1] - temp) * (1.0 - ti.exp(-r[2] * dt))
                         fuel += r[3] * dt
-                if burn != 0 and temp > ignition and fuel > 0.0:
-                    burnt = fuel * frac
+                fuel += self.fuel_source[I] * dt
+                # A cell that a burning surface gives vapour to holds that surface's flame: it burns whatever its temperature.
+                if burn != 0 and (temp > ignition or self.fuel_source[I] > 0.0) and fuel > 0.0:
+                    burnt = ti.min(fuel * frac, ti.max(hottest - temp, 0.0) / ti.max(heat, 1e-30))
                     fuel -= burnt
                     temp += heat * burnt
                     dens += smoke * burnt

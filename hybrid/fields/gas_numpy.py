@@ -218,7 +218,8 @@ class NumpyGas:
         if comb is not None:
             frac = F32(1.0 - math.exp(-comb.burn_rate * dt))
             burning = (temp > F32(comb.ignition_temperature)) & (fuel > 0)
-            burnt = np.where(burning, fuel * frac, F32(0.0))
+            room = np.maximum(F32(comb.max_temperature) - temp, F32(0.0)) / F32(max(comb.heat, 1e-30))
+            burnt = np.where(burning, np.minimum(fuel * frac, room), F32(0.0))
             fuel = fuel - burnt
             temp = temp + F32(comb.heat) * burnt
             dens = dens + F32(comb.smoke) * burnt

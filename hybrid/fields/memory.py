@@ -49,6 +49,7 @@ def gas_bytes(spec: GasSpec) -> int:
     total = 2 * padded_faces + faces  # velocity, MacCormack intermediate (with ghosts), result
     total += 3 * (2 * padded_cells + cells)  # density, temperature, fuel: value, intermediate, result
     total += cells  # flame
+    total += cells  # fuel from burning objects
     total += cells  # body index (i32)
     total += 2 * 3 * cells + 3 * padded_cells  # cell-centred velocity (confinement force), vorticity, trace velocity
     total += 4 * cells  # pressure, CG residual, search direction, A d

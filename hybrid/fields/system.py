@@ -15,6 +15,10 @@ a moving signed-distance boundary), a ``GasSolver`` and/or a ``LiquidSolver``.
 4. under two-way coupling the summed force and torque act on each dynamic body
    during the coming pybullet step (pybullet clears external forces after a step).
 
+Flammable objects (``hybrid.fields.burning``) burn once per frame, just before the
+gas advances: they read its temperature, give it their fuel vapour for the frame and
+their bodies get their new mass.
+
 The coupling is explicit (partitioned): fluids see the bodies' state at the start of
 the interval, bodies feel the fluids' impulse of that interval. ``frame()`` gives the
 plain ``FieldFrame`` snapshot that ``State.fields`` carries to the renderer.
@@ -80,6 +84,15 @@ class FieldSystem:
         except BaseException:
             self.close()
             raise
+        self.burner = None
+        if any(obj.physics.flammable is not None for obj in scene.objects):
+            from hybrid.fields.burning import Burner
+            from hybrid.physics.mass import body_mass
+
+            masses = [body_mass(obj) if obj.physics.flammable is not None else 0.0 for obj in scene.objects]
+            self._moments = {b.index: np.asarray(b.moments, dtype=np.float64) for b in self.bodies if b.kind == "dynamic"}
+            self._mass0 = {b.index: float(b.mass_kg) for b in self.bodies if b.kind == "dynamic"}
+            self.burner = Burner(scene, self.gas, masses, self._set_mass)
         n = len(self._ids)
         self._gas_force = np.zeros((n, 3))
         self._gas_torque = np.zeros((n, 3))
@@ -98,6 +111,9 @@ class FieldSystem:
         if self.gas is not None and first_in_frame:
             self._sync_colliders()
             frame_dt = self.scene.frame_dt_sim
+            if self.burner is not None:
+                position, quaternion = self._read_bodies()[:2]
+                self.burner.update(t, t + frame_dt, position, quaternion)
             report = self.gas.advance(frame_dt, t)
             self._stats.gas(report)
             lin, ang = self.colliders.take_impulses()
@@ -120,6 +136,18 @@ class FieldSystem:
                 p.applyExternalForce(self._ids[i], -1, f.tolist(), com, p.WORLD_FRAME, physicsClientId=client)
             if tq.any():
                 p.applyExternalTorque(self._ids[i], -1, tq.tolist(), p.WORLD_FRAME, physicsClientId=client)
+
+    def _set_mass(self, index: int, mass: float) -> None:
+        """A burning dynamic body's new mass, its principal moments scaled alike (a body burning evenly
+        keeps its shape of mass distribution); static and kinematic bodies have no mass in pybullet."""
+        mass0 = self._mass0.get(index)
+        if not mass0:
+            return
+        scale = max(mass, 1e-9 * mass0) / mass0
+        p.changeDynamics(
+            self._ids[index], -1, mass=mass0 * scale, localInertiaDiagonal=(self._moments[index] * scale).tolist(),
+            physicsClientId=self._client,
+        )
 
     def break_body(self, index: int, slots: Sequence[int], body_ids: Sequence[int], hulls: Sequence[np.ndarray]) -> None:
         """Body `index` broke: it is no boundary any more, and fragment slot `slots[k]` (pybullet id
@@ -145,6 +173,7 @@ class FieldSystem:
             gas=self.gas.frame() if self.gas is not None else None,
             liquid=self.liquid.frame() if self.liquid is not None else None,
             stats=stats,
+            burn=self.burner.frame() if self.burner is not None else None,
         )
 
     def close(self) -> None:

@@ -37,6 +37,30 @@ def _fields_metadata(states: Sequence[State]) -> dict:
     return out
 
 
+def _burn_metadata(states: Sequence[State], objects: list) -> None:
+    """Adds `burn` to each flammable object's entry: its state, mass, mass burnt and burning area
+    per frame, and when and by what it was lit and consumed (``hybrid.fields.burning``)."""
+    first = states[0].fields.burn if states[0].fields is not None else None
+    if first is None:
+        return
+    frames = [s.fields.burn for s in states]
+    last = frames[-1]
+
+    def when(x: float):
+        return None if np.isnan(x) else float(x)
+
+    for k, index in enumerate(first.index):
+        objects[index]["burn"] = {
+            "state": [b.state_name(k) for b in frames],
+            "mass_kg": [float(b.mass_kg[k]) for b in frames],
+            "burnt_kg": [float(b.burnt_kg[k]) for b in frames],
+            "burning_area_m2": [float(b.burning_area_m2[k]) for b in frames],
+            "ignition_time_s": when(last.ignition_time_s[k]),
+            "ignition_cause": last.cause[k] or None,
+            "consumed_time_s": when(last.consumed_time_s[k]),
+        }
+
+
 def _breaks_metadata(scene: Scene, states: Sequence[State], objects: list, positions, quats, lin, ang) -> Optional[list]:
     """With breakable objects: their settings and per-frame presence, one entry per fragment slot
     (appended to `objects`, with its parent and root object), and the list of breaks; None without."""
@@ -125,6 +149,7 @@ def build_metadata(
                 "angular_velocity": _rows(ang[:, i]),
             }
         )
+    _burn_metadata(states, objects)
     breaks = _breaks_metadata(scene, states, objects, positions, quats, lin, ang)
     has_fields = states[0].fields is not None
     contacts = []

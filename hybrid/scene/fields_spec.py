@@ -150,7 +150,9 @@ class Combustion(Spec):
     """Fuel burns where the gas is hotter than ``ignition_temperature``.
 
     Per second a fraction ``burn_rate`` of the fuel there burns; each unit burnt
-    raises the temperature by ``heat`` kelvin and leaves ``smoke`` units of smoke.
+    raises the temperature by ``heat`` kelvin and leaves ``smoke`` units of smoke. A cell
+    burns no more fuel once it is ``max_temperature`` above ambient (near the
+    temperature of a luminous flame).
     Burning cells glow in the beauty pass (``flame`` in the gas frame).
     """
 
@@ -158,6 +160,11 @@ class Combustion(Spec):
     burn_rate: Positive = Field(8.0, description="1/s")
     heat: NonNegative = Field(1500.0, description="kelvin per unit of fuel burnt")
     smoke: NonNegative = Field(0.3, description="smoke concentration per unit of fuel burnt")
+    max_temperature: Positive = Field(
+        1700.0,
+        description="kelvin above ambient: no cell burns hotter (the air it holds has only so much oxygen); "
+        "the fuel left over burns further on, so a richer fire grows taller, not hotter",
+    )
 
 
 class Buoyancy(Spec):

@@ -128,6 +128,92 @@ class Breakable(Spec):
         return out
 
 
+# Defaults a `flammable.preset` sets; any key given in the block wins. Ignition
+# temperatures are kelvin above ambient (paper autoignites near 230 C, wood near
+# 300 C, cloth near 260 C, a hydrocarbon-soaked rag at its fuel's flash and fire
+# point, far lower); burn rates are the mass a burning surface loses per square metre
+# and second (cone calorimeter ranges: wood 8-15 g, paper and cloth several times
+# that); heat_release is the heat of combustion of the burnt mass (J/kg); spread_speed
+# the speed of the flame front along the surface (wood about 1 mm/s sideways, paper
+# 1 to 4 cm/s, soaked cloth tens of cm/s); ash_fraction the share of the mass left
+# when it has burnt through.
+BURN_PRESETS: dict[str, dict[str, object]] = {
+    "paper": {
+        "ignition_temperature": 210.0, "ignition_time": 0.3, "burn_rate": 0.06, "heat_release": 1.6e7,
+        "spread_speed": 0.02, "char_color": (0.05, 0.045, 0.04), "ash_fraction": 0.05,
+    },
+    "dry_wood": {
+        "ignition_temperature": 280.0, "ignition_time": 1.0, "burn_rate": 0.012, "heat_release": 1.7e7,
+        "spread_speed": 0.002, "char_color": (0.04, 0.035, 0.03), "ash_fraction": 0.02,
+    },
+    "cloth": {
+        "ignition_temperature": 240.0, "ignition_time": 0.5, "burn_rate": 0.03, "heat_release": 1.8e7,
+        "spread_speed": 0.015, "char_color": (0.06, 0.05, 0.045), "ash_fraction": 0.05,
+    },
+    "fuel_soaked": {
+        "ignition_temperature": 120.0, "ignition_time": 0.1, "burn_rate": 0.04, "heat_release": 4.0e7,
+        "spread_speed": 0.2, "char_color": (0.05, 0.045, 0.04), "ash_fraction": 0.03,
+    },
+}
+
+
+class Ignite(Spec):
+    """The scene lights the object at time `t`: every point of its surface within `radius` of `point`
+    (object frame) starts burning, or the surface point nearest `point` when `radius` is 0."""
+
+    t: NonNegative = Field(0.0, description="simulated seconds")
+    point: Vec3 = Field((0.0, 0.0, 0.0), description="object frame, metres")
+    radius: NonNegative = Field(0.0, description="metres")
+
+
+class Flammable(Spec):
+    """An object that ignites, burns and chars (hybrid.fields.burning).
+
+    The gas temperature next to a point of its surface ignites that point once it has
+    stayed above `ignition_temperature` for `ignition_time`; the flame front also runs
+    along the surface at `spread_speed`. A burning point loses `burn_rate` kg per square
+    metre and second as fuel vapour into the gas, where it burns by
+    ``fields.gas.combustion`` and releases `heat_release` J per kg; the point chars as
+    it burns and goes out when its share of the burnable mass (all but `ash_fraction`)
+    is gone. `preset` fills every key not given (BURN_PRESETS); without one, every key
+    but `char_color`, `ash_fraction` and `ignite` is required.
+    """
+
+    preset: Optional[Literal["paper", "dry_wood", "cloth", "fuel_soaked"]] = None
+    ignition_temperature: Optional[Positive] = Field(None, description="kelvin above ambient, of the gas at the surface")
+    ignition_time: Optional[NonNegative] = Field(None, description="seconds above the ignition temperature before it ignites")
+    burn_rate: Optional[Positive] = Field(None, description="kg lost per m^2 of burning surface per second")
+    heat_release: Optional[Positive] = Field(None, description="J per kg burnt")
+    spread_speed: Optional[NonNegative] = Field(None, description="m/s: the flame front along the surface")
+    char_color: Optional[Color] = Field(None, description="the colour of fully charred surface")
+    ash_fraction: Optional[Annotated[Float, Field(ge=0.0, lt=1.0)]] = Field(
+        None, description="share of the mass left when it has burnt through"
+    )
+    consumed_fraction: Annotated[Float, Field(gt=0.0, le=1.0)] = Field(
+        0.9, description="share of the burnable mass gone at which the object counts as consumed"
+    )
+    spacing: Positive = Field(0.01, description="metres between the points of its burn map")
+    ignite: Optional[Ignite] = Field(None, description="lit by the scene (the initial flame)")
+
+    @model_validator(mode="after")
+    def _complete(self) -> "Flammable":
+        if self.preset is None:
+            for key in ("ignition_temperature", "ignition_time", "burn_rate", "heat_release", "spread_speed"):
+                if getattr(self, key) is None:
+                    raise SpecValueError(
+                        f"`flammable` needs `{key}` or a `preset` ({', '.join(BURN_PRESETS)})", at=(key,)
+                    )
+        return self
+
+    def resolved(self) -> dict[str, object]:
+        """Every setting, from the block, then the preset, then the plain defaults."""
+        out: dict[str, object] = {"char_color": (0.05, 0.045, 0.04), "ash_fraction": 0.02}
+        out.update(BURN_PRESETS.get(self.preset or "", {}))
+        out.update({k: v for k, v in self.model_dump().items() if v is not None and k not in ("preset", "ignite")})
+        out["ignite"] = self.ignite
+        return out
+
+
 class BodyPhysics(Spec):
     """How an object moves. Between two bodies pybullet multiplies restitutions and frictions.
 
@@ -151,13 +237,15 @@ class BodyPhysics(Spec):
     gravity_scale: Float = Field(1.0, description="multiplies gravity for this body only (0 floats, -1 falls up)")
     keyframes: Optional[tuple[Keyframe, ...]] = Field(None, description="kinematic bodies only, sorted by t")
     breakable: Optional[Breakable] = Field(None, description="breaks into persistent fragments (hybrid.physics.fracture)")
+    flammable: Optional[Flammable] = Field(None, description="ignites, burns and chars (hybrid.fields.burning)")
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict:
-        # Objects that do not break dump as they did before `breakable` existed.
+        # Objects that do not break or burn dump as they did before `breakable` and `flammable` existed.
         data = handler(self)
-        if self.breakable is None:
-            data.pop("breakable", None)
+        for key in ("breakable", "flammable"):
+            if getattr(self, key) is None:
+                data.pop(key, None)
         return data
 
     @model_validator(mode="after")
@@ -662,6 +750,7 @@ class Scene(Spec):
                         "<object>#<k>)",
                         at=("objects", seen[name], "name"),
                     )
+        self._check_flammable()
         if self.physics.timestep is not None:
             steps = self.frame_dt_sim / self.physics.timestep
             if abs(steps - round(steps)) > 1e-6 * max(1.0, steps) or round(steps) < 1:
@@ -672,6 +761,54 @@ class Scene(Spec):
                     at=("physics", "timestep"),
                 )
         return self
+
+    def _check_flammable(self) -> None:
+        """Burning objects need a gas to burn in (its combustion burns their fuel vapour)."""
+        burning = [i for i, obj in enumerate(self.objects) if obj.physics.flammable is not None]
+        if not burning:
+            return
+        at = ("objects", burning[0], "physics", "flammable")
+        gas = None if self.fields is None else self.fields.gas
+        if gas is None:
+            raise SpecValueError(
+                "a flammable object burns in the scene's gas, but the scene has no `fields.gas`; add one whose "
+                "domain covers the object (with `combustion: {}`), or remove `flammable`",
+                at=at,
+            )
+        if gas.combustion is None:
+            raise SpecValueError(
+                "a flammable object gives off fuel vapour that `fields.gas.combustion` burns, and the gas has no "
+                "`combustion:` section; add `combustion: {}` to fields.gas",
+                at=at,
+            )
+        if gas.combustion.heat <= 0:
+            raise SpecValueError(
+                "flammable objects release their heat through `fields.gas.combustion.heat` (kelvin per unit of fuel "
+                "burnt), which is 0; give it a positive value (the default is 1500)",
+                at=("fields", "gas", "combustion", "heat"),
+            )
+        if self.breakable_and_flammable():
+            i = self.breakable_and_flammable()[0]
+            raise SpecValueError(
+                "an object cannot be both `breakable` and `flammable` yet (its burn map would not follow it into "
+                "its fragments); remove one of them",
+                at=("objects", i, "physics", "flammable"),
+            )
+        lo, hi = gas.domain.min, gas.domain.max
+        for i in burning:
+            pos = self.objects[i].position
+            if any(not (lo[a] <= pos[a] <= hi[a]) for a in range(3)):
+                raise SpecValueError(
+                    f"flammable object {self.objects[i].name!r} starts at {tuple(pos)}, outside fields.gas.domain "
+                    f"({tuple(lo)} to {tuple(hi)}): it could never burn there; move it or grow the domain",
+                    at=("objects", i, "position"),
+                )
+
+    def breakable_and_flammable(self) -> list[int]:
+        return [
+            i for i, obj in enumerate(self.objects)
+            if obj.physics.flammable is not None and obj.physics.breakable is not None
+        ]
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict:
