@@ -40,9 +40,9 @@ Once per video frame, before the gas advances over [t0, t1] (``FieldSystem``):
 An object's state: ``intact`` until a node ignites, ``burning`` while one burns,
 ``charred`` when none burns any more, ``consumed`` (for good) once
 ``consumed_fraction`` of its burnable mass is gone. Its ignition's *cause* is the
-scene's flame (``ignite``), else the object with the burning node nearest the first
-node to ignite (within ``CAUSE_REACH`` cells), else ``hot gas`` (an emitter or hot
-air with no burning object near).
+scene's flame (``ignite``), else the heat source nearest the first node to ignite:
+another object's burning node or a hot gas emitter (``fields.gas.emitters[k]``),
+else ``hot gas`` (none of either: air made hot some other way).
 
 Plain NumPy: the gas solver is only read (temperature, solid cells) and given its
 fuel sources.
@@ -62,7 +62,6 @@ from hybrid.transforms import quats_to_matrices
 AIR_HEAT_CAPACITY = 1005.0  # J / (kg K), dry air at constant pressure near room temperature
 CHAR_SHARE = 0.25  # a node is fully charred once this share of its fuel has burnt
 PROBES = (0.5, 1.0, 1.5)  # cells out along the normal where a node looks for its air cell
-CAUSE_REACH = 3.0  # cells: a burning node this close to an igniting one is its cause
 
 INTACT, BURNING, CHARRED, CONSUMED = (BURN_STATES.index(n) for n in ("intact", "burning", "charred", "consumed"))
 SCENE_CAUSE = "ignite"
@@ -251,7 +250,8 @@ class Burner:
         return cell, found
 
     def _cause(self, b: _Burning, point: np.ndarray, world: list) -> str:
-        best, name = CAUSE_REACH * self.dx, HEAT_CAUSE
+        """The nearest heat source to `point`: another object's burning node, or a gas emitter that heats or adds fuel."""
+        best, name = np.inf, HEAT_CAUSE
         for other, (pos, *_rest) in zip(self.objects, world):
             if other is b:
                 continue
@@ -261,6 +261,13 @@ class Burner:
             d = float(np.linalg.norm(pos[burning] - point, axis=1).min())
             if d < best:
                 best, name = d, other.name
+        for k, em in enumerate(self.gas.spec.emitters):
+            if em.temperature <= 0 and em.fuel <= 0:
+                continue
+            reach = em.radius if em.shape == "sphere" else 0.5 * float(np.linalg.norm(em.size))
+            d = max(0.0, float(np.linalg.norm(np.asarray(em.center) - point)) - reach)
+            if d < best:
+                best, name = d, f"fields.gas.emitters[{k}]"
         return name
 
     def _set_state(self, b: _Burning, t1: float, burning: bool) -> None:

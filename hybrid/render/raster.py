@@ -27,7 +27,14 @@ from hybrid import buffers as buffer_registry
 from hybrid.render.beauty import BeautyPass, encode_display
 from hybrid.render.gbuffer import GBufferPass
 from hybrid.render.gl import GLContext
-from hybrid.render.scene_build import RenderScene, add_fragment_nodes, build_render_scene, show_present
+from hybrid.render.scene_build import (
+    RenderScene,
+    add_fragment_nodes,
+    build_render_scene,
+    show_burn,
+    show_fire_lights,
+    show_present,
+)
 from hybrid.scene.spec import Scene
 from hybrid.state import State
 from hybrid.transforms import CV_TO_GL, pose_matrices
@@ -106,6 +113,10 @@ class Rasterizer:
         if state.breaks:
             add_fragment_nodes(rs, self.scene, state.breaks)
         show_present(rs, state.present)
+        if state.fields is not None and state.fields.burn is not None:
+            show_burn(rs, state.fields.burn)
+        if rs.fire_nodes:
+            show_fire_lights(rs, self.scene, state.fields.gas if state.fields is not None else None)
         poses = pose_matrices(np.asarray(state.position, dtype=np.float64), np.asarray(state.quaternion, dtype=np.float64))
         for node, pose in zip(rs.object_nodes, poses):
             if node is not None:

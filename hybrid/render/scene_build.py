@@ -15,6 +15,15 @@ Environment (``Scene.environment``): its nine spherical-harmonic coefficients
 of the ambient term; the beauty pass composites its radiance behind the surfaces
 where camera rays miss when it is visible.
 
+Flammable objects (``physics.flammable``) are drawn with their burn map's mesh
+(``hybrid.fields.burn_surface``: the same surface, finer) and, once they char, a
+per-vertex colour that both passes multiply in (``show_burn``), so the albedo buffer
+holds the charred colour exactly as the beauty frame lights it.
+
+Fire (``fields.gas.combustion``): ``fields.gas.look.fire_lights`` spot lights,
+after the scene's own, that ``show_fire_lights`` places and sets from each frame's
+flames (``hybrid.render.fields.fire_lights``), with shadows.
+
 Lights: ambient lights add up into the scene's ambient term; directional, point and
 spot lights become pyrender lights. pyrender's shadow switches are per light type,
 so ``RenderScene.shadow_flags`` turns on a type when any of its lights asks, and
@@ -76,6 +85,10 @@ class RenderScene:
     inner_surfaces: dict = field(default_factory=dict)
     built_breaks: set = field(default_factory=set)
     library: Optional[MaterialLibrary] = None
+    # Flammable objects by scene index: their burn map's mesh and the char drawn on it (show_burn).
+    burn: dict = field(default_factory=dict)
+    # The lights the flames become each frame (show_fire_lights), after the scene's own in light_nodes.
+    fire_nodes: list = field(default_factory=list)
 
     def surface_for(self, index: int, primitive) -> SurfaceMaterial:
         """The material entry `index` draws `primitive` with (a fragment's broken faces have their own)."""
@@ -89,19 +102,112 @@ class RenderScene:
         return [(i, node) for i, node in enumerate(self.object_nodes) if node is not None]
 
 
-def _mesh_node(obj, surface: SurfaceMaterial, seed: int) -> "pyrender.Node":
-    mesh = build_mesh(obj.shape, seed=seed)
+@dataclass
+class BurnDrawing:
+    """How a flammable object's char is drawn: its burn map's mesh (``hybrid.fields.burn_surface``), the
+    node of each vertex, its look's colour and char colour (display values), the char last drawn."""
+
+    mesh: object
+    node: np.ndarray
+    base: np.ndarray
+    char_color: np.ndarray
+    material: object
+    drawn: Optional[np.ndarray] = None
+
+
+def _primitive(mesh, material, color=None) -> "pyrender.Primitive":
     # A Primitive built directly keeps the material (and its texture) shared with
     # the G-buffer pass; Mesh.from_trimesh would deep-copy it.
-    primitive = pyrender.Primitive(
+    return pyrender.Primitive(
         positions=np.asarray(mesh.vertices, dtype=np.float32),
         normals=np.asarray(mesh.vertex_normals, dtype=np.float32),
         texcoord_0=np.asarray(mesh.visual.uv, dtype=np.float32),
+        color_0=color,
         indices=np.asarray(mesh.faces, dtype=np.uint32),
-        material=surface.material,
+        material=material,
     )
+
+
+def _mesh_node(obj, surface: SurfaceMaterial, seed: int) -> tuple["pyrender.Node", Optional[BurnDrawing]]:
+    burn = None
+    flammable = obj.physics.flammable
+    if flammable is not None:
+        from hybrid.fields.burn_surface import burn_surface
+
+        settings = flammable.resolved()
+        surf = burn_surface(obj.shape, seed, float(settings["spacing"]))
+        mesh = surf.mesh
+        burn = BurnDrawing(
+            mesh=mesh,
+            node=surf.node,
+            base=np.asarray(obj.look.color, dtype=np.float64),
+            char_color=np.asarray(settings["char_color"], dtype=np.float64),
+            material=surface.material,
+        )
+    else:
+        mesh = build_mesh(obj.shape, seed=seed)
+    primitive = _primitive(mesh, surface.material)
     initial = pose_matrix(obj.position, rotation_quat(obj.rotation_deg, obj.quaternion))
-    return pyrender.Node(name=obj.name, mesh=pyrender.Mesh([primitive], name=obj.name), matrix=initial)
+    return pyrender.Node(name=obj.name, mesh=pyrender.Mesh([primitive], name=obj.name), matrix=initial), burn
+
+
+def char_multiplier(base: np.ndarray, char_color: np.ndarray, char: np.ndarray) -> np.ndarray:
+    """(V, 3) linear-light factors that turn a surface of display colour `base` into
+    (1 - char) base + char x `char_color` (display values) where `char` (V,) is 0..1: the
+    beauty shader multiplies radiance by them and the G-buffer its decoded albedo. A
+    channel too dark to scale (linear < 1e-4) keeps its factor 1. Textured looks get the
+    same factor, so their texture darkens toward the char colour in proportion."""
+    from hybrid.render.mipmaps import srgb_decode
+
+    c = np.clip(np.asarray(char, dtype=np.float64), 0.0, 1.0)[:, None]
+    target = (1.0 - c) * base[None] + c * char_color[None]
+    # The G-buffer decodes and encodes with the exact sRGB curve, so its albedo is `target`.
+    lin_base = srgb_decode(np.asarray(base, dtype=np.float64))
+    lin_target = srgb_decode(target)
+    return np.where(lin_base[None] > 1e-4, lin_target / np.maximum(lin_base[None], 1e-4), 1.0)
+
+
+def show_fire_lights(rs: "RenderScene", scene: Scene, gas) -> list:
+    """Place and set the fire lights from the frame's flames (``hybrid.render.fields.fire_lights``);
+    lights without flames go dark. Returns the ``FireLight`` list used."""
+    if not rs.fire_nodes:
+        return []
+    from hybrid.render.fields.fire_lights import fire_lights
+    from hybrid.render.fields.gas import flame_emission
+
+    lights = []
+    if gas is not None:
+        emission = flame_emission(gas, scene.fields.gas.look)
+        lights = fire_lights(emission, gas.origin, gas.cell_size, len(rs.fire_nodes))
+    for k, node in enumerate(rs.fire_nodes):
+        if k < len(lights):
+            light = lights[k]
+            node.light.color = light.color.astype(np.float32)
+            node.light.intensity = float(light.intensity)
+            rs.scene.set_pose(node, frame_with_z((0.0, 0.0, 1.0), light.position))
+        else:
+            node.light.intensity = 0.0
+    return lights
+
+
+def show_burn(rs: "RenderScene", burn) -> None:
+    """Draw every flammable object's char as ``burn`` (``BurnFrame``) has it; unchanged maps are not re-sent."""
+    if burn is None or not rs.burn:
+        return
+    for k, index in enumerate(burn.index):
+        drawing = rs.burn.get(index)
+        if drawing is None:
+            continue
+        char = np.asarray(burn.char[k], dtype=np.float32)
+        if drawing.drawn is not None and np.array_equal(drawing.drawn, char):
+            continue
+        factor = char_multiplier(drawing.base, drawing.char_color, char[drawing.node])
+        color = np.concatenate([factor, np.ones((len(factor), 1))], axis=1).astype(np.float32)
+        node = rs.object_nodes[index]
+        visible = node.mesh.is_visible
+        node.mesh = pyrender.Mesh([_primitive(drawing.mesh, drawing.material, color)], name=node.name)
+        node.mesh.is_visible = visible
+        drawing.drawn = char.copy()
 
 
 def build_render_scene(scene: Scene) -> RenderScene:
@@ -112,7 +218,9 @@ def build_render_scene(scene: Scene) -> RenderScene:
 
     library = MaterialLibrary()
     surfaces = [library.surface(obj.look) for obj in scene.objects]
-    nodes = [_mesh_node(obj, surf, scene.seed) for obj, surf in zip(scene.objects, surfaces)]
+    built = [_mesh_node(obj, surf, scene.seed) for obj, surf in zip(scene.objects, surfaces)]
+    nodes = [node for node, _ in built]
+    burn = {i: drawing for i, (_, drawing) in enumerate(built) if drawing is not None}
     for node in nodes:
         pr_scene.add_node(node)
     roster = Roster.from_scene(scene)
@@ -165,6 +273,24 @@ def build_render_scene(scene: Scene) -> RenderScene:
         if isinstance(light, DirectionalLight) and light.shadows and light.angular_diameter_deg > 0:
             soft.append((node, node.matrix.copy(), np.radians(light.angular_diameter_deg) / 2.0))
             soft_samples = max(soft_samples, light.shadow_samples)
+    fire_nodes = []
+    for _ in range(scene.fire_light_count):
+        # Off (intensity 0) until show_fire_lights finds flames; looking straight down.
+        from hybrid.render.fields.fire_lights import CONE_DEG, CONE_SOFT_DEG
+
+        node = pyrender.Node(
+            light=pyrender.SpotLight(
+                color=np.ones(3),
+                intensity=0.0,
+                innerConeAngle=np.radians(CONE_DEG - CONE_SOFT_DEG),
+                outerConeAngle=np.radians(CONE_DEG),
+            ),
+            matrix=frame_with_z((0.0, 0.0, 1.0), (0.0, 0.0, 0.0)),
+        )
+        pr_scene.add_node(node)
+        light_nodes.append(node)
+        fire_nodes.append(node)
+        shadowed.append((node, pyrender.RenderFlags.SHADOWS_SPOT))
     if nodes:  # shadow cameras are fitted to the scene's bounds: none without objects
         for _, kind_flag in shadowed:
             flags |= kind_flag
@@ -198,6 +324,8 @@ def build_render_scene(scene: Scene) -> RenderScene:
         environment_sh=env_sh if env is not None else None,
         roster=roster,
         library=library,
+        burn=burn,
+        fire_nodes=fire_nodes,
     )
 
 

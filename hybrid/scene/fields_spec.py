@@ -189,6 +189,11 @@ class GasLook(Spec):
     extinction: Positive = Field(30.0, description="1/m per unit of smoke concentration")
     flame_intensity: NonNegative = Field(1.0, description="multiplies the blackbody glow of burning gas")
     steps_per_cell: Annotated[Float, Field(gt=0, le=4)] = Field(1.0, description="ray-march samples per cell crossed")
+    fire_lights: Annotated[Int, Field(ge=0, le=4)] = Field(
+        1,
+        description="with combustion: lights the rasteriser makes of the flames each frame (shadowed spot "
+        "lights looking down, hybrid.render.fields.fire_lights; they count as spot lights); 0 turns them off",
+    )
 
 
 class GasSpec(Spec):

@@ -712,9 +712,17 @@ class Scene(Spec):
     def _consistent(self) -> "Scene":
         if self.duration is not None and self.frames is not None:
             raise SpecValueError("give `duration` or `frames`, not both", at=("frames",))
+        fire = self.fire_light_count
         for kind in ("directional", "point", "spot"):
             # The rasteriser draws an area light as a spot light.
             idx = [i for i, light in enumerate(self.lights) if light.type == kind or (kind, light.type) == ("spot", "area")]
+            if kind == "spot" and fire and len(idx) + fire > MAX_LIGHTS_PER_TYPE:
+                raise SpecValueError(
+                    f"{len(idx)} spot lights (area lights count as spot lights) and fields.gas.look.fire_lights "
+                    f"{fire}: the rasteriser draws at most {MAX_LIGHTS_PER_TYPE} spot lights; lower "
+                    "fields.gas.look.fire_lights or remove some spot lights",
+                    at=("fields", "gas", "look", "fire_lights"),
+                )
             if len(idx) > MAX_LIGHTS_PER_TYPE:
                 raise SpecValueError(
                     f"{len(idx)} {kind} lights{' (area lights count as spot lights)' if kind == 'spot' else ''}: "
@@ -803,6 +811,14 @@ class Scene(Spec):
                     f"({tuple(lo)} to {tuple(hi)}): it could never burn there; move it or grow the domain",
                     at=("objects", i, "position"),
                 )
+
+    @property
+    def fire_light_count(self) -> int:
+        """Lights the rasteriser makes of the flames (``fields.gas.look.fire_lights`` with combustion, else 0)."""
+        gas = None if self.fields is None else self.fields.gas
+        if gas is None or gas.combustion is None:
+            return 0
+        return int(gas.look.fire_lights)
 
     def breakable_and_flammable(self) -> list[int]:
         return [

@@ -1,6 +1,6 @@
 #version 330 core
 // G-buffer pass, vertex stage. Attribute locations follow pyrender's layout: the
-// renderer substitutes NORMAL_LOC, TEXCOORD_0_LOC and INST_M_LOC from each mesh's buffers.
+// renderer substitutes NORMAL_LOC, TEXCOORD_0_LOC, COLOR_0_LOC and INST_M_LOC from each mesh's buffers.
 
 layout(location = 0) in vec3 position;
 #ifdef NORMAL_LOC
@@ -8,6 +8,9 @@ layout(location = NORMAL_LOC) in vec3 normal;
 #endif
 #ifdef TEXCOORD_0_LOC
 layout(location = TEXCOORD_0_LOC) in vec2 texcoord_0;
+#endif
+#ifdef COLOR_0_LOC
+layout(location = COLOR_0_LOC) in vec4 color_0;
 #endif
 layout(location = INST_M_LOC) in mat4 inst_m;
 
@@ -18,6 +21,9 @@ uniform mat4 projection;     // OpenCV camera frame -> clip space
 out vec3 v_normal_cam;
 out float v_z_cam;
 out vec2 v_uv;
+#ifdef COLOR_0_LOC
+out vec4 v_vertex_color;  // linear multiplier of the albedo (a burning object's char, scene_build.show_burn)
+#endif
 
 void main()
 {
@@ -34,5 +40,8 @@ void main()
     v_uv = texcoord_0;
 #else
     v_uv = vec2(0.0);
+#endif
+#ifdef COLOR_0_LOC
+    v_vertex_color = color_0;
 #endif
 }
