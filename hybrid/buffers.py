@@ -189,6 +189,9 @@ _MEANINGS = {
     "liquid_thickness": "metres of liquid along the view ray before the opaque surface",
     "fluid_velocity": "screen motion (dx, dy) in pixels per frame of the fluid seen at the pixel (liquid surface, else "
     "density-weighted gas); 0 where no fluid",
+    "heat_haze": "shift (dx, dy) in pixels by which hot air bends the view at the pixel: the beauty frame shows what "
+    "lies at the pixel plus the shift; 0 where the view crosses air at ambient temperature only; the geometric buffers "
+    "are not bent",
     "rgb_raster": "the rasteriser's beauty frame, kept where another renderer (Cycles, the neural renderer) drew rgb",
     "radiance": "linear radiance of the beauty frame (the renderer that drew rgb) before the post chain and display "
     "encoding; unclamped, in the scene's light units",
@@ -210,6 +213,7 @@ _TABLE = {
         ("liquid_mask", "uint8", (), "0 or 1", _LOSSLESS, vis.show_mask, False),
         ("liquid_thickness", "float32", (), "m", _RELATIVE, vis.show_amount, True),
         ("fluid_velocity", "float32", (2,), "px/frame", _FLOW, vis.show_flow, True),
+        ("heat_haze", "float32", (2,), "px", _FLOW, vis.show_flow, False),
     ],
     "neural": [("rgb_raster", "uint8", (3,), "sRGB code", _LOSSLESS, vis.show_rgb, False)],
     "hdr": [("radiance", "float32", (3,), "linear, 1 = white", _RELATIVE, vis.show_radiance, False)],

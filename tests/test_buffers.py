@@ -17,8 +17,9 @@ REPO = Path(__file__).resolve().parents[1]
 def test_bytes_per_pixel_match_the_contract_by_hand():
     # rgb 3 x 1 + depth 4 + instance 2 + normal 3 x 4 + albedo 3 x 1 + two flows 2 x 4 each.
     assert sum(BUFFER_BYTES_PER_PIXEL.values()) == 3 + 4 + 2 + 12 + 3 + 8 + 8
-    # gas_density 4 + gas_temperature 4 + liquid_mask 1 + liquid_thickness 4 + fluid_velocity 2 x 4.
-    assert FIELD_BUFFER_BYTES_PER_PIXEL == 4 + 4 + 1 + 4 + 8
+    # gas_density 4 + gas_temperature 4 + liquid_mask 1 + liquid_thickness 4 + fluid_velocity 2 x 4
+    # + heat_haze 2 x 4.
+    assert FIELD_BUFFER_BYTES_PER_PIXEL == 4 + 4 + 1 + 4 + 8 + 8
 
 
 def test_groups_and_clip_buffer_names():

@@ -50,6 +50,7 @@ def check_clip_geometry(scene, clip, frames: int, height: int, width: int) -> No
                 "liquid_mask": (np.uint8, (t, h, w)),
                 "liquid_thickness": (np.float32, (t, h, w)),
                 "fluid_velocity": (np.float32, (t, h, w, 2)),
+                "heat_haze": (np.float32, (t, h, w, 2)),
             }
         )
     assert set(b) == set(expected)

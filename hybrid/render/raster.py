@@ -66,8 +66,10 @@ class Rasterizer:
     fluid_velocity float32 (H, W, 2): screen motion (dx, dy) in pixels per frame
     (``scene.frame_dt_sim`` simulated seconds) of the fluid seen at the pixel, the
     liquid surface point's where liquid_mask, else the density-weighted mean of the
-    gas along the ray, 0 where no fluid. The rgb/hdr frame then shows the fields
-    composited over the beauty pass (``hybrid.render.fields``).
+    gas along the ray, 0 where no fluid; heat_haze float32 (H, W, 2): the shift in
+    pixels by which hot gas bends the view (``hybrid.render.fields.haze``). The rgb/hdr
+    frame then shows the fields composited over the beauty pass, bent by that shift
+    (``hybrid.render.fields``).
     """
 
     def __init__(self, scene: Scene):

@@ -189,6 +189,9 @@ class GasLook(Spec):
     extinction: Positive = Field(30.0, description="1/m per unit of smoke concentration")
     flame_intensity: NonNegative = Field(1.0, description="multiplies the blackbody glow of burning gas")
     steps_per_cell: Annotated[Float, Field(gt=0, le=4)] = Field(1.0, description="ray-march samples per cell crossed")
+    heat_haze: bool = Field(
+        True, description="hot air bends the view through it (hybrid.render.fields.haze); the heat_haze buffer holds the shift"
+    )
     fire_lights: Annotated[Int, Field(ge=0, le=4)] = Field(
         1,
         description="with combustion: lights the rasteriser makes of the flames each frame (shadowed spot "

@@ -1,4 +1,4 @@
-"""Every field over the beauty pass: the liquid surface layered with the gas, and the five field buffers.
+"""Every field over the beauty pass: the liquid surface layered with the gas, heat haze, and the six field buffers.
 
 Compositing (``FieldRenderer.composite``): with a liquid surface at depth t_l in
 front of the opaque depth, behind = beauty T_back + L_back (the gas between t_l and
@@ -8,6 +8,9 @@ surface T_front + L_front (the gas between the camera and t_l). Elsewhere out =
 beauty T + L. Approximations: gas inside the liquid is treated like gas behind its
 front surface; the liquid's refraction does not displace what is seen through it;
 gas and liquid do not light or shadow each other.
+
+Last, hot gas bends the view (``hybrid.render.fields.haze``): the composited frame is
+resampled by the heat-haze shift, which the ``heat_haze`` buffer holds.
 
 The G-buffer (depth, instance, normal, albedo) stays the rigid bodies': smoke and
 liquid are translucent layers over it, so a body inside smoke or partly under
@@ -31,7 +34,7 @@ from hybrid.scene.spec import Scene
 
 
 class FieldRenderer:
-    """Composites a scene's fields over its HDR beauty frames and draws the five field buffers.
+    """Composites a scene's fields over its HDR beauty frames and draws the six field buffers.
 
     Built once per rasterizer from the scene (intrinsics, lights, looks, background,
     ``frame_dt_sim`` for screen motion). Looks come from ``scene.fields``; a frame
@@ -44,6 +47,8 @@ class FieldRenderer:
         liquid_look = fields.liquid.look if fields is not None and fields.liquid is not None else LiquidLook()
         ambient, lights = light_table(scene)
         self.width, self.height = scene.width, scene.height
+        self.K = np.asarray(K, dtype=np.float64)
+        self.haze = gas_look.heat_haze
         self.gas = GasMarcher(K, scene.width, scene.height, gas_look, ambient, lights, scene.frame_dt_sim)
         self.liquid = LiquidTracer(
             K, scene.width, scene.height, liquid_look, ambient, lights, display_to_linear(scene.background),
@@ -62,7 +67,8 @@ class FieldRenderer:
         depth: the G-buffer's (H, W) float32 z-depth in metres, 0 on background.
         Buffers (rows top-down): gas_density float32 (H, W), gas_temperature float32
         (H, W), liquid_mask uint8 (H, W), liquid_thickness float32 (H, W),
-        fluid_velocity float32 (H, W, 2); zeros where a field is absent.
+        fluid_velocity float32 (H, W, 2), heat_haze float32 (H, W, 2); zeros where a
+        field is absent.
         """
         h, w = self.height, self.width
         buffers = empty_field_buffers(h, w)
@@ -91,4 +97,11 @@ class FieldRenderer:
             if layers is not None:
                 behind = behind * layers.front_T[..., None] + layers.front_L
             out = np.ascontiguousarray(behind, dtype=np.float32)
+        if gas is not None and self.haze:
+            from hybrid.render.fields.haze import bend, haze_shift
+
+            shift = haze_shift(gas, self.K, cam_to_world, depth)
+            buffers["heat_haze"] = shift
+            if out is not None:
+                out = bend(out, shift)
         return out, buffers
