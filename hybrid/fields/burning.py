@@ -21,8 +21,10 @@ Once per video frame, before the gas advances over [t0, t1] (``FieldSystem``):
    arrival times do not depend on the frame rate.
 4. **Burning.** A burning node with an air cell loses ``burn_rate`` x a kg per second
    of its share of the burnable mass, (1 - ``ash_fraction``) x mass x a / A, and goes
-   out when that is gone. Its char level is the share of its fuel gone, over
-   ``CHAR_SHARE`` (fully black once a quarter has burnt).
+   out when that is gone. Its char level is the mass it has lost over that of a
+   blackened surface layer, ``CHAR_LAYER`` kg per m^2 (or ``CHAR_SHARE`` of its fuel
+   if that is less: paper), so a surface blackens within seconds of catching fire
+   while the object burns on for as long as its fuel lasts.
 5. **Fuel vapour.** The mass lost goes into the node's air cell as gas fuel, spread
    evenly over the frame (``GasSolver.set_fuel_sources``), in units whose burning
    (``fields.gas.combustion``, ``heat`` kelvin per unit) releases ``heat_release`` J
@@ -60,7 +62,8 @@ from hybrid.fields.frames import BURN_STATES, BurnFrame
 from hybrid.transforms import quats_to_matrices
 
 AIR_HEAT_CAPACITY = 1005.0  # J / (kg K), dry air at constant pressure near room temperature
-CHAR_SHARE = 0.25  # a node is fully charred once this share of its fuel has burnt
+CHAR_SHARE = 0.25  # a node is fully charred once this share of its fuel has burnt,
+CHAR_LAYER = 0.05  # or once this many kg per m^2 of it have (a blackened surface layer, about 0.1 mm of wood)
 PROBES = (0.5, 1.0, 1.5)  # cells out along the normal where a node looks for its air cell
 
 INTACT, BURNING, CHARRED, CONSUMED = (BURN_STATES.index(n) for n in ("intact", "burning", "charred", "consumed"))
@@ -117,8 +120,8 @@ class _Burning:
         return self.mass0 - self.burnt
 
     def char(self) -> np.ndarray:
-        gone = (self.fuel0 - self.fuel) / np.maximum(self.fuel0, 1e-300)
-        return np.minimum(1.0, gone / CHAR_SHARE).astype(np.float32)
+        full = np.minimum(CHAR_SHARE * self.fuel0, CHAR_LAYER * self.surface.area)
+        return np.minimum(1.0, (self.fuel0 - self.fuel) / np.maximum(full, 1e-300)).astype(np.float32)
 
     def spread(self, t1: float, newly: list) -> None:
         """Ignite, in time order, every node whose scheduled time is before `t1`; relax neighbours."""
