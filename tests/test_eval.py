@@ -291,3 +291,31 @@ def test_clips_with_and_without_breaks_are_summarised_apart():
     }
     text = report_markdown(results)
     assert "## Clips with and without breaks" in text and "| something breaks | 2 | 25.00 |" in text
+
+
+def test_clips_with_and_without_burning_objects_are_summarised_apart():
+    from hybrid.neural.evaluate import clip_burning, report_markdown, summaries_by_burning
+
+    lit = {"objects": [{"name": "a", "burn": {"ignition_time_s": 0.5}}, {"name": "b", "burn": {"ignition_time_s": None}},
+                       {"name": "c"}]}
+    assert clip_burning(None) == 0 and clip_burning(lit) == 1
+
+    def row(burning, psnr):
+        scores = {"psnr": psnr, "ssim": psnr / 100, "warp_error": 2.0}
+        return {"breaks": 0, "burning": burning, "fields": ["gas"], "neural": scores, "frame_by_frame": scores,
+                "albedo": scores, "target": {"warp_error": 1.0}}
+
+    rows = [row(0, 30.0), row(1, 24.0), row(2, 26.0)]
+    split = summaries_by_burning(rows)
+    assert list(split) == ["nothing burns", "something burns"]
+    assert split["something burns"]["clips"] == 2 and split["something burns"]["neural"]["psnr"] == pytest.approx(25.0)
+    assert summaries_by_burning([row(0, 30.0)]) is None
+    results = {
+        "summary": split["nothing burns"], "summary_by_burning": split,
+        "options": {"steps": 2, "scheduler": "dpm", "seed": 0, "clips": 3, "long_clips": 0},
+        "checkpoint": "ckpt", "dataset": "data", "dataset_recipe": {"name": "r"}, "dataset_seed": 1, "clips": 3,
+        "model": {"resolution": [16, 16], "window": 4, "context_frames": 1, "condition": ["albedo"]},
+        "checks": [], "seconds": 1.0, "hardware": {"cores": 2, "device": "cpu"},
+    }
+    text = report_markdown(results)
+    assert "## Clips with and without burning objects" in text and "| something burns | 2 | 25.00 |" in text

@@ -142,3 +142,23 @@ def test_a_pillar_shadows_the_floor_only_while_the_flame_stands_behind_it():
     assert np.allclose(l_behind.position, [0.0, 0.0, 0.75]) and np.allclose(l_beside.position, [0.0, 0.25, 0.75])
     assert behind < 0.02 * beside
     assert beside > 0
+
+
+def test_without_flames_the_fire_lights_add_nothing():
+    """No flame anywhere: the frame is the one drawn with fire lights turned off (a dark light must not
+    sit on a surface: intensity / distance^2 there is 0 / 0)."""
+    from hybrid.render import Rasterizer
+
+    def frame(count):
+        scene = _scene([])
+        gas = scene.fields.gas.model_copy(update={"look": scene.fields.gas.look.model_copy(update={"fire_lights": count})})
+        scene = scene.model_copy(update={"fields": scene.fields.model_copy(update={"gas": gas})})
+        state = State(
+            frame=0, time_s=0.0, names=("floor",), position=np.array([[0, 0, -0.1]]), quaternion=np.array([[0, 0, 0, 1.0]]),
+            linear_velocity=np.zeros((1, 3)), angular_velocity=np.zeros((1, 3)),
+            fields=FieldFrame(gas=_gas(np.zeros(SHAPE, np.float32))),
+        )
+        with Rasterizer(scene) as rast:
+            return rast.render(state, DOWN, hdr=True)["hdr"]
+
+    assert np.array_equal(frame(1), frame(0))

@@ -240,6 +240,21 @@ class BreakableDist(RecipeSpec):
     threshold_scale: PositiveNumber = 1.0
 
 
+class FlammableDist(RecipeSpec):
+    """Objects that burn (the scene's `physics.flammable`): with `probability` an object burns like a
+    preset drawn from `presets` (equal odds), and with `lit` of those the scene lights it at a time
+    drawn from `lit_at` (seconds), else only the clip's fire (its heat) can.
+
+    Only clips that draw fire (`fields.fire`: a gas with combustion) keep their flammable objects,
+    and only objects inside its domain and not drawn breakable (a scene cannot have both on one
+    object yet); the draws are made all the same, so the rest of the clip does not change."""
+
+    probability: Unit = 0.5
+    presets: tuple[Literal["paper", "dry_wood", "cloth", "fuel_soaked"], ...] = Field(("dry_wood", "paper"), min_length=1)
+    lit: Unit = 0.5
+    lit_at: NonNegativeNumber = 0.0
+
+
 class ObjectsSpec(RecipeSpec):
     """The dynamic objects of each clip."""
 
@@ -257,6 +272,7 @@ class ObjectsSpec(RecipeSpec):
     placement: Placement = {}
     throw: Optional[Throw] = None
     breakable: Optional[BreakableDist] = None
+    flammable: Optional[FlammableDist] = None
 
     @model_validator(mode="after")
     def _sized(self) -> "ObjectsSpec":

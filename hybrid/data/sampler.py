@@ -108,6 +108,7 @@ def sample_scene(
             if "liquid" in fields:  # breakables and a liquid do not go together yet: these stay whole
                 for obj in objects:
                     obj["physics"].pop("breakable", None)
+        _keep_burnable(objects, data.get("fields"))
     if recipe.environment is not None:
         sky = _sample_sky(recipe.environment, rng["environment"])
         if sky is not None:
@@ -430,6 +431,10 @@ def _sample_objects(
             breakable = _breakable(objs.breakable, rng)
             if breakable is not None:
                 physics["breakable"] = breakable
+        if objs.flammable is not None:  # after those: recipes without flammables keep their clips
+            flammable = _flammable(objs.flammable, rng)
+            if flammable is not None:
+                physics["flammable"] = flammable
         out.append(
             {
                 "name": name,
@@ -493,6 +498,34 @@ def _breakable(dist: rc.BreakableDist, rng: np.random.Generator) -> Optional[dic
     if scale != 1.0:
         out["threshold_Ns"] = float(BREAK_PRESETS[preset]["threshold_Ns"]) * scale  # type: ignore[arg-type]
     return out
+
+
+def _flammable(dist: rc.FlammableDist, rng: np.random.Generator) -> Optional[dict]:
+    """The scene's `physics.flammable` block for one object, or None when this one does not burn."""
+    if not rng.random() < dist.probability:
+        return None
+    out: dict = {"preset": dist.presets[int(rng.integers(len(dist.presets)))]}
+    lit = rng.random() < dist.lit
+    t = float(dist.lit_at.sample(rng))
+    if lit:
+        out["ignite"] = {"t": t}
+    return out
+
+
+def _keep_burnable(objects: list[dict], fields: Optional[dict]) -> None:
+    """Drop `flammable` from every object unless the clip has fire (a gas with combustion) around it,
+    and from breakable objects (a scene cannot have both on one object yet)."""
+    gas = (fields or {}).get("gas")
+    for obj in objects:
+        physics = obj["physics"]
+        if "flammable" not in physics:
+            continue
+        keep = gas is not None and gas.get("combustion") is not None and "breakable" not in physics
+        if keep:
+            lo, hi = gas["domain"]["min"], gas["domain"]["max"]
+            keep = all(lo[a] <= obj["position"][a] <= hi[a] for a in range(3))
+        if not keep:
+            physics.pop("flammable")
 
 
 def _throw(throw: rc.Throw, position: np.ndarray, rng: np.random.Generator) -> dict:

@@ -314,6 +314,7 @@ def evaluate(
         row: dict = {"index": int(item["index"]), "frames": int(len(buffers["rgb"])),
                      "fields": clip_fields(item["metadata"]),
                      "breaks": clip_breaks(item["metadata"]),
+                     "burning": clip_burning(item["metadata"]),
                      "covisible_fraction": float(visible[1:].mean()) if len(visible) > 1 else 0.0}
         row["target"] = {"warp_error": warp_error(buffers["rgb"], buffers["flow_bwd"], visible)}
         for method, frames in outputs.items():
@@ -357,6 +358,7 @@ def evaluate(
         "summary": summary,
         "summary_by_fields": summaries_by_fields(per_clip),
         "summary_by_breaks": summaries_by_breaks(per_clip),
+        "summary_by_burning": summaries_by_burning(per_clip),
         "per_clip": per_clip,
         "drift": drift,
         "hardware": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "device": device},
@@ -413,6 +415,23 @@ def summaries_by_breaks(rows: list[dict]) -> Optional[dict]:
     return _summaries({
         "nothing breaks": [r for r in rows if not r.get("breaks")],
         "something breaks": [r for r in rows if r.get("breaks")],
+    })
+
+
+def clip_burning(metadata: Optional[dict]) -> int:
+    """How many objects caught fire in a clip (metadata.json objects' ``burn`` entries with an ignition time)."""
+    objects = (metadata or {}).get("objects") or ()
+    return sum(1 for o in objects if (o.get("burn") or {}).get("ignition_time_s") is not None)
+
+
+def summaries_by_burning(rows: list[dict]) -> Optional[dict]:
+    """``summarise`` over the clips in which something burnt and those in which nothing did, each with its
+    clip count; None when nothing burnt in any clip."""
+    if not any(r.get("burning") for r in rows):
+        return None
+    return _summaries({
+        "nothing burns": [r for r in rows if not r.get("burning")],
+        "something burns": [r for r in rows if r.get("burning")],
     })
 
 
@@ -628,6 +647,9 @@ def report_markdown(results: dict, command: Optional[str] = None) -> str:
         ("summary_by_breaks", "## Clips with and without breaks",
          "The same clips split by whether an object broke into fragments in them (metadata.json `breaks`): "
          "state that changes mid-clip, new objects appearing where one was."),
+        ("summary_by_burning", "## Clips with and without burning objects",
+         "The same clips split by whether an object caught fire in them (metadata.json objects' `burn`): "
+         "surfaces that char, flames that light what is near."),
     ):
         subsets = results.get(key)
         if not subsets:

@@ -10,7 +10,7 @@ the spec (``scene_build``), and two passes per frame:
 Scenes with ``fields:`` add a third step (``hybrid.render.fields.composite.FieldRenderer``,
 Taichi, imported only then): the frame's smoke, fire and liquid
 (``State.fields``) are composited over the HDR beauty frame before it is encoded,
-and five field buffers join the others (``FIELD_BUFFER_NAMES``). The G-buffer stays
+and six field buffers join the others (``FIELD_BUFFER_NAMES``). The G-buffer stays
 the rigid bodies': smoke and liquid are translucent layers, so a body in smoke or
 partly under water keeps its instance id, depth, normal and albedo. Scenes without
 fields take exactly the old path (same bits, no Taichi).

@@ -172,7 +172,7 @@ def show_fire_lights(rs: "RenderScene", scene: Scene, gas) -> list:
     lights without flames go dark. Returns the ``FireLight`` list used."""
     if not rs.fire_nodes:
         return []
-    from hybrid.render.fields.fire_lights import fire_lights
+    from hybrid.render.fields.fire_lights import DARK_POSITION, fire_lights
     from hybrid.render.fields.gas import flame_emission
 
     lights = []
@@ -186,7 +186,10 @@ def show_fire_lights(rs: "RenderScene", scene: Scene, gas) -> list:
             node.light.intensity = float(light.intensity)
             rs.scene.set_pose(node, frame_with_z((0.0, 0.0, 1.0), light.position))
         else:
+            # Dark, and far from every surface: the shader divides the intensity by the squared
+            # distance, and 0 / 0 on a surface at the light would not be 0.
             node.light.intensity = 0.0
+            rs.scene.set_pose(node, frame_with_z((0.0, 0.0, 1.0), DARK_POSITION))
     return lights
 
 
@@ -276,7 +279,7 @@ def build_render_scene(scene: Scene) -> RenderScene:
     fire_nodes = []
     for _ in range(scene.fire_light_count):
         # Off (intensity 0) until show_fire_lights finds flames; looking straight down.
-        from hybrid.render.fields.fire_lights import CONE_DEG, CONE_SOFT_DEG
+        from hybrid.render.fields.fire_lights import CONE_DEG, CONE_SOFT_DEG, DARK_POSITION
 
         node = pyrender.Node(
             light=pyrender.SpotLight(
@@ -285,7 +288,7 @@ def build_render_scene(scene: Scene) -> RenderScene:
                 innerConeAngle=np.radians(CONE_DEG - CONE_SOFT_DEG),
                 outerConeAngle=np.radians(CONE_DEG),
             ),
-            matrix=frame_with_z((0.0, 0.0, 1.0), (0.0, 0.0, 0.0)),
+            matrix=frame_with_z((0.0, 0.0, 1.0), DARK_POSITION),
         )
         pr_scene.add_node(node)
         light_nodes.append(node)

@@ -32,6 +32,7 @@ import numpy as np
 CONE_DEG = 70.0  # outer cone half-angle of a fire light's spot
 CONE_SOFT_DEG = 8.0  # the cone fades to zero over its last this many degrees
 MIN_INTENSITY = 1e-6  # below this a fire light is switched off
+DARK_POSITION = (0.0, 0.0, 1.0e4)  # where a switched-off fire light waits: far from every surface
 
 LUMINANCE = np.array([0.2126, 0.7152, 0.0722])  # Rec. 709, linear
 
