@@ -340,3 +340,47 @@ def test_fire_spreads_sooner_to_a_nearer_neighbour(res):
     times = [_second_ignites(gap, res) for gap in (0.03, 0.06, 0.10)]
     assert times[0] < times[1] < times[2], times
     assert math.isfinite(times[0])
+
+
+WET = """
+name: doused
+fps: 24
+frames: 13
+objects:
+  - name: block
+    shape: {type: box, size: [0.1, 0.1, 0.1]}
+    position: [0.0, 0.0, 0.1]
+    physics: {body: static, density: 600, flammable: {preset: dry_wood, ignite: {t: 0, radius: 1.0}}}
+fields:
+  gas:
+    domain: {min: [-0.3, -0.3, 0.0], max: [0.3, 0.3, 0.6]}
+    resolution: 24
+    cooling: 2.0
+    cfl: 2.0
+    max_substeps: 100
+    buoyancy: {thermal: 0.3}
+    boundaries: {z_max: open}
+    combustion: {ignition_temperature: 150, burn_rate: 10, heat: 700}
+  liquid:
+    domain: {min: [-0.3, -0.3, 0.0], max: [0.3, 0.3, 0.3]}
+    resolution: 12
+    particles_per_cell: 8
+    sound_speed: 10
+    fill:
+      - {min: [-0.3, -0.3, 0.0], max: [0.3, 0.3, 0.1]}
+"""
+
+
+@pytest.mark.slow  # half a second of liquid and gas
+def test_a_block_half_under_water_burns_only_above_it():
+    """A wooden block lit all over, its lower half in water (surface at z = 0.1, the block from
+    0.05 to 0.15): only the surface above the water burns, the top (0.01 m^2) and the sides'
+    upper halves (4 x 0.1 x 0.05 = 0.02 m^2). The waterline is resolved to a gas cell (2.5 cm),
+    which moves up to 4 x 0.1 x 0.025 = 0.01 m^2 of the sides across it."""
+    with World(load_scene_text(WET, "wet.yaml")) as world:
+        states = world.run()
+    burn = states[-1].fields.burn
+    assert burn.state_name(0) == "burning"
+    assert 0.03 - 0.01 <= burn.burning_area_m2[0] <= 0.03 + 0.01
+    # The nodes under water never burnt: mass went only from the area above it.
+    assert burn.burnt_kg[0] <= Flammable(preset="dry_wood").resolved()["burn_rate"] * 0.04 * states[-1].time_s

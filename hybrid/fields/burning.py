@@ -39,6 +39,10 @@ Once per video frame, before the gas advances over [t0, t1] (``FieldSystem``):
    gets it (and its inertia scaled by the same factor) in pybullet before the frame's
    first step.
 
+**Smothering.** A node whose air cell is at least ``WET_FRACTION`` full of the
+liquid's particles (binned on the gas grid) is under the liquid: it neither ignites nor
+burns, and a flame there goes out (the node may catch again once it is dry and hot).
+
 An object's state: ``intact`` until a node ignites, ``burning`` while one burns,
 ``charred`` when none burns any more, ``consumed`` (for good) once
 ``consumed_fraction`` of its burnable mass is gone. Its ignition's *cause* is the
@@ -65,6 +69,7 @@ AIR_HEAT_CAPACITY = 1005.0  # J / (kg K), dry air at constant pressure near room
 CHAR_SHARE = 0.25  # a node is fully charred once this share of its fuel has burnt,
 CHAR_LAYER = 0.05  # or once this many kg per m^2 of it have (a blackened surface layer, about 0.1 mm of wood)
 PROBES = (0.5, 1.0, 1.5)  # cells out along the normal where a node looks for its air cell
+WET_FRACTION = 0.5  # a gas cell at least this full of liquid particles is under the liquid
 
 INTACT, BURNING, CHARRED, CONSUMED = (BURN_STATES.index(n) for n in ("intact", "burning", "charred", "consumed"))
 SCENE_CAUSE = "ignite"
@@ -179,9 +184,20 @@ class Burner:
 
     # ------------------------------------------------------------ one frame
 
-    def update(self, t0: float, t1: float, position: np.ndarray, quaternion: np.ndarray) -> None:
+    def wet_cells(self, particles: np.ndarray, particle_volume: float) -> np.ndarray:
+        """(nx, ny, nz) bool on the gas grid: cells at least ``WET_FRACTION`` full of the liquid's
+        particles (`particles` (N, 3) world positions, each `particle_volume` m^3)."""
+        ijk = np.floor((np.asarray(particles, dtype=np.float64) - self.origin) / self.dx).astype(np.int64)
+        inside = np.all((ijk >= 0) & (ijk < self.shape), axis=1)
+        count = np.bincount(np.ravel_multi_index(tuple(ijk[inside].T), tuple(self.shape)), minlength=int(np.prod(self.shape)))
+        return (count * particle_volume >= WET_FRACTION * self.dx**3).reshape(tuple(self.shape))
+
+    def update(
+        self, t0: float, t1: float, position: np.ndarray, quaternion: np.ndarray, wet: Optional[np.ndarray] = None
+    ) -> None:
         """Burn over [t0, t1] with the bodies at `position` / `quaternion` (shape frames, one row per
-        roster entry) and the gas as it is now; set the gas's fuel sources for the interval."""
+        roster entry) and the gas as it is now; set the gas's fuel sources for the interval. `wet`:
+        cells under the liquid (``wet_cells``), where nothing burns."""
         dt = t1 - t0
         temperature = self.gas.temperature()
         solid = self.gas.solid()
@@ -192,6 +208,16 @@ class Burner:
             pos = b.surface.position @ rot.T + np.asarray(position[b.index], dtype=np.float64)
             nrm = b.surface.normal @ rot.T
             world.append((pos, nrm, *self._air_cells(pos, nrm, solid)))
+        if wet is not None:
+            # Under the liquid a node has no air: it neither ignites nor burns, and a flame there goes out.
+            for b, entry in zip(self.objects, world):
+                pos, nrm, cell, has_air = entry
+                doused = has_air & wet[tuple(cell.T)]
+                if doused.any():
+                    b.ignited[doused] = np.inf
+                    b.arrival[doused] = np.inf
+                    b.heating[doused] = 0.0
+                entry[3][:] = has_air & ~doused
         newly_by_object = []
         for b, (pos, nrm, cell, has_air) in zip(self.objects, world):
             newly: list = []

@@ -930,6 +930,10 @@ class LiquidSolver:
             material=self.material,
         )
 
+    def positions(self) -> np.ndarray:
+        """(N, 3) float64 world positions of the particles now (no other effect, unlike ``frame``)."""
+        return self.x.to_numpy()[: self.n].astype(np.float64) + self.grid_lo
+
     def volume(self) -> float:
         """Sum of particle rest volume x J (water) or x det F (solids), m^3."""
         return float(_volume_sum(self.J, self.F, self.n, self.mat)) * self.p_vol

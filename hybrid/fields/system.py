@@ -16,8 +16,8 @@ a moving signed-distance boundary), a ``GasSolver`` and/or a ``LiquidSolver``.
    during the coming pybullet step (pybullet clears external forces after a step).
 
 Flammable objects (``hybrid.fields.burning``) burn once per frame, just before the
-gas advances: they read its temperature, give it their fuel vapour for the frame and
-their bodies get their new mass.
+gas advances: they read its temperature (and where the liquid is: it puts them out),
+give it their fuel vapour for the frame and their bodies get their new mass.
 
 The coupling is explicit (partitioned): fluids see the bodies' state at the start of
 the interval, bodies feel the fluids' impulse of that interval. ``frame()`` gives the
@@ -113,7 +113,10 @@ class FieldSystem:
             frame_dt = self.scene.frame_dt_sim
             if self.burner is not None:
                 position, quaternion = self._read_bodies()[:2]
-                self.burner.update(t, t + frame_dt, position, quaternion)
+                wet = None
+                if self.liquid is not None:
+                    wet = self.burner.wet_cells(self.liquid.positions(), float(self.liquid.p_vol))
+                self.burner.update(t, t + frame_dt, position, quaternion, wet)
             report = self.gas.advance(frame_dt, t)
             self._stats.gas(report)
             lin, ang = self.colliders.take_impulses()
