@@ -87,3 +87,43 @@ def test_unburnt_object_draws_as_without_char():
     inside = out["instance"] == 1
     want = np.floor(np.asarray(COLOR) * 255 + 0.5)
     assert np.abs(out["albedo"][inside].astype(int) - want).max() <= 1
+
+
+def test_cycles_draws_the_same_char():
+    """Cycles under the uniform ambient world alone: the board's top (unoccluded, facing up) sends
+    back albedo x ambient diffusely on every path plus the Principled BSDF's specular layer, which
+    does not depend on the base colour (a dielectric's Fresnel term). So the difference between
+    the clean band and the charred band is the look's linear colour times (1 - the char factor),
+    as the rasteriser draws it (64 paths a pixel, 100 pixels: a few tenths of a per cent of noise;
+    2% allowed)."""
+    pytest.importorskip("bpy")
+    from hybrid.render.cycles.options import CyclesOptions
+    from hybrid.render.cycles.renderer import CyclesRenderer
+
+    scene = _scene()
+    surface = burn_surface(scene.objects[0].shape, 0, 0.05)
+    x = surface.position[:, 0]
+    char = np.where(x < -0.05, 1.0, np.where(x > 0.05, 0.0, 0.5))
+    burn = BurnFrame(
+        index=(0,), names=("board",), state=np.array([1], np.uint8), mass_kg=np.ones(1), burnt_kg=np.zeros(1),
+        heat_J=np.zeros(1), burning_area_m2=np.zeros(1), ignition_time_s=np.zeros(1),
+        consumed_time_s=np.full(1, np.nan), cause=("ignite",), char=(char.astype(np.float32),),
+    )
+    state = State(
+        frame=0, time_s=0.0, names=("board",), position=np.array([[0, 0, 0.025]]), quaternion=np.array([[0, 0, 0, 1.0]]),
+        linear_velocity=np.zeros((1, 3)), angular_velocity=np.zeros((1, 3)), fields=FieldFrame(burn=burn),
+    )
+    with CyclesRenderer(scene, CyclesOptions(samples=64, denoise=False, threads=2)) as cycles:
+        hdr = cycles.render_passes(state, DOWN)["hdr"]
+    half = 0.3 * W / 2 / (CAM_HEIGHT - 0.05) / np.tan(np.radians(20))
+    rows = slice(H // 2 - 5, H // 2 + 5)
+    charred = hdr[rows, int(W / 2 - half)].reshape(-1, 3).mean(axis=0)
+    clean = hdr[rows, int(W / 2 + half)].reshape(-1, 3).mean(axis=0)
+    # Both back ends shade with the look's colour decoded as display_to_linear does and multiply
+    # in the factor that makes the G-buffer's albedo exact (scene_build.char_multiplier).
+    from hybrid.render.materials import display_to_linear
+    from hybrid.render.scene_build import char_multiplier
+
+    factor = char_multiplier(np.asarray(COLOR), np.asarray(CHAR), np.ones(1))[0]
+    want = display_to_linear(COLOR) * (1.0 - factor)
+    assert np.allclose(clean - charred, want, rtol=0.02, atol=2e-4), (clean - charred, want)

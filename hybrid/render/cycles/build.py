@@ -33,7 +33,9 @@ can (``hybrid.render.scene_build`` is the rasteriser's side):
   from the OpenCV cam_to_world (Blender cameras look down their -z, y up).
 - Objects: the rasteriser's own triangle meshes (``geometry.build_mesh``) with their
   vertex normals and UVs; ``pass_index`` = instance id (object i -> i + 1), so
-  Cycles' object-index pass is the instance buffer.
+  Cycles' object-index pass is the instance buffer. A flammable object has its burn
+  map's mesh and a ``char`` colour attribute that multiplies its base colour, set per
+  frame from the State (``show_burn``) with the rasteriser's factors.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ class BlenderScene:
     roster: Any = None
     images: dict = field(default_factory=dict)
     built_breaks: set = field(default_factory=set)
+    # Flammable objects by scene index: (mesh, burn map node per vertex, look colour, char colour, char drawn).
+    burn: dict = field(default_factory=dict)
 
 
 def spot_blend(inner_deg: float, outer_deg: float) -> float:
@@ -131,9 +135,19 @@ def fill_mesh(me, verts: np.ndarray, faces: np.ndarray) -> None:
     me.update()
 
 
+CHAR_ATTRIBUTE = "char"  # a flammable object's per-vertex colour factor (scene_build.char_multiplier)
+
+
 def _mesh(bpy, name: str, obj, seed: int):
-    """The rasteriser's triangle mesh of `obj` as a Blender mesh, with its vertex normals and UVs."""
-    tri = build_mesh(obj.shape, seed=seed)
+    """The rasteriser's triangle mesh of `obj` as a Blender mesh, with its vertex normals and UVs
+    (a flammable object's burn-map mesh, as the rasteriser draws it, with a `char` colour attribute)."""
+    flammable = obj.physics.flammable
+    if flammable is not None:
+        from hybrid.fields.burn_surface import burn_surface
+
+        tri = burn_surface(obj.shape, seed, float(flammable.resolved()["spacing"])).mesh
+    else:
+        tri = build_mesh(obj.shape, seed=seed)
     verts = np.asarray(tri.vertices, dtype=np.float32)
     faces = np.asarray(tri.faces, dtype=np.int32)
     me = bpy.data.meshes.new(name)
@@ -146,7 +160,48 @@ def _mesh(bpy, name: str, obj, seed: int):
         loop_uv = np.asarray(uv, dtype=np.float32)[faces.ravel()]
         layer.data.foreach_set("uv", loop_uv.ravel())
     me.normals_split_custom_set_from_vertices(np.asarray(tri.vertex_normals, dtype=np.float64).tolist())
+    if flammable is not None:
+        attr = me.color_attributes.new(name=CHAR_ATTRIBUTE, type="FLOAT_COLOR", domain="POINT")
+        attr.data.foreach_set("color", np.ones(4 * len(verts), dtype=np.float32))
     return me
+
+
+def _char_factor(nt, bsdf) -> None:
+    """Multiply the Base Color by the mesh's `char` attribute (linear factors, as the rasteriser's)."""
+    attr = nt.nodes.new("ShaderNodeAttribute")
+    attr.attribute_name = CHAR_ATTRIBUTE
+    mix = nt.nodes.new("ShaderNodeMix")
+    mix.data_type = "RGBA"
+    mix.blend_type = "MULTIPLY"
+    mix.inputs["Factor"].default_value = 1.0
+    base = bsdf.inputs["Base Color"]
+    if base.is_linked:
+        nt.links.new(base.links[0].from_socket, mix.inputs[6])
+    else:
+        mix.inputs[6].default_value = tuple(base.default_value)
+    nt.links.new(attr.outputs["Color"], mix.inputs[7])
+    nt.links.new(mix.outputs[2], base)
+
+
+def show_burn(built: "BlenderScene", burn) -> None:
+    """Set every flammable object's char from ``burn`` (``BurnFrame``), as the rasteriser draws it."""
+    if burn is None or not built.burn:
+        return
+    from hybrid.render.scene_build import char_multiplier
+
+    for k, index in enumerate(burn.index):
+        entry = built.burn.get(index)
+        if entry is None:
+            continue
+        me, node, base, char_color, drawn = entry
+        char = np.asarray(burn.char[k], dtype=np.float32)
+        if drawn is not None and np.array_equal(drawn, char):
+            continue
+        factor = char_multiplier(base, char_color, char[node])
+        rgba = np.concatenate([factor, np.ones((len(factor), 1))], axis=1).astype(np.float32)
+        me.color_attributes[CHAR_ATTRIBUTE].data.foreach_set("color", rgba.ravel())
+        me.update()
+        built.burn[index] = (me, node, base, char_color, char.copy())
 
 
 def _material(bpy, name: str, look: Look, images: dict):
@@ -313,6 +368,16 @@ def build_blender_scene(bpy, scene: Scene, bscene) -> BlenderScene:
         mat = _material(bpy, f"look:{obj.name}", obj.look, images)
         me = _mesh(bpy, f"mesh:{obj.name}", obj, scene.seed)
         me.materials.append(mat)
+        if obj.physics.flammable is not None:
+            from hybrid.fields.burn_surface import burn_surface
+
+            settings = obj.physics.flammable.resolved()
+            _char_factor(mat.node_tree, mat.node_tree.nodes.get("Principled BSDF"))
+            node = burn_surface(obj.shape, scene.seed, float(settings["spacing"])).node
+            built.burn[i] = (
+                me, node, np.asarray(obj.look.color, dtype=np.float64),
+                np.asarray(settings["char_color"], dtype=np.float64), None,
+            )
         ob = bpy.data.objects.new(obj.name, me)
         ob.pass_index = i + 1
         ob.matrix_world = _matrix(pose_matrix(obj.position, rotation_quat(obj.rotation_deg, obj.quaternion)))

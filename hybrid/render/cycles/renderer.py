@@ -38,6 +38,7 @@ from hybrid.render.cycles.build import (
     add_fragment_objects,
     build_blender_scene,
     pose_frame,
+    show_burn,
     set_camera,
 )
 from hybrid.render.cycles.options import CyclesOptions
@@ -212,6 +213,8 @@ class CyclesRenderer:
         if getattr(state, "breaks", ()):
             add_fragment_objects(self._bpy, self.built, self.scene, state.breaks)
         pose_frame(self.built, state.position, state.quaternion, cam_to_world, getattr(state, "present", None))
+        if self.built.burn and state.fields is not None:
+            show_burn(self.built, state.fields.burn)
         if self._liquid is not None:
             self._liquid.update(state.fields.liquid if state.fields is not None else None)
         if self._gas is not None:
