@@ -86,7 +86,7 @@ class Roster:
         slots: list[list[int]] = [[] for _ in names]
         second: list[tuple[int, int]] = []  # (first-level slot, its pieces)
         for i, obj in enumerate(scene.objects):
-            spec = obj.physics.breakable
+            spec = obj.physics.break_spec()
             if spec is None:
                 continue
             settings = spec.resolved()

@@ -34,7 +34,9 @@ coupling), and each State carries a ``FieldFrame`` snapshot in ``State.fields``.
 
 Breakables. Objects with ``physics.breakable`` break in the physics step whose
 contact impulse on them reaches their threshold (``hybrid.physics.breakables``):
-the World removes the body and adds its fragments in that step. States then have
+the World removes the body and adds its fragments in that step. A flammable object
+consumed in a frame collapses into its char fragments at the start of the next
+(``hybrid.fields.burning``). States then have
 one row per roster entry (``hybrid.roster``: the scene objects, then every fragment
 slot), with ``State.present`` saying which exist and ``State.breaks`` listing the
 breaks so far.
@@ -231,6 +233,9 @@ class World:
         add_contacts, collect = self._contacts.add_step, self.collect_contacts
         fields = self.fields
         for k in range(self.scene.steps_per_frame):
+            if fields is not None and k == 0 and self._breaker is not None:
+                for index, mass in fields.take_collapses():
+                    self._breaker.collapse(client, index, self._step_index, self._frame + 1, mass)
             if fields is not None:
                 fields.before_step(self._step_index * dt, dt, k == 0)
             if self._scaled_gravity:

@@ -210,17 +210,49 @@ def test_burns_through_to_ash_and_counts_as_consumed():
     area = 2 * (0.01 + 0.1 * 0.002 * 2)
     t_out = (1 - float(s["ash_fraction"])) * m0 / (float(s["burn_rate"]) * area)
     frames = int(t_out * 24) + 6
-    scene = _scene(frames=frames, size=size, flammable="{preset: paper, ignite: {t: 0, radius: 1.0}}")
+    scene = _scene(frames=frames, size=size, flammable="{preset: paper, collapse: 0, ignite: {t: 0, radius: 1.0}}")
     with World(scene) as world:
         states = world.run()
     burn = states[-1].fields.burn
     assert burn.state_name(0) == "consumed"
+    assert not states[-1].breaks  # collapse: 0 keeps its shape
     assert burn.mass_kg[0] == pytest.approx(float(s["ash_fraction"]) * m0, rel=1e-9)
     # Consumed at the end of the frame in which 90% was gone.
     t_c = 0.9 * t_out
     assert t_c <= burn.consumed_time_s[0] < t_c + 1 / 24 + 1e-9
     assert np.all(burn.char[0] == 1.0)
     assert burn.burning_area_m2[0] == 0.0
+
+
+@pytest.mark.slow  # two Worlds, each compiling its gas kernels
+def test_a_consumed_object_collapses_into_char_fragments_that_keep_its_mass():
+    """The same sheet with the default `collapse: 8`: the frame after the one in which 90% of its
+    burnable mass went, it is 8 fragments (a break with no blow), which share the mass it had left,
+    (1 - 0.9 (1 - ash)) m0, and burn no more."""
+    s = Flammable(preset="paper").resolved()
+    m0 = 600 * 0.1 * 0.1 * 0.002
+    area = 2 * (0.01 + 0.1 * 0.002 * 2)
+    t_out = (1 - float(s["ash_fraction"])) * m0 / (float(s["burn_rate"]) * area)
+    frames = int(0.9 * t_out * 24) + 4
+    scene = _scene(frames=frames, size=(0.1, 0.1, 0.002), flammable="{preset: paper, ignite: {t: 0, radius: 1.0}}")
+    with World(scene) as world:
+        states = world.run()
+        from hybrid.physics.pybullet_quiet import pybullet as p
+
+        (event,) = states[-1].breaks
+        fragment_mass = sum(
+            p.getDynamicsInfo(int(world._body_id[k]), -1, physicsClientId=world._client)[0] for k in event.fragments
+        )
+    burn = states[-1].fields.burn
+    assert burn.state_name(0) == "consumed"
+    consumed_frame = int(round(burn.consumed_time_s[0] * 24))
+    assert event.parent == 0 and len(event.fragments) == 8 and event.impulse_Ns == 0.0 and event.kick_J == 0.0
+    assert event.frame == consumed_frame + 1
+    assert not states[-1].present[0] and states[-1].present[list(event.fragments)].all()
+    left = burn.mass_kg[0]
+    assert left == pytest.approx(m0 - states[consumed_frame].fields.burn.burnt_kg[0], rel=1e-12)
+    assert fragment_mass == pytest.approx(left, rel=1e-9)
+    assert states[-1].fields.burn.burnt_kg[0] == states[consumed_frame].fields.burn.burnt_kg[0]  # no more burning
 
 
 @pytest.mark.slow  # two Worlds, each compiling its gas kernels
@@ -350,7 +382,7 @@ objects:
   - name: block
     shape: {type: box, size: [0.1, 0.1, 0.1]}
     position: [0.0, 0.0, 0.1]
-    physics: {body: static, density: 600, flammable: {preset: dry_wood, ignite: {t: 0, radius: 1.0}}}
+    physics: {body: static, density: 600, flammable: {preset: dry_wood, collapse: 0, ignite: {t: 0, radius: 1.0}}}
 fields:
   gas:
     domain: {min: [-0.3, -0.3, 0.0], max: [0.3, 0.3, 0.6]}

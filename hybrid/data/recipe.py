@@ -247,7 +247,8 @@ class FlammableDist(RecipeSpec):
 
     Only clips that draw fire (`fields.fire`: a gas with combustion) keep their flammable objects,
     and only objects inside its domain and not drawn breakable (a scene cannot have both on one
-    object yet); the draws are made all the same, so the rest of the clip does not change."""
+    object yet); in a clip that also draws a liquid they keep their shape when consumed
+    (`collapse: 0`). The draws are made all the same, so the rest of the clip does not change."""
 
     probability: Unit = 0.5
     presets: tuple[Literal["paper", "dry_wood", "cloth", "fuel_soaked"], ...] = Field(("dry_wood", "paper"), min_length=1)

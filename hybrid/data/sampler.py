@@ -514,7 +514,8 @@ def _flammable(dist: rc.FlammableDist, rng: np.random.Generator) -> Optional[dic
 
 def _keep_burnable(objects: list[dict], fields: Optional[dict]) -> None:
     """Drop `flammable` from every object unless the clip has fire (a gas with combustion) around it,
-    and from breakable objects (a scene cannot have both on one object yet)."""
+    and from breakable objects (a scene cannot have both on one object yet); in a clip with a liquid
+    the burning objects keep their shape (`collapse: 0`)."""
     gas = (fields or {}).get("gas")
     for obj in objects:
         physics = obj["physics"]
@@ -526,6 +527,8 @@ def _keep_burnable(objects: list[dict], fields: Optional[dict]) -> None:
             keep = all(lo[a] <= obj["position"][a] <= hi[a] for a in range(3))
         if not keep:
             physics.pop("flammable")
+        elif (fields or {}).get("liquid") is not None:
+            physics["flammable"]["collapse"] = 0  # no char fragments in a liquid (the scene's rule)
 
 
 def _throw(throw: rc.Throw, position: np.ndarray, rng: np.random.Generator) -> dict:

@@ -43,9 +43,17 @@ Once per video frame, before the gas advances over [t0, t1] (``FieldSystem``):
 liquid's particles (binned on the gas grid) is under the liquid: it neither ignites nor
 burns, and a flame there goes out (the node may catch again once it is dry and hot).
 
+**Collapse.** A consumed object with ``collapse`` >= 2 falls apart into that many char
+fragments at the start of the next frame (``take_collapses``; the World breaks it with
+the breakable machinery, no blow and no kick, the fragments sharing the mass it has
+left): a ``breaks`` event in the metadata. The fragments are ash and char: they do not
+burn. With ``collapse: 0`` it keeps its shape.
+
 An object's state: ``intact`` until a node ignites, ``burning`` while one burns,
 ``charred`` when none burns any more, ``consumed`` (for good) once
-``consumed_fraction`` of its burnable mass is gone. Its ignition's *cause* is the
+``consumed_fraction`` of what could burn is gone: the burnable mass of the nodes that
+have had air (a box standing on a table never burns its underside; it is consumed
+when the rest is). Its ignition's *cause* is the
 scene's flame (``ignite``), else the heat source nearest the first node to ignite:
 another object's burning node or a hot gas emitter (``fields.gas.emitters[k]``),
 else ``hot gas`` (none of either: air made hot some other way).
@@ -93,6 +101,7 @@ class _Burning:
         self.ignited = np.full(n, np.inf)  # ignition time per node
         self.arrival = np.full(n, np.inf)  # earliest ignition time the front has scheduled
         self.heating = np.zeros(n)  # seconds above the ignition temperature (net)
+        self.exposed = np.zeros(n, dtype=bool)  # whether the node has ever had an air cell
         # Neighbour lists (CSR) with the front's travel time along each edge.
         e, length = surface.edges, surface.length
         both = np.concatenate([e, e[:, ::-1]])
@@ -104,6 +113,8 @@ class _Burning:
         speed = float(settings["spread_speed"])
         self.nbr_time = lengths / speed if speed > 0 else np.full(len(lengths), np.inf)
         self.state = INTACT
+        self.collapses = int(settings["collapse"]) >= 2
+        self.collapsed = False
         self.ignition_time = np.nan
         self.consumed_time = np.nan
         self.cause = ""
@@ -202,15 +213,16 @@ class Burner:
         temperature = self.gas.temperature()
         solid = self.gas.solid()
         rate = np.zeros(self.gas.shape, dtype=np.float64)
+        active = [b for b in self.objects if not b.collapsed]  # a collapsed object's char fragments do not burn
         world = []
-        for b in self.objects:
+        for b in active:
             rot = quats_to_matrices(np.asarray(quaternion[b.index], dtype=np.float64)[None])[0]
             pos = b.surface.position @ rot.T + np.asarray(position[b.index], dtype=np.float64)
             nrm = b.surface.normal @ rot.T
             world.append((pos, nrm, *self._air_cells(pos, nrm, solid)))
         if wet is not None:
             # Under the liquid a node has no air: it neither ignites nor burns, and a flame there goes out.
-            for b, entry in zip(self.objects, world):
+            for b, entry in zip(active, world):
                 pos, nrm, cell, has_air = entry
                 doused = has_air & wet[tuple(cell.T)]
                 if doused.any():
@@ -219,7 +231,7 @@ class Burner:
                     b.heating[doused] = 0.0
                 entry[3][:] = has_air & ~doused
         newly_by_object = []
-        for b, (pos, nrm, cell, has_air) in zip(self.objects, world):
+        for b, (pos, nrm, cell, has_air) in zip(active, world):
             newly: list = []
             # 1. heat
             hot = has_air & (temperature[tuple(cell.T)] > float(b.s["ignition_temperature"]))
@@ -241,14 +253,15 @@ class Burner:
             b.spread(t1, newly)
             newly_by_object.append(newly)
         # Causes, with every object's burning nodes as they were at the start of the frame.
-        for b, newly, (pos, *_rest) in zip(self.objects, newly_by_object, world):
+        for b, newly, (pos, *_rest) in zip(active, newly_by_object, world):
             if newly and not np.isfinite(b.ignition_time):
                 first_t, first = min(newly)
                 b.ignition_time = first_t
                 if not b.cause:
-                    b.cause = self._cause(b, pos[first], world)
+                    b.cause = self._cause(b, pos[first], active, world)
         # 4, 5. burning and vapour
-        for b, (pos, nrm, cell, has_air) in zip(self.objects, world):
+        for b, (pos, nrm, cell, has_air) in zip(active, world):
+            b.exposed |= has_air
             burning = np.isfinite(b.ignited) & (b.fuel > 0) & has_air
             length = np.clip(t1 - np.maximum(b.ignited, t0), 0.0, dt)
             lost = np.where(burning, np.minimum(b.fuel, float(b.s["burn_rate"]) * b.surface.area * length), 0.0)
@@ -278,10 +291,10 @@ class Burner:
             found |= ok
         return cell, found
 
-    def _cause(self, b: _Burning, point: np.ndarray, world: list) -> str:
+    def _cause(self, b: _Burning, point: np.ndarray, active: list, world: list) -> str:
         """The nearest heat source to `point`: another object's burning node, or a gas emitter that heats or adds fuel."""
         best, name = np.inf, HEAT_CAUSE
-        for other, (pos, *_rest) in zip(self.objects, world):
+        for other, (pos, *_rest) in zip(active, world):
             if other is b:
                 continue
             burning = np.isfinite(other.ignited) & (other.fuel > 0)
@@ -299,8 +312,19 @@ class Burner:
                 best, name = d, f"fields.gas.emitters[{k}]"
         return name
 
+    def take_collapses(self) -> list[tuple[int, float]]:
+        """(roster index, mass left in kg) of the objects consumed since the last call that collapse into
+        char fragments (``flammable.collapse``); from then on they burn no more."""
+        out = [(b.index, b.mass) for b in self.objects if b.state == CONSUMED and b.collapses and not b.collapsed]
+        for b in self.objects:
+            if b.state == CONSUMED and b.collapses:
+                b.collapsed = True
+        return out
+
     def _set_state(self, b: _Burning, t1: float, burning: bool) -> None:
-        burnable = b.fuel0.sum()
+        # What could burn: the fuel of the nodes that have had air (not those pressed against the
+        # table it stands on, or under another object, all along).
+        burnable = b.fuel0[b.exposed].sum()
         if b.state != CONSUMED and burnable > 0 and b.burnt >= float(b.s["consumed_fraction"]) * burnable * (1 - 1e-12):
             b.state = CONSUMED
             b.consumed_time = t1

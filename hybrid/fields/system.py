@@ -140,6 +140,11 @@ class FieldSystem:
             if tq.any():
                 p.applyExternalTorque(self._ids[i], -1, tq.tolist(), p.WORLD_FRAME, physicsClientId=client)
 
+    def take_collapses(self) -> list[tuple[int, float]]:
+        """(roster index, mass left in kg) of every flammable object consumed since the last call that
+        collapses into char fragments (the World breaks them)."""
+        return self.burner.take_collapses() if self.burner is not None else []
+
     def _set_mass(self, index: int, mass: float) -> None:
         """A burning dynamic body's new mass, its principal moments scaled alike (a body burning evenly
         keeps its shape of mass distribution); static and kinematic bodies have no mass in pybullet."""

@@ -72,7 +72,7 @@ class BreakSettings:
 
     @staticmethod
     def of(obj: "ObjectSpec") -> "BreakSettings":
-        s = obj.physics.breakable.resolved()  # type: ignore[union-attr]
+        s = obj.physics.break_spec().resolved()  # type: ignore[union-attr]
         return BreakSettings(
             threshold_Ns=float(s["threshold_Ns"]),
             pieces=int(s["pieces"]),
@@ -278,6 +278,21 @@ class Breaker:
             gone.add(int(world._body_id[index]))
             made = self._break(client, index, step, frame, impact, impulse, settings, points, share)
             gone.update(made)
+
+    def collapse(self, client: int, index: int, step: int, frame: int, mass_kg: float) -> None:
+        """A consumed flammable object (``hybrid.fields.burning``) collapses into its char fragments before
+        physics step `step`: no blow, no kick; the fragments share the `mass_kg` it has left and carry
+        on its motion."""
+        from hybrid.physics.pybullet_quiet import pybullet as p
+
+        if index not in self.armed:
+            return
+        if self.mass[index] > 0.0:
+            self.moments[index] *= mass_kg / self.mass[index]
+        self.mass[index] = mass_kg
+        body_id = int(self.world._body_id[index])
+        com = np.asarray(p.getBasePositionAndOrientation(body_id, physicsClientId=client)[0], dtype=np.float64)
+        self._break(client, index, step, frame, com, 0.0, self.settings[index])
 
     def _impact_point(self, pairs: dict) -> np.ndarray:
         """Where the blow landed: the impulse-weighted mean contact point of the body that pushed hardest

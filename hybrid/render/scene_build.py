@@ -339,6 +339,26 @@ def inner_look(look):
     return look.model_copy(update={"texture": None, "inner": None})
 
 
+def char_look(obj):
+    """The look of the char fragments a consumed flammable object collapses into (None for other objects):
+    matte char colour, inside and out."""
+    if obj.physics.breakable is not None or obj.physics.flammable is None:
+        return None
+    color = tuple(float(c) for c in obj.physics.flammable.resolved()["char_color"])
+    return obj.look.model_copy(update={
+        "color": color, "texture": None, "inner": None, "metallic": 0.0, "roughness": 1.0, "transmission": 0.0,
+        "emission_strength": 0.0,
+    })
+
+
+def fragment_looks(obj):
+    """(outer look or None for the object's own material, inner look) of an object's fragments."""
+    char = char_look(obj)
+    if char is not None:
+        return char, char
+    return None, inner_look(obj.look)
+
+
 def add_fragment_nodes(rs: RenderScene, scene: Scene, breaks) -> None:
     """Give every fragment made by `breaks` (``State.breaks``) a node, once; new nodes start hidden."""
     from hybrid.physics.breakables import event_fragments
@@ -350,8 +370,9 @@ def add_fragment_nodes(rs: RenderScene, scene: Scene, breaks) -> None:
             continue
         root = scene.objects[roster.root[event.parent]]
         parent_mesh = build_mesh(root.shape, seed=scene.seed)
-        outer_surface = rs.surfaces[roster.root[event.parent]]
-        inner_surface = rs.library.surface(inner_look(root.look))
+        outer, inner = fragment_looks(root)
+        outer_surface = rs.surfaces[roster.root[event.parent]] if outer is None else rs.library.surface(outer)
+        inner_surface = rs.library.surface(inner)
         for slot, fragment in zip(event.fragments, event_fragments(scene, roster, breaks, event)):
             drawn = fragment_surfaces(fragment, parent_mesh)
             primitives = [

@@ -193,6 +193,9 @@ class Flammable(Spec):
         0.9, description="share of the burnable mass gone at which the object counts as consumed"
     )
     spacing: Positive = Field(0.01, description="metres between the points of its burn map")
+    collapse: Annotated[Int, Field(ge=0, le=64)] = Field(
+        8, description="when consumed it collapses into this many char fragments (0: it keeps its shape)"
+    )
     ignite: Optional[Ignite] = Field(None, description="lit by the scene (the initial flame)")
 
     @model_validator(mode="after")
@@ -212,6 +215,9 @@ class Flammable(Spec):
         out.update({k: v for k, v in self.model_dump().items() if v is not None and k not in ("preset", "ignite")})
         out["ignite"] = self.ignite
         return out
+
+
+COLLAPSE_THRESHOLD_NS = 1.0e30  # a consumed object's char fragments: no contact impulse breaks it
 
 
 class BodyPhysics(Spec):
@@ -238,6 +244,20 @@ class BodyPhysics(Spec):
     keyframes: Optional[tuple[Keyframe, ...]] = Field(None, description="kinematic bodies only, sorted by t")
     breakable: Optional[Breakable] = Field(None, description="breaks into persistent fragments (hybrid.physics.fracture)")
     flammable: Optional[Flammable] = Field(None, description="ignites, burns and chars (hybrid.fields.burning)")
+
+    def break_spec(self) -> Optional[Breakable]:
+        """How the object breaks: its `breakable`, else, for a flammable object that collapses when
+        consumed, char fragments that no blow breaks (only being consumed does: hybrid.fields.burning),
+        else None."""
+        if self.breakable is not None:
+            return self.breakable
+        burn = self.flammable
+        if burn is not None and burn.collapse >= 2:
+            return Breakable(
+                threshold_Ns=COLLAPSE_THRESHOLD_NS, pieces=burn.collapse, pattern="voronoi", kick=0.0,
+                grain_stretch=3.0 if burn.preset == "dry_wood" else 1.0,
+            )
+        return None
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict:
@@ -327,6 +347,13 @@ class ObjectSpec(Spec):
     @model_validator(mode="after")
     def _consistent(self) -> "ObjectSpec":
         _one_rotation(self)
+        burn = self.physics.flammable
+        if burn is not None and burn.collapse >= 2 and (self.shape.static_only or self.physics.body == "kinematic"):
+            what = f"a {self.shape.type} has no volume to" if self.shape.static_only else "a kinematic object cannot"
+            raise SpecValueError(
+                f"{what} collapse into char fragments when consumed; set `collapse: 0` in its `flammable` block",
+                at=("physics", "flammable", "collapse"),
+            )
         if self.shape.static_only and self.physics.body != "static":
             raise SpecValueError(
                 f"a {self.shape.type} can only be `body: static` (got {self.physics.body})", at=("physics", "body")
@@ -738,6 +765,14 @@ class Scene(Spec):
                     at=("objects", i, "name"),
                 )
             seen[obj.name] = i
+        collapsing = [i for i, obj in enumerate(self.objects) if obj.physics.breakable is None and obj.physics.break_spec() is not None]
+        if collapsing and self.fields is not None and self.fields.liquid is not None:
+            raise SpecValueError(
+                "a flammable object that collapses into char fragments, in a scene with a liquid, is not supported "
+                "yet (the liquid's coupling with small fragments goes unstable); set `collapse: 0` in its "
+                "`flammable` block",
+                at=("objects", collapsing[0], "physics", "flammable", "collapse"),
+            )
         breakable = [i for i, obj in enumerate(self.objects) if obj.physics.breakable is not None]
         if breakable and self.fields is not None and self.fields.liquid is not None:
             raise SpecValueError(
@@ -746,7 +781,7 @@ class Scene(Spec):
                 "the liquid (smoke and fire are fine)",
                 at=("objects", breakable[0], "physics", "breakable"),
             )
-        if breakable:
+        if breakable or collapsing:
             from hybrid.roster import Roster
 
             roster = Roster.from_scene(self)

@@ -421,7 +421,7 @@ def add_fragment_objects(bpy, built: BlenderScene, scene: Scene, breaks) -> None
     with its object's material, its broken faces with the inner look (``hybrid.render.fragments``)."""
     from hybrid.physics.breakables import event_fragments
     from hybrid.render.fragments import fragment_surfaces
-    from hybrid.render.scene_build import inner_look
+    from hybrid.render.scene_build import fragment_looks
 
     roster = built.roster
     for event in breaks:
@@ -430,8 +430,9 @@ def add_fragment_objects(bpy, built: BlenderScene, scene: Scene, breaks) -> None
         root_index = roster.root[event.parent]
         root = scene.objects[root_index]
         parent_mesh = build_mesh(root.shape, seed=scene.seed)
-        outer_mat = built.materials[root_index]
-        inner_mat = _material(bpy, f"inner:{root.name}", inner_look(root.look), built.images)
+        outer, inner = fragment_looks(root)
+        outer_mat = built.materials[root_index] if outer is None else _material(bpy, f"char:{root.name}", outer, built.images)
+        inner_mat = _material(bpy, f"inner:{root.name}", inner, built.images)
         for slot, fragment in zip(event.fragments, event_fragments(scene, roster, breaks, event)):
             drawn = fragment_surfaces(fragment, parent_mesh)
             parts = [(m, k) for k, m in enumerate((drawn.outer, drawn.inner)) if m is not None]
