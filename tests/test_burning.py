@@ -200,6 +200,7 @@ def test_mass_and_heat_budget_of_a_block_burning_all_over(res):
     assert g.flame.max() > 0 and 0 < g.temperature.max() <= spec.combustion.max_temperature * (1 + 1e-6)
 
 
+@pytest.mark.slow  # 1.2 s of fire
 def test_burns_through_to_ash_and_counts_as_consumed():
     """Paper 2 mm thick lit all over: burnable mass (1 - ash) m0 goes at r A per second, so it is
     consumed (90%) at 0.9 (1 - ash) m0 / (r A) and burnt through at (1 - ash) m0 / (r A), then

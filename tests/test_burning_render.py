@@ -29,7 +29,7 @@ CHAR = (0.1, 0.05, 0.02)
 def _scene() -> Scene:
     board = dict(
         name="board", shape=dict(type="box", size=[0.8, 0.8, 0.05]), position=[0, 0, 0.025],
-        physics=dict(body="static", flammable=dict(preset="dry_wood", char_color=list(CHAR), spacing=0.05)),
+        physics=dict(body="static", flammable=dict(preset="dry_wood", char_color=list(CHAR), spacing=0.05, collapse=0)),
         look=dict(color=list(COLOR), roughness=1.0),
     )
     gas = {"domain": {"min": [-1, -1, 0], "max": [1, 1, 1]}, "combustion": {}, "look": {"fire_lights": 0}}

@@ -644,6 +644,7 @@ def test_flammable_objects_burn_only_in_clips_with_fire_around_them(tmp_path):
         assert [o.position for o in s.objects] == [o.position for o in hot.objects]
 
 
+@pytest.mark.slow  # a clip with fire, generated and verified
 def test_a_dataset_holds_burning_clips(tmp_path):
     """Generated and verified: every flammable object's burn record reaches metadata.json in the shard."""
     from hybrid.data.generate import generate
