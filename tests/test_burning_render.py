@@ -39,20 +39,24 @@ def _scene() -> Scene:
     ))
 
 
-def _render(scene: Scene, char: np.ndarray) -> dict:
-    from hybrid.render import Rasterizer
-
+def _state(char: np.ndarray) -> State:
+    """The board at rest, its burn map charred as `char` (one level per node)."""
     burn = BurnFrame(
         index=(0,), names=("board",), state=np.array([1], np.uint8), mass_kg=np.ones(1), burnt_kg=np.zeros(1),
         heat_J=np.zeros(1), burning_area_m2=np.zeros(1), ignition_time_s=np.zeros(1),
-        consumed_time_s=np.full(1, np.nan), cause=("ignite",), char=(char.astype(np.float32),),
+        consumed_time_s=np.full(1, np.nan), cause=("ignite",), char=(np.asarray(char, dtype=np.float32),),
     )
-    state = State(
+    return State(
         frame=0, time_s=0.0, names=("board",), position=np.array([[0, 0, 0.025]]), quaternion=np.array([[0, 0, 0, 1.0]]),
         linear_velocity=np.zeros((1, 3)), angular_velocity=np.zeros((1, 3)), fields=FieldFrame(burn=burn),
     )
+
+
+def _render(scene: Scene, char: np.ndarray) -> dict:
+    from hybrid.render import Rasterizer
+
     with Rasterizer(scene) as rast:
-        return rast.render(state, DOWN)
+        return rast.render(_state(char), DOWN)
 
 
 def test_char_is_exact_in_the_albedo_buffer_and_darkens_the_beauty():
@@ -104,15 +108,7 @@ def test_cycles_draws_the_same_char():
     surface = burn_surface(scene.objects[0].shape, 0, 0.05)
     x = surface.position[:, 0]
     char = np.where(x < -0.05, 1.0, np.where(x > 0.05, 0.0, 0.5))
-    burn = BurnFrame(
-        index=(0,), names=("board",), state=np.array([1], np.uint8), mass_kg=np.ones(1), burnt_kg=np.zeros(1),
-        heat_J=np.zeros(1), burning_area_m2=np.zeros(1), ignition_time_s=np.zeros(1),
-        consumed_time_s=np.full(1, np.nan), cause=("ignite",), char=(char.astype(np.float32),),
-    )
-    state = State(
-        frame=0, time_s=0.0, names=("board",), position=np.array([[0, 0, 0.025]]), quaternion=np.array([[0, 0, 0, 1.0]]),
-        linear_velocity=np.zeros((1, 3)), angular_velocity=np.zeros((1, 3)), fields=FieldFrame(burn=burn),
-    )
+    state = _state(char)
     with CyclesRenderer(scene, CyclesOptions(samples=64, denoise=False, threads=2)) as cycles:
         hdr = cycles.render_passes(state, DOWN)["hdr"]
     half = 0.3 * W / 2 / (CAM_HEIGHT - 0.05) / np.tan(np.radians(20))
