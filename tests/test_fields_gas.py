@@ -313,6 +313,7 @@ def test_same_scene_twice_is_bit_identical(solvers):
     assert a.density.sum() > 0 and a.flame.max() > 0 and a.velocity[..., 2].max() > 0
 
 
+@pytest.mark.slow  # a viscous, vortical, burning step compiled afresh (about 40 s)
 def test_numpy_baseline_matches_one_taichi_step(solvers):
     """Same step in NumPy: agreement to float32 rounding (CG fixed at 20 iterations on both sides)."""
     spec = _spec(

@@ -93,11 +93,13 @@ def plate_error(cells, offset, U=0.1, seconds=6.0):
     return np.abs(u[2, 2, fluid] - U * z[fluid] / gap).max(), couette_bound(U, gap, dx, seconds)
 
 
+@pytest.mark.slow  # its viscous solver compiles afresh (about a minute); the slow test below covers 8 to 32 cells
 def test_a_moving_wall_shears_the_gas_into_a_straight_profile():
     err, bound = moving_wall_error(8)  # 16 and 32 cells in the slow test below
     assert err <= bound and bound < 2e-3 * 0.1
 
 
+@pytest.mark.slow  # as above: a viscous solver with a moving body, compiled afresh
 def test_no_slip_holds_at_a_bodys_true_surface_not_at_its_cells():
     """The sliding slab's underside is 0.3 cells below a cell boundary. Had viscosity seen the body's velocity
     on the first solid faces (half a cell and more inside), the gap would act 0.5-1.3 cells wider: at 16 cells
