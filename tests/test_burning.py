@@ -417,3 +417,11 @@ def test_a_block_half_under_water_burns_only_above_it():
     assert 0.03 - 0.01 <= burn.burning_area_m2[0] <= 0.03 + 0.01
     # The nodes under water never burnt: mass went only from the area above it.
     assert burn.burnt_kg[0] <= Flammable(preset="dry_wood").resolved()["burn_rate"] * 0.04 * states[-1].time_s
+
+
+def test_breakable_and_flammable_together_is_refused_with_the_fix():
+    head = SCENE_HEAD.replace("{flammable: {preset: dry_wood}}", "{flammable: {preset: dry_wood}, breakable: {preset: wood}}")
+    tail = "fields: {gas: {domain: {min: [-1, -1, 0], max: [1, 1, 1]}, combustion: {}}}"
+    with pytest.raises(SceneError) as err:
+        load_scene_text(head + tail, "s.yaml")
+    assert "both `breakable` and `flammable`" in str(err.value) and "remove one of them" in str(err.value)

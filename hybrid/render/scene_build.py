@@ -104,15 +104,41 @@ class RenderScene:
 
 @dataclass
 class BurnDrawing:
-    """How a flammable object's char is drawn: its burn map's mesh (``hybrid.fields.burn_surface``), the
-    node of each vertex, its look's colour and char colour (display values), the char last drawn."""
+    """How a flammable object's char is drawn, by either back end: its burn map's mesh
+    (``hybrid.fields.burn_surface``), the node of each vertex, its look's colour and char colour
+    (display values), the back end's material, and the char last drawn."""
 
     mesh: object
     node: np.ndarray
     base: np.ndarray
     char_color: np.ndarray
-    material: object
+    material: object = None
     drawn: Optional[np.ndarray] = None
+
+    @staticmethod
+    def of(obj, seed: int, material=None) -> Optional["BurnDrawing"]:
+        """The drawing of `obj` (None when it is not flammable): its burn map built once."""
+        flammable = obj.physics.flammable
+        if flammable is None:
+            return None
+        from hybrid.fields.burn_surface import burn_surface
+
+        settings = flammable.resolved()
+        surf = burn_surface(obj.shape, seed, float(settings["spacing"]))
+        return BurnDrawing(
+            mesh=surf.mesh, node=surf.node, base=np.asarray(obj.look.color, dtype=np.float64),
+            char_color=np.asarray(settings["char_color"], dtype=np.float64), material=material,
+        )
+
+    def colors(self, char) -> Optional[np.ndarray]:
+        """float32 (V, 4) vertex colours for the burn map's `char` (per node; ``char_multiplier``), or None
+        when it is the char last drawn (nothing to send)."""
+        char = np.asarray(char, dtype=np.float32)
+        if self.drawn is not None and np.array_equal(self.drawn, char):
+            return None
+        self.drawn = char.copy()
+        factor = char_multiplier(self.base, self.char_color, char[self.node])
+        return np.concatenate([factor, np.ones((len(factor), 1))], axis=1).astype(np.float32)
 
 
 def _primitive(mesh, material, color=None) -> "pyrender.Primitive":
@@ -129,23 +155,8 @@ def _primitive(mesh, material, color=None) -> "pyrender.Primitive":
 
 
 def _mesh_node(obj, surface: SurfaceMaterial, seed: int) -> tuple["pyrender.Node", Optional[BurnDrawing]]:
-    burn = None
-    flammable = obj.physics.flammable
-    if flammable is not None:
-        from hybrid.fields.burn_surface import burn_surface
-
-        settings = flammable.resolved()
-        surf = burn_surface(obj.shape, seed, float(settings["spacing"]))
-        mesh = surf.mesh
-        burn = BurnDrawing(
-            mesh=mesh,
-            node=surf.node,
-            base=np.asarray(obj.look.color, dtype=np.float64),
-            char_color=np.asarray(settings["char_color"], dtype=np.float64),
-            material=surface.material,
-        )
-    else:
-        mesh = build_mesh(obj.shape, seed=seed)
+    burn = BurnDrawing.of(obj, seed, surface.material)
+    mesh = burn.mesh if burn is not None else build_mesh(obj.shape, seed=seed)
     primitive = _primitive(mesh, surface.material)
     initial = pose_matrix(obj.position, rotation_quat(obj.rotation_deg, obj.quaternion))
     return pyrender.Node(name=obj.name, mesh=pyrender.Mesh([primitive], name=obj.name), matrix=initial), burn
@@ -201,16 +212,13 @@ def show_burn(rs: "RenderScene", burn) -> None:
         drawing = rs.burn.get(index)
         if drawing is None:
             continue
-        char = np.asarray(burn.char[k], dtype=np.float32)
-        if drawing.drawn is not None and np.array_equal(drawing.drawn, char):
+        color = drawing.colors(burn.char[k])
+        if color is None:
             continue
-        factor = char_multiplier(drawing.base, drawing.char_color, char[drawing.node])
-        color = np.concatenate([factor, np.ones((len(factor), 1))], axis=1).astype(np.float32)
         node = rs.object_nodes[index]
         visible = node.mesh.is_visible
         node.mesh = pyrender.Mesh([_primitive(drawing.mesh, drawing.material, color)], name=node.name)
         node.mesh.is_visible = visible
-        drawing.drawn = char.copy()
 
 
 def build_render_scene(scene: Scene) -> RenderScene:

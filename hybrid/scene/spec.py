@@ -830,8 +830,9 @@ class Scene(Spec):
                 "burnt), which is 0; give it a positive value (the default is 1500)",
                 at=("fields", "gas", "combustion", "heat"),
             )
-        if self.breakable_and_flammable():
-            i = self.breakable_and_flammable()[0]
+        both = [i for i in burning if self.objects[i].physics.breakable is not None]
+        if both:
+            i = both[0]
             raise SpecValueError(
                 "an object cannot be both `breakable` and `flammable` yet (its burn map would not follow it into "
                 "its fragments); remove one of them",
@@ -854,12 +855,6 @@ class Scene(Spec):
         if gas is None or gas.combustion is None:
             return 0
         return int(gas.look.fire_lights)
-
-    def breakable_and_flammable(self) -> list[int]:
-        return [
-            i for i, obj in enumerate(self.objects)
-            if obj.physics.flammable is not None and obj.physics.breakable is not None
-        ]
 
     @model_serializer(mode="wrap")
     def _dump(self, handler: SerializerFunctionWrapHandler) -> dict:

@@ -80,7 +80,7 @@ class BlenderScene:
     roster: Any = None
     images: dict = field(default_factory=dict)
     built_breaks: set = field(default_factory=set)
-    # Flammable objects by scene index: (mesh, burn map node per vertex, look colour, char colour, char drawn).
+    # Flammable objects by scene index: (Blender mesh, scene_build.BurnDrawing).
     burn: dict = field(default_factory=dict)
 
 
@@ -138,16 +138,11 @@ def fill_mesh(me, verts: np.ndarray, faces: np.ndarray) -> None:
 CHAR_ATTRIBUTE = "char"  # a flammable object's per-vertex colour factor (scene_build.char_multiplier)
 
 
-def _mesh(bpy, name: str, obj, seed: int):
+def _mesh(bpy, name: str, obj, seed: int, burn=None):
     """The rasteriser's triangle mesh of `obj` as a Blender mesh, with its vertex normals and UVs
-    (a flammable object's burn-map mesh, as the rasteriser draws it, with a `char` colour attribute)."""
-    flammable = obj.physics.flammable
-    if flammable is not None:
-        from hybrid.fields.burn_surface import burn_surface
-
-        tri = burn_surface(obj.shape, seed, float(flammable.resolved()["spacing"])).mesh
-    else:
-        tri = build_mesh(obj.shape, seed=seed)
+    (with `burn`, a ``BurnDrawing``: its burn-map mesh, as the rasteriser draws it, with a `char`
+    colour attribute)."""
+    tri = burn.mesh if burn is not None else build_mesh(obj.shape, seed=seed)
     verts = np.asarray(tri.vertices, dtype=np.float32)
     faces = np.asarray(tri.faces, dtype=np.int32)
     me = bpy.data.meshes.new(name)
@@ -160,7 +155,7 @@ def _mesh(bpy, name: str, obj, seed: int):
         loop_uv = np.asarray(uv, dtype=np.float32)[faces.ravel()]
         layer.data.foreach_set("uv", loop_uv.ravel())
     me.normals_split_custom_set_from_vertices(np.asarray(tri.vertex_normals, dtype=np.float64).tolist())
-    if flammable is not None:
+    if burn is not None:
         attr = me.color_attributes.new(name=CHAR_ATTRIBUTE, type="FLOAT_COLOR", domain="POINT")
         attr.data.foreach_set("color", np.ones(4 * len(verts), dtype=np.float32))
     return me
@@ -187,21 +182,16 @@ def show_burn(built: "BlenderScene", burn) -> None:
     """Set every flammable object's char from ``burn`` (``BurnFrame``), as the rasteriser draws it."""
     if burn is None or not built.burn:
         return
-    from hybrid.render.scene_build import char_multiplier
-
     for k, index in enumerate(burn.index):
         entry = built.burn.get(index)
         if entry is None:
             continue
-        me, node, base, char_color, drawn = entry
-        char = np.asarray(burn.char[k], dtype=np.float32)
-        if drawn is not None and np.array_equal(drawn, char):
+        me, drawing = entry
+        rgba = drawing.colors(burn.char[k])
+        if rgba is None:
             continue
-        factor = char_multiplier(base, char_color, char[node])
-        rgba = np.concatenate([factor, np.ones((len(factor), 1))], axis=1).astype(np.float32)
         me.color_attributes[CHAR_ATTRIBUTE].data.foreach_set("color", rgba.ravel())
         me.update()
-        built.burn[index] = (me, node, base, char_color, char.copy())
 
 
 def _material(bpy, name: str, look: Look, images: dict):
@@ -362,22 +352,18 @@ def build_blender_scene(bpy, scene: Scene, bscene) -> BlenderScene:
 
     from hybrid.roster import Roster
 
+    from hybrid.render.scene_build import BurnDrawing
+
     built = BlenderScene(scene=bscene, roster=Roster.from_scene(scene))
     images = built.images
     for i, obj in enumerate(scene.objects):
         mat = _material(bpy, f"look:{obj.name}", obj.look, images)
-        me = _mesh(bpy, f"mesh:{obj.name}", obj, scene.seed)
+        drawing = BurnDrawing.of(obj, scene.seed) if obj.physics.flammable is not None else None
+        me = _mesh(bpy, f"mesh:{obj.name}", obj, scene.seed, drawing)
         me.materials.append(mat)
-        if obj.physics.flammable is not None:
-            from hybrid.fields.burn_surface import burn_surface
-
-            settings = obj.physics.flammable.resolved()
+        if drawing is not None:
             _char_factor(mat.node_tree, mat.node_tree.nodes.get("Principled BSDF"))
-            node = burn_surface(obj.shape, scene.seed, float(settings["spacing"])).node
-            built.burn[i] = (
-                me, node, np.asarray(obj.look.color, dtype=np.float64),
-                np.asarray(settings["char_color"], dtype=np.float64), None,
-            )
+            built.burn[i] = (me, drawing)
         ob = bpy.data.objects.new(obj.name, me)
         ob.pass_index = i + 1
         ob.matrix_world = _matrix(pose_matrix(obj.position, rotation_quat(obj.rotation_deg, obj.quaternion)))
