@@ -100,19 +100,23 @@ class FieldSystem:
 
     # ------------------------------------------------------------ stepping
 
-    def _sync_colliders(self) -> None:
-        if self._ids:
-            self.colliders.set_state(*self._read_bodies())
+    def _sync_colliders(self):
+        """Read every body into the colliders; returns what was read (None without bodies)."""
+        if not self._ids:
+            return None
+        bodies = self._read_bodies()
+        self.colliders.set_state(*bodies)
+        return bodies
 
     def before_step(self, t: float, dt: float, first_in_frame: bool) -> None:
         """Advance the fluids over [t, t + dt] (the gas over the whole frame at its first step) and push the bodies."""
         force = np.zeros((len(self._ids), 3))
         torque = np.zeros_like(force)
         if self.gas is not None and first_in_frame:
-            self._sync_colliders()
+            bodies = self._sync_colliders()
             frame_dt = self.scene.frame_dt_sim
             if self.burner is not None:
-                position, quaternion = self._read_bodies()[:2]
+                position, quaternion = bodies[:2]
                 wet = None
                 if self.liquid is not None:
                     wet = self.burner.wet_cells(self.liquid.positions(), float(self.liquid.p_vol))
