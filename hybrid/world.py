@@ -43,7 +43,7 @@ breaks so far.
 
 Determinism: the same scene gives bit-identical States on the same machine; bodies
 are created in scene order and pybullet runs with deterministic overlapping pairs
-(fields too, with ``fields.deterministic``, the default).
+(fields too, at any thread count: ``hybrid.fields.backend``).
 """
 
 from __future__ import annotations

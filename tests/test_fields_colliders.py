@@ -40,6 +40,11 @@ class _Probe:
         for i in range(self.n):
             self.c.add_impulse(b, self.p[i], ti.Vector([0.0, 0.0, 1.0]))
 
+    @ti.kernel
+    def push_each(self, b: ti.i32, J: ti.types.ndarray(dtype=ti.math.vec3, ndim=1)):
+        for i in range(self.n):
+            self.c.add_impulse(b, self.p[i], J[i])
+
 
 def _colliders(objs, receives=None):
     shapes = [collider_shape(o) for o in objs]
@@ -118,6 +123,41 @@ def test_impulses_sum_with_torque_about_com_and_respect_receives():
     assert not lin[1].any() and not ang[1].any()
     lin, _ = c.take_impulses()
     assert not lin.any()
+
+
+def test_impulse_sums_are_exact_and_independent_of_order():
+    """The accumulators are integers of 2^-40 N s. Contributions that are whole multiples
+    of 2^-20 N s need no rounding, so 20,000 of them, added by every thread at once, sum
+    to exactly the integer sum (float32 atomics could not: the total needs 35 bits), and
+    any order of the same contributions gives the same bits, angular sums included."""
+    from hybrid.fields.colliders import IMPULSE_QUANTUM
+
+    c = _colliders([_obj({"type": "sphere", "radius": 0.5})])
+    _place(c, (0.0, 0.0, 0.0))
+    assert c.fixed_point
+    rng = np.random.default_rng(7)
+    n = 20000
+    k = rng.integers(-(2**20), 2**20, size=(n, 3))
+    J = (k * 2.0**-20).astype(np.float32)
+    points = rng.uniform(-0.6, 0.6, size=(n, 3))
+    results = []
+    for order in (np.arange(n), rng.permutation(n), np.arange(n)[::-1]):
+        probe = _Probe(c, points[order])
+        probe.push_each(0, np.ascontiguousarray(J[order]))
+        results.append(c.take_impulses())
+    exact = k.sum(axis=0) * 2.0**-20  # integers below 2^53: exact in float64
+    assert np.array_equal(results[0][0][0], exact)
+    for lin, ang in results[1:]:
+        assert np.array_equal(lin, results[0][0]) and np.array_equal(ang, results[0][1])
+    # Torque r x J is made in float32 before it is rounded to quanta: within float32's rounding
+    # of each product (|r x J| <= 1.04 * 1, relative 2^-23 each) of the float64 sum.
+    torque = np.cross(points, J.astype(np.float64)).sum(axis=0)
+    assert np.abs(results[0][1][0] - torque).max() < n * 1.04 * 2.0**-22
+    # Each contribution is rounded to the nearest quantum: a quarter of one is lost, three quarters make one.
+    probe = _Probe(c, [(0.0, 0.0, 0.0)])
+    probe.push_each(0, np.array([[IMPULSE_QUANTUM / 4, 3 * IMPULSE_QUANTUM / 4, -3 * IMPULSE_QUANTUM / 4]], np.float32))
+    lin, _ = c.take_impulses()
+    assert list(lin[0]) == [0.0, IMPULSE_QUANTUM, -IMPULSE_QUANTUM]
 
 
 def test_advance_moves_and_rotates():

@@ -4,8 +4,15 @@ Expectations are worked out by hand: Archimedes' floating depth, a plume lifting
 light ball that falls without it, identical runs, and located errors for bad settings.
 """
 
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
+
+from conftest import REPO
 
 from hybrid.scene import SceneError, load_scene_text
 from hybrid.world import World
@@ -154,6 +161,77 @@ def test_fields_are_deterministic_run_to_run():
         assert np.array_equal(a.position, b.position)
         assert np.array_equal(a.fields.liquid.position, b.fields.liquid.position)
     assert runs[0][-1].fields.stats.liquid_substeps > 0
+
+
+BOTH = """
+name: threads_test
+fps: 24
+frames: 6
+objects:
+  - name: floor
+    shape: {type: plane}
+    physics: {body: static}
+  - name: crate
+    shape: {type: box, size: [0.12, 0.12, 0.12]}
+    position: [0.02, 0.01, 0.2]
+    rotation_deg: [0, 0, 20]
+    physics: {density: 500, linear_velocity: [0.4, 0.0, -1.0]}
+  - name: ball
+    shape: {type: sphere, radius: 0.06}
+    position: [0.71, 0.0, 0.3]
+    physics: {mass: 0.01}
+fields:
+  liquid:
+    domain: {min: [-0.3, -0.3, 0.0], max: [0.3, 0.3, 0.45]}
+    resolution: 16
+    sound_speed: 10
+    fill: [{min: [-0.3, -0.3, 0.0], max: [0.3, 0.3, 0.18]}]
+  gas:
+    domain: {min: [0.4, -0.3, 0.0], max: [1.0, 0.3, 0.9]}
+    resolution: 16
+    boundaries: {z_max: open}
+    emitters: [{center: [0.7, 0.0, 0.1], radius: 0.08, density: 4, temperature: 300, fuel: 2, velocity: [0, 0, 1.5]}]
+    combustion: {}
+"""
+
+THREADS_RUN = textwrap.dedent(
+    """
+    import hashlib, sys
+    import numpy as np
+    from hybrid.scene import load_scene_text
+    from hybrid.world import World
+    from hybrid.render.fields.liquid import splat_liquid
+    h = hashlib.sha256()
+    with World(load_scene_text(sys.stdin.read(), "threads.yaml")) as world:
+        assert world.fields.backend.threads == int(sys.argv[1]), world.fields.backend
+        for st in world.run():
+            f = st.fields
+            for a in (st.position, st.quaternion, st.linear_velocity, st.angular_velocity,
+                      f.liquid.position, f.liquid.velocity, f.gas.density, f.gas.temperature, f.gas.velocity,
+                      np.array([f.stats.liquid_volume]), splat_liquid(f.liquid)[0]):
+                h.update(np.ascontiguousarray(a).tobytes())
+    print(h.hexdigest())
+    """
+)
+
+
+# Slow: each subprocess compiles every kernel again (Taichi fixes its thread count at start).
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_bodies_in_liquid_and_gas_give_the_same_bytes_on_one_and_two_threads():
+    """Every sum in the solvers and the liquid splat has an order set by the data: a crate
+    thrown into water and a ball in a flame's plume give the same bodies, particles, gas,
+    liquid volume and splatted surface on one thread and on two, and again on two."""
+    digests = []
+    for threads in (1, 2, 2):
+        env = {**os.environ, "HYBRID_FIELD_THREADS": str(threads)}
+        r = subprocess.run(
+            [sys.executable, "-c", THREADS_RUN, str(threads)], input=BOTH, cwd=REPO, env=env,
+            capture_output=True, text=True, timeout=900,
+        )
+        assert r.returncode == 0, r.stderr[-3000:]
+        digests.append(r.stdout.strip().splitlines()[-1])
+    assert digests[0] == digests[1] == digests[2], digests
 
 
 PLUME = """

@@ -56,6 +56,7 @@ WORKER_ENV = {
     "MKL_NUM_THREADS": "1",
     "NUMEXPR_NUM_THREADS": "1",
     "LP_NUM_THREADS": "1",  # Mesa llvmpipe rasteriser threads
+    "HYBRID_FIELD_THREADS": "1",  # Taichi's CPU threads (hybrid.fields.backend); same bytes at any count
     "PYOPENGL_PLATFORM": os.environ.get("PYOPENGL_PLATFORM", "egl"),
 }
 

@@ -6,11 +6,15 @@ deterministic)`` starts it on first use and afterwards only checks that what is 
 for matches what runs; a different request restarts it, which is only allowed when
 no solver is alive (``acquire``/``release`` count them).
 
-Determinism. On the CPU with ``deterministic=True`` Taichi runs one thread: the
-solvers' atomic adds (particle-to-grid transfers, force sums, reductions) then happen
-in a fixed order and a scene gives bit-identical fields run to run. With more threads
-the order of float additions varies and so do the last bits. GPU backends are never
-bit-deterministic for the same reason.
+Determinism. On the CPU every sum the solvers and the field renderers make has an
+order set by the data, not by the threads: the MPM scatter adds without atomics in
+coloured blocks, the impulses on bodies are integer (fixed-point) atomics, which are
+associative, reductions go in fixed chunks, and the liquid splat runs on one thread.
+So a scene gives the same bytes run to run and at any thread count, and Taichi uses
+every core (``HYBRID_FIELD_THREADS`` sets another count: dataset workers, which run
+side by side, take one each). On a GPU the particle-to-grid adds are float atomics
+and the last bits vary run to run. ``deterministic`` is kept so that scenes that set
+it still load; it no longer changes the thread count.
 
 ``import hybrid.fields.backend`` does not import Taichi; ``ensure`` does (quietly: no
 banner on stdout, no version check over the network).
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 ARCHES = ("cpu", "cuda", "vulkan", "auto")
+THREADS_ENV = "HYBRID_FIELD_THREADS"  # CPU threads for Taichi; unset or 0: every core
 
 
 class BackendError(RuntimeError):
@@ -77,30 +82,45 @@ def _device_present(arch: str) -> bool:
     return ctypes.util.find_library({"cuda": "cuda", "vulkan": "vulkan"}[arch]) is not None
 
 
+def default_threads() -> int:
+    """Taichi's CPU thread count: ``HYBRID_FIELD_THREADS`` when set to a positive integer, else every core."""
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise BackendError(f"{THREADS_ENV}={raw!r} is not a whole number; set it to a thread count, or unset it") from None
+        if value < 0:
+            raise BackendError(f"{THREADS_ENV}={raw!r} is negative; set it to a thread count, or 0 (every core)")
+        if value > 0:
+            return value
+    return os.cpu_count() or 1
+
+
 def ensure(arch: str = "auto", deterministic: bool = True, *, threads: Optional[int] = None, log=None) -> Backend:
     """Start Taichi on `arch` (or check it already runs so) and return what runs.
 
     ``auto`` tries cuda, then vulkan, then the CPU, and says through `log` (a callable
     taking one message; default stderr) when it falls back. An explicit ``cuda`` or
     ``vulkan`` that cannot start is a ``BackendError``. `threads` overrides the CPU
-    thread count (default: 1 when deterministic, else every core).
+    thread count (default: ``default_threads()``). `deterministic` is recorded and
+    changes nothing (module docstring).
     """
     global _current
     if arch not in ARCHES:
         raise BackendError(f"unknown Taichi backend {arch!r}; use one of {', '.join(ARCHES)}")
     say = log if log is not None else (lambda msg: print(msg, file=sys.stderr))
-    cpu_threads = threads if threads is not None else (1 if deterministic else (os.cpu_count() or 1))
+    cpu_threads = threads if threads is not None else default_threads()
     if _current is not None:
         same_arch = arch == _current.arch or (arch == "auto" and _current.requested == "auto")
         same_cpu = _current.arch != "cpu" or _current.threads == cpu_threads
-        if same_arch and same_cpu and _current.deterministic == deterministic:
+        if same_arch and same_cpu:
             return _current
         if _alive:
             raise BackendError(
-                f"Taichi already runs as {_current.arch} ({_current.threads} CPU threads, deterministic="
-                f"{_current.deterministic}) for {_alive} live field solver(s); a scene asking for {arch} "
-                f"(deterministic={deterministic}) needs them closed first (close the World), or the same "
-                "`fields.arch` and `fields.deterministic` in both scenes"
+                f"Taichi already runs as {_current.arch} ({_current.threads} CPU threads) for {_alive} live "
+                f"field solver(s); a scene asking for {arch} ({cpu_threads} CPU threads) needs them closed "
+                "first (close the World), or the same `fields.arch` in both scenes"
             )
     ti = _import_taichi()
     if _current is not None:

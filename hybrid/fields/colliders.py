@@ -13,8 +13,20 @@ its ``ti.func`` methods:
 
 After a solver step the owner reads ``take_impulses()``: the summed linear impulse
 and the angular impulse about each body's centre of mass, and applies them to
-pybullet as forces over the step. Accumulators are float32 atomics; with one CPU
-thread (``fields.deterministic``) their order, hence their bits, are fixed.
+pybullet as forces over the step.
+
+Order-free sums. Many loop iterations add to one body's impulse at once, so the
+adds are atomic, and float atomics give sums whose last bits depend on the order in
+which threads reach them. The accumulators are therefore 64-bit integers in units
+of ``IMPULSE_QUANTUM`` (2^-40 N s): each contribution is rounded to a whole number
+of quanta (in float64), and integer addition is associative, so the sum has the same
+bits in any order: run to run, at any thread count, and on a GPU. The rounding costs
+at most half a quantum (4.5e-13 N s) per contribution, far below the float32
+rounding of the sums it replaces (6e-8 of the running total). A contribution is
+clamped to +-``IMPULSE_LIMIT`` (2^20 N s: a 100-tonne body stopped from 10 m/s in
+one substep); an accumulator holds 2^23 N s before it wraps. Vulkan does not offer
+64-bit atomics on every device, so there the accumulators stay float32 atomics and
+the bits vary.
 
 Each shape gives its own description (``collider`` of its model in ``hybrid.shapes``).
 Exact SDFs: sphere, box, capsule, cylinder, plane (solid below z = 0 of its frame).
@@ -41,6 +53,8 @@ ti = _import_taichi()
 
 SPHERE, BOX, CAPSULE, CYLINDER, HALFSPACE, HULL, HEIGHTFIELD = range(7)
 FAR = 1.0e6  # "no body near": larger than any domain
+IMPULSE_QUANTUM = 2.0**-40  # N s (N m s for angular impulses): one unit of the integer accumulators
+IMPULSE_LIMIT = 2.0**20  # largest contribution kept (N s): 2^60 quanta, an eighth of what an i64 holds
 
 
 @dataclass(frozen=True)
@@ -93,6 +107,13 @@ def collider_shape(obj: "ObjectSpec", seed: int = 0) -> ColliderShape:
     return obj.shape.collider(obj, seed)
 
 
+@ti.func
+def _quanta(v):
+    """`v` (N s) as a whole number of IMPULSE_QUANTUM, rounded to nearest in float64, clamped to +-IMPULSE_LIMIT."""
+    x = ti.math.clamp(ti.cast(v, ti.f64), -IMPULSE_LIMIT, IMPULSE_LIMIT) * (1.0 / IMPULSE_QUANTUM)
+    return ti.cast(ti.round(x), ti.i64)
+
+
 @ti.data_oriented
 class Colliders:
     """Every body's SDF, pose and velocity on the Taichi side, plus the impulses fluids put on them.
@@ -118,8 +139,11 @@ class Colliders:
         self.ang_vel = ti.Vector.field(3, ti.f32, n)
         self.com = ti.Vector.field(3, ti.f32, n)  # centre of mass, world
         self.receives = ti.field(ti.i32, n)
-        self.impulse = ti.Vector.field(3, ti.f32, n)
-        self.angular_impulse = ti.Vector.field(3, ti.f32, n)
+        # Order-free integer sums (module docstring); float32 atomics where 64-bit ones are missing.
+        self.fixed_point = ti.lang.impl.current_cfg().arch != ti.vulkan
+        acc = ti.i64 if self.fixed_point else ti.f32
+        self.impulse = ti.Vector.field(3, acc, n)
+        self.angular_impulse = ti.Vector.field(3, acc, n)
         planes = [s.planes for s in shapes if s is not None and s.kind == HULL]
         all_planes = np.concatenate(planes) if planes else np.zeros((1, 4))
         self._planes_used = len(all_planes)
@@ -219,8 +243,9 @@ class Colliders:
 
     def take_impulses(self) -> tuple[np.ndarray, np.ndarray]:
         """(N, 3) linear impulse (N s) and (N, 3) angular impulse about the COM (N m s) since the last call; resets them."""
-        lin = self.impulse.to_numpy()[: self.count].astype(np.float64)
-        ang = self.angular_impulse.to_numpy()[: self.count].astype(np.float64)
+        scale = IMPULSE_QUANTUM if self.fixed_point else 1.0
+        lin = self.impulse.to_numpy()[: self.count].astype(np.float64) * scale
+        ang = self.angular_impulse.to_numpy()[: self.count].astype(np.float64) * scale
         self.impulse.fill(0)
         self.angular_impulse.fill(0)
         return lin, ang
@@ -328,5 +353,10 @@ class Colliders:
     def add_impulse(self, b, p, J):
         """The fluid gave body b impulse J (N s) at world point p (ignored for bodies that take no forces)."""
         if self.receives[b] != 0:
-            self.impulse[b] += J
-            self.angular_impulse[b] += (p - self.com[b]).cross(J)
+            L = (p - self.com[b]).cross(J)
+            if ti.static(self.fixed_point):
+                self.impulse[b] += _quanta(J)
+                self.angular_impulse[b] += _quanta(L)
+            else:
+                self.impulse[b] += J
+                self.angular_impulse[b] += L

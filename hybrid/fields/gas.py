@@ -35,9 +35,9 @@ One substep (``GasSolver.advance`` takes as many as the CFL number needs):
 Boundaries (walls, no-slip, open faces, inflows, bodies): ``hybrid.fields.gas_boundaries``.
 
 Determinism: every kernel writes each element from one loop iteration, except the
-impulses on bodies (float atomics; fixed order with one CPU thread). Dot products sum
-per (i, j) row, then per i, then serially over i, so their bits do not depend on the
-thread count either.
+impulses on bodies, which are integer atomics (order-free: ``hybrid.fields.colliders``).
+Dot products sum per (i, j) row, then per i, then serially over i. So the bits do
+not depend on the thread count.
 """
 
 # No `from __future__ import annotations`: Taichi reads kernel annotations as objects.

@@ -55,10 +55,10 @@ grid update that calls the colliders is specialised to a ``Colliders`` object.
 
 Determinism: on the CPU the P2G pass sorts the particles into coloured blocks and adds
 without atomics (see "coloured blocks" below): every node sums its terms in an order
-set by the particles alone, so a liquid without bodies gives the same bytes run to run
-and for any thread count. The bodies' impulse sums are atomic adds, so with bodies only
-one thread (``fields.deterministic``) fixes their bits. On a GPU the P2G adds are atomic
-(fast there) and the last bits vary run to run.
+set by the particles alone. The bodies' impulse sums are integer adds (order-free,
+``hybrid.fields.colliders``) and the volume is summed in fixed chunks, so a liquid, with
+or without bodies, gives the same bytes run to run and for any thread count. On a GPU
+the P2G adds are float atomics (fast there) and the last bits vary run to run.
 """
 
 # No `from __future__ import annotations`: Taichi reads kernel annotations as objects.
@@ -334,6 +334,7 @@ def _p2g(
 # simulation, is bit-identical run to run and for every thread count.
 SORT_BLOCK = 4
 SORT_CHUNKS = 32  # particle chunks of the counting sort: its parallelism
+VOLUME_CHUNKS = 256  # particle chunks of volume()'s sum, added in order
 # The sort is redone only when a particle may have moved a cell since the last one.
 # A move of less than a cell shifts a particle's base node by at most one, so its
 # writes stay within SORT_BLOCK + 3 nodes of its block's start, and a block's nearest
@@ -612,15 +613,26 @@ def _g2p(
 
 
 @ti.kernel
-def _volume_sum(J: ScalarArr, F: Mat3Arr, n: ti.i32, mat: ti.template()) -> ti.f64:
+def _volume_sum(J: ScalarArr, F: Mat3Arr, n: ti.i32, mat: ti.template(), parts: ti.types.ndarray(dtype=ti.f64, ndim=1)) -> ti.f64:
+    """Sum of J (water) or det F over the particles: each of len(parts) contiguous chunks summed
+    serially in parallel, then the chunks in order, so the bits do not depend on the thread count
+    (a plain parallel `total +=` is an atomic add in whatever order the threads reach it)."""
+    chunks = parts.shape[0]
+    per = (n + chunks - 1) // chunks
+    for c in range(chunks):
+        s = ti.cast(0.0, ti.f64)
+        for p in range(c * per, ti.min(n, (c + 1) * per)):
+            r = 1.0
+            if ti.static(mat == WATER):
+                r = J[p]
+            else:
+                r = F[p].determinant()
+            s += ti.cast(r, ti.f64)
+        parts[c] = s
     total = ti.cast(0.0, ti.f64)
-    for p in range(n):
-        r = 1.0
-        if ti.static(mat == WATER):
-            r = J[p]
-        else:
-            r = F[p].determinant()
-        total += ti.cast(r, ti.f64)
+    ti.loop_config(serialize=True)
+    for c in range(chunks):
+        total += parts[c]
     return total
 
 
@@ -770,6 +782,7 @@ class LiquidSolver:
         self._gv_out = ti.ndarray(ti.math.vec3, math.prod(self.nodes) if self.colliders is not None else 1)
         self.gm = ti.ndarray(ti.f32, math.prod(self.nodes))
         self.stats = ti.ndarray(ti.f32, 4)
+        self._vol_parts = ti.ndarray(ti.f64, VOLUME_CHUNKS)  # volume()'s partial sums
         # The coloured-block P2G's sort: block counts and the second set of particle arrays
         # the particles move into (swapped with the first every substep); dummies on a GPU.
         nb = self._n_blocks if self._blocks else 1
@@ -936,13 +949,13 @@ class LiquidSolver:
 
     def volume(self) -> float:
         """Sum of particle rest volume x J (water) or x det F (solids), m^3."""
-        return float(_volume_sum(self.J, self.F, self.n, self.mat)) * self.p_vol
+        return float(_volume_sum(self.J, self.F, self.n, self.mat, self._vol_parts)) * self.p_vol
 
     def close(self) -> None:
         """Drop the particle and grid arrays and release the backend (idempotent)."""
         if self._closed:
             return
         self._closed = True
-        for name in ("x", "v", "C", "J", "F", "Jp", "gv", "gp", "_gv_out", "gm", "stats", "_blk", "_counts", "_start", "_total", "_spare"):
+        for name in ("x", "v", "C", "J", "F", "Jp", "gv", "gp", "_gv_out", "gm", "stats", "_vol_parts", "_blk", "_counts", "_start", "_total", "_spare"):
             self.__dict__.pop(name, None)
         backend.release()

@@ -347,8 +347,8 @@ class FieldsSpec(Spec):
     arch: Arch = Field("auto", description="Taichi backend; auto tries cuda, then vulkan, then falls back to cpu")
     deterministic: bool = Field(
         True,
-        description="CPU: one thread, so the same scene gives bit-identical fields run to run; false uses every "
-        "core (faster, last bits vary between runs)",
+        description="kept so that older scenes load; it changes nothing: on the CPU every run gives bit-identical "
+        "fields at any thread count (every core, or HYBRID_FIELD_THREADS), on a GPU the last bits vary",
     )
     coupling: Literal["two_way", "one_way"] = Field(
         "two_way", description="one_way: bodies push the fluids but feel no buoyancy or drag from them"

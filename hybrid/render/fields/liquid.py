@@ -6,9 +6,10 @@ weights of MLS-MPM (they sum to 1), divided by h^3: the node value phi is the
 liquid's volume fraction, about 1 inside liquid at rest and 0 in air. The surface is
 phi = ``ISO`` (half the rest value), phi trilinear between nodes. A node grid covers
 the particles' bounding box plus 3 nodes (clipped to the solver's domain plus 3
-cells; particles beyond that are not drawn). The splat adds floats in particle order
-on one CPU thread, so the same frame gives the same bits; with several threads or
-on a GPU the order, and the last bits, vary (as for the solvers).
+cells; particles beyond that are not drawn). On the CPU the splat runs on one thread
+whatever Taichi's thread count (a few milliseconds for 10^5 particles, next to the
+tracing's hundreds), adding floats in particle order, so the same frame gives the
+same bits at any thread count; on a GPU the adds are atomic and the last bits vary.
 
 Tracing (Taichi, per pixel): the camera ray (``hybrid.render.fields.rays``'s
 parameterisation: t is camera z-depth) is marched through the node grid in steps of
@@ -77,14 +78,16 @@ MAX_NODES = 256**3  # a larger node grid is coarsened (the splat spacing doubled
 
 
 @ti.kernel
-def _splat(pos: F32x2, vel: F32x2, prm: F32x1, grid: F32x4):
+def _splat(pos: F32x2, vel: F32x2, prm: F32x1, grid: F32x4, serial: ti.template()):
     """Quadratic B-spline splat of volume fraction and volume fraction x velocity to the nodes.
 
-    prm: node 0 position (3), spacing h, particle volume / h^3.
+    prm: node 0 position (3), spacing h, particle volume / h^3. `serial`: one thread, in
+    particle order (the CPU's deterministic sum).
     """
     n, lo, h = grid_frame(grid, prm)
     inv_h = 1.0 / h
     share = prm[4]
+    ti.loop_config(serialize=serial)
     for p in range(pos.shape[0]):
         x = (ti.Vector([pos[p, 0], pos[p, 1], pos[p, 2]]) - lo) * inv_h
         base = ti.cast(ti.floor(x - 0.5), ti.i32)
@@ -237,6 +240,7 @@ def splat_liquid(frame: LiquidFrame, refine: int = 1) -> tuple[np.ndarray, np.nd
         np.ascontiguousarray(frame.velocity, dtype=np.float32).reshape(-1, 3),
         prm,
         grid,
+        ti.lang.impl.current_cfg().arch == ti.cpu,
     )
     return grid, lo, h
 
