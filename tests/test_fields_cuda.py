@@ -74,33 +74,15 @@ def test_a_crate_floats_at_archimedes_depth_on_cuda():
     0.02 m (two thirds of a cell) as on the CPU."""
     arch, depth = _run(
         """
+        import sys
         import numpy as np
         from hybrid.scene import load_scene_text
         from hybrid.world import World
+        sys.path.insert(0, "tests")
+        from test_fields_world import TANK
         s, h = 0.15, 0.24
-        scene = load_scene_text(f'''
-        name: cuda_float
-        fps: 24
-        frames: 48
-        physics: {{solver_iterations: 30}}
-        objects:
-          - name: floor
-            shape: {{type: plane}}
-            physics: {{body: static}}
-          - name: crate
-            shape: {{type: box, size: [{s}, {s}, {s}]}}
-            position: [0.0, 0.0, {h + s / 2 - 0.02}]
-            physics: {{density: 500, angular_damping: 0.5}}
-        fields:
-          arch: cuda
-          liquid:
-            domain: {{min: [-0.3, -0.3, 0.0], max: [0.3, 0.3, 0.6]}}
-            resolution: 20
-            particles_per_cell: 8
-            sound_speed: 10
-            fill: [{{min: [-0.3, -0.3, 0.0], max: [0.3, 0.3, {h}]}}]
-        ''', "cuda_float.yaml")
-        with World(scene) as world:
+        text = TANK.format(frames=48, s=s, rho=500.0, h=h, z0=h + s / 2 - 0.02, coupling="two_way")
+        with World(load_scene_text(text.replace("fields:\\n", "fields:\\n  arch: cuda\\n", 1), "cuda_float.yaml")) as world:
             arch = world.fields.backend.arch
             states = world.run()
         surface = h + s * s * (s * 0.5) / (0.6 * 0.6)
