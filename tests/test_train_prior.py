@@ -56,14 +56,22 @@ def hand_prior(*datasets) -> float:
     return float(np.mean(squares))
 
 
-def test_the_exported_checkpoint_holds_the_measured_prior(pt_data, tmp_path):
-    from hybrid.neural.sampler import NeuralRenderer
+@pytest.fixture(scope="module")
+def trained(pt_data, tmp_path_factory):
+    """(train config, result) of a 2-step run on train/ with correction_prior: auto."""
     from hybrid.train.loop import train
-    from hybrid.train.prior import mean_squared_correction
 
     path = pt_data / "pt.yaml"
     path.write_text(PT_CONFIG)
     config = load_train_config(path)
+    return config, train(config, tmp_path_factory.mktemp("run") / "run", progress=False)
+
+
+def test_the_exported_checkpoint_holds_the_measured_prior(pt_data, trained):
+    from hybrid.neural.sampler import NeuralRenderer
+    from hybrid.train.prior import mean_squared_correction
+
+    config, result = trained
     assert config.model.correction_prior == "auto"
     expected = hand_prior(pt_data / "train")
     assert expected > 1e-4  # Cycles and the rasteriser differ: the check below is not 0 == 0
@@ -71,7 +79,6 @@ def test_the_exported_checkpoint_holds_the_measured_prior(pt_data, tmp_path):
     # float32 windows summed in float64: agreement to float32 rounding of each value.
     assert clips == 2 and measured == pytest.approx(expected, rel=1e-5)
 
-    result = train(config, tmp_path / "run", progress=False)
     shipped = json.loads((result.final_dir / "config.json").read_text())
     assert shipped["correction_prior"] == pytest.approx(expected, rel=1e-5, abs=1e-6)  # rounded to 6 decimals
     info = json.loads((result.final_dir / "info.json").read_text())
@@ -104,3 +111,49 @@ def test_the_prior_over_several_datasets_takes_each_one_s_share(pt_data):
     config = load_train_config(path)
     measured, clips = mean_squared_correction([pt_data / "train", pt_data / "heldout"], config.model, clips=3)
     assert clips == 3 and measured == pytest.approx(hand_prior(pt_data / "train", pt_data / "heldout"), rel=1e-5)
+
+
+def _choose_prior():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("choose_prior", REPO / "training" / "choose_prior.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_choose_prior_scores_the_raster_frame_by_hand_and_keeps_its_rule(pt_data, trained, tmp_path):
+    from hybrid.data.shards import read_shard
+
+    choose_prior = _choose_prior()
+    final = trained[1].final_dir
+    out = tmp_path / "sweep.json"
+    # 1e9 is far above any variance of frames in [-1, 1] (at most 1): the shrinkage factor
+    # prior / (prior + variance) is 1 to within 1e-9, so that candidate is the plain mean (0).
+    assert choose_prior.main([str(final), str(pt_data / "heldout"), "--priors", "0,1e9,0.001", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    (record,) = read_shard(next((pt_data / "heldout" / "shards").glob("*.tar"))).values()
+    rgb, raster = (record["buffers"][b].astype(np.float64) / 255.0 for b in ("rgb", "rgb_raster"))
+    by_hand = np.mean([10 * np.log10(1.0 / np.mean((r - t) ** 2)) for r, t in zip(raster, rgb)])
+    (row,) = report["clips"]
+    assert row["raster"] == pytest.approx(by_hand, abs=1e-9)
+    plain, huge, small = row["neural"]
+    assert huge == pytest.approx(plain, abs=1e-3)  # 8-bit frames: a code flips at most where the 1e-9 lands
+    table = report["candidates"]
+    best = min(table, key=lambda t: (t["lost"], -t["mean_gain"]))
+    assert report["chosen"] == best["prior"]
+    for t, n in zip(table, row["neural"]):
+        assert t["mean_gain"] == pytest.approx(n - row["raster"]) and t["lost"] == int(n < row["raster"])
+
+
+def test_choose_prior_names_the_form_of_a_bad_clip_span(pt_data, trained):
+    choose_prior = _choose_prior()
+    final = str(trained[1].final_dir)
+    with pytest.raises(SystemExit, match="holds clips 0-0"):
+        choose_prior.main([final, f"{pt_data / 'heldout'}:0-3", "--priors", "0"])
+    with pytest.raises(SystemExit, match="DIR:FIRST-LAST"):
+        choose_prior.main([final, f"{pt_data / 'heldout'}:first", "--priors", "0"])
+    with pytest.raises(SystemExit, match="0 or more"):
+        choose_prior.main([final, str(pt_data / "heldout"), "--priors", "-1"])
+    with pytest.raises(SystemExit, match="--train"):
+        choose_prior.main([final, str(pt_data / "heldout")])
