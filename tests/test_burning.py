@@ -16,7 +16,7 @@ from hybrid.fields.burn_surface import REACH, box_grid, burn_surface, surface_of
 from hybrid.fields.burning import AIR_HEAT_CAPACITY, CHAR_LAYER, _Burning
 from hybrid.scene import SceneError, load_scene_text
 from hybrid.scene.spec import Flammable
-from hybrid.shapes import BoxShape, SphereShape
+from hybrid.shapes import BoxShape, CylinderShape, SphereShape
 from hybrid.world import World
 
 # --------------------------------------------------------------- the burn map
@@ -52,6 +52,47 @@ def test_sphere_burn_map_areas_sum_to_the_mesh_area():
     r = np.linalg.norm(surface.position, axis=1)
     assert r.max() <= 0.1 + 1e-12 and r.min() > 0.099
     assert np.all(np.sum(surface.normal * surface.position, axis=1) > 0)  # outward
+
+
+@pytest.mark.parametrize("radius, length, spacing", [(0.03, 0.5, 0.015), (0.01, 0.3, 0.005), (0.05, 0.2, 0.01)])
+def test_cylinder_burn_map_is_a_grid_the_front_crosses_end_to_end(radius, length, spacing):
+    """A log or a stick: the map is the polygonal prism the renderer draws, gridded no coarser than the
+    spacing, and a front lit at one rim runs along the side to the other rim in exactly L / v.
+
+    Uniform subdivision of the shape's own mesh (two rings of long side triangles) made
+    slivers and a map of disconnected rings along a log, so a fire never ran along it.
+    """
+    from hybrid.geometry import CYLINDER_SEGMENTS
+
+    surface = burn_surface(CylinderShape(type="cylinder", radius=radius, length=length), 0, spacing)
+    n = max(CYLINDER_SEGMENTS, math.ceil(2 * math.pi * radius / spacing))
+    k, m = math.ceil(length / spacing - 1e-9), math.ceil(radius / spacing - 1e-9)
+    # Rings along the side, the caps' inner rings and their centres; the rims are shared.
+    assert surface.count == (k + 1) * n + 2 * ((m - 1) * n + 1)
+    prism = n * 2 * radius * math.sin(math.pi / n) * length + n * radius**2 * math.sin(2 * math.pi / n)
+    assert surface.area.sum() == pytest.approx(prism, rel=1e-12)
+    on_side = np.abs(surface.position[:, 2]) < length / 2 - 1e-12
+    assert np.allclose(np.hypot(*surface.position[on_side, :2].T), radius, rtol=1e-12)
+    assert np.all(np.sum(surface.normal[on_side, :2] * surface.position[on_side, :2], axis=1) > 0)
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    graph = coo_matrix((np.ones(len(surface.edges)), tuple(surface.edges.T)), shape=(surface.count,) * 2)
+    assert connected_components(graph, directed=False)[0] == 1
+
+    v = 0.1
+    b = _Burning(0, "log", surface, Flammable(preset="dry_wood", spread_speed=v).resolved(), 1.0)
+    start = int(np.argmin(np.linalg.norm(surface.position - [radius, 0.0, -length / 2], axis=1)))
+    end = int(np.argmin(np.linalg.norm(surface.position - [radius, 0.0, length / 2], axis=1)))
+    b.arrival[start] = 0.0
+    t = 0.0
+    while t < 1.2 * (length + 2 * radius) / v:
+        b.spread(t + 1 / 24, [])
+        t += 1 / 24
+    # The side's generator is a straight line on the surface and a chain of grid nodes: no
+    # path is shorter than it, and the grid follows it exactly.
+    assert b.ignited[end] == pytest.approx(length / v, rel=1e-9)
+    assert np.all(np.isfinite(b.ignited))  # the caps burn too
 
 
 def _sheet_front(spacing: float, speed: float = 0.02):
