@@ -57,9 +57,8 @@ def main(argv=None) -> int:
     parser.add_argument("--json", help="write the per-clip numbers here")
     args = parser.parse_args(argv)
 
-    from hybrid.data.loader import ClipDataset
     from hybrid.data.manifest import read_manifest
-    from hybrid.neural.evaluate import _fit, _mean, frame_scores
+    from hybrid.neural.evaluate import _fit, _held_out, _mean, frame_scores
     from hybrid.neural.sampler import NeuralRenderer
 
     renderer = NeuralRenderer.from_checkpoint(args.checkpoint)
@@ -97,13 +96,10 @@ def main(argv=None) -> int:
     rows = []  # per clip: dataset, index, raster PSNR, neural PSNR per prior
     started = time.perf_counter()
     for folder, manifest, first, last in sets:
-        for n, item in enumerate(ClipDataset(folder, buffers=None, shuffle_shards=False)):
-            if n > last:
-                break
-            if n < first:
+        for item in _held_out(folder, manifest, None, last + 1):
+            if item["index"] < first:
                 continue
-            buffers = {k: v.numpy() for k, v in item.items() if k in manifest.buffers}
-            buffers["instance"] = buffers["instance"].astype(np.int64)
+            buffers = item["buffers"]
             size = buffers["rgb"].shape[1:3]
             raster = _mean(frame_scores(buffers["rgb_raster"], buffers["rgb"])[0])
             neural = []

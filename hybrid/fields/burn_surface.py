@@ -188,8 +188,9 @@ def cylinder_grid(radius: float, length: float, spacing: float) -> "trimesh.Trim
 
 
 def surface_of(mesh: "trimesh.Trimesh", spacing: float) -> BurnSurface:
-    """Nodes, normals, areas and edges of an (already subdivided) mesh; edges up to
-    ``REACH`` x its median triangle edge long (`spacing` for a mesh without faces)."""
+    """Nodes, normals, areas and edges of an (already subdivided) mesh; edges join nodes up to
+    ``REACH`` x its median triangle edge apart (`spacing` for a mesh without faces) and the
+    mesh's own edges."""
     from scipy.spatial import cKDTree
 
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
