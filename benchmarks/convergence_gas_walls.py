@@ -34,12 +34,12 @@ from hybrid.scene.spec import ObjectSpec  # noqa: E402
 NU, H = 0.01, 0.32
 
 
-def spec(cells: int, top, nx: int = 4, x_min="open") -> GasSpec:
+def spec(cells: int, top, nx: int = 4, x_min="pass_through") -> GasSpec:
     dx = H / cells
     return GasSpec.model_validate(dict(
         domain=dict(min=[0, 0, 0], max=[nx * dx, 4 * dx, H]), resolution=max(cells, nx), vorticity=0.0, cooling=0.0,
         viscosity=NU, buoyancy=dict(thermal=0.0, smoke_weight=0.0), pressure=dict(tolerance=1e-6, max_iterations=500),
-        boundaries=dict(x_min=x_min, x_max="open", y_min="wall", y_max="wall", z_min="no_slip", z_max=top),
+        boundaries=dict(x_min=x_min, x_max="pass_through", y_min="wall", y_max="wall", z_min="no_slip", z_max=top),
         max_substeps=1000))
 
 

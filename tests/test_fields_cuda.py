@@ -46,7 +46,7 @@ def test_couette_on_cuda_is_within_the_closed_form_bound():
         spec = GasSpec.model_validate(dict(
             domain=dict(min=[0, 0, 0], max=[4 * dx, 4 * dx, H]), resolution=cells, vorticity=0.0, cooling=0.0,
             viscosity=NU, buoyancy=dict(thermal=0.0, smoke_weight=0.0), pressure=dict(tolerance=1e-6, max_iterations=500),
-            boundaries=dict(x_min="open", x_max="open", y_min="wall", y_max="wall", z_min="no_slip",
+            boundaries=dict(x_min="pass_through", x_max="pass_through", y_min="wall", y_max="wall", z_min="no_slip",
                             z_max=dict(type="moving_wall", velocity=[U, 0, 0])),
             max_substeps=1000))
         gas = GasSolver(spec)

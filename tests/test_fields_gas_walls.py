@@ -35,12 +35,12 @@ NU = 0.01  # m^2/s: a syrupy gas, so the flows settle in seconds
 H = 0.32  # m, the domain's height
 
 
-def _spec(cells, top, nx=4, x_min="open", dx=None):
+def _spec(cells, top, nx=4, x_min="pass_through", dx=None):
     dx = H / cells if dx is None else dx
     return GasSpec.model_validate(dict(
         domain=dict(min=[0, 0, 0], max=[nx * dx, 4 * dx, H]), resolution=max(cells, nx), vorticity=0.0, cooling=0.0,
         viscosity=NU, buoyancy=dict(thermal=0.0, smoke_weight=0.0), pressure=dict(tolerance=1e-6, max_iterations=500),
-        boundaries=dict(x_min=x_min, x_max="open", y_min="wall", y_max="wall", z_min="no_slip", z_max=top),
+        boundaries=dict(x_min=x_min, x_max="pass_through", y_min="wall", y_max="wall", z_min="no_slip", z_max=top),
         max_substeps=1000))
 
 

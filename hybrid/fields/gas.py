@@ -17,7 +17,9 @@ One substep (``GasSolver.advance`` takes as many as the CFL number needs):
 3. emitters, the fuel burning objects give off (``set_fuel_sources``), combustion,
    cooling and dissipation (exponential decays);
 4. Boussinesq buoyancy along -gravity, a = |g| (thermal T / T_ambient -
-   smoke_weight density), and vorticity confinement eps dx (N x omega);
+   smoke_weight density), and vorticity confinement eps dx (N x omega), scaled down
+   (``confinement_scale``) so that it never gives the air more kinetic energy than
+   this substep's advection took from it;
 5. viscosity (explicit diffusion, sub-cycled to stay stable), in incremental
    pressure-correction form (Goda 1979; van Kan 1986): every sub-cycle also applies
    the previous substep's pressure gradient, and the projection then solves for the
@@ -89,6 +91,33 @@ def check_memory(spec: GasSpec, memory_limit_gb: float) -> None:
         )
 
 
+def confinement_scale(lost: float, work: float, quad: float) -> float:
+    """The share s in [0, 1] of the vorticity confinement force a substep applies.
+
+    Confinement (Fedkiw, Stam and Jensen 2001) gives back the swirl that the
+    advection's interpolation smears out. It is not a physical force, and nothing in
+    it stops it from spinning still air ever faster: with nothing to dissipate it, a
+    vortex grows until the CFL condition asks for hundreds of substeps (a fire that
+    has died down leaves such air). Exact advection keeps the kinetic energy, so the
+    confinement may give back at most what this substep's advection lost, `lost`
+    (0 when it lost none). Applying s f for one substep adds s work + s^2 quad, with
+    work = sum of dt f u and quad = sum of (dt f)^2 / 2 over the faces; s is the
+    largest value in [0, 1] that adds no more than `lost`. Without buoyancy and
+    emitters the air's kinetic energy then never grows.
+    """
+    budget = max(lost, 0.0)
+    if work + quad <= budget:
+        return 1.0
+    disc = math.sqrt(max(work * work + 4.0 * quad * budget, 0.0))
+    if work > 0:
+        s = 2.0 * budget / (work + disc)
+    elif quad > 0:
+        s = (disc - work) / (2.0 * quad)
+    else:
+        s = 1.0
+    return min(1.0, max(0.0, s))
+
+
 @dataclass(frozen=True)
 class GasReport:
     """What one ``advance`` did.
@@ -96,13 +125,15 @@ class GasReport:
     substeps: gas substeps taken; pressure_iterations: most CG iterations of one
     projection; pressure_residual: largest final CG residual (max norm of the
     divergence it left, 1/s); max_divergence: max |div u| over fluid cells after the
-    last projection (1/s), measured on the final velocity.
+    last projection (1/s), measured on the final velocity; confinement_scale: the
+    smallest share of the vorticity confinement force a substep applied (1: all of it).
     """
 
     substeps: int = 0
     pressure_iterations: int = 0
     pressure_residual: float = 0.0
     max_divergence: float = 0.0
+    confinement_scale: float = 1.0  # the smallest of the substeps' (``confinement_scale``)
 
     def field_stats(self) -> FieldStats:
         return FieldStats(
@@ -193,6 +224,10 @@ class GasSolver:
         self.cvel = ti.Vector.field(3, f32, self.shape)  # cell-centred velocity, then confinement force
         self.omega = ti.Vector.field(3, f32, self.shape)  # vorticity, 1/s
         self.speed = ti.field(f32, 3)
+        # Per (i, j) row of faces, then per i: the advection's loss of kinetic energy and the confinement's work.
+        self.rows = ti.Vector.field(3, f32, (self.shape[0] + 1, self.shape[1] + 1))
+        self.row_sums = ti.Vector.field(3, f32, self.shape[0] + 1)
+        self.confinement_scale = 1.0
         # Kinematic pressure (m^2/s^2) of the last substep, kept for the viscous sub-cycles.
         self.p_kin = ti.field(f32, self.shape)
 
@@ -347,14 +382,15 @@ class GasSolver:
                 "and bodies"
             )
         sub = dt / n
-        iters, resid = 0, 0.0
+        iters, resid, scale = 0, 0.0, 1.0
         for s in range(n):
             if s > 0:
                 self.colliders.advance(sub)
             it, res = self._substep(sub, t + s * sub)
             iters, resid = max(iters, it), max(resid, res)
+            scale = min(scale, self.confinement_scale)
         div = self.projection.max_divergence() / self.dx
-        self.report = GasReport(n, iters, resid, div)
+        self.report = GasReport(n, iters, resid, div, scale)
         return self.report
 
     def project(self, dt: float = 1.0) -> GasReport:
@@ -364,7 +400,7 @@ class GasSolver:
         """
         self.bounds.mark_cells()
         self.bounds.enforce()
-        it, res = self._project(dt)
+        it, res = self._project(dt, stagnation=False)
         self.report = GasReport(0, it, res, self.projection.max_divergence() / self.dx)
         return self.report
 
@@ -400,12 +436,13 @@ class GasSolver:
         self.bounds.extrapolate_scalars()
         self._fill_ghosts(0)
         self._advect(s, False)
-        if spec.advection == "maccormack":
+        corrected = 1 if spec.advection == "maccormack" else 0
+        if corrected:
             self._fill_ghosts(1)
             self._advect(s, True)
-            self._copy_back(1)
-        else:
-            self._copy_back(0)
+        eps = spec.vorticity
+        lost = float(self._advection_loss(corrected)) if eps > 0 else 0.0
+        self._copy_back(corrected)
         comb = spec.combustion
         self._sources(
             dt,
@@ -419,11 +456,14 @@ class GasSolver:
             comb.smoke if comb else 0.0,
             comb.max_temperature if comb else 0.0,
         )
-        eps = spec.vorticity
+        self.confinement_scale = 1.0
         if eps > 0:
             self._confinement(eps * self.dx)
+            self._confinement_work(dt)
+            work, quad = (float(x) for x in self._total_rows()[:2])
+            self.confinement_scale = confinement_scale(lost, work, quad)
         b = spec.buoyancy
-        self._forces(dt, 1 if eps > 0 else 0, b.thermal / spec.ambient_temperature, b.smoke_weight)
+        self._forces(dt, self.confinement_scale if eps > 0 else 0.0, b.thermal / spec.ambient_temperature, b.smoke_weight)
         viscous = spec.viscosity > 0
         if viscous:
             lam = spec.viscosity * dt / self.dx**2
@@ -443,10 +483,11 @@ class GasSolver:
         return it, res
 
 
-    def _project(self, dt: float) -> tuple[int, float]:
-        """Make the velocity divergence-free (``hybrid.fields.pressure``); (iterations, final residual in 1/s)."""
+    def _project(self, dt: float, stagnation: bool = True) -> tuple[int, float]:
+        """Make the velocity divergence-free (``hybrid.fields.pressure``); (iterations, final residual in 1/s).
+        `stagnation`: the total-pressure condition where air enters through open faces (a time step only)."""
         self._last_dt = dt
-        iters, rmax = self.projection.solve()
+        iters, rmax = self.projection.solve(dt / self.dx if stagnation else 0.0)
         return iters, rmax / self.dx
 
     # ------------------------------------------------------------------ kernel helpers (ti.func)
@@ -654,9 +695,74 @@ class GasSolver:
                     f = eps_dx * (eta / length).cross(self.omega[I])
             self.cvel[I] = f
 
+    @ti.func
+    def _face_force(self, a: ti.template(), I):
+        """The confinement force (cvel) on face I of axis a: the mean of the cells either side in the grid."""
+        n = ti.static(self.shape)
+        f = 0.0
+        cnt = 0
+        if I[a] > 0:
+            f += self.cvel[I - unit(a)][a]
+            cnt += 1
+        if I[a] < n[a]:
+            f += self.cvel[I][a]
+            cnt += 1
+        return f / cnt
+
+    @ti.func
+    def _sum_rows(self):
+        """Total of `rows`: per i in parallel, then serially over i (bits independent of the thread count)."""
+        m = ti.static(self.rows.shape)
+        for i in self.row_sums:
+            acc = ti.Vector([0.0, 0.0, 0.0])
+            for j in range(m[1]):
+                acc += self.rows[i, j]
+            self.row_sums[i] = acc
+        total = ti.Vector([0.0, 0.0, 0.0])
+        ti.loop_config(serialize=True)
+        for i in range(m[0]):
+            total += self.row_sums[i]
+        return total
+
     @ti.kernel
-    def _forces(self, dt: ti.f32, confine: ti.i32, thermal: ti.f32, weight: ti.f32):
-        """Buoyancy -g (thermal T - weight density) and the confinement force (cvel), onto the faces."""
+    def _advection_loss(self, corrected: ti.i32) -> ti.f32:
+        """Kinetic energy per unit mass and cell volume the advection took from the air (m^2/s^2):
+        half the sum over faces of vel^2 before minus after (vel_new or vel_hat, before ``_copy_back``)."""
+        for i, j in self.rows:
+            e = 0.0
+            for a in ti.static(range(3)):
+                m = ti.static(self.face_shapes[a])
+                if i < m[0] and j < m[1]:
+                    for k in range(m[2]):
+                        old = self.vel[a][i, j, k]
+                        new = ti.select(corrected != 0, self.vel_new[a][i, j, k], self.vel_hat[a][i, j, k])
+                        e += 0.5 * (old * old - new * new)
+            self.rows[i, j] = ti.Vector([e, 0.0, 0.0])
+        return self._sum_rows()[0]
+
+    @ti.kernel
+    def _confinement_work(self, dt: ti.f32):
+        """Into `rows` per row: the kinetic energy the whole confinement force would add in one substep,
+        split as sum of dt f u (component 0) and sum of (dt f)^2 / 2 (component 1)."""
+        for i, j in self.rows:
+            lin = 0.0
+            quad = 0.0
+            for a in ti.static(range(3)):
+                m = ti.static(self.face_shapes[a])
+                if i < m[0] and j < m[1]:
+                    for k in range(m[2]):
+                        df = dt * self._face_force(a, ti.Vector([i, j, k]))
+                        lin += df * self.vel[a][i, j, k]
+                        quad += 0.5 * df * df
+            self.rows[i, j] = ti.Vector([lin, quad, 0.0])
+
+    @ti.kernel
+    def _total_rows(self) -> ti.types.vector(3, ti.f32):
+        return self._sum_rows()
+
+    @ti.kernel
+    def _forces(self, dt: ti.f32, confine: ti.f32, thermal: ti.f32, weight: ti.f32):
+        """Buoyancy -g (thermal T - weight density) and `confine` times the confinement force (cvel), onto the faces."""
         n = ti.static(self.shape)
         for a in ti.static(range(3)):
             for I in ti.grouped(ti.ndrange(*self.face_shapes[a])):
@@ -678,7 +784,7 @@ class GasSolver:
                     cnt += 1
                 acc = ga * (thermal * T - weight * rho) / cnt
                 if confine != 0:
-                    acc += f / cnt
+                    acc += confine * f / cnt
                 self.vel[a][I] += dt * acc
 
     @ti.kernel

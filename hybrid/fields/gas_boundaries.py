@@ -3,8 +3,13 @@
 Face kinds (one per domain face, in ``FACE_NAMES`` order): ``wall``/``free_slip``
 (normal velocity 0, tangential velocity mirrored into the ghost cells: no shear),
 ``no_slip`` (tangential velocity negated in the ghost: 0 on the wall), ``open``
-(pressure 0 outside, velocity and scalars extrapolated with zero gradient when
-leaving, ambient (0) scalars entering) and inflow (the normal velocity is the
+(velocity extrapolated with zero gradient where the air leaves; where it enters it
+comes from the still ambient air outside: tangential velocity 0 and ambient (0)
+scalars in the ghosts, and the pressure outside is the ambient one where the air
+leaves and the ambient total pressure, -|u_n|^2 / 2 (kinematic), where it enters:
+``hybrid.fields.pressure``), ``pass_through`` (a cut through a flow that goes on
+beyond the domain, such as a channel: pressure 0 outside and velocity extrapolated
+with zero gradient both ways, so air coming in brings the momentum it has) and inflow (the normal velocity is the
 inflow's, the ghost tangential velocity makes the wall value the inflow's, and the
 ghost scalars are the inflow's density and temperature) and ``moving_wall`` (normal
 velocity 0, the ghost tangential velocity reflected about the wall's, so the value on
@@ -29,7 +34,7 @@ ti = _import_taichi()
 
 # Face kinds (one per domain face, x_min, x_max, y_min, y_max, z_min, z_max).
 WALL, NO_SLIP, OPEN, INFLOW, MOVING = 0, 1, 2, 3, 4
-_KIND = {"wall": WALL, "free_slip": WALL, "no_slip": NO_SLIP, "open": OPEN}
+_KIND = {"wall": WALL, "free_slip": WALL, "no_slip": NO_SLIP, "open": OPEN, "pass_through": OPEN}
 
 
 def face_kinds(spec: GasSpec) -> list[int]:
@@ -39,6 +44,12 @@ def face_kinds(spec: GasSpec) -> list[int]:
         face = spec.boundaries.face(name)
         out.append(_KIND[face] if isinstance(face, str) else INFLOW if isinstance(face, Inflow) else MOVING)
     return out
+
+
+def ambient_faces(spec: GasSpec) -> list[bool]:
+    """Per face, in FACE_NAMES order: whether it opens onto still ambient air (``open``; a ``pass_through``
+    face is open too, but the air coming in through it brings the momentum it has)."""
+    return [spec.boundaries.face(name) == "open" for name in FACE_NAMES]
 
 
 def inflow_values(spec: GasSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -99,6 +110,8 @@ class GasBoundaries:
         self.inflow_vel = ti.Vector.field(3, ti.f32, 6)
         self.inflow_sc = ti.Vector.field(3, ti.f32, 6)  # density, temperature, fuel carried in
         self.btype.from_numpy(np.asarray(self.kinds, np.int32))
+        self.ambient = ti.field(ti.i32, 6)  # 1: an open face onto still air (ambient_faces)
+        self.ambient.from_numpy(np.asarray(ambient_faces(spec), np.int32))
         inflow_vel, inflow_sc = inflow_values(spec)
         self.inflow_vel.from_numpy(inflow_vel)
         self.inflow_sc.from_numpy(inflow_sc)
@@ -151,7 +164,9 @@ class GasBoundaries:
     @ti.func
     def ghost_faces(self, F: ti.template(), a: ti.template()):
         """Fill the ghost layer of velocity component a: zero gradient along a; across the other axes mirrored
-        (free slip, open), negated (no slip) or reflected about the inflow's or moving wall's tangential velocity. Axis by axis,
+        (free slip, pass_through, open where the air leaves), 0 (open where it enters: still ambient air), negated
+        (no slip) or
+        reflected about the inflow's or moving wall's tangential velocity. Axis by axis,
         so edge and corner ghosts combine the rules."""
         for b in ti.static(range(3)):
             rng = ti.static(_ghost_ranges(self.face_shapes[a], b))
@@ -165,7 +180,25 @@ class GasBoundaries:
                         val = -val
                     elif t == INFLOW or t == MOVING:
                         val = 2.0 * self.inflow_vel[f][a] - val
+                    elif t == OPEN and self.ambient[f] != 0:
+                        if self._enters(a, b, I[b], J):
+                            val = 0.0
                 F[G] = val
+
+    @ti.func
+    def _enters(self, a: ti.template(), b: ti.template(), side, J):
+        """Whether air crosses the open face (b, side) inwards beside face J of velocity component a (b != a):
+        the normal velocity on that face, averaged over the two cells either side of J along a."""
+        n = ti.static(self.shape)
+        K0 = J
+        K0[b] = side * n[b]
+        for c in ti.static(range(3)):
+            if ti.static(c != b):
+                K0[c] = ti.min(ti.max(J[c], 0), n[c] - 1)
+        K1 = K0
+        K0[a] = ti.min(ti.max(J[a] - 1, 0), n[a] - 1)
+        u = 0.5 * (self.vel[b][K0] + self.vel[b][K1])
+        return (side == 0 and u > 0.0) or (side == 1 and u < 0.0)
 
     @ti.func
     def ghost_cells(self, S: ti.template(), q: ti.template()):

@@ -16,7 +16,8 @@ import math
 import numpy as np
 
 from hybrid.fields.errors import FieldError
-from hybrid.fields.gas_boundaries import INFLOW, NO_SLIP, OPEN, WALL, face_kinds, inflow_values
+from hybrid.fields.gas import confinement_scale
+from hybrid.fields.gas_boundaries import INFLOW, NO_SLIP, OPEN, WALL, ambient_faces, face_kinds, inflow_values
 from hybrid.fields.memory import level_shapes
 from hybrid.fields.pressure import BOTTOM_SWEEPS, PRE_SWEEPS
 from hybrid.fields.stencil import face_shapes
@@ -40,6 +41,7 @@ class NumpyGas:
         self.origin = np.asarray(spec.domain.min, np.float64)
         self.gravity = np.asarray(gravity, np.float64)
         self.kinds = face_kinds(spec)
+        self.ambient = ambient_faces(spec)
         self.singular = OPEN not in self.kinds
         self.face_shapes = face_shapes(self.shape)
         self.vel = [np.zeros(s, F32) for s in self.face_shapes]
@@ -74,9 +76,29 @@ class NumpyGas:
                 return -src
             if b != a and kind == INFLOW:
                 return F32(2.0) * self.inflow_vel[2 * b + side, a] - src
+            if b != a and kind == OPEN and self.ambient[2 * b + side]:
+                return np.where(self._enters(a, b, side), F32(0.0), src).astype(F32)
             return src
 
         return self._with_ghosts(F, ghost)
+
+    def _enters(self, a: int, b: int, side: int) -> np.ndarray:
+        """Over the ghost slab of velocity component a beyond open face (b, side), ghosts of the other axes
+        included: whether the air crosses that face inwards (its normal velocity, averaged over the two cells
+        either side of each face of component a)."""
+        n = self.shape
+        plane = np.take(self.vel[b], 0 if side == 0 else n[b], axis=b)  # axes: the two besides b, in order
+        idx = []
+        for c in range(3):
+            if c == b:
+                continue
+            j = np.arange(-1, self.face_shapes[a][c] + 1)  # the slab's index along c, its ghosts included
+            if c == a:
+                idx.append((np.clip(j - 1, 0, n[c] - 1), np.clip(j, 0, n[c] - 1)))
+            else:
+                idx.append((np.clip(j, 0, n[c] - 1),) * 2)
+        u = F32(0.5) * (plane[np.ix_(idx[0][0], idx[1][0])] + plane[np.ix_(idx[0][1], idx[1][1])])
+        return u > 0 if side == 0 else u < 0
 
     def _ghost_cells(self, S: np.ndarray, q: int) -> np.ndarray:
         def ghost(b: int, side: int, src: np.ndarray) -> np.ndarray:
@@ -268,6 +290,23 @@ class NumpyGas:
         N = np.where(length[..., None] > 1e-12, eta / np.maximum(length, F32(1e-30))[..., None], F32(0.0))
         return np.where(length[..., None] > 1e-12, F32(eps_dx) * np.cross(N, omega), F32(0.0)).astype(F32)
 
+    def _energy(self) -> float:
+        """Half the sum of the face velocities squared (kinetic energy per unit mass and cell volume)."""
+        return 0.5 * sum(float((v.astype(np.float64) ** 2).sum()) for v in self.vel)
+
+    def _face_mean(self, x: np.ndarray, a: int) -> np.ndarray:
+        """Cell values averaged onto the faces of axis a (the one cell inside at the domain's faces)."""
+        n = self.shape
+        pad = [(0, 0)] * 3
+        pad[a] = (1, 1)
+        p = np.pad(x, pad)
+        total = np.take(p, range(n[a] + 1), axis=a) + np.take(p, range(1, n[a] + 2), axis=a)
+        cnt = np.full(n[a] + 1, F32(2.0))
+        cnt[0] = cnt[-1] = 1.0
+        shape = [1, 1, 1]
+        shape[a] = n[a] + 1
+        return (total / cnt.reshape(shape)).astype(F32)
+
     def _forces(self, dt: float, force: np.ndarray | None) -> None:
         spec = self.spec
         thermal = F32(spec.buoyancy.thermal / spec.ambient_temperature)
@@ -331,12 +370,14 @@ class NumpyGas:
                 sl = [slice(None)] * 3
                 sl[a] = slice(1 + d, n[a] + 1 + d)
                 acc = acc + p[tuple(sl)]
-                ones = np.ones(n[a], F32)
-                edge = 0 if side == 0 else n[a] - 1
-                ones[edge] = 1.0 if self.kinds[2 * a + side] == OPEN else 0.0
-                shape = [1, 1, 1]
-                shape[a] = n[a]
-                diag = diag + ones.reshape(shape)
+                ones = np.ones(n, F32)
+                edge = [slice(None)] * 3
+                edge[a] = 0 if side == 0 else n[a] - 1
+                if self.kinds[2 * a + side] != OPEN:
+                    ones[tuple(edge)] = 0.0
+                elif tuple(n) == tuple(self.shape):  # the grid itself: the open face's weight (project)
+                    ones[tuple(edge)] = self.open_w[a][side]
+                diag = diag + ones
         return diag, acc
 
     def _apply(self, x):
@@ -387,9 +428,26 @@ class NumpyGas:
             z = z - F32(z.sum(dtype=F32) / F32(z.size))
         return z
 
-    def project(self) -> tuple[int, float]:
+    def _stagnation(self, dt_dx: float) -> None:
+        """The total-pressure condition where air enters through open faces (``PressureProjection._stagnation``)."""
+        n = self.shape
+        self.open_w = [[None, None] for _ in range(3)]
+        for a in range(3):
+            for side in range(2):
+                idx = [slice(None)] * 3
+                idx[a] = 0 if side == 0 else n[a]
+                u = self.vel[a][tuple(idx)]
+                w = np.ones(u.shape, F32)
+                if self.kinds[2 * a + side] == OPEN and self.ambient[2 * a + side]:
+                    inflow = u > 0 if side == 0 else u < 0
+                    w = np.where(inflow, F32(1.0) / (F32(1.0) + F32(0.5) * np.abs(u) * F32(dt_dx)), F32(1.0)).astype(F32)
+                    self.vel[a][tuple(idx)] = (w * u).astype(F32)
+                self.open_w[a][side] = w
+
+    def project(self, dt_dx: float = 0.0) -> tuple[int, float]:
         """Make the face velocities divergence-free; returns (iterations, final residual max norm / dx in 1/s)."""
         p = self.spec.pressure
+        self._stagnation(dt_dx)
         b = -sum(np.diff(self.vel[a], axis=a) for a in range(3)).astype(F32)
         if self.singular:
             b = b - F32(b.sum(dtype=F32) / F32(b.size))
@@ -426,15 +484,29 @@ class NumpyGas:
             pad[a] = (1, 1)
             P = np.pad(x, pad)
             grad = np.take(P, range(1, n[a] + 2), axis=a) - np.take(P, range(0, n[a] + 1), axis=a)
+            for side in range(2):
+                idx = [slice(None)] * 3
+                idx[a] = 0 if side == 0 else n[a]
+                grad[tuple(idx)] *= self.open_w[a][side]
             self.vel[a] = np.where(self._free_mask(a), self.vel[a] - grad, self.vel[a]).astype(F32)
         return iters, rmax / self.dx
 
     def substep(self, dt: float, t: float) -> tuple[int, float]:
         spec = self.spec
         self._enforce()
+        before = self._energy()
         self._advect(dt)
+        lost = before - self._energy()
         self._sources(dt, t)
-        force = self._confinement(spec.vorticity * self.dx) if spec.vorticity > 0 else None
+        force = None
+        self.confinement_scale = 1.0
+        if spec.vorticity > 0:
+            force = self._confinement(spec.vorticity * self.dx)
+            faces = [self._face_mean(force[..., a], a) for a in range(3)]
+            work = sum(float((F32(dt) * f).astype(np.float64).ravel() @ v.astype(np.float64).ravel()) for f, v in zip(faces, self.vel))
+            quad = sum(0.5 * float(((F32(dt) * f).astype(np.float64) ** 2).sum()) for f in faces)
+            self.confinement_scale = confinement_scale(lost, work, quad)
+            force = (F32(self.confinement_scale) * force).astype(F32)
         self._forces(dt, force)
         if spec.viscosity > 0:
             lam = spec.viscosity * dt / self.dx**2
@@ -442,7 +514,7 @@ class NumpyGas:
             for _ in range(cycles):
                 self._diffuse(lam / cycles)
         self._enforce()
-        return self.project()
+        return self.project(dt / self.dx)
 
     def advance(self, dt: float, t: float) -> int:
         """Advance `dt` seconds in CFL substeps (as ``GasSolver.advance``); returns the substep count."""

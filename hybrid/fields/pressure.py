@@ -2,7 +2,8 @@
 
 Solves A phi = -dx div u over the cells the boundaries mark as fluid, with A the
 7-point Laplacian times dx^2 (symmetric positive definite): phi = 0 in the ghost
-cells beyond open faces (a neighbour that counts on the diagonal), no flux through
+cells beyond open faces where the air leaves (a neighbour that counts on the
+diagonal), the ambient total pressure where it enters (``_stagnation``), no flux through
 walls, inflow faces and bodies (a neighbour left out). phi = dt p_kin / dx (m/s),
 so the update is u -= phi[i] - phi[i - 1] on the faces the projection solves for.
 
@@ -56,15 +57,23 @@ class PressureProjection:
         # 1 where the (coarse) cell is fluid; level 0 is the boundaries' own.
         self.mg_fl = [bounds.fluid] + [ti.field(ti.i32, s) for s in self.levels[1:]]
         self.mg_t = [self.q] + [ti.field(f32, s) for s in self.levels[1:]]  # level residual r - A z (scratch)
+        # Per open domain face (side, then the other two axes): 1 / (1 + k), k = |u_n| dt / (2 dx) where the air
+        # enters, 1 where it leaves (``_stagnation``).
+        self.open_w = [ti.field(f32, (2,) + tuple(s for c, s in enumerate(self.shape) if c != a)) for a in range(3)]
         self.part2 = ti.field(f32, (nx, ny))
         self.part1 = ti.field(f32, nx)
 
     # ------------------------------------------------------------------ host side
 
-    def solve(self) -> tuple[int, float]:
-        """Solve for phi and subtract its gradient from the free faces; (iterations, final residual max norm in m/s)."""
+    def solve(self, dt_dx: float = 0.0) -> tuple[int, float]:
+        """Solve for phi and subtract its gradient from the free faces; (iterations, final residual max norm in m/s).
+
+        `dt_dx`: the substep over the cell size (s/m) for the total-pressure condition on
+        open faces where air enters (``_stagnation``); 0: p = 0 outside every open face.
+        """
         p = self.spec
         L = len(self.levels)
+        self._stagnation(dt_dx)
         if p.method == "mgpcg" and L > 1:
             self._coarsen_all()
         r0 = self._rhs()
@@ -151,8 +160,17 @@ class PressureProjection:
                         diag += 1.0
                         acc += x[J]
                 elif self.bounds.btype[2 * a + side] == OPEN:
-                    diag += 1.0
+                    if ti.static(tuple(x.shape) == tuple(self.shape)):  # the grid itself: the face's weight
+                        diag += self.open_w[a][self._plane(a, side, I)]
+                    else:  # a coarse level of the preconditioner: plain p = 0 outside
+                        diag += 1.0
         return diag, acc
+
+    @ti.func
+    def _plane(self, a: ti.template(), side, I):
+        """Index into open_w[a] of the domain face of axis a, side 0 or 1, beside cell or face I."""
+        b, c = ti.static([d for d in range(3) if d != a])
+        return ti.Vector([side, I[b], I[c]])
 
     @ti.func
     def _sum_rows(self):
@@ -342,8 +360,45 @@ class PressureProjection:
     # ------------------------------------------------------------------ kernels: velocity
 
     @ti.kernel
+    def _stagnation(self, dt_dx: ti.f32):
+        """Open faces (onto still air, not ``pass_through``) where the air enters: the total-pressure condition,
+        open_w and the face velocity.
+
+        Air drawn in through an open face comes from the still air outside, so the
+        pressure just outside is the ambient total pressure, -u_n^2 / 2 (kinematic;
+        Bernoulli from rest), not 0; where the air leaves it is 0. With p = 0 for inflow
+        too, the outside is a lossless reservoir: air leaving through one part of the
+        face and coming back in through another keeps its kinetic energy, and a vortex
+        over an open face (the air above a fire that has died down) spins up without
+        end. With the total pressure the boundary never brings in kinetic energy.
+        Linearised about this substep's u*, phi_out = k u_new with k = |u*| dt / (2 dx)
+        (outward normal), so u_new = w (u* - (phi_in - 0) along the normal), w = 1 / (1 + k):
+        the face velocity is scaled by w here and the open neighbour counts w, not 1, on
+        the operator's diagonal (still symmetric; the coarse levels of the
+        preconditioner keep 1). This is the open boundary of fire codes such as FDS (its
+        OPEN vents take the total head as ambient for incoming flow).
+        """
+        n = ti.static(self.shape)
+        for a in ti.static(range(3)):
+            for side in ti.static(range(2)):
+                W = ti.static(self.open_w[a])
+                for P in ti.grouped(ti.ndrange(*W.shape[1:])):
+                    w = 1.0
+                    if self.bounds.btype[2 * a + side] == OPEN and self.bounds.ambient[2 * a + side] != 0:
+                        I = ti.Vector([0, 0, 0])
+                        b, c = ti.static([d for d in range(3) if d != a])
+                        I[a] = side * n[a]
+                        I[b] = P[0]
+                        I[c] = P[1]
+                        u = self.vel[a][I]
+                        if (side == 0 and u > 0.0) or (side == 1 and u < 0.0):
+                            w = 1.0 / (1.0 + 0.5 * ti.abs(u) * dt_dx)
+                            self.vel[a][I] = w * u
+                    W[ti.Vector([side, P[0], P[1]])] = w
+
+    @ti.kernel
     def _subtract_gradient(self):
-        """u -= phi[I] - phi[I - e_a] on the free faces (phi = 0 in open ghosts)."""
+        """u -= phi[I] - phi[I - e_a] on the free faces (phi = 0 in open ghosts), times open_w on open faces."""
         n = ti.static(self.shape)
         for a in ti.static(range(3)):
             for I in ti.grouped(ti.ndrange(*self.face_shapes[a])):
@@ -351,11 +406,16 @@ class PressureProjection:
                     lo = I - unit(a)
                     p_hi = 0.0
                     p_lo = 0.0
+                    w = 1.0
                     if I[a] < n[a]:
                         p_hi = self.phi[I]
+                    else:
+                        w = self.open_w[a][self._plane(a, 1, I)]
                     if I[a] > 0:
                         p_lo = self.phi[lo]
-                    self.vel[a][I] -= p_hi - p_lo
+                    else:
+                        w = self.open_w[a][self._plane(a, 0, I)]
+                    self.vel[a][I] -= w * (p_hi - p_lo)
 
     @ti.kernel
     def max_divergence(self) -> ti.f32:

@@ -77,7 +77,7 @@ class MovingWall(Spec):
     velocity: Vec3
 
 
-FaceKind = Literal["wall", "free_slip", "no_slip", "open"]
+FaceKind = Literal["wall", "free_slip", "no_slip", "open", "pass_through"]
 Face = Union[FaceKind, Inflow, MovingWall]
 
 FACE_NAMES = ("x_min", "x_max", "y_min", "y_max", "z_min", "z_max")
@@ -87,8 +87,11 @@ class Boundaries(Spec):
     """What each face of the gas domain is.
 
     ``wall`` is ``free_slip`` (no flow through, tangential flow free); ``no_slip``
-    also stops tangential flow; ``open`` lets gas leave and enter at ambient pressure
-    (pressure 0, smoke leaves freely); an inflow face blows air in.
+    also stops tangential flow; ``open`` opens onto still ambient air: gas leaves at
+    ambient pressure (smoke leaves freely) and air drawn in comes from rest (the
+    ambient total pressure, no swirl, no smoke or heat); ``pass_through`` is a cut
+    through a flow that goes on beyond the domain (a channel): pressure 0 outside and
+    air coming in brings its momentum; an inflow face blows air in.
     """
 
     x_min: Face = "wall"
@@ -234,10 +237,10 @@ class GasSpec(Spec):
         inflows = [name for name, face in faces.items() if isinstance(face, Inflow)]
         # The same rule as the solver's (hybrid.fields.gas): incompressible air blown into a
         # closed box has no pressure field that makes it divergence free.
-        if inflows and "open" not in faces.values():
+        if inflows and not {"open", "pass_through"} & {f for f in faces.values() if isinstance(f, str)}:
             raise SpecValueError(
-                f"`{inflows[0]}` blows air in but no face is `open`, so it has nowhere to go; make the opposite "
-                "face (or another one) `open`",
+                f"`{inflows[0]}` blows air in but no face is `open` (or `pass_through`), so it has nowhere to go; "
+                "make the opposite face (or another one) `open`",
                 at=("boundaries", inflows[0]),
             )
         if any(e.fuel > 0 for e in self.emitters) and self.combustion is None:
