@@ -304,6 +304,37 @@ def _swirl(gas, n, seed):
     gas.project()
 
 
+@pytest.mark.parametrize("n, kind", [(8, "open"), (32, "open"), (16, "pass_through")])
+def test_a_column_of_air_through_open_ends_slows_as_bernoulli_says(solvers, n, kind):
+    """A column of air of height H rising at u0 through a chimney open at both ends, no forces.
+
+    `open` ends face still air: the air entering at the bottom starts from rest, so the
+    pressure just below it is the ambient total pressure -u^2 / 2 (kinematic) and at the
+    top 0. The whole column (incompressible, uniform) decelerates: L du/dt = -u^2 / 2, so
+    u(t) = u0 / (1 + u0 t / (2 L)). On the grid the outside pressures sit at the ghost
+    cells' centres, half a cell beyond each end, so L = H + dx (first order in dx: the
+    error against L = H halves with the cell). The projection's linearisation,
+    u_new = u / (1 + u dt / (2 L)) per substep, is this ODE's exact step (1 / u grows by
+    dt / (2 L)), so only float32 rounding is left. A `pass_through` end lets the air keep
+    its momentum: the column rises at u0 for ever.
+    """
+    H, u0, T = 1.0, 1.0, 2.0
+    dx = H / n
+    gas = GasSolver(_spec(domain=dict(min=[0, 0, 0], max=[4 * dx, 4 * dx, H]), resolution=n,
+                          buoyancy=dict(thermal=0.0, smoke_weight=0.0), boundaries=dict(z_min=kind, z_max=kind)))
+    solvers.append(gas)
+    u, v, w = gas.face_velocity()
+    gas.set_face_velocity(u, v, np.full_like(w, u0))
+    for i in range(40):
+        gas.advance(T / 40, i * T / 40)
+    w = gas.face_velocity()[2]
+    expected = u0 / (1 + u0 * T / (2 * (H + dx))) if kind == "open" else u0
+    assert np.abs(w - expected).max() < 1e-5 * u0
+    if kind == "open":
+        ideal = u0 / (1 + u0 * T / (2 * H))  # the continuum column (L = H)
+        assert abs(w.mean() - ideal) <= (dx / H) * (u0 - ideal)
+
+
 # Each case compiles three solvers (about 30 s): the open box at 16 cells, which needs both bounds, runs in
 # `make test`, the rest in `make test-slow`.
 @pytest.mark.parametrize(
