@@ -30,8 +30,9 @@ One substep (``GasSolver.advance`` takes as many as the CFL number needs):
    half the mean speed at 16 cells with substeps of 12 cell diffusion times). With the
    previous gradient inside, a steady flow is a fixed point of every sub-cycle;
 6. pressure projection (``hybrid.fields.pressure``): a conjugate-gradient Poisson
-   solve (multigrid- or Jacobi-preconditioned) with p = 0 outside open faces and no
-   flux through walls, inflow faces and bodies, then u -= dt grad p;
+   solve (multigrid- or Jacobi-preconditioned) with p = 0 outside open faces where
+   the air leaves, the ambient total pressure -u_n^2 / 2 where it enters (still air
+   drawn in), and no flux through walls, inflow faces and bodies, then u -= dt grad p;
 7. the pressure on every fluid-body face pushes that body (``Colliders.add_impulse``).
 
 Boundaries (walls, no-slip, open faces, inflows, bodies): ``hybrid.fields.gas_boundaries``.
