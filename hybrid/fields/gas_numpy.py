@@ -329,7 +329,7 @@ class NumpyGas:
 
             acc = ga * (thermal * face_sum(temp) - weight * face_sum(dens)) / cnt
             if force is not None:
-                acc = acc + face_sum(force[..., a]) / cnt
+                acc = acc + self._face_mean(force[..., a], a)
             self.vel[a] = (self.vel[a] + F32(dt) * acc).astype(F32)
 
     def _free_mask(self, a: int) -> np.ndarray:
