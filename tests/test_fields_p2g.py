@@ -45,8 +45,8 @@ def _grids(solver, dt, *, blocks: bool):
     args = (solver.x, solver.v, solver.C, solver.J, solver.F, solver.Jp, solver.gv, solver.gm, solver.gp, solver.stats)
     if blocks:
         mpm._p2g_blocks(
-            *args, solver._start, solver._total, solver._per_colour, solver._spread, solver._sx, solver._sy,
-            dt, inv_dx, solver.p_vol, solver.p_mass, *material,
+            *args, solver._start, solver._total, solver._affine, solver.n, solver._per_colour, solver._spread,
+            solver._sx, solver._sy, dt, inv_dx, solver.p_vol, solver.p_mass, *material,
         )
     else:
         mpm._p2g(*args, solver.n, solver._sx, solver._sy, dt, inv_dx, solver.p_vol, solver.p_mass, *material)

@@ -115,6 +115,8 @@ def liquid_bytes(spec: LiquidSpec) -> int:
     cells = math.prod(shape)
     n = particle_count(spec)
     # Twice the state: the CPU's particle-to-grid pass sorts the particles into a second set
-    # of arrays (hybrid.fields.mpm, coloured blocks), plus each particle's block index.
-    per_particle = 2 * LIQUID_BYTES_PER_PARTICLE[spec.material] + 4 + LIQUID_SEEDING_BYTES_PER_PARTICLE
+    # of arrays (hybrid.fields.mpm, coloured blocks), plus each particle's block index and,
+    # for the solids, the stress matrix that pass makes before the scatter.
+    stress = 0 if spec.material == "water" else 36
+    per_particle = 2 * LIQUID_BYTES_PER_PARTICLE[spec.material] + 4 + stress + LIQUID_SEEDING_BYTES_PER_PARTICLE
     return int(n * per_particle + nodes * LIQUID_BYTES_PER_NODE + cells * 4)

@@ -220,22 +220,12 @@ def _base_node(xp, inv_dx):
 
 
 @ti.func
-def _scatter_particle(
-    p, x: ti.template(), v: ti.template(), C: ti.template(), J: ti.template(), F: ti.template(), Jp: ti.template(),
-    gv: ti.template(), gm: ti.template(), gp: ti.template(), stats: ti.template(), sx, sy, dt, inv_dx, stress_coef, p_mass,
-    bulk, visc, mu, lam, alpha, mat: ti.template(), flip: ti.template(), atomic: ti.template(),
+def _particle_affine(
+    p, C: ti.template(), J: ti.template(), F: ti.template(), Jp: ti.template(), stats: ti.template(), dt,
+    stress_coef, p_mass, bulk, visc, mu, lam, alpha, mat: ti.template(),
 ):
-    """Particle p's mass, momentum and stress onto its 3 x 3 x 3 grid nodes (MLS-MPM P2G).
-
-    `atomic`: the adds are atomic (threads may share nodes); otherwise plain
-    read-add-write, for loops in which no other thread writes these nodes (the
-    coloured blocks of ``_p2g_blocks``).
-    """
-    dx = 1.0 / inv_dx
-    Xp = x[p] * inv_dx
-    base = _base_node(x[p], inv_dx)
-    fx = Xp - base
-    w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2]
+    """Particle p's affine momentum matrix for the scatter, stress included (MLS-MPM); for the
+    solids it also advances F (and the plastic state) by this substep's C."""
     Cp = C[p]
     tau = ti.Matrix.zero(ti.f32, 3, 3)
     if ti.static(mat == WATER):
@@ -255,25 +245,51 @@ def _scatter_particle(
             Fp, tau = Fs, tau_s
             Jp[p] = jp
         F[p] = Fp
-    affine = stress_coef * tau + p_mass * Cp
-    mv = p_mass * v[p]
-    b = base[0] * sx + base[1] * sy + base[2]
-    for offset in ti.static(ti.grouped(ti.ndrange(3, 3, 3))):
-        dpos = (offset - fx) * dx
-        weight = w[offset[0]][0] * w[offset[1]][1] * w[offset[2]][2]
-        node = b + offset[0] * sx + offset[1] * sy + offset[2]
-        if ti.static(atomic):
-            gv[node] += weight * (mv + affine @ dpos)
-            gm[node] += weight * p_mass
-            if ti.static(flip):
-                gp[node] += weight * (mv + p_mass * (Cp @ dpos))
-        else:
-            # Plain assignment: Taichi makes only augmented assignments (+=) atomic.
-            gv[node] = gv[node] + weight * (mv + affine @ dpos)
-            gm[node] = gm[node] + weight * p_mass
-            if ti.static(flip):
-                gp[node] = gp[node] + weight * (mv + p_mass * (Cp @ dpos))
+    return stress_coef * tau + p_mass * Cp
 
+
+@ti.func
+def _scatter_stencil(
+    xp, vp, Cp, affine, gv: ti.template(), gm: ti.template(), gp: ti.template(), sx, sy, inv_dx, p_mass,
+    flip: ti.template(), atomic: ti.template(),
+):
+    """Mass and momentum (affine: ``_particle_affine``) of the particle at grid-frame position
+    xp onto its 3 x 3 x 3 grid nodes (MLS-MPM P2G).
+
+    `atomic`: the adds are atomic (threads may share nodes); otherwise plain
+    read-add-write, for loops in which no other thread writes these nodes (the
+    coloured blocks of ``_p2g_blocks``).
+    """
+    dx = 1.0 / inv_dx
+    Xp = xp * inv_dx
+    base = _base_node(xp, inv_dx)
+    fx = Xp - base
+    w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2]
+    mv = p_mass * vp
+    b = base[0] * sx + base[1] * sy + base[2]
+    wx = ti.Vector([w[0][0], w[1][0], w[2][0]])
+    wy = ti.Vector([w[0][1], w[1][1], w[2][1]])
+    # x and y run as a loop, z unrolled: with the whole 27-node stencil unrolled, and the
+    # stencil copied once per colour in `_p2g_blocks`, Taichi's whole-kernel CSE pass
+    # (quadratic in the kernel's size) took 400 s to compile that kernel. This form
+    # compiles in seconds and runs within a few per cent of the unrolled one.
+    for i, j in ti.ndrange(3, 3):
+        for k in ti.static(range(3)):
+            offset = ti.Vector([i, j, k])
+            dpos = (offset - fx) * dx
+            weight = wx[i] * wy[j] * w[k][2]
+            node = b + i * sx + j * sy + k
+            if ti.static(atomic):
+                gv[node] += weight * (mv + affine @ dpos)
+                gm[node] += weight * p_mass
+                if ti.static(flip):
+                    gp[node] += weight * (mv + p_mass * (Cp @ dpos))
+            else:
+                # Plain assignment: Taichi makes only augmented assignments (+=) atomic.
+                gv[node] = gv[node] + weight * (mv + affine @ dpos)
+                gm[node] = gm[node] + weight * p_mass
+                if ti.static(flip):
+                    gp[node] = gp[node] + weight * (mv + p_mass * (Cp @ dpos))
 
 @ti.func
 def _clear_grid(gv: ti.template(), gm: ti.template(), gp: ti.template(), stats: ti.template(), flip: ti.template()):
@@ -305,10 +321,8 @@ def _p2g(
     stress_coef = -dt * p_vol * 4.0 * inv_dx * inv_dx
     ti.loop_config(block_dim=BLOCK_DIM)
     for p in range(n):
-        _scatter_particle(
-            p, x, v, C, J, F, Jp, gv, gm, gp, stats, sx, sy, dt, inv_dx, stress_coef, p_mass,
-            bulk, visc, mu, lam, alpha, mat, flip, True,
-        )
+        affine = _particle_affine(p, C, J, F, Jp, stats, dt, stress_coef, p_mass, bulk, visc, mu, lam, alpha, mat)
+        _scatter_stencil(x[p], v[p], C[p], affine, gv, gm, gp, sx, sy, inv_dx, p_mass, flip, True)
 
 
 # ---------------------------------------------------------------- coloured blocks (CPU P2G)
@@ -430,15 +444,24 @@ def _bin_move(
 @ti.kernel
 def _p2g_blocks(
     x: Vec3Arr, v: Vec3Arr, C: Mat3Arr, J: ScalarArr, F: Mat3Arr, Jp: ScalarArr,
-    gv: GridVec, gm: GridScalar, gp: GridVec, stats: ScalarArr, start: IntArr, total: IntArr,
-    per_colour: ti.i32, spread: ti.i32, sx: ti.i32, sy: ti.i32, dt: ti.f32, inv_dx: ti.f32, p_vol: ti.f32,
+    gv: GridVec, gm: GridScalar, gp: GridVec, stats: ScalarArr, start: IntArr, total: IntArr, A: Mat3Arr,
+    n: ti.i32, per_colour: ti.i32, spread: ti.i32, sx: ti.i32, sy: ti.i32, dt: ti.f32, inv_dx: ti.f32, p_vol: ti.f32,
     p_mass: ti.f32, bulk: ti.f32, visc: ti.f32, mu: ti.f32, lam: ti.f32, alpha: ti.f32, mat: ti.template(),
     flip: ti.template(),
 ):
     """Clear the grid, then scatter the sorted particles colour by colour, without atomics
-    (a colour's blocks every `spread` iterations of its loop: MIN_PARALLEL)."""
+    (a colour's blocks every `spread` iterations of its loop: MIN_PARALLEL).
+
+    A solid's stress update (an SVD and its plasticity) runs first, once per particle, into
+    `A` (n matrices; a dummy for water, whose stress is a few flops and is made in the
+    scatter): inside the scatter it would be copied into each of the eight colour loops, a
+    kernel Taichi takes minutes to compile."""
     _clear_grid(gv, gm, gp, stats, flip)
     stress_coef = -dt * p_vol * 4.0 * inv_dx * inv_dx
+    if ti.static(mat != WATER):
+        ti.loop_config(block_dim=BLOCK_DIM)
+        for p in range(n):
+            A[p] = _particle_affine(p, C, J, F, Jp, stats, dt, stress_coef, p_mass, bulk, visc, mu, lam, alpha, mat)
     for colour in ti.static(range(8)):
         # One block at a time per thread: blocks hold from no particle to hundreds.
         ti.loop_config(block_dim=1)
@@ -446,11 +469,14 @@ def _p2g_blocks(
             if i % spread == 0:
                 q = colour * per_colour + i // spread
                 for p in range(start[q], start[q] + total[q]):
-                    _scatter_particle(
-                        p, x, v, C, J, F, Jp, gv, gm, gp, stats, sx, sy, dt, inv_dx, stress_coef, p_mass,
-                        bulk, visc, mu, lam, alpha, mat, flip, False,
-                    )
-
+                    affine = ti.Matrix.zero(ti.f32, 3, 3)
+                    if ti.static(mat == WATER):
+                        affine = _particle_affine(
+                            p, C, J, F, Jp, stats, dt, stress_coef, p_mass, bulk, visc, mu, lam, alpha, mat
+                        )
+                    else:
+                        affine = A[p]
+                    _scatter_stencil(x[p], v[p], C[p], affine, gv, gm, gp, sx, sy, inv_dx, p_mass, flip, False)
 
 @ti.func
 def _walls(I, v, hi, walls):
@@ -790,6 +816,7 @@ class LiquidSolver:
         self._counts = ti.ndarray(ti.i32, SORT_CHUNKS * nb)
         self._start = ti.ndarray(ti.i32, nb)
         self._total = ti.ndarray(ti.i32, nb)
+        self._affine = ti.ndarray(ti.math.mat3, n if self._blocks and not water else 1)  # solids' stress, per particle
         sizes = [n, n, n, n if water else 1, 1 if water else n, n if self.mat in (SAND, SNOW) else 1]
         types = [ti.math.vec3, ti.math.vec3, ti.math.mat3, ti.f32, ti.math.mat3, ti.f32]
         self._spare = tuple(ti.ndarray(t, k if self._blocks else 1) for t, k in zip(types, sizes))
@@ -823,8 +850,8 @@ class LiquidSolver:
         if self._blocks:
             _p2g_blocks(
                 self.x, self.v, self.C, self.J, self.F, self.Jp, self.gv, self.gm, self.gp, self.stats,
-                self._start, self._total, self._per_colour, self._spread, self._sx, self._sy, dt, inv_dx,
-                self.p_vol, self.p_mass, *material,
+                self._start, self._total, self._affine, self.n, self._per_colour, self._spread, self._sx, self._sy,
+                dt, inv_dx, self.p_vol, self.p_mass, *material,
             )
         else:
             _p2g(
@@ -956,6 +983,9 @@ class LiquidSolver:
         if self._closed:
             return
         self._closed = True
-        for name in ("x", "v", "C", "J", "F", "Jp", "gv", "gp", "_gv_out", "gm", "stats", "_vol_parts", "_blk", "_counts", "_start", "_total", "_spare"):
+        for name in (
+            "x", "v", "C", "J", "F", "Jp", "gv", "gp", "_gv_out", "gm", "stats", "_vol_parts", "_blk", "_counts",
+            "_start", "_total", "_affine", "_spare",
+        ):
             self.__dict__.pop(name, None)
         backend.release()
