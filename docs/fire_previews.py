@@ -2,7 +2,7 @@
 buffer below (the char, exactly as the renderer draws it), the same States and camera.
 
 Run: python docs/fire_previews.py [SCENE ...] [--width W]
-Default: the burning example scenes (paper_sheet, paper_lanterns, campfire).
+Default: the burning example scenes (paper_sheet, paper_lanterns, burning_dominoes, campfire).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from hybrid.pipeline import simulate  # noqa: E402
 from hybrid.render import Rasterizer  # noqa: E402
 from hybrid.scene import load_scene  # noqa: E402
 
-SCENES = ("paper_sheet", "paper_lanterns", "campfire")
+SCENES = ("paper_sheet", "paper_lanterns", "burning_dominoes", "campfire")
 
 
 def frames_to_show(states) -> list[int]:

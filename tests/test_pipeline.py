@@ -15,7 +15,7 @@ SMALL = {"frames": 3, "resolution": [96, 64]}
 # A scene with fields costs 7-30 s here whatever its size, almost all of it Taichi compiling
 # the solvers' kernels: they render in `make test-slow`. The fast suite keeps fields through
 # World in test_fields_world and their rendering in test_render_fields.
-SLOW_SCENES = {"ball_into_tank", "campfire", "dam_break", "smoke_plume", "wind_tunnel"}
+SLOW_SCENES = {"ball_into_tank", "burning_dominoes", "campfire", "dam_break", "smoke_plume", "wind_tunnel"}
 FAST_OR_SLOW_SCENES = [
     pytest.param(p, marks=pytest.mark.slow) if p.stem in SLOW_SCENES else p for p in SCENE_FILES
 ]

@@ -9,10 +9,12 @@ gas domain) can neither ignite from the gas nor burn: no air reaches it.
 Once per video frame, before the gas advances over [t0, t1] (``FieldSystem``):
 
 1. **Ignition by heat.** A node whose air cell is hotter than ``ignition_temperature``
-   (kelvin above ambient) adds the frame's length to its heating time, and loses it
-   again while colder; when the heating time reaches ``ignition_time`` the node ignites,
-   at the moment within the frame that the sum crossed it. The gas is read once per
-   frame, so ignition lags by at most one frame.
+   (kelvin above ambient), or onto which the flames radiate more than ``critical_flux``
+   (W/m^2, ``hybrid.fields.radiation``: the flux a fire engineer's piloted-ignition test
+   names; it lets fire jump a gap the hot gas does not cross), adds the frame's length
+   to its heating time, and loses it again while neither holds; when the heating time
+   reaches ``ignition_time`` the node ignites, at the moment within the frame that the
+   sum crossed it. The gas is read once per frame, so ignition lags by at most one frame.
 2. **The scene's flame** (``flammable.ignite``) lights the nodes within its radius
    of its point (or the nearest node) at its time.
 3. **Spread along the surface.** A node that ignites at time t sets every neighbour's
@@ -69,6 +71,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from hybrid.fields import radiation
 from hybrid.fields.burn_surface import BurnSurface, burn_surface
 from hybrid.fields.frames import BURN_STATES, BurnFrame
 from hybrid.transforms import quats_to_matrices
@@ -230,11 +233,14 @@ class Burner:
                     b.arrival[doused] = np.inf
                     b.heating[doused] = 0.0
                 entry[3][:] = has_air & ~doused
+        flux = self._radiant_flux(temperature, solid, active, world)
         newly_by_object = []
-        for b, (pos, nrm, cell, has_air) in zip(active, world):
+        for b, (pos, nrm, cell, has_air), q in zip(active, world, flux):
             newly: list = []
-            # 1. heat
-            hot = has_air & (temperature[tuple(cell.T)] > float(b.s["ignition_temperature"]))
+            # 1. heat: the gas next to the node, or the flames' radiant heat onto it
+            hot = has_air & (
+                (temperature[tuple(cell.T)] > float(b.s["ignition_temperature"])) | (q > float(b.s["critical_flux"]))
+            )
             hot &= ~np.isfinite(b.ignited)
             heating = b.heating + np.where(hot, dt, -dt)
             heating = np.maximum(heating, 0.0)
@@ -276,6 +282,33 @@ class Burner:
             if self._set_mass is not None and lost.any():
                 self._set_mass(b.index, b.mass)
         self.gas.set_fuel_sources(rate if rate.any() else None)
+
+    def _radiant_flux(self, temperature: np.ndarray, solid: np.ndarray, active: list, world: list) -> list:
+        """Per active object, the flames' radiant flux (W/m^2) onto each node that has air and has
+        not ignited (0 elsewhere): ``hybrid.fields.radiation``, seen from the node's air cell."""
+        out = [np.zeros(b.surface.count) for b in active]
+        combustion = self.gas.spec.combustion
+        kappa = float(combustion.radiation) if combustion is not None else 0.0
+        if kappa <= 0.0:
+            return out
+        centres, powers = radiation.emitters(
+            temperature, self.origin, self.dx, float(self.gas.spec.ambient_temperature), kappa
+        )
+        if len(powers) == 0:
+            return out
+        picks = [entry[3] & ~np.isfinite(b.ignited) for b, entry in zip(active, world)]
+        if not any(p.any() for p in picks):
+            return out
+        pos = np.concatenate([entry[0][p] for entry, p in zip(world, picks)])
+        nrm = np.concatenate([entry[1][p] for entry, p in zip(world, picks)])
+        eye = self.origin + (np.concatenate([entry[2][p] for entry, p in zip(world, picks)]) + 0.5) * self.dx
+        q = radiation.incident_flux(centres, powers, pos, nrm, solid, self.origin, self.dx, eyes=eye)
+        start = 0
+        for k, p in enumerate(picks):
+            count = int(p.sum())
+            out[k][p] = q[start : start + count]
+            start += count
+        return out
 
     def _air_cells(self, pos: np.ndarray, nrm: np.ndarray, solid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per node its air cell (N, 3) and whether it has one (N,) (the module docstring)."""

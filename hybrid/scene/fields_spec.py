@@ -168,6 +168,11 @@ class Combustion(Spec):
         description="kelvin above ambient: no cell burns hotter (the air it holds has only so much oxygen); "
         "the fuel left over burns further on, so a richer fire grows taller, not hotter",
     )
+    radiation: NonNegative = Field(
+        1.0,
+        description="1/m: the flames' absorption coefficient (wood and hydrocarbon flames about 0.5 to 1.5), which "
+        "sets the radiant heat they send onto flammable objects (hybrid.fields.radiation); 0: none",
+    )
 
 
 class Buoyancy(Spec):

@@ -136,23 +136,26 @@ class Breakable(Spec):
 # that); heat_release is the heat of combustion of the burnt mass (J/kg); spread_speed
 # the speed of the flame front along the surface (wood about 1 mm/s sideways, paper
 # 1 to 4 cm/s, soaked cloth tens of cm/s); ash_fraction the share of the mass left
-# when it has burnt through.
+# when it has burnt through; critical_flux the radiant heat flux (W/m^2) below which
+# the surface does not ignite however long it is exposed, with a flame nearby (piloted:
+# wood about 12 kW/m^2, thin paper and cotton about 10, a surface wet with a volatile
+# fuel far less).
 BURN_PRESETS: dict[str, dict[str, object]] = {
     "paper": {
         "ignition_temperature": 210.0, "ignition_time": 0.3, "burn_rate": 0.06, "heat_release": 1.6e7,
-        "spread_speed": 0.02, "char_color": (0.05, 0.045, 0.04), "ash_fraction": 0.05,
+        "spread_speed": 0.02, "char_color": (0.05, 0.045, 0.04), "ash_fraction": 0.05, "critical_flux": 1.0e4,
     },
     "dry_wood": {
         "ignition_temperature": 280.0, "ignition_time": 1.0, "burn_rate": 0.012, "heat_release": 1.7e7,
-        "spread_speed": 0.002, "char_color": (0.04, 0.035, 0.03), "ash_fraction": 0.02,
+        "spread_speed": 0.002, "char_color": (0.04, 0.035, 0.03), "ash_fraction": 0.02, "critical_flux": 1.2e4,
     },
     "cloth": {
         "ignition_temperature": 240.0, "ignition_time": 0.5, "burn_rate": 0.03, "heat_release": 1.8e7,
-        "spread_speed": 0.015, "char_color": (0.06, 0.05, 0.045), "ash_fraction": 0.05,
+        "spread_speed": 0.015, "char_color": (0.06, 0.05, 0.045), "ash_fraction": 0.05, "critical_flux": 1.0e4,
     },
     "fuel_soaked": {
         "ignition_temperature": 120.0, "ignition_time": 0.1, "burn_rate": 0.04, "heat_release": 4.0e7,
-        "spread_speed": 0.2, "char_color": (0.05, 0.045, 0.04), "ash_fraction": 0.03,
+        "spread_speed": 0.2, "char_color": (0.05, 0.045, 0.04), "ash_fraction": 0.03, "critical_flux": 5.0e3,
     },
 }
 
@@ -175,8 +178,10 @@ class Flammable(Spec):
     metre and second as fuel vapour into the gas, where it burns by
     ``fields.gas.combustion`` and releases `heat_release` J per kg; the point chars as
     it burns and goes out when its share of the burnable mass (all but `ash_fraction`)
-    is gone. `preset` fills every key not given (BURN_PRESETS); without one, every key
-    but `char_color`, `ash_fraction` and `ignite` is required.
+    is gone. The flames' radiant heat ignites it too, where it exceeds `critical_flux`
+    for `ignition_time`. `preset` fills every key not given (BURN_PRESETS); without one,
+    every key but `char_color`, `ash_fraction`, `critical_flux` (default wood's 12 kW/m^2)
+    and `ignite` is required.
     """
 
     preset: Optional[Literal["paper", "dry_wood", "cloth", "fuel_soaked"]] = None
@@ -185,6 +190,9 @@ class Flammable(Spec):
     burn_rate: Optional[Positive] = Field(None, description="kg lost per m^2 of burning surface per second")
     heat_release: Optional[Positive] = Field(None, description="J per kg burnt")
     spread_speed: Optional[NonNegative] = Field(None, description="m/s: the flame front along the surface")
+    critical_flux: Optional[Positive] = Field(
+        None, description="W/m^2 of the flames' radiant heat above which the surface ignites (as the temperature)"
+    )
     char_color: Optional[Color] = Field(None, description="the colour of fully charred surface")
     ash_fraction: Optional[Annotated[Float, Field(ge=0.0, lt=1.0)]] = Field(
         None, description="share of the mass left when it has burnt through"
@@ -210,7 +218,7 @@ class Flammable(Spec):
 
     def resolved(self) -> dict[str, object]:
         """Every setting, from the block, then the preset, then the plain defaults."""
-        out: dict[str, object] = {"char_color": (0.05, 0.045, 0.04), "ash_fraction": 0.02}
+        out: dict[str, object] = {"char_color": (0.05, 0.045, 0.04), "ash_fraction": 0.02, "critical_flux": 1.2e4}
         out.update(BURN_PRESETS.get(self.preset or "", {}))
         out.update({k: v for k, v in self.model_dump().items() if v is not None and k not in ("preset", "ignite")})
         out["ignite"] = self.ignite
