@@ -493,20 +493,30 @@ def _walls(I, v, hi, walls):
     return out
 
 
+@ti.func
+def _node_coords(node, nodes):
+    """Grid coordinates (i, j, k) of flat node index `node` (C order, z fastest)."""
+    k = node % nodes[2]
+    row = node // nodes[2]
+    return ti.Vector([row // nodes[1], row % nodes[1], k])
+
+
+# The grid passes loop over flat node indices and work out (i, j, k) only at nodes with
+# mass: a 3-D ndrange over the 69^3 nodes divides every index back into i, j, k, and took
+# 3.3-3.7 times as long as a flat loop for the same update (BENCHMARKS.md).
 @ti.kernel
 def _grid_update(
     gv: GridVec, gm: GridScalar, gp: GridVec, stats: ScalarArr, nodes: ti.math.ivec3, dt: ti.f32,
     gravity: ti.math.vec3, hi: ti.math.ivec3, walls: ti.i32, flip: ti.template(),
 ):
     """Momentum to velocity, gravity, domain walls (no bodies); with `flip`, `gp` to the velocity before forces."""
-    for i, j, k in ti.ndrange(nodes[0], nodes[1], nodes[2]):
-        node = (i * nodes[1] + j) * nodes[2] + k
+    for node in range(nodes[0] * nodes[1] * nodes[2]):
         m = gm[node]
         if m > 0:
             if ti.static(flip):
                 gp[node] /= m
             v = gv[node] / m + dt * gravity
-            v = _walls(ti.Vector([i, j, k]), v, hi, walls)
+            v = _walls(_node_coords(node, nodes), v, hi, walls)
             gv[node] = v
             ti.atomic_max(stats[0], v.norm_sqr())
 
@@ -518,8 +528,7 @@ def _grid_velocity(
 ):
     """Momentum to velocity and gravity at every node with mass (the first half of the update with bodies);
     with `flip`, `gp` to the velocity before forces."""
-    for i, j, k in ti.ndrange(nodes[0], nodes[1], nodes[2]):
-        node = (i * nodes[1] + j) * nodes[2] + k
+    for node in range(nodes[0] * nodes[1] * nodes[2]):
         m = gm[node]
         if m > 0:
             gv[node] = gv[node] / m + dt * gravity
@@ -567,12 +576,11 @@ def _grid_update_bodies(
     around a moving body keeps its approach profile instead of losing it in the band at
     every substep, a drag that grew with the substep count.
     """
-    for i, j, k in ti.ndrange(nodes[0], nodes[1], nodes[2]):
-        node = (i * nodes[1] + j) * nodes[2] + k
-        I = ti.Vector([i, j, k])
+    for node in range(nodes[0] * nodes[1] * nodes[2]):
         m = gm[node]
         v = gv[node]
         if m > 0:
+            I = _node_coords(node, nodes)
             xw = grid_lo + I * dx
             b, d = colliders.nearest(xw, band)
             if b >= 0:
