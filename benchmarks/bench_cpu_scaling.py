@@ -77,19 +77,22 @@ def _scatter(threads: int) -> dict:
     from bench_mpm import our_spec
     from hybrid.fields import mpm
 
-    # The shipped kernel's source with atomic adds in one loop over all blocks (written to a
+    # The shipped kernel's source with atomic adds in one loop over every block slot (written to a
     # temporary module: Taichi reads a kernel's source from its file).
     src = inspect.getsource(mpm._p2g_blocks).replace("def _p2g_blocks(", "def p2g_atomic_one_loop(")
     for old, new in (
         ("for colour in ti.static(range(8)):", "for colour in ti.static(range(1)):"),
-        ("for i in range(per_colour * spread):", "for i in range(8 * per_colour * spread):"),
-        ("q = colour * per_colour + i // spread", "q = i // spread"),
+        ("blocks = n_occupied[colour]", "blocks = 8 * per_colour"),
+        ("q = occupied[colour * per_colour + i // BLOCK_TASK]", "q = i // BLOCK_TASK"),
         ("sx, sy, inv_dx, p_mass, flip, False)", "sx, sy, inv_dx, p_mass, flip, True)"),
     ):
         if old not in src:
             raise SystemExit(f"bench_cpu_scaling: the scatter kernel changed; update this benchmark ({old!r})")
         src = src.replace(old, new)
-    head = "import taichi as ti\nfrom hybrid.fields.mpm import *\nfrom hybrid.fields.mpm import _clear_grid, _particle_affine, _scatter_stencil\n"
+    head = (
+        "import taichi as ti\nfrom hybrid.fields.mpm import *\n"
+        "from hybrid.fields.mpm import _clear_grid, _particle_affine, _scatter_stencil\n"
+    )
     folder = tempfile.mkdtemp(prefix="hybrid-bench-")
     Path(folder, "p2g_variant.py").write_text(head + src)
     sys.path.insert(0, folder)
@@ -101,10 +104,13 @@ def _scatter(threads: int) -> dict:
     material = (s.bulk, s.viscosity, s.mu, s.lam, s.alpha, s.mat, s.flip)
 
     def call(kernel):
-        kernel(s.x, s.v, s.C, s.J, s.F, s.Jp, s.gv, s.gm, s.gp, s.stats, s._start, s._total, s._affine, s.n,
-               s._per_colour, s._spread, s._sx, s._sy, dt, inv_dx, s.p_vol, s.p_mass, *material)
+        if kernel is None:
+            s._scatter(dt)  # as shipped
+        else:
+            kernel(s.x, s.v, s.C, s.J, s.F, s.Jp, s.gv, s.gm, s.gp, s.stats, s._start, s._total, s._occupied,
+                   s._n_occupied, s._affine, s.n, s._per_colour, s._sx, s._sy, dt, inv_dx, s.p_vol, s.p_mass, *material)
 
-    kernels = {"coloured_plain": mpm._p2g_blocks, "one_loop_atomic": variant}
+    kernels = {"coloured_plain": None, "one_loop_atomic": variant}
     for k in kernels.values():
         call(k)
     ti.sync()

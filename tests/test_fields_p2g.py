@@ -38,18 +38,13 @@ def _spec(resolution: int, material: str = "water") -> LiquidSpec:
 
 def _grids(solver, dt, *, blocks: bool):
     """(mass, momentum) on the grid after one P2G by the coloured blocks or by atomic adds."""
-    inv_dx = 1.0 / solver.dx
-    material = (solver.bulk, solver.viscosity, solver.mu, solver.lam, solver.alpha, solver.mat, solver.flip)
     # P2G only reads the particles (and for the solids writes F from the same inputs), so both
     # run on the same state. The sort moves the particles: run it first, then both scatters.
-    args = (solver.x, solver.v, solver.C, solver.J, solver.F, solver.Jp, solver.gv, solver.gm, solver.gp, solver.stats)
-    if blocks:
-        mpm._p2g_blocks(
-            *args, solver._start, solver._total, solver._affine, solver.n, solver._per_colour, solver._spread,
-            solver._sx, solver._sy, dt, inv_dx, solver.p_vol, solver.p_mass, *material,
-        )
-    else:
-        mpm._p2g(*args, solver.n, solver._sx, solver._sy, dt, inv_dx, solver.p_vol, solver.p_mass, *material)
+    solver._blocks, kept = blocks, solver._blocks
+    try:
+        solver._scatter(dt)
+    finally:
+        solver._blocks = kept
     return solver.gm.to_numpy().astype(np.float64), solver.gv.to_numpy().astype(np.float64)
 
 

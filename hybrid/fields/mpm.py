@@ -295,6 +295,7 @@ def _scatter_stencil(
 def _clear_grid(gv: ti.template(), gm: ti.template(), gp: ti.template(), stats: ti.template(), flip: ti.template()):
     # A range over the nodes, not a struct-for over the ndarray (`for i in gm`): the
     # struct-for took 5.6 times as long to clear the 64^3 grid.
+    ti.loop_config(block_dim=GRID_TASK)
     for i in range(gm.shape[0]):
         gv[i] = ti.Vector([0.0, 0.0, 0.0])
         gm[i] = 0.0
@@ -362,6 +363,15 @@ RESORT_DRIFT = 0.9  # below a cell, with a margin for rounding in the bound
 # two threads as on one, 1024 half as long). Loops over chunks and blocks therefore run
 # over at least MIN_PARALLEL iterations, their work spread evenly among them.
 MIN_PARALLEL = 1024
+# Each occupied block of a colour is one task of BLOCK_TASK loop iterations (only the first
+# does the work): Taichi's CPU runtime hands tasks out one at a time, each at the cost of an
+# atomic on a shared counter and a copy of the kernel's context, so a colour loop over every
+# block slot (1,458 one-iteration tasks at 64^3, most of them empty) cost more than its work
+# on two threads. With 8 or more occupied blocks a colour loop also has MIN_PARALLEL iterations.
+BLOCK_TASK = 128
+# Nodes per task of the grid passes (the clear and the grid update): the default of 32 made
+# 10,000 tasks of the 69^3 grid, whose hand-out cost more than the nodes' work.
+GRID_TASK = 1024
 IntArr = ti.types.ndarray(dtype=ti.i32, ndim=1)
 
 
@@ -396,8 +406,13 @@ def _bin_count(
 
 
 @ti.kernel
-def _bin_offsets(counts: IntArr, start: IntArr, total: IntArr, n_blocks: ti.i32):
-    """Each chunk's first slot within each block, each block's count, and each block's first slot."""
+def _bin_offsets(
+    counts: IntArr, start: IntArr, total: IntArr, occupied: IntArr, n_occupied: IntArr, n_blocks: ti.i32,
+    per_colour: ti.i32,
+):
+    """Each chunk's first slot within each block, each block's count, each block's first slot, and per
+    colour the list of its blocks that hold particles (`occupied`, colour c's from c * per_colour on, in
+    block order; `n_occupied` (8,) their counts)."""
     for q in range(n_blocks):
         s = 0
         for c in range(SORT_CHUNKS):
@@ -406,11 +421,18 @@ def _bin_offsets(counts: IntArr, start: IntArr, total: IntArr, n_blocks: ti.i32)
             s += k
         total[q] = s
     ti.loop_config(serialize=True)
+    for c in range(8):
+        n_occupied[c] = 0
+    ti.loop_config(serialize=True)
     for q in range(n_blocks):
         if q == 0:
             start[q] = 0
         else:
             start[q] = start[q - 1] + total[q - 1]
+        if total[q] > 0:
+            c = q // per_colour
+            occupied[c * per_colour + n_occupied[c]] = q
+            n_occupied[c] = n_occupied[c] + 1
 
 
 @ti.kernel
@@ -444,13 +466,14 @@ def _bin_move(
 @ti.kernel
 def _p2g_blocks(
     x: Vec3Arr, v: Vec3Arr, C: Mat3Arr, J: ScalarArr, F: Mat3Arr, Jp: ScalarArr,
-    gv: GridVec, gm: GridScalar, gp: GridVec, stats: ScalarArr, start: IntArr, total: IntArr, A: Mat3Arr,
-    n: ti.i32, per_colour: ti.i32, spread: ti.i32, sx: ti.i32, sy: ti.i32, dt: ti.f32, inv_dx: ti.f32, p_vol: ti.f32,
+    gv: GridVec, gm: GridScalar, gp: GridVec, stats: ScalarArr, start: IntArr, total: IntArr, occupied: IntArr,
+    n_occupied: IntArr, A: Mat3Arr, n: ti.i32, per_colour: ti.i32, sx: ti.i32, sy: ti.i32, dt: ti.f32, inv_dx: ti.f32,
+    p_vol: ti.f32,
     p_mass: ti.f32, bulk: ti.f32, visc: ti.f32, mu: ti.f32, lam: ti.f32, alpha: ti.f32, mat: ti.template(),
     flip: ti.template(),
 ):
     """Clear the grid, then scatter the sorted particles colour by colour, without atomics
-    (a colour's blocks every `spread` iterations of its loop: MIN_PARALLEL).
+    (each occupied block of a colour one task of BLOCK_TASK iterations).
 
     A solid's stress update (an SVD and its plasticity) runs first, once per particle, into
     `A` (n matrices; a dummy for water, whose stress is a few flops and is made in the
@@ -463,11 +486,12 @@ def _p2g_blocks(
         for p in range(n):
             A[p] = _particle_affine(p, C, J, F, Jp, stats, dt, stress_coef, p_mass, bulk, visc, mu, lam, alpha, mat)
     for colour in ti.static(range(8)):
-        # One block at a time per thread: blocks hold from no particle to hundreds.
-        ti.loop_config(block_dim=1)
-        for i in range(per_colour * spread):
-            if i % spread == 0:
-                q = colour * per_colour + i // spread
+        # One block per task: blocks hold from one particle to hundreds.
+        blocks = n_occupied[colour]
+        ti.loop_config(block_dim=BLOCK_TASK)
+        for i in range(blocks * BLOCK_TASK):
+            if i % BLOCK_TASK == 0:
+                q = occupied[colour * per_colour + i // BLOCK_TASK]
                 for p in range(start[q], start[q] + total[q]):
                     affine = ti.Matrix.zero(ti.f32, 3, 3)
                     if ti.static(mat == WATER):
@@ -510,6 +534,7 @@ def _grid_update(
     gravity: ti.math.vec3, hi: ti.math.ivec3, walls: ti.i32, flip: ti.template(),
 ):
     """Momentum to velocity, gravity, domain walls (no bodies); with `flip`, `gp` to the velocity before forces."""
+    ti.loop_config(block_dim=GRID_TASK)
     for node in range(nodes[0] * nodes[1] * nodes[2]):
         m = gm[node]
         if m > 0:
@@ -528,6 +553,7 @@ def _grid_velocity(
 ):
     """Momentum to velocity and gravity at every node with mass (the first half of the update with bodies);
     with `flip`, `gp` to the velocity before forces."""
+    ti.loop_config(block_dim=GRID_TASK)
     for node in range(nodes[0] * nodes[1] * nodes[2]):
         m = gm[node]
         if m > 0:
@@ -576,6 +602,7 @@ def _grid_update_bodies(
     around a moving body keeps its approach profile instead of losing it in the band at
     every substep, a drag that grew with the substep count.
     """
+    ti.loop_config(block_dim=GRID_TASK)
     for node in range(nodes[0] * nodes[1] * nodes[2]):
         m = gm[node]
         v = gv[node]
@@ -745,7 +772,6 @@ class LiquidSolver:
         self._half = tuple(-(-b // 2) for b in blocks)  # blocks of one colour along each axis
         self._per_colour = math.prod(self._half)
         self._n_blocks = 8 * self._per_colour
-        self._spread = -(-MIN_PARALLEL // self._per_colour)
         self._drift = math.inf  # cells any particle may have moved since the last sort: sort first
 
         count = count_particles(spec)
@@ -824,6 +850,8 @@ class LiquidSolver:
         self._counts = ti.ndarray(ti.i32, SORT_CHUNKS * nb)
         self._start = ti.ndarray(ti.i32, nb)
         self._total = ti.ndarray(ti.i32, nb)
+        self._occupied = ti.ndarray(ti.i32, nb)  # per colour, its blocks that hold particles
+        self._n_occupied = ti.ndarray(ti.i32, 8)
         self._affine = ti.ndarray(ti.math.mat3, n if self._blocks and not water else 1)  # solids' stress, per particle
         sizes = [n, n, n, n if water else 1, 1 if water else n, n if self.mat in (SAND, SNOW) else 1]
         types = [ti.math.vec3, ti.math.vec3, ti.math.mat3, ti.f32, ti.math.mat3, ti.f32]
@@ -846,26 +874,18 @@ class LiquidSolver:
     def substep(self, dt: float) -> None:
         """One MPM substep of `dt` seconds (no CFL check; ``advance`` is the safe way to step)."""
         inv_dx = 1.0 / self.dx
-        material = (self.bulk, self.viscosity, self.mu, self.lam, self.alpha, self.mat, self.flip)
         if self._blocks and self._drift >= RESORT_DRIFT:
             self._drift = 0.0
             chunk = -(-self.n // SORT_CHUNKS)
             _bin_count(self.x, self._blk, self._counts, self.n, chunk, inv_dx, self._half, self._per_colour, self._n_blocks)
-            _bin_offsets(self._counts, self._start, self._total, self._n_blocks)
+            _bin_offsets(
+                self._counts, self._start, self._total, self._occupied, self._n_occupied, self._n_blocks,
+                self._per_colour,
+            )
             here = (self.x, self.v, self.C, self.J, self.F, self.Jp)
             _bin_move(self._blk, self._counts, self._start, self.n, chunk, self._n_blocks, *here, *self._spare, self.mat)
             (self.x, self.v, self.C, self.J, self.F, self.Jp), self._spare = self._spare, here
-        if self._blocks:
-            _p2g_blocks(
-                self.x, self.v, self.C, self.J, self.F, self.Jp, self.gv, self.gm, self.gp, self.stats,
-                self._start, self._total, self._affine, self.n, self._per_colour, self._spread, self._sx, self._sy,
-                dt, inv_dx, self.p_vol, self.p_mass, *material,
-            )
-        else:
-            _p2g(
-                self.x, self.v, self.C, self.J, self.F, self.Jp, self.gv, self.gm, self.gp, self.stats,
-                self.n, self._sx, self._sy, dt, inv_dx, self.p_vol, self.p_mass, *material,
-            )
+        self._scatter(dt)
         if self.colliders is None:
             _grid_update(self.gv, self.gm, self.gp, self.stats, self.nodes, dt, self.gravity, self._hi, self.walls, self.flip)
         else:
@@ -888,6 +908,19 @@ class LiquidSolver:
             # speed bounds the gathered velocity that moved it, plus the longest push out of a body.
             step = dt * math.sqrt(max(0.0, float(stats[0]))) + float(stats[2])
             self._drift += step / self.dx if math.isfinite(step) else math.inf
+
+    def _scatter(self, dt: float) -> None:
+        """Clear the grid and add the particles' mass and momentum to it (P2G): the coloured blocks of the
+        last sort on the CPU, atomic adds on a GPU."""
+        material = (self.bulk, self.viscosity, self.mu, self.lam, self.alpha, self.mat, self.flip)
+        particles = (self.x, self.v, self.C, self.J, self.F, self.Jp, self.gv, self.gm, self.gp, self.stats)
+        if self._blocks:
+            _p2g_blocks(
+                *particles, self._start, self._total, self._occupied, self._n_occupied, self._affine, self.n,
+                self._per_colour, self._sx, self._sy, dt, 1.0 / self.dx, self.p_vol, self.p_mass, *material,
+            )
+        else:
+            _p2g(*particles, self.n, self._sx, self._sy, dt, 1.0 / self.dx, self.p_vol, self.p_mass, *material)
 
     def _carve(self) -> None:
         """Remove the particles whose centre lies inside a body (once, at the first advance)."""
@@ -993,7 +1026,7 @@ class LiquidSolver:
         self._closed = True
         for name in (
             "x", "v", "C", "J", "F", "Jp", "gv", "gp", "_gv_out", "gm", "stats", "_vol_parts", "_blk", "_counts",
-            "_start", "_total", "_affine", "_spare",
+            "_start", "_total", "_occupied", "_n_occupied", "_affine", "_spare",
         ):
             self.__dict__.pop(name, None)
         backend.release()
