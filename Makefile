@@ -34,8 +34,10 @@ $(STAMP): pyproject.toml hybrid/physics/_contact_scan.c
 demo: setup
 	$(VENV)/bin/hybrid render scenes/showcase.yaml --out out/showcase
 
+# The fast tests in one process per core (at most 4: each holds torch, Taichi and a GL
+# context); `make test-slow` runs in one process.
 test: setup
-	$(PY) -m pytest -q -m "not slow" --durations=15
+	$(PY) -m pytest -q -m "not slow" -n auto --maxprocesses 4 --durations=15
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
