@@ -364,13 +364,14 @@ RESORT_DRIFT = 0.9  # below a cell, with a margin for rounding in the bound
 # over at least MIN_PARALLEL iterations, their work spread evenly among them.
 MIN_PARALLEL = 1024
 # Each occupied block of a colour is one task of BLOCK_TASK loop iterations (only the first
-# does the work): Taichi's CPU runtime hands tasks out one at a time, each at the cost of an
-# atomic on a shared counter and a copy of the kernel's context, so a colour loop over every
-# block slot (1,458 one-iteration tasks at 64^3, most of them empty) cost more than its work
-# on two threads. With 8 or more occupied blocks a colour loop also has MIN_PARALLEL iterations.
+# does the work). Taichi's CPU runtime hands tasks out one at a time, each for an atomic on a
+# shared counter and a copy of the kernel's context; a colour loop over every block slot
+# (1,458 one-iteration tasks at 64^3, most of them empty) took 1.08-1.27x as long on two
+# threads (BENCHMARKS.md). With 8 or more occupied blocks a colour loop also has
+# MIN_PARALLEL iterations.
 BLOCK_TASK = 128
-# Nodes per task of the grid passes (the clear and the grid update): the default of 32 made
-# 10,000 tasks of the 69^3 grid, whose hand-out cost more than the nodes' work.
+# Nodes per task of the grid passes (the clear and the grid update); Taichi's default of 32
+# makes 10,000 tasks of the 69^3 grid, and took 1.2-1.25x as long.
 GRID_TASK = 1024
 IntArr = ti.types.ndarray(dtype=ti.i32, ndim=1)
 
@@ -501,6 +502,7 @@ def _p2g_blocks(
                     else:
                         affine = A[p]
                     _scatter_stencil(x[p], v[p], C[p], affine, gv, gm, gp, sx, sy, inv_dx, p_mass, flip, False)
+
 
 @ti.func
 def _walls(I, v, hi, walls):
