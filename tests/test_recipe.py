@@ -664,5 +664,15 @@ def test_a_dataset_holds_burning_clips(tmp_path):
     assert burns
     for burn in burns:
         assert burn["ignition_cause"] == "ignite" and burn["ignition_time_s"] == 0.0
-        assert burn["state"][-1] == "burning" and burn["mass_kg"][-1] < burn["mass_kg"][0]
+        # Lit at t = 0, each burns; it need not burn to the end: a tossed object can land on its
+        # flame, and the nodes pressed to the floor have no air (hybrid.fields.burning), so it
+        # goes out as "charred" (in this clip one does, 0.1 s after it lands).
+        assert "burning" in burn["state"]
+        burnt, mass, area = (np.asarray(burn[k]) for k in ("burnt_kg", "mass_kg", "burning_area_m2"))
+        assert burnt[-1] > 0 and (np.diff(burnt) >= 0).all()
+        # The mass the metadata reports is the initial mass less what burnt (float64: a few ulps).
+        assert np.abs((mass[0] - mass) - burnt).max() <= 4 * np.spacing(mass[0])
+        # A frame whose state is not "burning" ends with no area burning.
+        out = np.array([state != "burning" for state in burn["state"]])
+        assert (area[out] == 0).all() and (area[~out] > 0).all()
     assert "heat_haze" in clip["buffers"]
