@@ -35,12 +35,12 @@ demo: setup
 	$(VENV)/bin/hybrid render scenes/showcase.yaml --out out/showcase
 
 # The fast tests in one process per core (at most 4: each holds torch, Taichi and a GL
-# context); `make test-slow` runs in one process.
+# context); the slow ones in at most 2 (some hold several GB of particles).
 test: setup
 	$(PY) -m pytest -q -m "not slow" -n auto --maxprocesses 4 --durations=15
 
 test-slow: setup
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -q -m slow -n auto --maxprocesses 2 --durations=20
 
 bench: setup
 	$(PY) benchmarks/bench_physics.py
