@@ -3,9 +3,13 @@
 Three measurements, each at 1 thread and at every core, each thread count in its own
 process (Taichi fixes its thread count when it starts):
 
-1. ``compute``: a compute-bound Taichi kernel (a chain of sines per iteration, no memory
-   traffic) split into 2 to 4096 equal tasks, the same total work each time. This shows
-   how many tasks a kernel needs before Taichi's thread pool runs them on every core.
+1. ``split``: how Taichi's CPU runtime shares a range-for among threads. For loops of
+   256 to 65,536 iterations, which thread ran each iteration (``ti.global_thread_idx()``):
+   how many runs of consecutive iterations there were and each thread's count, with
+   ``block_dim`` left alone and set to 1. Then the time of a compute-bound loop (a chain
+   of sines, no memory traffic) whose heavy iterations are all in its first half against
+   the same work spread over all of it: a pool that deals out small tasks runs both in
+   the same time; one that cuts the range into one run per thread leaves a thread idle.
 2. ``memory``: a copy of 64 MB in NumPy, one process against N processes at once:
    the machine's memory bandwidth and how it grows with cores (the MPM passes stream
    about 15 MB a substep).
@@ -29,38 +33,68 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-TASKS = (2, 16, 256, 1024, 4096)
-SINES = 64 * 20000  # total sine evaluations per call (about 10 ms on one core here)
+LENGTHS = (256, 511, 513, 1024, 1500, 4096, 65536)
+SINES = 4096 * 320  # sine evaluations per call of the timed loop (about 10 ms on one core here)
+WORK = 400  # sines per iteration of the loops whose threads are recorded
 
 
-def _compute(threads: int) -> dict:
+def _split(threads: int) -> dict:
+    import numpy as np
     import taichi as ti
 
     from hybrid.fields import backend
 
     backend.ensure("cpu", threads == 1, threads=threads)
-    out = ti.ndarray(ti.f32, max(TASKS))
+    Arr = ti.types.ndarray(dtype=ti.i32, ndim=1)
+    who = ti.ndarray(ti.i32, max(LENGTHS))
+    out = ti.ndarray(ti.f32, 4096)
+
+    # Each iteration does some work (WORK sines), so that a thread that wakes late still finds
+    # tasks left: with empty iterations the first thread awake runs the whole loop.
+    @ti.kernel
+    def plain(w: Arr, n: ti.i32):
+        for i in range(n):
+            x = ti.cast(i, ti.f32)
+            for r in range(WORK):
+                x = ti.sin(x)
+            w[i] = ti.global_thread_idx() + ti.cast(x * 0.0, ti.i32)
 
     @ti.kernel
-    def spin(a: ti.types.ndarray(dtype=ti.f32, ndim=1), tasks: ti.i32, work: ti.i32):
-        ti.loop_config(block_dim=1)  # one task per iteration
-        for i in range(tasks):
+    def small_blocks(w: Arr, n: ti.i32):
+        ti.loop_config(block_dim=1)
+        for i in range(n):
+            x = ti.cast(i, ti.f32)
+            for r in range(WORK):
+                x = ti.sin(x)
+            w[i] = ti.global_thread_idx() + ti.cast(x * 0.0, ti.i32)
+
+    @ti.kernel
+    def spin(a: ti.types.ndarray(dtype=ti.f32, ndim=1), heavy: ti.i32, work: ti.i32):
+        for i in range(4096):  # iterations below `heavy` do `work` sines, the others none
             x = 1.0
-            for r in range(work):
-                x = ti.sin(x * 1.0001 + ti.cast(r, ti.f32) * 1e-9)
+            if i < heavy:
+                for r in range(work):
+                    x = ti.sin(x * 1.0001 + ti.cast(r, ti.f32) * 1e-9)
             a[i] = x
 
-    result = {}
-    for tasks in TASKS:
-        spin(out, tasks, SINES // tasks)
+    result = {"runs": {}}
+    for name, kernel in (("plain", plain), ("block_dim=1", small_blocks)):
+        for n in LENGTHS:
+            kernel(who, n)
+            ids = who.to_numpy()[:n]
+            runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[-1], ids, [-1]])) != 0))
+            result["runs"][f"{name} {n}"] = [runs.tolist(), np.bincount(ids, minlength=threads).tolist()]
+    for label, heavy in (("first half", 2048), ("everywhere", 4096)):
+        work = SINES // heavy
+        spin(out, heavy, work)
         ti.sync()
         times = []
         for _ in range(15):
             start = time.perf_counter()
-            spin(out, tasks, SINES // tasks)
+            spin(out, heavy, work)
             ti.sync()
             times.append(time.perf_counter() - start)
-        result[str(tasks)] = statistics.median(times)
+        result[label] = statistics.median(times)
     return result
 
 
@@ -82,8 +116,7 @@ def _scatter(threads: int) -> dict:
     src = inspect.getsource(mpm._p2g_blocks).replace("def _p2g_blocks(", "def p2g_atomic_one_loop(")
     for old, new in (
         ("for colour in ti.static(range(8)):", "for colour in ti.static(range(1)):"),
-        ("blocks = n_occupied[colour]", "blocks = 8 * per_colour"),
-        ("q = occupied[colour * per_colour + i // BLOCK_TASK]", "q = i // BLOCK_TASK"),
+        ("last = (colour + 1) * per_colour - 1", "last = 8 * per_colour - 1"),
         ("sx, sy, inv_dx, p_mass, flip, False)", "sx, sy, inv_dx, p_mass, flip, True)"),
     ):
         if old not in src:
@@ -107,8 +140,8 @@ def _scatter(threads: int) -> dict:
         if kernel is None:
             s._scatter(dt)  # as shipped
         else:
-            kernel(s.x, s.v, s.C, s.J, s.F, s.Jp, s.gv, s.gm, s.gp, s.stats, s._start, s._total, s._occupied,
-                   s._n_occupied, s._affine, s.n, s._per_colour, s._sx, s._sy, dt, inv_dx, s.p_vol, s.p_mass, *material)
+            kernel(s.x, s.v, s.C, s.J, s.F, s.Jp, s.gv, s.gm, s.gp, s.stats, s._start, s._total, s._sorted_blk,
+                   s._affine, s.n, s._per_colour, s._sx, s._sy, dt, inv_dx, s.p_vol, s.p_mass, *material)
 
     kernels = {"coloured_plain": None, "one_loop_atomic": variant}
     for k in kernels.values():
@@ -150,26 +183,33 @@ def _in_subprocess(part: str, threads: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("compute", "memory", "scatter", "all"), default="all")
-    parser.add_argument("--worker", choices=("compute", "memory", "scatter"), help=argparse.SUPPRESS)
+    parser.add_argument("--part", choices=("split", "memory", "scatter", "all"), default="all")
+    parser.add_argument("--worker", choices=("split", "memory", "scatter"), help=argparse.SUPPRESS)
     parser.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
-        fn = {"compute": _compute, "scatter": _scatter, "memory": lambda t: {"rate": _copy_rate()}}[args.worker]
+        fn = {"split": _split, "scatter": _scatter, "memory": lambda t: {"rate": _copy_rate()}}[args.worker]
         print(json.dumps(fn(args.threads)))
         return 0
 
     cores = os.cpu_count() or 1
-    parts = ("compute", "memory", "scatter") if args.part == "all" else (args.part,)
-    if "compute" in parts:
-        one, many = _in_subprocess("compute", 1), _in_subprocess("compute", cores)
-        print(f"Compute-bound Taichi kernel, {SINES:,} sines per call split into equal tasks (median of 15 calls):\n")
-        print(f"| tasks | 1 thread (ms) | {cores} threads (ms) | gain |")
-        print("|---:|---:|---:|---:|")
-        for tasks in TASKS:
-            a, b = one[str(tasks)], many[str(tasks)]
-            print(f"| {tasks} | {1000 * a:.2f} | {1000 * b:.2f} | {a / b:.2f}x |")
+    parts = ("split", "memory", "scatter") if args.part == "all" else (args.part,)
+    if "split" in parts:
+        one, many = _in_subprocess("split", 1), _in_subprocess("split", cores)
+        print(f"How a range-for is shared among {cores} threads: runs of consecutive iterations one thread ran, "
+              "and each thread's count:\n")
+        print("| loop | iterations | runs, in order | per thread |")
+        print("|---|---:|---|---|")
+        for key, (runs, counts) in many["runs"].items():
+            name, n = key.rsplit(" ", 1)
+            print(f"| {name} | {n} | {', '.join(map(str, runs))} | {', '.join(map(str, counts))} |")
+        print(f"\nA compute-bound loop of 4,096 iterations, {SINES:,} sines in all (median of 15 calls):\n")
+        print(f"| heavy iterations | 1 thread (ms) | {cores} threads (ms) | gain |")
+        print("|---|---:|---:|---:|")
+        for label in ("everywhere", "first half"):
+            a, b = one[label], many[label]
+            print(f"| {label} | {1000 * a:.2f} | {1000 * b:.2f} | {a / b:.2f}x |")
         print()
     if "memory" in parts:
         single = _in_subprocess("memory", 1)["rate"]

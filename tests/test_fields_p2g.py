@@ -105,12 +105,43 @@ def test_the_sort_keeps_every_particle_once():
         start = solver._start.to_numpy()
         assert total.sum() == solver.n
         assert np.array_equal(start[1:], np.cumsum(total)[:-1])
+        # Each sorted slot knows its block: the one whose slots it lies in (the scatter adds a
+        # block at its first slot).
+        expected = np.repeat(np.arange(len(total)), total)
+        assert np.array_equal(solver._sorted_blk.to_numpy()[: solver.n], expected)
         after = solver.x.to_numpy()[: solver.n]
         # Moved by at most 1e-6 s of motion: match each sorted particle to its original.
         key = lambda a: np.lexsort(np.round(a / 1e-4).T)  # noqa: E731
         np.testing.assert_allclose(before[key(before)], after[key(after)], atol=1e-4)
     finally:
         solver.close()
+
+
+@mpm.ti.kernel
+def _count_visits(visits: mpm.IntArr, slabs: mpm.ti.math.ivec3, nodes: mpm.ti.i32):
+    # The grid passes' loop (``_grid_update``), counting the nodes it visits.
+    for it in range(slabs[0] * slabs[1]):
+        first = mpm._spread_slab(it, slabs)
+        for node in range(first, mpm.ti.min(first + slabs[2], nodes)):
+            visits[node] += 1
+
+
+@pytest.mark.parametrize("threads", [0, 1, 2, 3, 8])
+@pytest.mark.parametrize("nodes", [1, 63, 64, 65, 1000, 69**3])
+def test_grid_passes_visit_every_node_once(nodes, threads):
+    """The slabs dealt out to the threads in turn cover the grid exactly once, whatever the node
+    count and thread count (0: a GPU's one node per iteration), and each thread's share of
+    the loop visits slabs spread over the whole grid."""
+    slabs = mpm._slab_order(nodes, threads)
+    visits = mpm.ti.ndarray(mpm.ti.i32, nodes)
+    visits.fill(0)
+    _count_visits(visits, slabs, nodes)
+    assert np.all(visits.to_numpy() == 1)
+    per, count, size = slabs
+    if threads > 1 and nodes > size * threads:
+        # Iterations [t per, (t + 1) per) are thread t's run: slabs t, t + count, ...
+        first_run = [(it % per * count + it // per) * size for it in range(per)]
+        assert min(first_run) == 0 and max(first_run) >= nodes - size * count
 
 
 RUN = textwrap.dedent(

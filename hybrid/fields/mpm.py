@@ -294,8 +294,8 @@ def _scatter_stencil(
 @ti.func
 def _clear_grid(gv: ti.template(), gm: ti.template(), gp: ti.template(), stats: ti.template(), flip: ti.template()):
     # A range over the nodes, not a struct-for over the ndarray (`for i in gm`): the
-    # struct-for took 5.6 times as long to clear the 64^3 grid.
-    ti.loop_config(block_dim=GRID_TASK)
+    # struct-for took 5.6 times as long to clear the 64^3 grid. Every node costs the same,
+    # so the plain order splits evenly among threads.
     for i in range(gm.shape[0]):
         gv[i] = ti.Vector([0.0, 0.0, 0.0])
         gm[i] = 0.0
@@ -358,21 +358,24 @@ VOLUME_CHUNKS = 256  # particle chunks of volume()'s sum, added in order
 # moves a few hundredths of a cell a substep (its sound speed sets the substep), so it
 # sorts every few dozen substeps.
 RESORT_DRIFT = 0.9  # below a cell, with a margin for rounding in the bound
-# Taichi (1.7, CPU) runs a range-for of fewer than about a thousand iterations on one
-# thread whatever its block size (measured: 512 equal, heavy iterations took as long on
-# two threads as on one, 1024 half as long). Loops over chunks and blocks therefore run
-# over at least MIN_PARALLEL iterations, their work spread evenly among them.
+# How Taichi 1.7's CPU runtime shares a range-for (measured with ti.global_thread_idx(),
+# benchmarks/bench_cpu_scaling.py --part split): n iterations on T threads are cut into
+# contiguous tasks of max(512, ceil(n / T)) iterations, whatever `block_dim` asks (1,500
+# heavy iterations on two threads: 0-749 and 750-1499; 512 or fewer: one task).
+# Nothing smaller is handed out, so a loop whose work sits in one part of its range keeps
+# one thread busy while the other waits.
+# Every parallel loop here therefore spreads its work evenly over its iterations:
+# - the sort's loops run over at least MIN_PARALLEL iterations, one chunk of particles in
+#   every MIN_PARALLEL / SORT_CHUNKS;
+# - the scatter runs one iteration per particle of a colour and the block's work at the
+#   iteration of its first particle, so each thread's run holds about as many particles;
+# - the grid passes deal 64-node slabs out to the T runs in turn (`_spread_slab`), so each
+#   thread's run holds slabs from all over the grid, not one end where the liquid is.
 MIN_PARALLEL = 1024
-# Each occupied block of a colour is one task of BLOCK_TASK loop iterations (only the first
-# does the work). Taichi's CPU runtime hands tasks out one at a time, each for an atomic on a
-# shared counter and a copy of the kernel's context; a colour loop over every block slot
-# (1,458 one-iteration tasks at 64^3, most of them empty) took 1.08-1.27x as long on two
-# threads (BENCHMARKS.md). With 8 or more occupied blocks a colour loop also has
-# MIN_PARALLEL iterations.
-BLOCK_TASK = 128
-# Nodes per task of the grid passes (the clear and the grid update); Taichi's default of 32
-# makes 10,000 tasks of the 69^3 grid, and took 1.2-1.25x as long.
-GRID_TASK = 1024
+# Nodes per slab of the grid passes' scattered order, one loop iteration each: a few whole
+# cache lines, and slabs enough (5,133 at 69^3) for Taichi to give up to ten threads their
+# 512 iterations.
+GRID_SLAB = 64
 IntArr = ti.types.ndarray(dtype=ti.i32, ndim=1)
 
 
@@ -407,13 +410,8 @@ def _bin_count(
 
 
 @ti.kernel
-def _bin_offsets(
-    counts: IntArr, start: IntArr, total: IntArr, occupied: IntArr, n_occupied: IntArr, n_blocks: ti.i32,
-    per_colour: ti.i32,
-):
-    """Each chunk's first slot within each block, each block's count, each block's first slot, and per
-    colour the list of its blocks that hold particles (`occupied`, colour c's from c * per_colour on, in
-    block order; `n_occupied` (8,) their counts)."""
+def _bin_offsets(counts: IntArr, start: IntArr, total: IntArr, n_blocks: ti.i32):
+    """Each chunk's first slot within each block, each block's count and each block's first slot."""
     for q in range(n_blocks):
         s = 0
         for c in range(SORT_CHUNKS):
@@ -422,27 +420,21 @@ def _bin_offsets(
             s += k
         total[q] = s
     ti.loop_config(serialize=True)
-    for c in range(8):
-        n_occupied[c] = 0
-    ti.loop_config(serialize=True)
     for q in range(n_blocks):
         if q == 0:
             start[q] = 0
         else:
             start[q] = start[q - 1] + total[q - 1]
-        if total[q] > 0:
-            c = q // per_colour
-            occupied[c * per_colour + n_occupied[c]] = q
-            n_occupied[c] = n_occupied[c] + 1
 
 
 @ti.kernel
 def _bin_move(
-    blk: IntArr, counts: IntArr, start: IntArr, n: ti.i32, chunk: ti.i32, n_blocks: ti.i32,
+    blk: IntArr, counts: IntArr, start: IntArr, sorted_blk: IntArr, n: ti.i32, chunk: ti.i32, n_blocks: ti.i32,
     x: Vec3Arr, v: Vec3Arr, C: Mat3Arr, J: ScalarArr, F: Mat3Arr, Jp: ScalarArr,
     x2: Vec3Arr, v2: Vec3Arr, C2: Mat3Arr, J2: ScalarArr, F2: Mat3Arr, Jp2: ScalarArr, mat: ti.template(),
 ):
-    """Every particle to its sorted slot in the second arrays (stable: particle order within a block)."""
+    """Every particle to its sorted slot in the second arrays (stable: particle order within a block);
+    `sorted_blk` the block of each slot."""
     ti.loop_config(block_dim=1)
     for i in range(MIN_PARALLEL):
         if i % (MIN_PARALLEL // SORT_CHUNKS) == 0:
@@ -453,6 +445,7 @@ def _bin_move(
                 k = counts[row + q]
                 counts[row + q] = k + 1
                 s = start[q] + k
+                sorted_blk[s] = q
                 x2[s] = x[p]
                 v2[s] = v[p]
                 C2[s] = C[p]
@@ -467,14 +460,19 @@ def _bin_move(
 @ti.kernel
 def _p2g_blocks(
     x: Vec3Arr, v: Vec3Arr, C: Mat3Arr, J: ScalarArr, F: Mat3Arr, Jp: ScalarArr,
-    gv: GridVec, gm: GridScalar, gp: GridVec, stats: ScalarArr, start: IntArr, total: IntArr, occupied: IntArr,
-    n_occupied: IntArr, A: Mat3Arr, n: ti.i32, per_colour: ti.i32, sx: ti.i32, sy: ti.i32, dt: ti.f32, inv_dx: ti.f32,
+    gv: GridVec, gm: GridScalar, gp: GridVec, stats: ScalarArr, start: IntArr, total: IntArr, sorted_blk: IntArr,
+    A: Mat3Arr, n: ti.i32, per_colour: ti.i32, sx: ti.i32, sy: ti.i32, dt: ti.f32, inv_dx: ti.f32,
     p_vol: ti.f32,
     p_mass: ti.f32, bulk: ti.f32, visc: ti.f32, mu: ti.f32, lam: ti.f32, alpha: ti.f32, mat: ti.template(),
     flip: ti.template(),
 ):
-    """Clear the grid, then scatter the sorted particles colour by colour, without atomics
-    (each occupied block of a colour one task of BLOCK_TASK iterations).
+    """Clear the grid, then scatter the sorted particles colour by colour, without atomics.
+
+    A colour's particles lie together in the sorted arrays; its loop runs one iteration per
+    particle, and the iteration of a block's first particle adds the whole block in order.
+    Only one iteration touches a block, so this holds however the iterations are shared
+    among threads; cut into contiguous runs (Taichi's CPU runtime), each thread gets about
+    as many particles.
 
     A solid's stress update (an SVD and its plasticity) runs first, once per particle, into
     `A` (n matrices; a dummy for water, whose stress is a few flops and is made in the
@@ -487,12 +485,11 @@ def _p2g_blocks(
         for p in range(n):
             A[p] = _particle_affine(p, C, J, F, Jp, stats, dt, stress_coef, p_mass, bulk, visc, mu, lam, alpha, mat)
     for colour in ti.static(range(8)):
-        # One block per task: blocks hold from one particle to hundreds.
-        blocks = n_occupied[colour]
-        ti.loop_config(block_dim=BLOCK_TASK)
-        for i in range(blocks * BLOCK_TASK):
-            if i % BLOCK_TASK == 0:
-                q = occupied[colour * per_colour + i // BLOCK_TASK]
+        first = start[colour * per_colour]
+        last = (colour + 1) * per_colour - 1
+        for i in range(start[last] + total[last] - first):
+            q = sorted_blk[first + i]
+            if first + i == start[q]:
                 for p in range(start[q], start[q] + total[q]):
                     affine = ti.Matrix.zero(ti.f32, 3, 3)
                     if ti.static(mat == WATER):
@@ -527,41 +524,62 @@ def _node_coords(node, nodes):
     return ti.Vector([row // nodes[1], row % nodes[1], k])
 
 
-# The grid passes loop over flat node indices and work out (i, j, k) only at nodes with
-# mass: a 3-D ndrange over the 69^3 nodes divides every index back into i, j, k, and took
-# 3.3-3.7 times as long as a flat loop for the same update (BENCHMARKS.md).
+@ti.func
+def _spread_slab(it, slabs: ti.math.ivec3):
+    """The first node of the slab that iteration `it` of a grid pass visits. `slabs` = (per
+    thread, threads, nodes per slab): the slabs dealt out in turn, so the run of iterations
+    [t * per, (t + 1) * per) that Taichi gives thread t visits slabs t, t + threads, t + 2
+    threads, ..., a share of every part of the grid. One thread visits them in memory order."""
+    return (it % slabs[0] * slabs[1] + it // slabs[0]) * slabs[2]
+
+
+def _slab_order(nodes: int, threads: int) -> tuple[int, int, int]:
+    """``_spread_slab``'s `slabs` for a grid of `nodes` nodes on `threads` CPU threads (0: a GPU,
+    one node per iteration, so neighbouring GPU threads read neighbouring nodes); the loop runs
+    per x threads iterations, those past the last slab empty."""
+    size = GRID_SLAB if threads > 0 else 1
+    threads = max(1, threads)
+    return -(-nodes // (size * threads)), threads, size
+
+
+# The grid passes loop over flat node indices (slab by slab, in ``_spread_slab``'s order) and work out
+# (i, j, k) only at nodes with mass: a 3-D ndrange over the 69^3 nodes divides every index
+# back into i, j, k, and took 3.3-3.7 times as long as a flat loop for the same update
+# (BENCHMARKS.md).
 @ti.kernel
 def _grid_update(
-    gv: GridVec, gm: GridScalar, gp: GridVec, stats: ScalarArr, nodes: ti.math.ivec3, dt: ti.f32,
-    gravity: ti.math.vec3, hi: ti.math.ivec3, walls: ti.i32, flip: ti.template(),
+    gv: GridVec, gm: GridScalar, gp: GridVec, stats: ScalarArr, nodes: ti.math.ivec3, slabs: ti.math.ivec3,
+    dt: ti.f32, gravity: ti.math.vec3, hi: ti.math.ivec3, walls: ti.i32, flip: ti.template(),
 ):
     """Momentum to velocity, gravity, domain walls (no bodies); with `flip`, `gp` to the velocity before forces."""
-    ti.loop_config(block_dim=GRID_TASK)
-    for node in range(nodes[0] * nodes[1] * nodes[2]):
-        m = gm[node]
-        if m > 0:
-            if ti.static(flip):
-                gp[node] /= m
-            v = gv[node] / m + dt * gravity
-            v = _walls(_node_coords(node, nodes), v, hi, walls)
-            gv[node] = v
-            ti.atomic_max(stats[0], v.norm_sqr())
+    for it in range(slabs[0] * slabs[1]):
+        first = _spread_slab(it, slabs)
+        for node in range(first, ti.min(first + slabs[2], gm.shape[0])):
+            m = gm[node]
+            if m > 0:
+                if ti.static(flip):
+                    gp[node] /= m
+                v = gv[node] / m + dt * gravity
+                v = _walls(_node_coords(node, nodes), v, hi, walls)
+                gv[node] = v
+                ti.atomic_max(stats[0], v.norm_sqr())
 
 
 @ti.kernel
 def _grid_velocity(
-    gv: GridVec, gm: GridScalar, gp: GridVec, nodes: ti.math.ivec3, dt: ti.f32, gravity: ti.math.vec3,
+    gv: GridVec, gm: GridScalar, gp: GridVec, slabs: ti.math.ivec3, dt: ti.f32, gravity: ti.math.vec3,
     flip: ti.template(),
 ):
     """Momentum to velocity and gravity at every node with mass (the first half of the update with bodies);
     with `flip`, `gp` to the velocity before forces."""
-    ti.loop_config(block_dim=GRID_TASK)
-    for node in range(nodes[0] * nodes[1] * nodes[2]):
-        m = gm[node]
-        if m > 0:
-            gv[node] = gv[node] / m + dt * gravity
-            if ti.static(flip):
-                gp[node] /= m
+    for it in range(slabs[0] * slabs[1]):
+        first = _spread_slab(it, slabs)
+        for node in range(first, ti.min(first + slabs[2], gm.shape[0])):
+            m = gm[node]
+            if m > 0:
+                gv[node] = gv[node] / m + dt * gravity
+                if ti.static(flip):
+                    gp[node] /= m
 
 
 @ti.func
@@ -589,8 +607,8 @@ def _sample_velocity(gv: ti.template(), gm: ti.template(), nodes, q):
 
 @ti.kernel
 def _grid_update_bodies(
-    gv: GridVec, gm: GridScalar, out: GridVec, stats: ScalarArr, nodes: ti.math.ivec3, hi: ti.math.ivec3,
-    walls: ti.i32, colliders: ti.template(), grid_lo: ti.math.vec3, dx: ti.f32, band: ti.f32, reach: ti.f32,
+    gv: GridVec, gm: GridScalar, out: GridVec, stats: ScalarArr, nodes: ti.math.ivec3, slabs: ti.math.ivec3,
+    hi: ti.math.ivec3, walls: ti.i32, colliders: ti.template(), grid_lo: ti.math.vec3, dx: ti.f32, band: ti.f32, reach: ti.f32,
     dt: ti.f32, gravity: ti.math.vec3,
 ):
     """Rigid bodies as separating boundaries that take the opposite impulse, then the domain walls;
@@ -604,32 +622,33 @@ def _grid_update_bodies(
     around a moving body keeps its approach profile instead of losing it in the band at
     every substep, a drag that grew with the substep count.
     """
-    ti.loop_config(block_dim=GRID_TASK)
-    for node in range(nodes[0] * nodes[1] * nodes[2]):
-        m = gm[node]
-        v = gv[node]
-        if m > 0:
-            I = _node_coords(node, nodes)
-            xw = grid_lo + I * dx
-            b, d = colliders.nearest(xw, band)
-            if b >= 0:
-                if d < 0.0:
-                    # Liquid mass inside the body is the kernels' reach of particles outside
-                    # (INSIDE_WEIGHT_REMOVED).
-                    v -= INSIDE_WEIGHT_REMOVED * dt * gravity
-                nrm = colliders.normal(b, xw)
-                y = xw + (reach - d) * nrm  # `reach` outside the surface point nearest xw
-                vy, wy = _sample_velocity(gv, gm, nodes, (y - grid_lo) / dx)
-                allowed = 0.0
-                if wy > 0:
-                    allowed = ti.min((vy - colliders.velocity(b, y)).dot(nrm), 0.0) * d / reach
-                vn = (v - colliders.velocity(b, xw)).dot(nrm) - allowed
-                if vn < 0:
-                    colliders.add_impulse(b, xw, (m * vn) * nrm)  # minus the fluid's momentum change m (-vn n)
-                    v -= vn * nrm
-            v = _walls(I, v, hi, walls)
-            ti.atomic_max(stats[0], v.norm_sqr())
-        out[node] = v
+    for it in range(slabs[0] * slabs[1]):
+        first = _spread_slab(it, slabs)
+        for node in range(first, ti.min(first + slabs[2], gm.shape[0])):
+            m = gm[node]
+            v = gv[node]
+            if m > 0:
+                I = _node_coords(node, nodes)
+                xw = grid_lo + I * dx
+                b, d = colliders.nearest(xw, band)
+                if b >= 0:
+                    if d < 0.0:
+                        # Liquid mass inside the body is the kernels' reach of particles outside
+                        # (INSIDE_WEIGHT_REMOVED).
+                        v -= INSIDE_WEIGHT_REMOVED * dt * gravity
+                    nrm = colliders.normal(b, xw)
+                    y = xw + (reach - d) * nrm  # `reach` outside the surface point nearest xw
+                    vy, wy = _sample_velocity(gv, gm, nodes, (y - grid_lo) / dx)
+                    allowed = 0.0
+                    if wy > 0:
+                        allowed = ti.min((vy - colliders.velocity(b, y)).dot(nrm), 0.0) * d / reach
+                    vn = (v - colliders.velocity(b, xw)).dot(nrm) - allowed
+                    if vn < 0:
+                        colliders.add_impulse(b, xw, (m * vn) * nrm)  # minus the fluid's momentum change m (-vn n)
+                        v -= vn * nrm
+                v = _walls(I, v, hi, walls)
+                ti.atomic_max(stats[0], v.norm_sqr())
+            out[node] = v
 
 
 @ti.kernel
@@ -838,6 +857,7 @@ class LiquidSolver:
         self.F = ti.ndarray(ti.math.mat3, 1 if water else n)
         self.Jp = ti.ndarray(ti.f32, n if self.mat in (SAND, SNOW) else 1)
         self.gv = ti.ndarray(ti.math.vec3, math.prod(self.nodes))
+        self._slabs = _slab_order(math.prod(self.nodes), backend.current().threads)  # the grid passes' node order
         # FLIP's grid velocity before forces (a dummy without FLIP).
         self.gp = ti.ndarray(ti.math.vec3, math.prod(self.nodes) if self.flip else 1)
         # With bodies, the grid update writes into a second array (it samples the first).
@@ -852,8 +872,7 @@ class LiquidSolver:
         self._counts = ti.ndarray(ti.i32, SORT_CHUNKS * nb)
         self._start = ti.ndarray(ti.i32, nb)
         self._total = ti.ndarray(ti.i32, nb)
-        self._occupied = ti.ndarray(ti.i32, nb)  # per colour, its blocks that hold particles
-        self._n_occupied = ti.ndarray(ti.i32, 8)
+        self._sorted_blk = ti.ndarray(ti.i32, n if self._blocks else 1)  # the block of each sorted slot
         self._affine = ti.ndarray(ti.math.mat3, n if self._blocks and not water else 1)  # solids' stress, per particle
         sizes = [n, n, n, n if water else 1, 1 if water else n, n if self.mat in (SAND, SNOW) else 1]
         types = [ti.math.vec3, ti.math.vec3, ti.math.mat3, ti.f32, ti.math.mat3, ti.f32]
@@ -880,20 +899,23 @@ class LiquidSolver:
             self._drift = 0.0
             chunk = -(-self.n // SORT_CHUNKS)
             _bin_count(self.x, self._blk, self._counts, self.n, chunk, inv_dx, self._half, self._per_colour, self._n_blocks)
-            _bin_offsets(
-                self._counts, self._start, self._total, self._occupied, self._n_occupied, self._n_blocks,
-                self._per_colour,
-            )
+            _bin_offsets(self._counts, self._start, self._total, self._n_blocks)
             here = (self.x, self.v, self.C, self.J, self.F, self.Jp)
-            _bin_move(self._blk, self._counts, self._start, self.n, chunk, self._n_blocks, *here, *self._spare, self.mat)
+            _bin_move(
+                self._blk, self._counts, self._start, self._sorted_blk, self.n, chunk, self._n_blocks,
+                *here, *self._spare, self.mat,
+            )
             (self.x, self.v, self.C, self.J, self.F, self.Jp), self._spare = self._spare, here
         self._scatter(dt)
         if self.colliders is None:
-            _grid_update(self.gv, self.gm, self.gp, self.stats, self.nodes, dt, self.gravity, self._hi, self.walls, self.flip)
+            _grid_update(
+                self.gv, self.gm, self.gp, self.stats, self.nodes, self._slabs, dt, self.gravity, self._hi, self.walls,
+                self.flip,
+            )
         else:
-            _grid_velocity(self.gv, self.gm, self.gp, self.nodes, dt, self.gravity, self.flip)
+            _grid_velocity(self.gv, self.gm, self.gp, self._slabs, dt, self.gravity, self.flip)
             _grid_update_bodies(
-                self.gv, self.gm, self._gv_out, self.stats, self.nodes, self._hi, self.walls,
+                self.gv, self.gm, self._gv_out, self.stats, self.nodes, self._slabs, self._hi, self.walls,
                 self.colliders, tuple(self.grid_lo), self.dx, self.body_band, BODY_REACH * self.dx,
                 dt, self.gravity,
             )
@@ -918,7 +940,7 @@ class LiquidSolver:
         particles = (self.x, self.v, self.C, self.J, self.F, self.Jp, self.gv, self.gm, self.gp, self.stats)
         if self._blocks:
             _p2g_blocks(
-                *particles, self._start, self._total, self._occupied, self._n_occupied, self._affine, self.n,
+                *particles, self._start, self._total, self._sorted_blk, self._affine, self.n,
                 self._per_colour, self._sx, self._sy, dt, 1.0 / self.dx, self.p_vol, self.p_mass, *material,
             )
         else:
