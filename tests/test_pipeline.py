@@ -200,3 +200,60 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(block.group(1), "README.md", "exec"), {})
     assert (tmp_path / "out" / "balls" / "rgb.mp4").is_file()
+
+
+BURNING_PLANK = """
+name: burning_plank
+fps: 24
+frames: 16
+resolution: [96, 64]
+camera: {position: [0.0, -0.45, 0.25], look_at: [0.0, 0.0, 0.04], fov_deg: 50}
+lights:
+  - {type: ambient, intensity: 0.3}
+  - {type: directional, direction: [0.3, 0.6, -0.7], intensity: 2.0, shadows: true}
+objects:
+  - name: floor
+    shape: {type: box, size: [0.6, 0.6, 0.02]}
+    position: [0, 0, -0.01]
+    physics: {body: static}
+  - name: plank
+    shape: {type: box, size: [0.1, 0.1, 0.01]}
+    position: [0, 0, 0.12]
+    physics:
+      body: static  # held in the air until it collapses; its fragments fall
+      density: 600
+      # A time-lapse of dry wood (as scenes/campfire.yaml): burnt through in a few frames.
+      flammable: {preset: dry_wood, burn_rate: 6.0, heat_release: 3.4e4, collapse: 6, ignite: {t: 0, radius: 1.0}}
+fields:
+  gas:
+    domain: {min: [-0.15, -0.15, 0.0], max: [0.15, 0.15, 0.3]}
+    resolution: 16
+    cooling: 3.0
+    max_substeps: 60
+    combustion: {ignition_temperature: 150, burn_rate: 10, heat: 700, smoke: 0.4}
+"""
+
+
+@pytest.mark.slow  # a World with gas: its kernels compile
+def test_a_clip_in_which_an_object_burns_and_collapses_passes_the_same_checks():
+    """A wooden plank held in the air, lit all over, burns, is consumed and collapses into char
+    fragments that fall to the floor: the clip passes every check a rigid clip does, before, while
+    and after it burns."""
+    from hybrid.scene import load_scene_text
+
+    scene = load_scene_text(BURNING_PLANK, "burning_plank.yaml")
+    clip = render_clip(scene)
+    check_clip_geometry(scene, clip, 16, 64, 96)
+    meta = clip.metadata
+    (event,) = meta["breaks"]
+    assert event["object"] == "plank" and 0 < event["frame"] < 16
+    plank = next(o for o in meta["objects"] if o["name"] == "plank")
+    after = clip.buffers["instance"][event["frame"]:]
+    assert not (after == plank["instance_id"]).any()
+    assert set(np.unique(after).tolist()) & set(event["fragment_ids"])
+    burn = plank["burn"]
+    assert burn["state"][:2] == ["intact", "burning"] and burn["ignition_cause"] == "ignite"
+    consumed = burn["state"].index("consumed")
+    assert consumed < event["frame"] and burn["mass_kg"][consumed] < burn["mass_kg"][0]
+    # Once it is char fragments, nothing of it burns.
+    assert all(a == 0.0 for a in burn["burning_area_m2"][event["frame"]:])

@@ -352,6 +352,7 @@ class Burner:
         for b in self.objects:
             if b.state == CONSUMED and b.collapses:
                 b.collapsed = True
+                b.burning_area = 0.0  # it is char fragments now: nothing of it burns
         return out
 
     def _set_state(self, b: _Burning, t1: float, burning: bool) -> None:
