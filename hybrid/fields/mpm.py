@@ -542,10 +542,10 @@ def _slab_order(nodes: int, threads: int) -> tuple[int, int, int]:
     return -(-nodes // (size * threads)), threads, size
 
 
-# The grid passes loop over flat node indices (slab by slab, in ``_spread_slab``'s order) and work out
-# (i, j, k) only at nodes with mass: a 3-D ndrange over the 69^3 nodes divides every index
-# back into i, j, k, and took 3.3-3.7 times as long as a flat loop for the same update
-# (BENCHMARKS.md).
+# The grid passes loop over flat node indices (slab by slab, in ``_spread_slab``'s order)
+# and work out (i, j, k) only at nodes with mass: a 3-D ndrange over the 69^3 nodes
+# divides every index back into i, j, k, and took 3.3-3.7 times as long as a flat loop
+# for the same update (BENCHMARKS.md).
 @ti.kernel
 def _grid_update(
     gv: GridVec, gm: GridScalar, gp: GridVec, stats: ScalarArr, nodes: ti.math.ivec3, slabs: ti.math.ivec3,
@@ -608,8 +608,8 @@ def _sample_velocity(gv: ti.template(), gm: ti.template(), nodes, q):
 @ti.kernel
 def _grid_update_bodies(
     gv: GridVec, gm: GridScalar, out: GridVec, stats: ScalarArr, nodes: ti.math.ivec3, slabs: ti.math.ivec3,
-    hi: ti.math.ivec3, walls: ti.i32, colliders: ti.template(), grid_lo: ti.math.vec3, dx: ti.f32, band: ti.f32, reach: ti.f32,
-    dt: ti.f32, gravity: ti.math.vec3,
+    hi: ti.math.ivec3, walls: ti.i32, colliders: ti.template(), grid_lo: ti.math.vec3, dx: ti.f32, band: ti.f32,
+    reach: ti.f32, dt: ti.f32, gravity: ti.math.vec3,
 ):
     """Rigid bodies as separating boundaries that take the opposite impulse, then the domain walls;
     reads the velocities ``_grid_velocity`` left in `gv` and writes the result to `out`.
