@@ -52,16 +52,9 @@ def _split(threads: int) -> dict:
     # Each iteration does some work (WORK sines), so that a thread that wakes late still finds
     # tasks left: with empty iterations the first thread awake runs the whole loop.
     @ti.kernel
-    def plain(w: Arr, n: ti.i32):
-        for i in range(n):
-            x = ti.cast(i, ti.f32)
-            for r in range(WORK):
-                x = ti.sin(x)
-            w[i] = ti.global_thread_idx() + ti.cast(x * 0.0, ti.i32)
-
-    @ti.kernel
-    def small_blocks(w: Arr, n: ti.i32):
-        ti.loop_config(block_dim=1)
+    def record(w: Arr, n: ti.i32, small_blocks: ti.template()):
+        if ti.static(small_blocks):
+            ti.loop_config(block_dim=1)
         for i in range(n):
             x = ti.cast(i, ti.f32)
             for r in range(WORK):
@@ -78,9 +71,9 @@ def _split(threads: int) -> dict:
             a[i] = x
 
     result = {"runs": {}}
-    for name, kernel in (("plain", plain), ("block_dim=1", small_blocks)):
+    for name, small_blocks in (("plain", False), ("block_dim=1", True)):
         for n in LENGTHS:
-            kernel(who, n)
+            record(who, n, small_blocks)
             ids = who.to_numpy()[:n]
             runs = np.diff(np.flatnonzero(np.diff(np.concatenate([[-1], ids, [-1]])) != 0))
             result["runs"][f"{name} {n}"] = [runs.tolist(), np.bincount(ids, minlength=threads).tolist()]
