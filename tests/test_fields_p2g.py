@@ -137,11 +137,12 @@ def test_grid_passes_visit_every_node_once(nodes, threads):
     visits.fill(0)
     _count_visits(visits, slabs, nodes)
     assert np.all(visits.to_numpy() == 1)
-    per, count, size = slabs
+    per, runs, size = slabs
     if threads > 1 and nodes > size * threads:
-        # Iterations [t per, (t + 1) per) are thread t's run: slabs t, t + count, ...
-        first_run = [(it % per * count + it // per) * size for it in range(per)]
-        assert min(first_run) == 0 and max(first_run) >= nodes - size * count
+        # Iterations [t per, (t + 1) per) are thread t's run: slabs t, t + runs, t + 2 runs, ...
+        # Thread 0's run starts at the grid's first node and reaches its last `runs` slabs.
+        first_run = [(it % per * runs + it // per) * size for it in range(per)]
+        assert min(first_run) == 0 and max(first_run) >= nodes - size * runs
 
 
 RUN = textwrap.dedent(
