@@ -121,8 +121,8 @@ def test_the_sort_keeps_every_particle_once():
 def _count_visits(visits: mpm.IntArr, slabs: mpm.ti.math.ivec3, nodes: mpm.ti.i32):
     # The grid passes' loop (``_grid_update``), counting the nodes it visits.
     for it in range(slabs[0] * slabs[1]):
-        first = mpm._spread_slab(it, slabs)
-        for node in range(first, mpm.ti.min(first + slabs[2], nodes)):
+        first, end = mpm._spread_slab(it, slabs, nodes)
+        for node in range(first, end):
             visits[node] += 1
 
 

@@ -396,7 +396,6 @@ def _bin_count(
     half: ti.math.ivec3, per_colour: ti.i32, n_blocks: ti.i32,
 ):
     """Each particle's block, and per chunk of particles how many fall in each block."""
-    ti.loop_config(block_dim=1)
     for i in range(MIN_PARALLEL):
         if i % (MIN_PARALLEL // SORT_CHUNKS) == 0:
             c = i // (MIN_PARALLEL // SORT_CHUNKS)
@@ -435,7 +434,6 @@ def _bin_move(
 ):
     """Every particle to its sorted slot in the second arrays (stable: particle order within a block);
     `sorted_blk` the block of each slot."""
-    ti.loop_config(block_dim=1)
     for i in range(MIN_PARALLEL):
         if i % (MIN_PARALLEL // SORT_CHUNKS) == 0:
             c = i // (MIN_PARALLEL // SORT_CHUNKS)
@@ -525,12 +523,14 @@ def _node_coords(node, nodes):
 
 
 @ti.func
-def _spread_slab(it, slabs: ti.math.ivec3):
-    """The first node of the slab that iteration `it` of a grid pass visits. `slabs` = (per
-    thread, threads, nodes per slab): the slabs dealt out in turn, so the run of iterations
-    [t * per, (t + 1) * per) that Taichi gives thread t visits slabs t, t + threads, t + 2
-    threads, ..., a share of every part of the grid. One thread visits them in memory order."""
-    return (it % slabs[0] * slabs[1] + it // slabs[0]) * slabs[2]
+def _spread_slab(it, slabs: ti.math.ivec3, nodes):
+    """The nodes [first, end) that iteration `it` of a grid pass visits, of a grid of `nodes`
+    (empty past its end). `slabs` = (per thread, threads, nodes per slab): the slabs dealt
+    out in turn, so the run of iterations [t * per, (t + 1) * per) that Taichi gives thread t
+    visits slabs t, t + threads, t + 2 threads, ..., a share of every part of the grid. One
+    thread visits them in memory order."""
+    first = (it % slabs[0] * slabs[1] + it // slabs[0]) * slabs[2]
+    return first, ti.min(first + slabs[2], nodes)
 
 
 def _slab_order(nodes: int, threads: int) -> tuple[int, int, int]:
@@ -553,8 +553,8 @@ def _grid_update(
 ):
     """Momentum to velocity, gravity, domain walls (no bodies); with `flip`, `gp` to the velocity before forces."""
     for it in range(slabs[0] * slabs[1]):
-        first = _spread_slab(it, slabs)
-        for node in range(first, ti.min(first + slabs[2], gm.shape[0])):
+        first, end = _spread_slab(it, slabs, gm.shape[0])
+        for node in range(first, end):
             m = gm[node]
             if m > 0:
                 if ti.static(flip):
@@ -573,8 +573,8 @@ def _grid_velocity(
     """Momentum to velocity and gravity at every node with mass (the first half of the update with bodies);
     with `flip`, `gp` to the velocity before forces."""
     for it in range(slabs[0] * slabs[1]):
-        first = _spread_slab(it, slabs)
-        for node in range(first, ti.min(first + slabs[2], gm.shape[0])):
+        first, end = _spread_slab(it, slabs, gm.shape[0])
+        for node in range(first, end):
             m = gm[node]
             if m > 0:
                 gv[node] = gv[node] / m + dt * gravity
@@ -623,8 +623,8 @@ def _grid_update_bodies(
     every substep, a drag that grew with the substep count.
     """
     for it in range(slabs[0] * slabs[1]):
-        first = _spread_slab(it, slabs)
-        for node in range(first, ti.min(first + slabs[2], gm.shape[0])):
+        first, end = _spread_slab(it, slabs, gm.shape[0])
+        for node in range(first, end):
             m = gm[node]
             v = gv[node]
             if m > 0:
