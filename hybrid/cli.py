@@ -298,6 +298,8 @@ def _render_one(path: Path, out: Path, overrides: dict, neural, args: argparse.N
             check_names(args.buffers, offered, f"{path}: --buffers")
     except Exception as err:
         return fail(err)
+    if not args.quiet:
+        _print_notes(path, scene, sys.stderr)
     bars = _Bars(scene.name, enabled=not args.quiet)
     start = time.perf_counter()
     note, extra = "", None
@@ -345,7 +347,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 + (f" (+{slots} fragment slots)" if slots else "")
                 + f", {scene.frame_count} frames at {scene.width}x{scene.height}, {scene.fps:g} fps"
             )
+            _print_notes(path, scene, sys.stdout)
     return first_code if bad else 0
+
+
+def _print_notes(path, scene, stream) -> None:
+    """Advice on a scene that loads and runs but may not come out as its author expects (not errors)."""
+    from hybrid.fields.coupling_notes import small_body_notes
+
+    for note in small_body_notes(scene):
+        print(f"note: {path}: {note}", file=stream)
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
