@@ -5,7 +5,7 @@ import math
 import pytest
 
 from hybrid.cli import main
-from hybrid.fields.coupling_notes import BUOYANCY_ERROR, WELL_RESOLVED, small_body_notes, thickness
+from hybrid.fields.coupling_notes import THIN_ERROR, WELL_RESOLVED, floating_draft, small_body_notes, thickness
 from hybrid.scene import load_scene_text
 
 TANK = """
@@ -17,7 +17,7 @@ objects:
   - name: crate
     shape: {crate}
     position: [0.0, 0.0, 0.3]
-    physics: {{density: 500, body: {body}}}
+    physics: {{density: {density}, body: {body}}}
 fields:
   coupling: {coupling}
   liquid:
@@ -28,8 +28,9 @@ fields:
 """
 
 
-def _scene(crate="{type: box, size: [0.15, 0.15, 0.15]}", body="dynamic", coupling="two_way", resolution=20):
-    return load_scene_text(TANK.format(crate=crate, body=body, coupling=coupling, resolution=resolution), "tank.yaml")
+def _scene(crate="{type: box, size: [0.15, 0.15, 0.15]}", body="dynamic", coupling="two_way", resolution=20, density=500):
+    text = TANK.format(crate=crate, body=body, coupling=coupling, resolution=resolution, density=density)
+    return load_scene_text(text, "tank.yaml")
 
 
 @pytest.mark.parametrize("shape, width", [
@@ -51,25 +52,35 @@ def test_thickness_of_a_mesh_is_its_hulls_smallest_width(tmp_path):
     lines = [f"v {x} {y} {z}" for x, y, z in v]
     lines += [f"f {a + 1} {b + 1} {c + 1}\nf {a + 1} {c + 1} {d + 1}" for a, b, c, d in quads]
     (tmp_path / "brick.obj").write_text("\n".join(lines) + "\n")
-    text = TANK.format(crate="{type: mesh, file: brick.obj}", body="dynamic", coupling="two_way", resolution=20)
+    text = TANK.format(crate="{type: mesh, file: brick.obj}", body="dynamic", coupling="two_way", resolution=20,
+                       density=500)
     scene = load_scene_text(text, str(tmp_path / "tank.yaml"))
     assert thickness(scene.objects[1]) == pytest.approx(0.1, rel=1e-6)
 
 
+def test_floating_draft_is_archimedes_for_a_box_and_the_thickness_when_it_sinks():
+    draft, width = floating_draft(_scene(crate="{type: box, size: [0.3, 0.1, 0.2]}").objects[1], 1000.0)
+    assert width == pytest.approx(0.1) and draft == pytest.approx(0.05)  # 500 / 1000 of 0.1 m
+    draft, width = floating_draft(_scene(density=2500).objects[1], 1000.0)
+    assert draft == width
+
+
 def test_a_thin_floating_body_gets_a_note_that_names_it_and_the_fix():
-    # 0.6 m / 20 = 3 cm cells: a 0.15 m crate is 5 cells across.
+    # 0.6 m / 20 = 3 cm cells: a 0.15 m crate of density 500 is 5 cells thick.
     notes = small_body_notes(_scene())
     assert len(notes) == 1
     note = notes[0]
-    assert note.startswith("objects[1] 'crate' is 5.0 cells")
-    # Thinner is worse: the note quotes the thickest measured case no thicker than 5 cells.
-    four = dict(BUOYANCY_ERROR)[4]
-    assert f"up to {four:.0%} at 4 cells" in note
+    assert note.startswith("objects[1] 'crate' is 5.0 cells of the liquid's 3 cm grid")
+    assert f"up to {THIN_ERROR:.0%}" in note
     needed = math.ceil(WELL_RESOLVED * 0.6 / 0.15)
     assert f"resolution to {needed}" in note
-    # The fix it names clears it: at that resolution the crate is WELL_RESOLVED cells across.
+    # The fix it names clears it: at that resolution the crate is WELL_RESOLVED cells across, one less is not.
     assert small_body_notes(_scene(resolution=needed)) == []
     assert small_body_notes(_scene(resolution=needed - 1)) != []
+
+
+def test_no_note_for_a_body_that_sinks():
+    assert small_body_notes(_scene(density=1500)) == []
 
 
 def test_no_note_where_the_liquid_does_not_push_the_body():
@@ -81,7 +92,7 @@ def test_no_note_where_the_liquid_does_not_push_the_body():
 def test_validate_prints_the_note_and_still_passes(tmp_path, capsys):
     path = tmp_path / "tank.yaml"
     path.write_text(TANK.format(crate="{type: box, size: [0.15, 0.15, 0.15]}", body="dynamic", coupling="two_way",
-                                resolution=20))
+                                resolution=20, density=500))
     assert main(["validate", str(path)]) == 0
     out = capsys.readouterr().out
     assert f"note: {path}: objects[1] 'crate' is 5.0 cells" in out

@@ -1,13 +1,13 @@
-"""Advice, not errors: two-way coupled bodies too thin for the liquid's cells to float them accurately.
+"""Advice, not errors: floating bodies too thin for the liquid's cells to float near Archimedes' depth.
 
 A body in the MPM liquid is a boundary on the grid (``hybrid.fields.mpm``), located to
-a fraction of a cell, so the liquid's push on it, and with it the depth at which it
-floats, is off by a fraction of a cell of draft whatever the body's size. For a body a
-few cells thick that is a large share of its draft. ``benchmarks/convergence_archimedes.py``
-measured it (README, "Bodies in the liquid"): the worst submerged volume over boxes of
-density 250, 500 and 800 at two grid offsets, relative to Archimedes, is
-``BUOYANCY_ERROR`` by cells across. A scene with thinner bodies still runs; ``hybrid
-validate`` and ``hybrid render`` print these notes so its author can decide.
+a fraction of a cell. ``benchmarks/convergence_archimedes.py`` measured floating boxes
+of density 250, 500 and 800 from 4 to 16 cells across, each at two grid offsets
+(README, "Bodies in the liquid"): at 4 cells their submerged volume was off by up to
+two thirds, from 6 cells up by at most ``RESOLVED_ERROR``, an error that finer cells
+did not shrink further. So a body under ``WELL_RESOLVED`` cells across its thinnest
+side gets a note with the resolution that gives it that many; the scene still runs,
+and ``hybrid validate`` and ``hybrid render`` print the notes so its author can decide.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ import numpy as np
 from hybrid.scene.fields_spec import grid_shape
 from hybrid.scene.spec import ObjectSpec, Scene
 
-# (cells across, worst |submerged volume / Archimedes - 1|), measured by
-# benchmarks/convergence_archimedes.py (0.12 m boxes, densities 250/500/800, offsets 0 and
-# 0.5 cells). The issue's 5 % holds from WELL_RESOLVED cells across.
-BUOYANCY_ERROR = ((4, 0.66), (6, 0.13), (8, 0.07))
-WELL_RESOLVED = 8
+# Worst |submerged volume / Archimedes - 1| measured by benchmarks/convergence_archimedes.py
+# (boxes of density 250/500/800, grid offsets 0 and 0.5 cells): THIN_ERROR at THIN_CELLS
+# cells across, RESOLVED_ERROR over 6, 8, 12 and 16 cells.
+THIN_CELLS, THIN_ERROR = 4, 0.66
+RESOLVED_ERROR = 0.14
+WELL_RESOLVED = 6  # cells across the thinnest side below which a floating body gets a note
 
 
 def thickness(obj: ObjectSpec, seed: int = 0) -> float:
@@ -46,11 +47,23 @@ def thickness(obj: ObjectSpec, seed: int = 0) -> float:
     return float((spans.max(axis=0) - spans.min(axis=0)).min())
 
 
+def floating_draft(obj: ObjectSpec, liquid_density: float, seed: int = 0) -> tuple[float, float]:
+    """(draft, thickness) in metres of the object floating on its thinnest side: the thickness times
+    its density over the liquid's (exact for a box or a cylinder on its end, a guide for other shapes);
+    a draft equal to the thickness means it sinks."""
+    from hybrid.geometry import shape_volume
+    from hybrid.physics.mass import body_mass
+
+    width = thickness(obj, seed)
+    density = body_mass(obj) / float(shape_volume(obj.shape))
+    return width * min(1.0, density / liquid_density), width
+
+
 def small_body_notes(scene: Scene) -> list[str]:
-    """One line per dynamic body that a two-way coupled liquid resolves with fewer than
-    WELL_RESOLVED cells across its thinnest side: what to expect and the resolution that fixes it."""
+    """One line per dynamic body lighter than the water of a two-way coupled liquid (so it floats) that
+    is fewer than WELL_RESOLVED cells across its thinnest side: what to expect and the resolution that fixes it."""
     fields = scene.fields
-    if fields is None or fields.liquid is None or fields.coupling != "two_way":
+    if fields is None or fields.liquid is None or fields.coupling != "two_way" or fields.liquid.material != "water":
         return []
     liquid = fields.liquid
     _, cell = grid_shape(liquid.domain, liquid.resolution)
@@ -58,19 +71,14 @@ def small_body_notes(scene: Scene) -> list[str]:
     for i, obj in enumerate(scene.objects):
         if obj.physics.body != "dynamic":
             continue
-        width = thickness(obj, scene.seed)
-        cells = width / cell
-        if cells >= WELL_RESOLVED:
-            continue
-        # Thinner is worse: quote the thickest measured case no thicker than this body.
-        measured = [(n, err) for n, err in BUOYANCY_ERROR if n <= cells]
-        n, err = measured[-1] if measured else BUOYANCY_ERROR[0]
-        expect = f"{'up to' if measured else 'more than'} {err:.0%} at {n} cells"
+        draft, width = floating_draft(obj, float(liquid.density), scene.seed)
+        if draft >= width or width / cell >= WELL_RESOLVED:
+            continue  # it sinks, or the grid resolves it as well as finer cells would
         needed = math.ceil(WELL_RESOLVED * max(liquid.domain.size) / width)
         notes.append(
-            f"objects[{i}] '{obj.name}' is {cells:.1f} cells of the liquid's {cell * 100:.3g} cm grid across its "
-            f"thinnest side ({width:.3g} m): the liquid's push on it is located to a fraction of a cell, and "
-            f"floating bodies this thin had their submerged volume off by {expect} (within 5 % takes about "
-            f"{WELL_RESOLVED} cells); for that, raise fields.liquid.resolution to {needed} or make the body larger"
+            f"objects[{i}] '{obj.name}' is {width / cell:.1f} cells of the liquid's {cell * 100:.3g} cm grid across its "
+            f"thinnest side ({width:.3g} m): floating bodies {THIN_CELLS} cells across floated with their submerged "
+            f"volume off by up to {THIN_ERROR:.0%}, from {WELL_RESOLVED} cells up by at most {RESOLVED_ERROR:.0%}; raise "
+            f"fields.liquid.resolution to {needed} or make the body larger"
         )
     return notes
