@@ -34,12 +34,10 @@ def thickness(obj: ObjectSpec, seed: int = 0) -> float:
 
     shape = collider_shape(obj, seed)
     r, h = float(shape.params[0]), float(shape.params[1])
-    if shape.kind == SPHERE:
+    if shape.kind in (SPHERE, CAPSULE):
         return 2 * r
     if shape.kind == BOX:
         return 2 * float(min(shape.params[:3]))
-    if shape.kind == CAPSULE:
-        return 2 * r
     if shape.kind == CYLINDER:
         return 2 * min(r, h)
     hull = obj.shape.mesh(seed).convex_hull
