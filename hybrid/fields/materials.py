@@ -25,6 +25,8 @@ parameters from (E, nu): ``mu = E / (2 (1 + nu))``, ``lambda = E nu / ((1 + nu) 
 # No `from __future__ import annotations`: Taichi reads ti.func annotations as objects.
 import math
 
+import numpy as np
+
 from hybrid.fields.backend import _import_taichi
 
 ti = _import_taichi()
@@ -47,6 +49,28 @@ def lame(youngs: float, poisson: float) -> tuple[float, float]:
     mu = youngs / (2.0 * (1.0 + poisson))
     lam = youngs * poisson / ((1.0 + poisson) * (1.0 - 2.0 * poisson))
     return mu, lam
+
+
+def geostatic_stretch(material: int, load: np.ndarray, mu: float, lam: float) -> np.ndarray:
+    """Stretch (N,) along gravity of a solid at rest under its own weight in a container that keeps it
+    from spreading sideways (uniaxial strain, as sand poured into a box or jelly set in a mould), the
+    sideways stretches staying 1. `load` = rho |g| depth (Pa), the weight of what lies above.
+
+    The particles are seeded where they sit now, with their seeded volume as the rest volume the
+    scatter multiplies stresses by, so the stress that balances the load is tau_zz = -load. The
+    oedometric modulus M = lambda + 2 mu carries it: Hencky (sand) tau_zz = M ln f, so
+    f = exp(-load / M); fixed-corotated (jelly, snow) tau_zz = M (f - 1) f, so
+    f = (1 + sqrt(1 - 4 load / M)) / 2. Snow stays within its elastic range (1 - SNOW_COMPRESSION):
+    deeper it compacts plastically in the first substep. A solid too soft to hold its own weight
+    (load / M over 1/4) gets f = 1/2 there and sags."""
+    a = np.asarray(load, np.float64) / (lam + 2.0 * mu)
+    if material == SAND:
+        f = np.exp(-a)
+    else:
+        f = 0.5 * (1.0 + np.sqrt(np.maximum(1.0 - 4.0 * a, 0.0)))
+        if material == SNOW:
+            f = np.maximum(f, 1.0 - SNOW_COMPRESSION)
+    return np.clip(f, 0.5, 1.0)
 
 
 def drucker_prager_alpha(friction_angle_deg: float) -> float:

@@ -47,7 +47,11 @@ velocities are convex combinations of node velocities, so it bounds them). More 
 per video frame) is a ``FieldError``; so are non-finite velocities.
 
 Water starts in hydrostatic equilibrium: each particle's ``J = 1 - |g| depth / c^2``
-(depth below the top of its column of filled cells), so a still tank stays still.
+(depth below the top of its column of filled cells), so a still tank stays still. The
+solids standing on the floor start in the same way under their own weight, squeezed along
+gravity only (their ``F``: ``materials.geostatic_stretch``), so a block of sand or jelly
+in a box stays still and a column released from its container starts from the stress the
+container left in it; a solid in the air starts stress-free (it is falling).
 
 Kernels are module-level and work on Taichi ndarrays, so they compile once per
 material per process (and are cached on disk), whatever the solver's size; only the
@@ -82,6 +86,7 @@ from hybrid.fields.materials import (
     WATER,
     drucker_prager_alpha,
     fixed_corotated_tau,
+    geostatic_stretch,
     lame,
     sand_update,
     snow_update,
@@ -145,14 +150,19 @@ def _material_id(spec: LiquidSpec) -> int:
     return MATERIAL_IDS[spec.material]
 
 
-def seed_particles(spec: LiquidSpec, seed: int = 0, gravity=(0.0, 0.0, 0.0)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """World positions (N, 3), velocities (N, 3) (float64) and hydrostatic depths (N,) of the initial particles.
+def seed_particles(
+    spec: LiquidSpec, seed: int = 0, gravity=(0.0, 0.0, 0.0)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """World positions (N, 3), velocities (N, 3) (float64), hydrostatic depths (N,) and whether each
+    particle's column stands on the domain's floor (N,) bool, of the initial particles.
 
     ``particles_per_cell`` particles in every fill cell (see ``count_particles``): when
     that is a cube k^3 one per sub-cell of a k x k x k split, jittered within it;
     otherwise uniformly within the cell. Deterministic in `seed` (NumPy RandomState).
     The depth (m) is how far below the top of its column of filled cells a particle
-    lies, along the grid axis closest to minus `gravity` (0 without gravity).
+    lies, along the grid axis closest to minus `gravity` (0 without gravity); its column
+    stands on the floor when filled cells run from it down to the domain's lower face
+    (upper face when gravity points up; none without gravity).
     """
     cells, vel, filled = fill_cells(spec)
     _, dx = grid_shape(spec.domain, spec.resolution)
@@ -167,6 +177,7 @@ def seed_particles(spec: LiquidSpec, seed: int = 0, gravity=(0.0, 0.0, 0.0)) -> 
     pos = np.asarray(spec.domain.min, np.float64) + (cells[:, None, :] + local) * dx
     pos = pos.reshape(-1, 3)
     depth = np.zeros(len(pos))
+    grounded = np.zeros(len(pos), bool)
     g = np.asarray(gravity, np.float64)
     if np.any(g != 0):
         axis = int(np.argmax(np.abs(g)))
@@ -179,10 +190,14 @@ def seed_particles(spec: LiquidSpec, seed: int = 0, gravity=(0.0, 0.0, 0.0)) -> 
         for i in range(mask.shape[0] - 1, -1, -1):
             above = run[i + 1] if i + 1 < mask.shape[0] else 0
             run[i] = (above + 1) * mask[i]
+        # floor[c]: filled cells run from c down to the floor.
+        floor = np.logical_and.accumulate(mask, axis=0)
         if not up:
-            run = run[::-1]
+            run, floor = run[::-1], floor[::-1]
         run = np.moveaxis(run, 0, axis)
+        floor = np.moveaxis(floor, 0, axis)
         cell_of = np.repeat(cells, ppc, axis=0)
+        grounded = floor[tuple(cell_of.T)]
         lo = spec.domain.min[axis]
         if up:
             top = lo + (cell_of[:, axis] + run[tuple(cell_of.T)]) * dx
@@ -190,7 +205,7 @@ def seed_particles(spec: LiquidSpec, seed: int = 0, gravity=(0.0, 0.0, 0.0)) -> 
         else:
             top = lo + (cell_of[:, axis] + 1 - run[tuple(cell_of.T)]) * dx
             depth = pos[:, axis] - top
-    return pos, np.repeat(vel, ppc, axis=0), np.maximum(depth, 0.0)
+    return pos, np.repeat(vel, ppc, axis=0), np.maximum(depth, 0.0), grounded
 
 
 # ---------------------------------------------------------------- kernels
@@ -833,12 +848,12 @@ class LiquidSolver:
         self._x_min = ((PAD - 1) * self.dx,) * 3  # particle clamp (grid frame), one cell outside the domain
         self._x_max = tuple((n + PAD + 1) * self.dx for n in self.shape)
 
-        pos, vel, depth = seed_particles(spec, seed, self.gravity)
+        pos, vel, depth, grounded = seed_particles(spec, seed, self.gravity)
         self.capacity = self.n = len(pos)
         backend.acquire()
         self._closed = False
         try:
-            self._allocate(pos, vel, depth)
+            self._allocate(pos, vel, depth, grounded)
         except BaseException:
             self.close()
             raise
@@ -847,7 +862,7 @@ class LiquidSolver:
         self._max_speed = float(np.linalg.norm(vel, axis=1).max(initial=0.0))
         self._stiffness = 1.0  # largest snow hardening factor seen
 
-    def _allocate(self, pos: np.ndarray, vel: np.ndarray, depth: np.ndarray) -> None:
+    def _allocate(self, pos: np.ndarray, vel: np.ndarray, depth: np.ndarray, grounded: np.ndarray) -> None:
         n = self.capacity
         water = self.mat == WATER
         self.x = ti.ndarray(ti.math.vec3, n)
@@ -886,7 +901,16 @@ class LiquidSolver:
             j0 = 1.0 - g * depth / float(self.spec.sound_speed) ** 2
             self.J.from_numpy(np.clip(j0, 0.5, 1.0).astype(np.float32))
         else:
-            self.F.from_numpy(np.broadcast_to(np.eye(3, dtype=np.float32), (n, 3, 3)).copy())
+            # Standing on the floor, start at rest under its own weight, squeezed along gravity
+            # only (as if set in its container): without it a block starts stress-free, sags under
+            # its weight and rings. In the air (falling: no weight to carry) stress-free.
+            F0 = np.broadcast_to(np.eye(3), (n, 3, 3)).copy()
+            g = np.asarray(self.gravity, np.float64)
+            if np.any(g != 0):
+                axis = int(np.argmax(np.abs(g)))
+                load = float(self.spec.density) * float(np.linalg.norm(g)) * np.where(grounded, depth, 0.0)
+                F0[:, axis, axis] = geostatic_stretch(self.mat, load, self.mu, self.lam)
+            self.F.from_numpy(F0.astype(np.float32))
         self.Jp.fill(1.0 if self.mat == SNOW else 0.0)
         self.stats.fill(0.0)
 
