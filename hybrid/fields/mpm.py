@@ -904,13 +904,13 @@ class LiquidSolver:
             # Standing on the floor, start at rest under its own weight, squeezed along gravity
             # only (as if set in its container): without it a block starts stress-free, sags under
             # its weight and rings. In the air (falling: no weight to carry) stress-free.
-            F0 = np.broadcast_to(np.eye(3), (n, 3, 3)).copy()
+            F0 = np.broadcast_to(np.eye(3, dtype=np.float32), (n, 3, 3)).copy()
             g = np.asarray(self.gravity, np.float64)
             if np.any(g != 0):
                 axis = int(np.argmax(np.abs(g)))
                 load = float(self.spec.density) * float(np.linalg.norm(g)) * np.where(grounded, depth, 0.0)
                 F0[:, axis, axis] = geostatic_stretch(self.mat, load, self.mu, self.lam)
-            self.F.from_numpy(F0.astype(np.float32))
+            self.F.from_numpy(F0)
         self.Jp.fill(1.0 if self.mat == SNOW else 0.0)
         self.stats.fill(0.0)
 
