@@ -99,15 +99,13 @@ def test_example_scene_renders_a_few_frames(path):
 
 
 def test_a_clip_with_breaks_passes_the_same_checks():
-    """The wine glass past its break: fragments appear with their own ids, the glass's id is gone, and
-    the same scene gives the same bytes again."""
+    """The wine glass past its break: fragments appear with their own ids and the glass's id is gone.
+    (That a break gives the same bytes again is checked where it is made: the simulation in
+    test_breakables, the fragments in test_fracture; the raster pass is checked for bytes in
+    test_same_scene_and_seed_give_bit_identical_clips.)"""
     scene = load_scene(SCENES / "wine_glass.yaml", overrides={"frames": 12, "resolution": [96, 64]})
     clip = render_clip(scene)
     check_clip_geometry(scene, clip, 12, 64, 96)
-    again = render_clip(scene)
-    for name in clip.buffers:
-        assert clip.buffers[name].tobytes() == again.buffers[name].tobytes(), name
-    assert clip.metadata["breaks"] == again.metadata["breaks"] and clip.metadata["objects"] == again.metadata["objects"]
     (event,) = clip.metadata["breaks"]
     assert event["object"] == "wine_glass" and event["frame"] < 12
     glass_id = event["instance_id"]
