@@ -541,6 +541,51 @@ def test_a_collapsed_sand_column_rests_at_its_friction_angle(phi):
         assert abs(flank - phi) < 5.0, (res, flank)
 
 
+def _layer_speed_on_a_slope(res: int, phi: float, theta: float) -> tuple[float, float]:
+    """A layer of sand 4 cm thick and 0.4 m long on a sticky floor, gravity tilted `theta`
+    degrees from the floor's normal along x (an infinite slope away from the layer's ends).
+    Returns the mean downhill speed of the sand in the middle of the layer (x 0.15-0.30 m,
+    the middle third of its width) at 0.15 s and at 0.3 s."""
+    L, W, h = 0.8, 0.12, 0.04
+    spec = _spec(domain=dict(min=[0, 0, 0], max=[L, W, 0.08]), resolution=res, material="sand", density=1600.0,
+                 friction_angle_deg=phi, walls="sticky", fill=[dict(min=[0.05, 0, 0], max=[0.45, W, h])])
+    t = math.radians(theta)
+    solver = LiquidSolver(spec, None, gravity=(9.81 * math.sin(t), 0.0, -9.81 * math.cos(t)))
+    speeds = []
+
+    def middle(time, frame):
+        if round(time * 60) in (9, 18):
+            p = frame.position
+            mid = (p[:, 0] > 0.15) & (p[:, 0] < 0.30) & (np.abs(p[:, 1] - W / 2) < W / 6)
+            speeds.append(float(frame.velocity[mid, 0].mean()))
+
+    try:
+        _run(solver, 0.3, each=middle)
+    finally:
+        solver.close()
+    return speeds[0], speeds[1]
+
+
+@pytest.mark.slow  # four layers: about 10 s each at 64 cells, 35 s at 96
+def test_sand_on_a_slope_stays_below_its_friction_angle_and_flows_far_above_it():
+    """Infinite-slope stability. Mohr-Coulomb sand holds a slope up to its friction angle phi,
+    so 30-degree sand tilted 20 degrees must stay (mean speed under 1 mm/s once the start's
+    elastic settling has passed: it reaches 0.8 mm/s in the first 0.05 s). In steady simple
+    shear this cone (Klar et al.'s, ``||dev tau|| <= 3 alpha p``, stresses coaxial with the
+    shear) flows where tan(theta) = 3 alpha / sqrt(2) = 2 sqrt(3) sin(phi) / (3 - sin(phi)):
+    34.7 degrees for phi = 30. Tilted 40 degrees the layer must flow and still be speeding
+    up: the net downhill pull g (sin(theta) - 0.693 cos(theta)) is 1.1 m/s^2, and grid
+    dissipation may take part of it but not stop the layer. At 3 and 5 cells over the
+    layer's depth."""
+    flow_angle = math.degrees(math.atan(2 * math.sqrt(3) * 0.5 / 2.5))
+    assert flow_angle == pytest.approx(34.7, abs=0.05)
+    for res in (64, 96):
+        early, late = _layer_speed_on_a_slope(res, 30.0, 20.0)
+        assert abs(early) < 1e-3 and abs(late) < 1e-3, (res, early, late)
+        early, late = _layer_speed_on_a_slope(res, 30.0, 40.0)
+        assert late > early > 0.01, (res, early, late)
+
+
 def _sinking_cube_speed(cells: int) -> tuple[float, float]:
     """A 0.16 m cube of density 2000, free to move vertically, released 0.13 m under the surface
     of a tank 1.16 m deep and four cubes wide; coupled every 1/240 s physics step as the world
