@@ -53,7 +53,7 @@ CLIP_ARRAYS = {
 }
 CLIP_FILES = {"buffers.npz": "377ee6c824cdcd6f"}
 # The options string x264 writes into the stream: crf 18, preset veryfast, one thread.
-# keyint_min is x264's automatic min(keyint / 10, fps): 25 here at 30 fps or more.
+# keyint_min is x264's automatic min(keyint / 10, fps): 25 here, at 25 fps or more.
 X264_OPTIONS = (
     "cabac=1 ref=1 deblock=1:0:0 analyse=0x3:0x113 me=hex subme=2 psy=1 psy_rd=1.00:0.00 mixed_ref=0"
     " me_range=16 chroma_me=1 trellis=0 8x8dct=1 cqm=0 deadzone=21,11 fast_pskip=1 chroma_qp_offset=0"
