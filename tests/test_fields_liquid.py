@@ -532,7 +532,7 @@ def _collapsed_column_flank(res: int, phi: float) -> float:
 @pytest.mark.slow  # four collapses: about 20 s each at 32 cells, 50 s at 48
 @pytest.mark.parametrize("phi", [20.0, 30.0])
 def test_a_collapsed_sand_column_rests_at_its_friction_angle(phi):
-    """The issue's criterion: a collapsed column's final slope within 5 degrees of the friction
+    """A collapsed column's final slope lies within 5 degrees of the friction
     angle, at 4 and 6 cells over the column's height (the surface is resolved to a cell, a
     flank 5 to 8 cells long to a few degrees). Friction angles 20 and 30 degrees (30 is the
     default); at 40 degrees this sand stays flatter (README: sand's angle of repose)."""
