@@ -441,6 +441,19 @@ def test_flip_keeps_a_vortex_that_apic_damps():
     assert 1.0 - kept[None] < 1.0 - kept[0.0]
 
 
+def _flank_degrees(along: np.ndarray, z: np.ndarray, dx: float, min_bins: int) -> float:
+    """A pile's flank: a line fitted to the highest particle `z` per one-cell bin of the distance
+    `along` from its centre (a ring's radius or a strip's coordinate), between 20 % and 80 % of
+    the peak height, in degrees downhill. At least `min_bins` bins on it: a flank several cells
+    long, not a cliff or a puddle."""
+    edges = np.arange(0.0, along.max() + dx, dx)
+    top = np.array([z[(along >= a) & (along < a + dx)].max(initial=-np.inf) for a in edges])
+    peak = top.max()
+    flank = np.isfinite(top) & (top > 0.2 * peak) & (top < 0.8 * peak)
+    assert flank.sum() >= min_bins, (flank.sum(), min_bins)
+    return math.degrees(math.atan(-np.polyfit(edges[flank] + dx / 2, top[flank], 1)[0]))
+
+
 def _lifted_tube_pile(res: int, phi: float) -> float:
     """Sand filling a square tube (0.12 m wide and tall) on a sticky floor; the tube (four box
     walls, kinematic colliders) rises at 0.05 m/s and the sand runs out under it into a pile.
@@ -469,15 +482,7 @@ def _lifted_tube_pile(res: int, phi: float) -> float:
         p = frame.position.astype(np.float64)
     finally:
         solver.close()
-    r = np.hypot(p[:, 0] - 0.3, p[:, 1] - 0.3)
-    edges = np.arange(0.0, r.max() + dx, dx)
-    ring = np.digitize(r, edges) - 1
-    top = np.array([p[ring == i, 2].max() if np.any(ring == i) else np.nan for i in range(len(edges) - 1)])
-    centres = (edges[:-1] + edges[1:]) / 2
-    peak = np.nanmax(top)
-    flank = np.isfinite(top) & (top > 0.2 * peak) & (top < 0.8 * peak)
-    assert flank.sum() >= 4  # a flank several cells long, not a cliff or a puddle
-    return math.degrees(math.atan(-np.polyfit(centres[flank], top[flank], 1)[0]))
+    return _flank_degrees(np.hypot(p[:, 0] - 0.3, p[:, 1] - 0.3), p[:, 2], dx, min_bins=4)
 
 
 @pytest.mark.slow  # two piles of about a minute and two
@@ -519,13 +524,7 @@ def _collapsed_column_flank(res: int, phi: float) -> float:
     for axis in (0, 1):
         strip = np.abs(p[:, 1 - axis] - L / 2) < dx
         for sign in (1.0, -1.0):
-            along, z = sign * (p[strip, axis] - L / 2), p[strip, 2]
-            edges = np.arange(0.0, along.max() + dx, dx)
-            top = np.array([z[(along >= a) & (along < a + dx)].max(initial=-np.inf) for a in edges])
-            peak = top.max()
-            flank = np.isfinite(top) & (top > 0.2 * peak) & (top < 0.8 * peak)
-            assert flank.sum() >= 3  # a flank several cells long, not a cliff
-            flanks.append(math.degrees(math.atan(-np.polyfit(edges[flank] + dx / 2, top[flank], 1)[0])))
+            flanks.append(_flank_degrees(sign * (p[strip, axis] - L / 2), p[strip, 2], dx, min_bins=3))
     return float(np.mean(flanks))
 
 
