@@ -54,6 +54,7 @@ bench: setup
 	$(PY) benchmarks/bench_neural_clip.py
 	$(PY) benchmarks/bench_mpm.py
 	$(PY) benchmarks/bench_gas.py
+	$(PY) benchmarks/bench_kernel_build.py
 
 # The default neural checkpoint from scratch: path-traced training data
 # (datasets/neural_pt.yaml: Cycles rgb beside the raster beauty, about 25 minutes on 2
