@@ -367,6 +367,27 @@ def test_impossible_settings_are_clear_errors():
             solver.advance(1 / 60)
     finally:
         solver.close()
+    # max_substeps counts from the last frame(): stepping without it, the error says how long it has
+    # been counting; with it, each frame has the whole budget.
+    solver = LiquidSolver(_spec(**base), None)
+    try:
+        one = solver.advance(1 / 240).substeps
+    finally:
+        solver.close()
+    for framed in (False, True):
+        solver = LiquidSolver(_spec(**base, max_substeps=one + one // 2), None)
+        try:
+            if framed:
+                for _ in range(3):
+                    solver.advance(1 / 240)
+                    solver.frame()
+            else:
+                solver.advance(1 / 240)
+                # 1/240 s done before the second call's first substep would overrun the budget.
+                with pytest.raises(FieldError, match=r"the 0.004167 s advanced since the last `frame\(\)`"):
+                    solver.advance(1 / 240)
+        finally:
+            solver.close()
     with pytest.raises(FieldError, match="max_particles"):
         LiquidSolver(_spec(**base, max_particles=100), None)
     with pytest.raises(FieldError, match="memory_limit_gb"):

@@ -859,6 +859,7 @@ class LiquidSolver:
             raise
         self._carved = self.colliders is None
         self._frame_substeps = 0
+        self._frame_time = 0.0  # seconds advanced since the last frame()
         self._max_speed = float(np.linalg.norm(vel, axis=1).max(initial=0.0))
         self._stiffness = 1.0  # largest snow hardening factor seen
 
@@ -1022,7 +1023,7 @@ class LiquidSolver:
                     f"{limit:.3g} s: cell {self.dx:.3g} m, speed {self._max_speed:.3g} m/s, wave speed "
                     f"{self.wave_speed * math.sqrt(self._stiffness):.3g} m/s, cfl {self.spec.cfl}), more than "
                     f"max_substeps ({self.spec.max_substeps}); raise `max_substeps`, or lower `sound_speed` (water), "
-                    "`youngs_modulus` (solids) or `resolution`"
+                    "`youngs_modulus` (solids) or `resolution`" + self._unframed_note(dt - remaining)
                 )
             sub = remaining if todo == 1 else remaining / todo
             self.substep(sub)
@@ -1043,11 +1044,24 @@ class LiquidSolver:
             top_speed = max(top_speed, speed)
             if self.mat == SNOW:
                 self._stiffness = max(1.0, float(stats[1]))
+        self._frame_time += dt
         return LiquidReport(steps, shortest if steps else 0.0, longest, top_speed)
+
+    def _unframed_note(self, done: float) -> str:
+        """The substep error's note on what the budget counted: ``max_substeps`` is per video frame, counted
+        from the last ``frame()``, so a caller stepping the solver itself who never calls ``frame()`` sees
+        here how long it has been counting."""
+        if self._frame_time <= 0.0:
+            return ""
+        return (
+            f"; the count covers the {self._frame_time + done:.4g} s advanced since the last `frame()` "
+            "(max_substeps is per video frame: call `frame()` once per frame)"
+        )
 
     def frame(self) -> LiquidFrame:
         """The particles now (world positions, float32); starts the next video frame's substep count."""
         self._frame_substeps = 0
+        self._frame_time = 0.0
         pos = self.x.to_numpy()[: self.n].astype(np.float64) + self.grid_lo
         return LiquidFrame(
             position=pos.astype(np.float32),
