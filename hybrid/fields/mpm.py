@@ -31,6 +31,13 @@ cells outside the surface) scaled linearly to zero at the true surface (separati
 frictionless; in still liquid: no inward velocity), and the body receives the opposite
 of the momentum that took away (``add_impulse``): with gravity on the liquid this is
 the hydrostatic pressure, i.e. buoyancy, plus the dynamic pressure of moving liquid.
+The water next to a body rests up to half a cell off its surface, and under the
+surface that gap would float the body as if it were larger; so at each ``advance``
+the body also carries the weight of the water missing there (``VOID_BAND``): the
+water's kernel-smoothed fill on the nodes around it against the fill the water at the
+same height farther out would give, less the body's own smoothed share. With it
+floating boxes 4 cells across settle within 9 % of Archimedes' volume (they were off
+by up to two thirds without). Gravity-free flows are unchanged.
 Particles inside a body at the first ``advance`` are removed (the body displaces the
 fill); ``count_particles`` is the count before that. After every substep, a particle
 that drifted into a body is put back on its surface and loses its inward relative
@@ -100,7 +107,7 @@ ti = backend._import_taichi()
 # With 0 only nodes inside count, so the liquid's effective boundary lies up to a
 # cell inside a face that falls between nodes, and a 0.2 m cube 0.4 cells off the
 # grid felt 0.63-0.73 of Archimedes' force; with one cell it felt 0.88-0.93 wherever
-# it sat (and 0.93 on the grid; both before INSIDE_WEIGHT_REMOVED).
+# it sat (and 0.93 on the grid; both before INSIDE_WEIGHT_REMOVED and VOID_BAND).
 BODY_BAND = 1.0
 # Cells: where a body's band samples the liquid's approach (beyond the band, so the
 # sample is the free liquid's). With it a 4-cell sphere pulled through still water felt
@@ -113,11 +120,33 @@ BODY_REACH = 2.0
 # Share of gravity taken off liquid mass on grid nodes inside a body. That mass is the
 # kernels' reach of liquid particles outside (a particle on the surface puts about half
 # its mass inside), not liquid there; if it kept its weight the body would carry it on a
-# wetted underside, and without any weight bodies float too high. Measured on floating
-# boxes and spheres of 4-12 cells and densities 250-800 (1 DOF, sound speed 10 m/s):
-# keeping the whole weight sank them 0.3-0.45 cells too deep, removing all of it left
-# them 0.2-0.4 cells too high; removing half leaves them within 0.15 cells.
+# wetted underside, and without any weight bodies float too high. Measured before the
+# missing-liquid weight on floating boxes and spheres of 4-12 cells and densities 250-800
+# (1 DOF, sound speed 10 m/s): keeping the whole weight sank them 0.3-0.45 cells too deep,
+# removing all of it left them 0.2-0.4 cells too high. With that weight, at 8 cells
+# (where the gap is small), keeping it all sank boxes 0.16 cells too deep (densities 250
+# and 500), removing half left them 0.13-0.14 cells too high.
 INSIDE_WEIGHT_REMOVED = 0.5
+# The liquid missing next to a body (water only; see ``_missing_liquid_weight``). A body is a
+# band of grid nodes, and the particle layer next to it comes to rest up to half a cell off
+# its surface, where packed particles would sit a quarter cell off; nothing pulls the layer
+# closer (water's pressure comes from each particle's J, not from how closely particles lie),
+# and the quadratic kernel carries the layer's pressure across the gap. So below the surface a
+# body with its gap displaces more than itself: a floating box 4 cells across, density 250,
+# floated with half of Archimedes' volume submerged, its gap (measured by counting particles)
+# making up the rest to within 2 %. Each coupling step the liquid's fill (particle volume x J,
+# spread with the P2G weights) is compared on the nodes within VOID_BAND cells of a body with
+# the fill the surrounding liquid would put there (the fill at the node's height VOID_REACH
+# cells from the body, times the share of the node's kernel outside the body, by quadrature
+# of its SDF at VOID_SAMPLES points a kernel axis), and the body carries the weight of what
+# is missing, as if that liquid were there. Both fills are smoothed by the same kernel, so
+# liquid that meets the body leaves no shortfall node by node, and the sum is the gap's
+# volume by the kernel's partition of unity. Gravity acts on that volume only, so with gravity off it is nothing
+# and momentum is exchanged as before.
+VOID_BAND = 2.5  # cells either side of the surface: the kernel's reach (1.5) past a half-cell gap
+VOID_REACH = 3.0  # cells from the body where the level reading is taken: beyond the gap's reach
+VOID_SAMPLES = 9  # quadrature points per kernel axis (3 cells): the B-spline's pieces end on them
+VOID_QUANTUM = 2.0**-32  # cell volumes: one unit of the integer (order-free) fill sums
 # FLIP share of water's particle velocity update by default. A Taylor-Green vortex of
 # 20 cells per half wavelength (2 cm cells, sound speed 10 m/s) lost energy as if the
 # water had a kinematic viscosity of 4.6e-3 m^2/s with APIC alone and 2.3e-3 with this
@@ -666,6 +695,139 @@ def _grid_update_bodies(
             out[node] = v
 
 
+FillArr = ti.types.ndarray(dtype=ti.i64, ndim=1)
+
+
+@ti.kernel
+def _scatter_fill(
+    x: Vec3Arr, J: ScalarArr, n: ti.i32, fill: FillArr, sx: ti.i32, sy: ti.i32, inv_dx: ti.f32, share: ti.f32,
+):
+    """Add each water particle's volume (rest volume x J) to the nodes with the P2G weights, in cell
+    volumes (1 in packed bulk liquid) and integer VOID_QUANTUM units, so the sums are order-free."""
+    for p in range(n):
+        Xp = x[p] * inv_dx
+        base = int(Xp - 0.5)
+        fx = Xp - base
+        w = [0.5 * (1.5 - fx) ** 2, 0.75 - (fx - 1) ** 2, 0.5 * (fx - 0.5) ** 2]
+        r = ti.cast(share * J[p], ti.f64) / VOID_QUANTUM
+        b = base[0] * sx + base[1] * sy + base[2]
+        for offset in ti.static(ti.grouped(ti.ndrange(3, 3, 3))):
+            weight = w[offset[0]][0] * w[offset[1]][1] * w[offset[2]][2]
+            node = b + offset[0] * sx + offset[1] * sy + offset[2]
+            ti.atomic_add(fill[node], ti.cast(ti.round(r * weight), ti.i64))
+
+
+@ti.func
+def _bspline(t):
+    """The quadratic B-spline of the P2G weights at `t` cells from its node."""
+    a = ti.abs(t)
+    r = 0.0
+    if a < 0.5:
+        r = 0.75 - a * a
+    elif a < 1.5:
+        r = 0.5 * (1.5 - a) ** 2
+    return r
+
+
+@ti.func
+def _fill_at(fill: ti.template(), nodes, q):
+    """Trilinear liquid fill (cell volumes) at node coordinates q, clamped to the grid."""
+    i0 = ti.min(ti.max(ti.cast(ti.floor(q), ti.i32), 0), nodes - 2)
+    f = ti.min(ti.max(q - i0, 0.0), 1.0)
+    acc = 0.0
+    for o in ti.static(ti.grouped(ti.ndrange(2, 2, 2))):
+        w = 1.0
+        for a in ti.static(range(3)):
+            w *= f[a] if o[a] == 1 else 1.0 - f[a]
+        I = i0 + o
+        acc += w * ti.cast(ti.cast(fill[(I[0] * nodes[1] + I[1]) * nodes[2] + I[2]], ti.f64) * VOID_QUANTUM, ti.f32)
+    return acc
+
+
+@ti.kernel
+def _missing_liquid_weight(
+    fill: FillArr, nodes: ti.math.ivec3, colliders: ti.template(), grid_lo: ti.math.vec3, dx: ti.f32,
+    down: ti.math.vec3, short_of: GridScalar, body_of: ti.types.ndarray(dtype=ti.i32, ndim=1), total: FillArr,
+):
+    """The liquid missing next to each body (VOID_BAND): per node into `short_of` (cell volumes) with
+    its body in `body_of` (-1: none), and per body summed into `total` (VOID_QUANTUM units).
+
+    At every node within VOID_BAND cells of a body's surface: the fill the liquid at the
+    node's own height would put there (read where the body is VOID_REACH cells away
+    along a level line out of it, times the share of the node's kernel outside the body)
+    less the fill there. Read at the same height, the free surface, the floor and the
+    liquid's compression with depth affect both fills alike. Where the liquid around is
+    air (a body's dry top, a puddle on it) nothing counts: the factor goes from 1 at a
+    half-filled reading (the free surface) to 0 at a quarter. `down`: unit gravity.
+    """
+    h = 3.0 / VOID_SAMPLES  # quadrature spacing, cells
+    for node in range(nodes[0] * nodes[1] * nodes[2]):
+        I = _node_coords(node, nodes)
+        xw = grid_lo + I * dx
+        b, d = colliders.nearest(xw, VOID_BAND * dx)
+        short_of[node] = 0.0
+        body_of[node] = -1
+        if b >= 0 and d > -VOID_BAND * dx:
+            # The body's share of the node's kernel: midpoint quadrature, each point weighted by the
+            # share of its little cube inside (exact for a face parallel to the cube's).
+            body = 0.0
+            wsum = 0.0
+            for i, j, k in ti.ndrange(VOID_SAMPLES, VOID_SAMPLES, VOID_SAMPLES):
+                t = (ti.Vector([i, j, k]) + 0.5) * h - 1.5
+                w = _bspline(t[0]) * _bspline(t[1]) * _bspline(t[2])
+                inside = ti.min(ti.max(0.5 - colliders.sdf(b, xw + t * dx) / (h * dx), 0.0), 1.0)
+                body += w * inside
+                wsum += w
+            body /= wsum
+            # A level direction out of the body: the normal's level part, else away from the body's origin.
+            nrm = colliders.normal(b, xw)
+            out = nrm - nrm.dot(down) * down
+            if out.norm() < 0.3:
+                out = xw - colliders.origin[b]
+                out -= out.dot(down) * down
+            if out.norm() < 1e-6:
+                out = ti.Vector([down[1] - down[2], down[2] - down[0], down[0] - down[1]])  # any level direction
+                out -= out.dot(down) * down
+            out = out.normalized()
+            # March along it to VOID_REACH cells from the body (sphere tracing on the SDF).
+            y = xw
+            for _ in range(16):
+                gap = VOID_REACH * dx - colliders.sdf(b, y)
+                if gap <= 1e-3 * dx:
+                    break
+                y += gap * out
+            around = _fill_at(fill, nodes, (y - grid_lo) / dx)
+            here = ti.cast(ti.cast(fill[node], ti.f64) * VOID_QUANTUM, ti.f32)
+            short = (around * (1.0 - body) - here) * ti.min(ti.max(4.0 * around - 1.0, 0.0), 1.0)
+            short_of[node] = short
+            body_of[node] = b
+            ti.atomic_add(total[b], ti.cast(ti.round(ti.cast(short, ti.f64) / VOID_QUANTUM), ti.i64))
+
+
+@ti.kernel
+def _weigh_missing_liquid(
+    short_of: GridScalar, body_of: ti.types.ndarray(dtype=ti.i32, ndim=1), total: FillArr, nodes: ti.math.ivec3,
+    colliders: ti.template(), grid_lo: ti.math.vec3, dx: ti.f32, weight: ti.math.vec3,
+):
+    """Each body whose missing liquid sums to more than nothing carries its weight, node by node (so
+    it turns the body too); `weight`: the impulse of one cell volume of liquid's weight over the step.
+    A body with liquid pressed closer than packed particles would lie (particles the push-out put on
+    its surface) sums to less than nothing and carries nothing: that liquid's pressure reaches it
+    through the grid constraint already."""
+    for node in range(nodes[0] * nodes[1] * nodes[2]):
+        b = body_of[node]
+        if b >= 0:
+            if total[b] > 0:
+                I = _node_coords(node, nodes)
+                colliders.add_impulse(b, grid_lo + I * dx, short_of[node] * weight)
+
+
+@ti.kernel
+def _zero(a: FillArr):
+    for i in range(a.shape[0]):
+        a[i] = 0
+
+
 @ti.kernel
 def _g2p(
     x: Vec3Arr, v: Vec3Arr, C: Mat3Arr, J: ScalarArr, gv: GridVec, gp: GridVec,
@@ -862,6 +1024,9 @@ class LiquidSolver:
         self._frame_time = 0.0  # seconds advanced since the last frame()
         self._max_speed = float(np.linalg.norm(vel, axis=1).max(initial=0.0))
         self._stiffness = 1.0  # largest snow hardening factor seen
+        # m^3 of water missing next to the bodies at the last advance, all bodies (VOID_BAND): the weight
+        # of what is missing next to a body is carried where that sums to more than nothing.
+        self.missing_volume = 0.0
 
     def _allocate(self, pos: np.ndarray, vel: np.ndarray, depth: np.ndarray, grounded: np.ndarray) -> None:
         n = self.capacity
@@ -879,6 +1044,13 @@ class LiquidSolver:
         # With bodies, the grid update writes into a second array (it samples the first).
         self._gv_out = ti.ndarray(ti.math.vec3, math.prod(self.nodes) if self.colliders is not None else 1)
         self.gm = ti.ndarray(ti.f32, math.prod(self.nodes))
+        # The water's fill per node and its shortfall's sum next to bodies (``_missing_liquid_weight``).
+        self._weighs_gap = water and self.colliders is not None and any(g != 0.0 for g in self.gravity)
+        gap_nodes = math.prod(self.nodes) if self._weighs_gap else 1
+        self._fill = ti.ndarray(ti.i64, gap_nodes)
+        self._short_of = ti.ndarray(ti.f32, gap_nodes)
+        self._body_of = ti.ndarray(ti.i32, gap_nodes)
+        self._short = ti.ndarray(ti.i64, max(1, self.colliders.count if self.colliders is not None else 1))
         self.stats = ti.ndarray(ti.f32, 4)
         self._vol_parts = ti.ndarray(ti.f64, VOLUME_CHUNKS)  # volume()'s partial sums
         # The coloured-block P2G's sort: block counts and the second set of particle arrays
@@ -1010,6 +1182,8 @@ class LiquidSolver:
             return LiquidReport(0, 0.0, 0.0, self._max_speed)
         if not self._carved:
             self._carve()
+        if self._weighs_gap:
+            self._weigh_gap(float(dt))
         remaining = float(dt)
         steps = 0
         shortest, longest = math.inf, 0.0
@@ -1046,6 +1220,23 @@ class LiquidSolver:
                 self._stiffness = max(1.0, float(stats[1]))
         self._frame_time += dt
         return LiquidReport(steps, shortest if steps else 0.0, longest, top_speed)
+
+    def _weigh_gap(self, dt: float) -> None:
+        """Give the bodies the weight, over `dt`, of the water missing next to them (VOID_BAND)."""
+        _zero(self._fill)
+        _zero(self._short)
+        _scatter_fill(
+            self.x, self.J, self.n, self._fill, self._sx, self._sy, 1.0 / self.dx, 1.0 / self.spec.particles_per_cell
+        )
+        g = math.sqrt(sum(c * c for c in self.gravity))
+        down = tuple(c / g for c in self.gravity)
+        lo = tuple(self.grid_lo)
+        _missing_liquid_weight(
+            self._fill, self.nodes, self.colliders, lo, self.dx, down, self._short_of, self._body_of, self._short
+        )
+        weight = tuple(float(self.spec.density) * self.dx**3 * c * dt for c in self.gravity)
+        _weigh_missing_liquid(self._short_of, self._body_of, self._short, self.nodes, self.colliders, lo, self.dx, weight)
+        self.missing_volume = float(self._short.to_numpy()[: self.colliders.count].sum()) * VOID_QUANTUM * self.dx**3
 
     def _unframed_note(self, done: float) -> str:
         """The substep error's note on what the budget counted: ``max_substeps`` is per video frame, counted
