@@ -627,17 +627,30 @@ def _grid_velocity(
 
 
 @ti.func
+def _trilinear_cell(nodes, q):
+    """(lowest corner node, fraction within the cell) of node coordinates q, clamped to the grid."""
+    i0 = ti.min(ti.max(ti.cast(ti.floor(q), ti.i32), 0), nodes - 2)
+    return i0, ti.min(ti.max(q - i0, 0.0), 1.0)
+
+
+@ti.func
+def _trilinear_weight(f, o: ti.template()):
+    """Trilinear weight of corner offset `o` (0 or 1 per axis) at fraction `f`."""
+    w = 1.0
+    for a in ti.static(range(3)):
+        w *= f[a] if o[a] == 1 else 1.0 - f[a]
+    return w
+
+
+@ti.func
 def _sample_velocity(gv: ti.template(), gm: ti.template(), nodes, q):
     """Mass-weighted trilinear velocity of the grid at node coordinates q (nodes without mass do not count);
     (velocity, weight), the weight 0 where no node around q has mass."""
-    i0 = ti.min(ti.max(ti.cast(ti.floor(q), ti.i32), 0), nodes - 2)
-    f = ti.min(ti.max(q - i0, 0.0), 1.0)
+    i0, f = _trilinear_cell(nodes, q)
     acc = ti.Vector([0.0, 0.0, 0.0])
     wsum = 0.0
     for o in ti.static(ti.grouped(ti.ndrange(2, 2, 2))):
-        w = 1.0
-        for a in ti.static(range(3)):
-            w *= f[a] if o[a] == 1 else 1.0 - f[a]
+        w = _trilinear_weight(f, o)
         I = i0 + o
         node = (I[0] * nodes[1] + I[1]) * nodes[2] + I[2]
         wm = w * gm[node]
@@ -732,15 +745,11 @@ def _bspline(t):
 @ti.func
 def _fill_at(fill: ti.template(), nodes, q):
     """Trilinear liquid fill (cell volumes) at node coordinates q, clamped to the grid."""
-    i0 = ti.min(ti.max(ti.cast(ti.floor(q), ti.i32), 0), nodes - 2)
-    f = ti.min(ti.max(q - i0, 0.0), 1.0)
+    i0, f = _trilinear_cell(nodes, q)
     acc = 0.0
     for o in ti.static(ti.grouped(ti.ndrange(2, 2, 2))):
-        w = 1.0
-        for a in ti.static(range(3)):
-            w *= f[a] if o[a] == 1 else 1.0 - f[a]
         I = i0 + o
-        acc += w * ti.cast(ti.cast(fill[(I[0] * nodes[1] + I[1]) * nodes[2] + I[2]], ti.f64) * VOID_QUANTUM, ti.f32)
+        acc += _trilinear_weight(f, o) * ti.cast(ti.cast(fill[(I[0] * nodes[1] + I[1]) * nodes[2] + I[2]], ti.f64) * VOID_QUANTUM, ti.f32)
     return acc
 
 
