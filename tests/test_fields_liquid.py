@@ -79,6 +79,47 @@ def test_seeding_count_and_mass_match_the_fill():
     assert estimate_bytes(sph) < estimate_bytes(spec)  # fewer particles (1 per cell), same grid
 
 
+def _allocated(solver) -> int:
+    """Bytes of every Taichi array the solver holds."""
+    from taichi.lang._ndarray import Ndarray
+
+    size = {"f32": 4, "i32": 4, "f64": 8, "i64": 8}
+    total = 0
+    for value in vars(solver).values():
+        for a in value if isinstance(value, tuple) else (value,):
+            if isinstance(a, Ndarray):
+                total += math.prod(a.shape) * math.prod(getattr(a, "element_shape", ()) or (1,)) * size[str(a.dtype)]
+    return total
+
+
+@pytest.mark.parametrize("material", ["water", "sand"])
+def test_memory_estimate_counts_what_the_solver_allocates(material):
+    """The estimate ``memory_limit_gb`` is checked against counts every array the solver makes: with and
+    without bodies and gravity (water with bodies under gravity weighs the gap next to them: three more
+    grid arrays), each option adds exactly the bytes it allocates, and the whole is never below them (it
+    also holds the seeding's host arrays, freed after the start)."""
+    spec = _spec(material=material, domain=dict(min=[0, 0, 0], max=[0.4, 0.4, 0.4]), resolution=16,
+                 fill=[dict(min=[0, 0, 0], max=[0.4, 0.4, 0.2])])
+    bytes_of = {}
+    for bodies in (False, True):
+        for gravity in ((0.0, 0.0, -G), (0.0, 0.0, 0.0)):
+            colliders = _box_collider((0.1, 0.1, 0.1), (0.2, 0.2, 0.25)) if bodies else None
+            solver = LiquidSolver(spec, colliders, gravity)
+            try:
+                got = _allocated(solver)
+            finally:
+                solver.close()
+            want = estimate_bytes(spec, bodies=bodies, gravity=gravity[2] != 0)
+            assert got <= want, (bodies, gravity)
+            bytes_of[bodies, gravity[2] != 0] = (got, want)
+    base_got, base_want = bytes_of[False, True]
+    for key, (got, want) in bytes_of.items():
+        # An unused array is a one-element placeholder (at most a few dozen bytes apart).
+        assert abs((got - base_got) - (want - base_want)) <= 64, key
+    # Only water under gravity weighs the gap: the solids and weightless water make no gap arrays.
+    assert (bytes_of[True, True][0] > bytes_of[True, False][0]) == (material == "water")
+
+
 def test_dam_break_keeps_its_volume():
     # A 0.3 x 0.2 x 0.4 m column collapses in a closed 0.8 x 0.2 x 0.6 m box for 1.5 s.
     # Volume changes only through J: |dJ| <= (rho g H + rho u^2 / 2) / K with u <= sqrt(2 g H):

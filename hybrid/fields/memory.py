@@ -22,6 +22,9 @@ MAX_LEVELS = 8
 # Liquid grid: nodes beyond each domain face.
 PAD = 2
 LIQUID_BYTES_PER_NODE = 16  # velocity (3 f32) + mass (f32)
+LIQUID_FLIP_BYTES_PER_NODE = 12  # FLIP's grid velocity before forces (3 f32)
+LIQUID_BODY_BYTES_PER_NODE = 12  # with bodies, the grid update's second velocity array (3 f32)
+LIQUID_GAP_BYTES_PER_NODE = 8 + 4 + 4  # water with bodies under gravity: fill (i64), shortfall (f32), its body (i32)
 LIQUID_BYTES_PER_PARTICLE = {  # x, v (3 f32 each), C (9 f32), then J or F (9 f32), plastic state
     "water": 12 + 12 + 36 + 4,
     "sand": 12 + 12 + 36 + 36 + 4,
@@ -108,15 +111,26 @@ def particle_count(spec: LiquidSpec) -> int:
     return _last_count[1]
 
 
-def liquid_bytes(spec: LiquidSpec) -> int:
-    """Bytes a LiquidSolver for `spec` needs: particle state, the padded grid, and seeding."""
+def liquid_bytes(spec: LiquidSpec, bodies: bool = False, gravity: bool = True) -> int:
+    """Bytes a LiquidSolver for `spec` needs: particle state, the padded grid, and seeding.
+
+    `bodies`: the liquid has bodies to couple with (a second grid velocity, and for water under
+    `gravity` the arrays that weigh the water missing next to them, ``hybrid.fields.mpm``)."""
     shape, _ = grid_shape(spec.domain, spec.resolution)
     nodes = math.prod(n + 1 + 2 * PAD for n in shape)
     cells = math.prod(shape)
     n = particle_count(spec)
     # Twice the state: the CPU's particle-to-grid pass sorts the particles into a second set
-    # of arrays (hybrid.fields.mpm, coloured blocks), plus each particle's block index and,
-    # for the solids, the stress matrix that pass makes before the scatter.
-    stress = 0 if spec.material == "water" else 36
-    per_particle = 2 * LIQUID_BYTES_PER_PARTICLE[spec.material] + 4 + stress + LIQUID_SEEDING_BYTES_PER_PARTICLE
-    return int(n * per_particle + nodes * LIQUID_BYTES_PER_NODE + cells * 4)
+    # of arrays (hybrid.fields.mpm, coloured blocks), plus each particle's block index, the block
+    # of each sorted slot and, for the solids, the stress matrix that pass makes before the scatter.
+    water = spec.material == "water"
+    stress = 0 if water else 36
+    per_particle = 2 * LIQUID_BYTES_PER_PARTICLE[spec.material] + 4 + 4 + stress + LIQUID_SEEDING_BYTES_PER_PARTICLE
+    per_node = LIQUID_BYTES_PER_NODE
+    if spec.flip_ratio > 0:
+        per_node += LIQUID_FLIP_BYTES_PER_NODE
+    if bodies:
+        per_node += LIQUID_BODY_BYTES_PER_NODE
+        if water and gravity:
+            per_node += LIQUID_GAP_BYTES_PER_NODE
+    return int(n * per_particle + nodes * per_node + cells * 4)

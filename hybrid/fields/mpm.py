@@ -99,7 +99,7 @@ from hybrid.fields.materials import (
     snow_update,
     water_tau,
 )
-from hybrid.scene.fields_spec import LiquidSpec, grid_shape
+from hybrid.scene.fields_spec import WATER_FLIP, LiquidSpec, grid_shape  # noqa: F401 (WATER_FLIP re-exported)
 
 ti = backend._import_taichi()
 
@@ -147,17 +147,6 @@ VOID_BAND = 2.5  # cells either side of the surface: the kernel's reach (1.5) pa
 VOID_REACH = 3.0  # cells from the body where the level reading is taken: beyond the gap's reach
 VOID_SAMPLES = 9  # quadrature points per kernel axis (3 cells): the B-spline's pieces end on them
 VOID_QUANTUM = 2.0**-32  # cell volumes: one unit of the integer (order-free) fill sums
-# FLIP share of water's particle velocity update by default. A Taylor-Green vortex of
-# 20 cells per half wavelength (2 cm cells, sound speed 10 m/s) lost energy as if the
-# water had a kinematic viscosity of 4.6e-3 m^2/s with APIC alone and 2.3e-3 with this
-# share; a sphere 4 cells across pulled through still water at 0.5 m/s (sound speed
-# 20 m/s) felt 0.39 of APIC's drag. The solids keep APIC: their checks (sand's pile,
-# jelly's bounce) were made with it, and FLIP's noise in plastic flow is untested.
-# What remains grows with the sound speed, not with the substep count: the same vortex
-# (3.3 cm cells) lost energy as if nu = 2.2e-3, 4.5e-3 and 9.6e-3 m^2/s at c = 5, 10 and
-# 20 m/s, but 3.9e-3 and 5.4e-3 with half and twice as many substeps at c = 10 (cfl 0.8
-# and 0.2), and 3.3e-3 with FLIP alone: about c dx / 80, and 1.8e-3 at 1.67 cm cells.
-WATER_FLIP = 0.95
 BLOCK_DIM = 64  # particle-loop block size, as mpm3d's 64^3 setting
 
 
@@ -992,7 +981,8 @@ class LiquidSolver:
                 f"the liquid fill would seed {count:,} particles, more than max_particles ({spec.max_particles:,}); "
                 "lower `resolution` or `particles_per_cell`, shrink the fill regions, or raise `max_particles`"
             )
-        need = estimate_bytes(spec)
+        bodies = colliders is not None and colliders.count > 0
+        need = estimate_bytes(spec, bodies=bodies, gravity=any(float(g) != 0.0 for g in gravity))
         if memory_limit_gb is not None and need > memory_limit_gb * 1e9:
             raise FieldError(
                 f"the liquid needs about {need / 1e9:.2f} GB ({count:,} particles, grid {self.nodes}), more than "
@@ -1012,7 +1002,7 @@ class LiquidSolver:
         self.gravity = tuple(float(g) for g in gravity)
         self.walls = {"separate": 0, "slip": 1, "sticky": 2}[spec.walls]
         self.colliders = colliders if colliders is not None and colliders.count > 0 else None
-        self.flip_ratio = float(spec.flip) if spec.flip is not None else (WATER_FLIP if self.mat == WATER else 0.0)
+        self.flip_ratio = spec.flip_ratio
         self.flip = self.flip_ratio > 0.0
         self.body_band = BODY_BAND * self.dx
         self._hi = tuple(int(n + PAD) for n in self.shape)  # first node index of each upper wall band

@@ -73,7 +73,9 @@ def estimate_field_bytes(scene: Scene, frames: Optional[int] = None) -> tuple[in
         parts["gas"] = gas_bytes(fields.gas) + int(np.prod(shape)) * GAS_SNAPSHOT_BYTES_PER_CELL * frames
     if fields.liquid is not None:
         n = field_particle_count(fields.liquid)
-        parts["liquid"] = liquid_bytes(fields.liquid) + n * LIQUID_SNAPSHOT_BYTES_PER_PARTICLE * frames
+        parts["liquid"] = liquid_bytes(
+            fields.liquid, bodies=bool(scene.objects), gravity=any(g != 0 for g in scene.physics.gravity)
+        ) + n * LIQUID_SNAPSHOT_BYTES_PER_PARTICLE * frames
     parts["buffers"] = scene.width * scene.height * frames * FIELD_BUFFER_BYTES_PER_PIXEL
     return sum(parts.values()), parts
 
