@@ -80,6 +80,7 @@ from typing import Optional
 import numpy as np
 
 from hybrid.fields import backend
+from hybrid.fields.colliders import HEIGHTFIELD
 from hybrid.fields.errors import FieldError
 from hybrid.fields.frames import LiquidFrame
 from hybrid.fields.memory import PAD, liquid_bytes as estimate_bytes  # noqa: F401 (re-exported)
@@ -146,6 +147,10 @@ INSIDE_WEIGHT_REMOVED = 0.5
 VOID_BAND = 2.5  # cells either side of the surface: the kernel's reach (1.5) past a half-cell gap
 VOID_REACH = 3.0  # cells from the body where the level reading is taken: beyond the gap's reach
 VOID_SAMPLES = 9  # quadrature points per kernel axis (3 cells): the B-spline's pieces end on them
+VOID_SPLIT = VOID_SAMPLES // 3  # points per axis in each cell-sized block of the quadrature
+# Cells from a block's centre to the surface beyond which all its points are wholly on one side:
+# the farthest point (sqrt(3) / 3 cells off the centre) plus half a point spacing (1/6).
+VOID_CLEAR = math.sqrt(3.0) / 3.0 + 0.5 / VOID_SPLIT
 VOID_QUANTUM = 2.0**-32  # cell volumes: one unit of the integer (order-free) fill sums
 BLOCK_DIM = 64  # particle-loop block size, as mpm3d's 64^3 setting
 
@@ -768,14 +773,27 @@ def _missing_liquid_weight(
         if b >= 0 and d > -VOID_BAND * dx:
             # The body's share of the node's kernel: midpoint quadrature, each point weighted by the
             # share of its little cube inside (exact for a face parallel to the cube's).
+            # By blocks of a cell (VOID_SPLIT^3 points each): a block whose centre lies farther from the
+            # surface than VOID_CLEAR cells has every point wholly inside or outside (the SDF is
+            # 1-Lipschitz; a heightfield's is not, so it always takes the points), and adds the weight of
+            # its points at once: the same sum, a third of the SDF evaluations next to a flat face.
             body = 0.0
             wsum = 0.0
-            for i, j, k in ti.ndrange(VOID_SAMPLES, VOID_SAMPLES, VOID_SAMPLES):
-                t = (ti.Vector([i, j, k]) + 0.5) * h - 1.5
-                w = _bspline(t[0]) * _bspline(t[1]) * _bspline(t[2])
-                inside = ti.min(ti.max(0.5 - colliders.sdf(b, xw + t * dx) / (h * dx), 0.0), 1.0)
-                body += w * inside
-                wsum += w
+            for bi, bj, bk in ti.ndrange(3, 3, 3):
+                blk = ti.Vector([bi, bj, bk])
+                dc = colliders.sdf(b, xw + (blk - 1.0) * dx)
+                bw = 0.0
+                inner = 0.0
+                for i, j, k in ti.ndrange(VOID_SPLIT, VOID_SPLIT, VOID_SPLIT):
+                    t = (blk * VOID_SPLIT + ti.Vector([i, j, k]) + 0.5) * h - 1.5
+                    w = _bspline(t[0]) * _bspline(t[1]) * _bspline(t[2])
+                    bw += w
+                    if ti.abs(dc) < VOID_CLEAR * dx or colliders.kind[b] == HEIGHTFIELD:
+                        inner += w * ti.min(ti.max(0.5 - colliders.sdf(b, xw + t * dx) / (h * dx), 0.0), 1.0)
+                if ti.abs(dc) >= VOID_CLEAR * dx and colliders.kind[b] != HEIGHTFIELD:
+                    inner = bw if dc < 0.0 else 0.0
+                body += inner
+                wsum += bw
             body /= wsum
             # A level direction out of the body: the normal's level part, else away from the body's origin.
             nrm = colliders.normal(b, xw)
