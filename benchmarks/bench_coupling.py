@@ -31,24 +31,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hybrid.fields import backend  # noqa: E402
 
-SIDE = 0.12
-STEP = 1 / 240
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from convergence_archimedes import SIDE, STEP, tank  # noqa: E402
 
 
 def make(cells: int, body: bool, weigh_gap: bool):
     from hybrid.fields.colliders import Colliders, collider_shape
     from hybrid.fields.mpm import LiquidSolver
-    from hybrid.scene.fields_spec import LiquidSpec
     from hybrid.scene.spec import ObjectSpec
 
-    dx = SIDE / cells
-    across = round(3.5 * SIDE / dx)
-    width = across * dx
-    depth = 1.6 * SIDE
-    tall = round((depth + 1.2 * SIDE) / dx)
-    spec = LiquidSpec.model_validate(dict(
-        domain=dict(min=[0, 0, 0], max=[width, width, tall * dx]), resolution=max(across, tall), sound_speed=10.0,
-        particles_per_cell=8, fill=[dict(min=[0, 0, 0], max=[width, width, depth])], max_substeps=100000))
+    spec, width, depth = tank(cells)
     colliders = None
     if body:
         shape = {"type": "box", "size": [SIDE] * 3}

@@ -60,11 +60,9 @@ def archimedes_draft(kind: str, rho: float) -> float:
     return lo
 
 
-def run(kind: str, cells: int, rho: float, offset: float) -> dict:
-    from hybrid.fields.colliders import Colliders, collider_shape
-    from hybrid.fields.mpm import LiquidSolver
+def tank(cells: int):
+    """(spec, tank width m, water depth m) of the tank for a body `cells` cells across."""
     from hybrid.scene.fields_spec import LiquidSpec
-    from hybrid.scene.spec import ObjectSpec
 
     dx = SIDE / cells
     across = round(3.5 * SIDE / dx)
@@ -74,6 +72,16 @@ def run(kind: str, cells: int, rho: float, offset: float) -> dict:
     spec = LiquidSpec.model_validate(dict(
         domain=dict(min=[0, 0, 0], max=[width, width, tall * dx]), resolution=max(across, tall), sound_speed=10.0,
         particles_per_cell=8, fill=[dict(min=[0, 0, 0], max=[width, width, depth])], max_substeps=100000))
+    return spec, width, depth
+
+
+def run(kind: str, cells: int, rho: float, offset: float) -> dict:
+    from hybrid.fields.colliders import Colliders, collider_shape
+    from hybrid.fields.mpm import LiquidSolver
+    from hybrid.scene.spec import ObjectSpec
+
+    dx = SIDE / cells
+    spec, width, depth = tank(cells)
     shape = {"type": "box", "size": [SIDE] * 3} if kind == "box" else {"type": "sphere", "radius": SIDE / 2}
     colliders = Colliders([collider_shape(ObjectSpec.model_validate({"name": "body", "shape": shape}))], [True])
     mass = rho * volume(kind)

@@ -1199,7 +1199,7 @@ class LiquidSolver:
             return LiquidReport(0, 0.0, 0.0, self._max_speed)
         if not self._carved:
             self._carve()
-        if self._weighs_gap:
+        if self._weighs_gap and self.colliders.receives_np.any():  # one-way coupling: no body takes the weight
             self._weigh_gap(float(dt))
         remaining = float(dt)
         steps = 0
