@@ -772,28 +772,26 @@ def _missing_liquid_weight(
         body_of[node] = -1
         if b >= 0 and d > -VOID_BAND * dx:
             # The body's share of the node's kernel: midpoint quadrature, each point weighted by the
-            # share of its little cube inside (exact for a face parallel to the cube's).
-            # By blocks of a cell (VOID_SPLIT^3 points each): a block whose centre lies farther from the
-            # surface than VOID_CLEAR cells has every point wholly inside or outside (the SDF is
-            # 1-Lipschitz; a heightfield's is not, so it always takes the points), and adds the weight of
-            # its points at once: the same sum, a third of the SDF evaluations next to a flat face.
+            # share of its little cube inside (exact for a face parallel to the cube's), by blocks of a
+            # cell (VOID_SPLIT^3 points each). A block whose centre lies farther from the surface than
+            # VOID_CLEAR cells has every point wholly inside or outside (the SDF is 1-Lipschitz; a
+            # heightfield's is not, so it always takes the points): it counts its points' weight
+            # without evaluating the SDF at them, a third of the evaluations next to a flat face.
             body = 0.0
             wsum = 0.0
             for bi, bj, bk in ti.ndrange(3, 3, 3):
                 blk = ti.Vector([bi, bj, bk])
                 dc = colliders.sdf(b, xw + (blk - 1.0) * dx)
-                bw = 0.0
-                inner = 0.0
+                straddles = ti.abs(dc) < VOID_CLEAR * dx or colliders.kind[b] == HEIGHTFIELD
+                share = 0.0 if dc >= 0.0 else 1.0  # of a block wholly on one side
                 for i, j, k in ti.ndrange(VOID_SPLIT, VOID_SPLIT, VOID_SPLIT):
                     t = (blk * VOID_SPLIT + ti.Vector([i, j, k]) + 0.5) * h - 1.5
                     w = _bspline(t[0]) * _bspline(t[1]) * _bspline(t[2])
-                    bw += w
-                    if ti.abs(dc) < VOID_CLEAR * dx or colliders.kind[b] == HEIGHTFIELD:
-                        inner += w * ti.min(ti.max(0.5 - colliders.sdf(b, xw + t * dx) / (h * dx), 0.0), 1.0)
-                if ti.abs(dc) >= VOID_CLEAR * dx and colliders.kind[b] != HEIGHTFIELD:
-                    inner = bw if dc < 0.0 else 0.0
-                body += inner
-                wsum += bw
+                    inside = share
+                    if straddles:
+                        inside = ti.min(ti.max(0.5 - colliders.sdf(b, xw + t * dx) / (h * dx), 0.0), 1.0)
+                    body += w * inside
+                    wsum += w
             body /= wsum
             # A level direction out of the body: the normal's level part, else away from the body's origin.
             nrm = colliders.normal(b, xw)
