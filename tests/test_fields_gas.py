@@ -292,15 +292,20 @@ def test_air_sealed_under_a_body_does_not_push_it(solvers):
     assert np.abs(div).max() * gas.dx < 1e-4
 
 
-def _swirl(gas, n, seed):
-    """Face velocities of four smooth random waves (up to 1 m/s each), made divergence-free by a projection."""
+def _waves(face_shapes, n, seed):
+    """Face velocities (u, v, w) of four smooth random waves, up to 1 m/s each, on a grid of n cells a side."""
     rng = np.random.default_rng(seed)
     waves = [(rng.integers(1, 3, 3), rng.uniform(0, 6), rng.uniform(0.3, 1.0)) for _ in range(4)]
     vel = []
-    for a, shape in enumerate(gas.face_shapes):
+    for a, shape in enumerate(face_shapes):
         X = np.meshgrid(*[(np.arange(shape[b]) + (0.0 if b == a else 0.5)) / n for b in range(3)], indexing="ij")
         vel.append(sum(amp * np.sin(2 * np.pi * sum(k[b] * X[b] for b in range(3)) + ph) for k, ph, amp in waves).astype(np.float32))
-    gas.set_face_velocity(*vel)
+    return vel
+
+
+def _swirl(gas, n, seed):
+    """The face velocities of ``_waves``, made divergence-free by a projection."""
+    gas.set_face_velocity(*_waves(gas.face_shapes, n, seed))
     gas.project()
 
 
@@ -388,12 +393,7 @@ def test_still_air_never_spins_up_in_the_numpy_step():
     for eps in (0.0, 0.4, 2.0):
         gas = NumpyGas(_spec(resolution=n, vorticity=eps, buoyancy=dict(thermal=0.0, smoke_weight=0.0),
                              boundaries=dict(z_max="open")))
-        rng = np.random.default_rng(0)
-        waves = [(rng.integers(1, 3, 3), rng.uniform(0, 6), rng.uniform(0.3, 1.0)) for _ in range(4)]
-        for a, shape in enumerate(gas.face_shapes):  # as _swirl
-            X = np.meshgrid(*[(np.arange(shape[b]) + (0.0 if b == a else 0.5)) / n for b in range(3)], indexing="ij")
-            gas.vel[a] = sum(amp * np.sin(2 * np.pi * sum(k[b] * X[b] for b in range(3)) + ph)
-                             for k, ph, amp in waves).astype(np.float32)
+        gas.vel = _waves(gas.face_shapes, n, seed=0)  # as _swirl
         gas.project()
         e = [gas._energy()]
         for i in range(24):
