@@ -12,7 +12,7 @@ backend.ensure("cpu", True)
 
 from hybrid.fields.colliders import Colliders, collider_shape  # noqa: E402
 from hybrid.fields.errors import FieldError  # noqa: E402
-from hybrid.fields.mpm import LiquidSolver, count_particles, estimate_bytes  # noqa: E402
+from hybrid.fields.mpm import LiquidSolver, count_particles, estimate_bytes, seed_particles  # noqa: E402
 from hybrid.scene.fields_spec import LiquidSpec  # noqa: E402
 from hybrid.scene.spec import ObjectSpec  # noqa: E402
 
@@ -57,14 +57,23 @@ def test_seeding_count_and_mass_match_the_fill():
         # Mass = count x density x cell^3 / ppc = density x fill volume (the fill is cell-aligned).
         mass = frame.count * spec.density * frame.particle_volume
         assert mass == pytest.approx(1000.0 * 0.5 * 0.5 * 0.5, rel=1e-12)
-        # Exactly particles_per_cell particles in every fill cell, none outside it.
-        cells = np.floor(frame.position / dx).astype(int)
+        # Seeded: exactly particles_per_cell particles in every fill cell, none outside it.
+        seeded = seed_particles(spec, 3, (0.0, 0.0, -G))[0]
+        cells = np.floor(seeded / dx).astype(int)
         _, counts = np.unique(cells, axis=0, return_counts=True)
         assert len(counts) == 512 and np.all(counts == 8)
-        assert np.all(frame.position.min(axis=0) >= np.array([0.25, 0.25, 0.0]) - 1e-6)
-        assert np.all(frame.position.max(axis=0) <= np.array([0.75, 0.75, 0.5]) + 1e-6)
-        # Rest volume: sum of V0 x J, J < 1 only by the hydrostatic start (|dJ| <= g H / c^2).
-        assert solver.volume() == pytest.approx(0.125, rel=G * 0.5 / 20.0**2)
+        assert np.all(seeded.min(axis=0) >= np.array([0.25, 0.25, 0.0]) - 1e-12)
+        assert np.all(seeded.max(axis=0) <= np.array([0.75, 0.75, 0.5]) + 1e-12)
+        # Started hydrostatic, J = 1 - g d / c^2 at depth d, and each particle lowered by the
+        # compression of the water under it: the integral of g s / c^2 from d to the column's
+        # height H = 0.5, a (H^2 - d^2) / 2. Sideways nothing moves. Float32 positions: 1e-6 m.
+        a = G / 20.0**2
+        d = 0.5 - seeded[:, 2]
+        np.testing.assert_allclose(frame.position[:, :2], seeded[:, :2], atol=1e-6)
+        np.testing.assert_allclose(frame.position[:, 2], seeded[:, 2] - a * (0.25 - d * d) / 2, atol=1e-6)
+        # Volume: sum of V0 x J, the column's height H - a H^2 / 2 over its 0.5 x 0.5 base, as
+        # the particles now stand (J's midpoint sums over the jittered depths: 1e-4 relative).
+        assert solver.volume() == pytest.approx(0.25 * (0.5 - a * 0.25 / 2), rel=1e-4)
     finally:
         solver.close()
 
@@ -161,6 +170,17 @@ def test_submerged_box_feels_archimedes():
                  particles_per_cell=4, fill=[dict(min=[0, 0, 0], max=[0.4, 0.4, 0.4])])
     solver = LiquidSolver(spec, c)
     try:
+        start = solver.positions()
+        inside = np.all(np.abs(start - 0.2) < 0.1, axis=1).sum()
+        # 8^3 cells x 4 particles, plus those the hydrostatic start lowered into the box across
+        # its top face (by a (H^2 - d^2) / 2 at depth d, a = g / c^2, H = 0.4: 7.4 mm) less
+        # those it lowered out across its bottom (3.4 mm), at 4 particles per 25 mm cell.
+        # The particles lie at random in their cells: 40 is 4 standard deviations of the
+        # count in those two slabs (about 110 particles).
+        a = G / 10.0**2
+        lowered = [a * (0.4**2 - d**2) / 2 for d in (0.1, 0.3)]
+        expected = 8**3 * 4 + (lowered[0] - lowered[1]) * 0.2**2 * 4 / 0.025**3
+        assert abs(inside - expected) <= 40, (inside, expected)
         dt = 0.01
         forces = []
         for i in range(50):
@@ -168,10 +188,13 @@ def test_submerged_box_feels_archimedes():
             lin, _ = c.take_impulses()
             forces.append(lin[0] / dt)
             solver.frame()
-        # The particles inside the box were removed at the first step: 8^3 cells x 4.
-        assert solver.count == count_particles(spec) - 8**3 * 4
+        # The particles inside the box were removed at the first step.
+        assert solver.count == count_particles(spec) - inside
         mean = np.mean(forces[20:], axis=0)
-        buoyancy = 1000.0 * G * 0.2**3
+        # The weight of the water the box displaces: at sound speed 10 m/s water 0.2 m deep is
+        # compressed to J = 1 - g d / c^2 = 0.980, so that water is denser by 1 / J (the linear
+        # term; the box spans depths 0.1-0.3 m, symmetric about 0.2).
+        buoyancy = 1000.0 * G * 0.2**3 / (1 - G * 0.2 / 10.0**2)
         assert mean[2] == pytest.approx(buoyancy, rel=0.15)
         assert abs(mean[0]) < 0.05 * buoyancy and abs(mean[1]) < 0.05 * buoyancy  # symmetric tank
     finally:
@@ -729,8 +752,14 @@ def test_a_dense_cube_sinks_at_the_drag_law_terminal_speed():
     speed must converge as cells shrink: the liquid's numerical viscosity (about c dx / 80,
     measured on a Taylor-Green vortex) and the coupling band both add drag, and both shrink
     with the cell. Sound speed 10 m/s keeps the flow's Mach number near 0.12; at 20 m/s the
-    doubled viscosity leaves the 8-cell cube 34 % short."""
-    drag_law = math.sqrt(2 * (2000 / 1000 - 1) * 9.81 * 0.16 / 1.05)
+    doubled viscosity leaves the 8-cell cube 34 % short.
+
+    The water's density is where the cube is fastest, near the end (centre 0.25 m over the
+    floor, 0.91 m under the fill's top): weakly compressible water at sound speed 10 m/s is
+    squeezed there to J = 1 - g d / c^2 = 0.911 by the column above, so it is denser by
+    1 / J, 1098 kg/m^3 (1000 at the top), and the cube's excess weight is smaller: 1.57 m/s."""
+    water = 1000.0 / (1 - 9.81 * (1.16 - 0.25) / 10.0**2)
+    drag_law = math.sqrt(2 * (2000 / water - 1) * 9.81 * 0.16 / 1.05)
     coarse, z_coarse = _sinking_cube_speed(6)
     fine, z_fine = _sinking_cube_speed(8)
     assert z_coarse <= 0.25 and z_fine <= 0.25  # each kept sinking down to the floor

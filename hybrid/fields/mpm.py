@@ -175,9 +175,10 @@ def _material_id(spec: LiquidSpec) -> int:
 
 def seed_particles(
     spec: LiquidSpec, seed: int = 0, gravity=(0.0, 0.0, 0.0)
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """World positions (N, 3), velocities (N, 3) (float64), hydrostatic depths (N,) and whether each
-    particle's column stands on the domain's floor (N,) bool, of the initial particles.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """World positions (N, 3), velocities (N, 3) (float64), hydrostatic depths (N,), whether each
+    particle's column stands on the domain's floor (N,) bool, and the depth of its column's
+    bottom (N,), of the initial particles.
 
     ``particles_per_cell`` particles in every fill cell (see ``count_particles``): when
     that is a cube k^3 one per sub-cell of a k x k x k split, jittered within it;
@@ -185,7 +186,9 @@ def seed_particles(
     The depth (m) is how far below the top of its column of filled cells a particle
     lies, along the grid axis closest to minus `gravity` (0 without gravity); its column
     stands on the floor when filled cells run from it down to the domain's lower face
-    (upper face when gravity points up; none without gravity).
+    (upper face when gravity points up; none without gravity). The column's bottom is the
+    lower face of the lowest filled cell of the run the particle is in, its depth measured
+    from the same top (0 without gravity).
     """
     cells, vel, filled = fill_cells(spec)
     _, dx = grid_shape(spec.domain, spec.resolution)
@@ -200,6 +203,7 @@ def seed_particles(
     pos = np.asarray(spec.domain.min, np.float64) + (cells[:, None, :] + local) * dx
     pos = pos.reshape(-1, 3)
     depth = np.zeros(len(pos))
+    bottom = np.zeros(len(pos))
     grounded = np.zeros(len(pos), bool)
     g = np.asarray(gravity, np.float64)
     if np.any(g != 0):
@@ -213,22 +217,59 @@ def seed_particles(
         for i in range(mask.shape[0] - 1, -1, -1):
             above = run[i + 1] if i + 1 < mask.shape[0] else 0
             run[i] = (above + 1) * mask[i]
+        # under[c]: filled cells from c down to the bottom of its contiguous column, c included.
+        under = np.zeros(mask.shape, np.int64)
+        for i in range(mask.shape[0]):
+            below = under[i - 1] if i > 0 else 0
+            under[i] = (below + 1) * mask[i]
         # floor[c]: filled cells run from c down to the floor.
         floor = np.logical_and.accumulate(mask, axis=0)
         if not up:
-            run, floor = run[::-1], floor[::-1]
+            run, under, floor = run[::-1], under[::-1], floor[::-1]
         run = np.moveaxis(run, 0, axis)
+        under = np.moveaxis(under, 0, axis)
         floor = np.moveaxis(floor, 0, axis)
         cell_of = np.repeat(cells, ppc, axis=0)
         grounded = floor[tuple(cell_of.T)]
         lo = spec.domain.min[axis]
+        at = tuple(cell_of.T)
+        bottom = (run[at] + under[at] - 1) * dx  # the run's height
         if up:
-            top = lo + (cell_of[:, axis] + run[tuple(cell_of.T)]) * dx
+            top = lo + (cell_of[:, axis] + run[at]) * dx
             depth = top - pos[:, axis]
         else:
-            top = lo + (cell_of[:, axis] + 1 - run[tuple(cell_of.T)]) * dx
+            top = lo + (cell_of[:, axis] + 1 - run[at]) * dx
             depth = pos[:, axis] - top
-    return pos, np.repeat(vel, ppc, axis=0), np.maximum(depth, 0.0), grounded
+    return pos, np.repeat(vel, ppc, axis=0), np.maximum(depth, 0.0), grounded, bottom
+
+
+def hydrostatic_squeeze(
+    pos: np.ndarray, depth: np.ndarray, bottom: np.ndarray, gravity, sound_speed: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(positions, J) of water seeded at rest in hydrostatic equilibrium: p = rho |g| depth = K (1 - J),
+    J = 1 - |g| depth / c^2 (at least 1/2), and each particle moved down its column by how much
+    the water below it is compressed, the integral of 1 - J from its depth to the column's
+    `bottom` (``seed_particles``). Moved so, the particles' spacing is their volume: the
+    liquid fills as much height as its volume says, its pressure vanishes at its top, and the
+    free surface ``LiquidSolver.volume`` gives is where the particles end. Left at their
+    uncompressed places (J < 1 in the rest spacing) the column would stand taller than its
+    volume by about rho |g| H^2 / (2 K) for the same pressure, a tenth of a cell in a tank
+    13 cells deep at sound speed 10 m/s, and a floating body would ride that much high."""
+    g = np.asarray(gravity, np.float64)
+    depth = np.asarray(depth, np.float64)
+    if not np.any(g != 0):
+        return pos, np.ones(len(depth))
+    a = float(np.linalg.norm(g)) / float(sound_speed) ** 2
+    cap = 0.5 / a  # depth below which J stays at 1/2
+
+    def squeezed(d):  # integral of 1 - J over depths 0 to d
+        d = np.asarray(d, np.float64)
+        return np.where(d <= cap, 0.5 * a * d * d, 0.5 * a * cap * cap + 0.5 * (d - cap))
+
+    axis = int(np.argmax(np.abs(g)))
+    out = np.array(pos, np.float64, copy=True)
+    out[:, axis] += np.sign(g[axis]) * (squeezed(np.maximum(bottom, depth)) - squeezed(depth))
+    return out, np.maximum(1.0 - a * depth, 0.5)
 
 
 # ---------------------------------------------------------------- kernels
@@ -1025,7 +1066,9 @@ class LiquidSolver:
         self._x_min = ((PAD - 1) * self.dx,) * 3  # particle clamp (grid frame), one cell outside the domain
         self._x_max = tuple((n + PAD + 1) * self.dx for n in self.shape)
 
-        pos, vel, depth, grounded = seed_particles(spec, seed, self.gravity)
+        pos, vel, depth, grounded, bottom = seed_particles(spec, seed, self.gravity)
+        if self.mat == WATER:
+            pos, self._j0 = hydrostatic_squeeze(pos, depth, bottom, self.gravity, float(spec.sound_speed))
         self.capacity = self.n = len(pos)
         backend.acquire()
         self._closed = False
@@ -1084,10 +1127,8 @@ class LiquidSolver:
         self.v.from_numpy(vel.astype(np.float32))
         self.C.fill(0.0)
         if water:
-            # Start in hydrostatic equilibrium: p = rho |g| depth = K (1 - J).
-            g = math.sqrt(sum(c * c for c in self.gravity))
-            j0 = 1.0 - g * depth / float(self.spec.sound_speed) ** 2
-            self.J.from_numpy(np.clip(j0, 0.5, 1.0).astype(np.float32))
+            # Start in hydrostatic equilibrium (``hydrostatic_squeeze``).
+            self.J.from_numpy(self._j0.astype(np.float32))
         else:
             # Standing on the floor, start at rest under its own weight, squeezed along gravity
             # only (as if set in its container): without it a block starts stress-free, sags under
