@@ -54,7 +54,10 @@ velocities are convex combinations of node velocities, so it bounds them). More 
 per video frame) is a ``FieldError``; so are non-finite velocities.
 
 Water starts in hydrostatic equilibrium: each particle's ``J = 1 - |g| depth / c^2``
-(depth below the top of its column of filled cells), so a still tank stays still. The
+(depth below the top of its column of filled cells), so a still tank stays still, and
+each particle lowered by the compression of the water under it (``hydrostatic_squeeze``),
+so the water's volume, its particles and its pressure agree: a filled box's water stands
+``|g| H^2 / (2 c^2)`` below the box's top (3.1 mm for 0.5 m at 20 m/s). The
 solids standing on the floor start in the same way under their own weight, squeezed along
 gravity only (their ``F``: ``materials.geostatic_stretch``), so a block of sand or jelly
 in a box stays still and a column released from its container starts from the stress the
