@@ -1070,13 +1070,11 @@ class LiquidSolver:
         self._x_max = tuple((n + PAD + 1) * self.dx for n in self.shape)
 
         pos, vel, depth, grounded, bottom = seed_particles(spec, seed, self.gravity)
-        if self.mat == WATER:
-            pos, self._j0 = hydrostatic_squeeze(pos, depth, bottom, self.gravity, float(spec.sound_speed))
         self.capacity = self.n = len(pos)
         backend.acquire()
         self._closed = False
         try:
-            self._allocate(pos, vel, depth, grounded)
+            self._allocate(pos, vel, depth, grounded, bottom)
         except BaseException:
             self.close()
             raise
@@ -1089,7 +1087,9 @@ class LiquidSolver:
         # of what is missing next to a body is carried where that sums to more than nothing.
         self.missing_volume = 0.0
 
-    def _allocate(self, pos: np.ndarray, vel: np.ndarray, depth: np.ndarray, grounded: np.ndarray) -> None:
+    def _allocate(
+        self, pos: np.ndarray, vel: np.ndarray, depth: np.ndarray, grounded: np.ndarray, bottom: np.ndarray
+    ) -> None:
         n = self.capacity
         water = self.mat == WATER
         self.x = ti.ndarray(ti.math.vec3, n)
@@ -1126,13 +1126,14 @@ class LiquidSolver:
         sizes = [n, n, n, n if water else 1, 1 if water else n, n if self.mat in (SAND, SNOW) else 1]
         types = [ti.math.vec3, ti.math.vec3, ti.math.mat3, ti.f32, ti.math.mat3, ti.f32]
         self._spare = tuple(ti.ndarray(t, k if self._blocks else 1) for t, k in zip(types, sizes))
+        if water:
+            # Start in hydrostatic equilibrium, each particle where its J puts it.
+            pos, j0 = hydrostatic_squeeze(pos, depth, bottom, self.gravity, float(self.spec.sound_speed))
+            self.J.from_numpy(j0.astype(np.float32))
         self.x.from_numpy((pos - self.grid_lo).astype(np.float32))
         self.v.from_numpy(vel.astype(np.float32))
         self.C.fill(0.0)
-        if water:
-            # Start in hydrostatic equilibrium (``hydrostatic_squeeze``).
-            self.J.from_numpy(self._j0.astype(np.float32))
-        else:
+        if not water:
             # Standing on the floor, start at rest under its own weight, squeezed along gravity
             # only (as if set in its container): without it a block starts stress-free, sags under
             # its weight and rings. In the air (falling: no weight to carry) stress-free.
